@@ -1,0 +1,65 @@
+"""Appointment and queue management: create_app is the only place the app is assembled."""
+import os
+from pathlib import Path
+
+from flask import Flask, request
+from flask_babel import get_locale
+
+from queue_app import config as settings
+from queue_app.database import configure_engine, engine_options
+from queue_app.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+
+
+def _template_folder() -> str:
+    # Source checkout (and editable install): the top-level templates/ folder.
+    # Built wheel: the same folder, packaged as queue_app/templates (pyproject force-include).
+    top_level = PACKAGE_DIR.parent / "templates"
+    return str(top_level if top_level.is_dir() else PACKAGE_DIR / "templates")
+
+
+def select_locale() -> str:
+    languages = ["en", "zh_Hant", "zh_Hans"]
+    wanted = request.args.get("lang")
+    if wanted in languages:
+        return wanted
+    for tag, _quality in request.accept_languages:
+        tag = tag.replace("_", "-").lower()
+        if tag.startswith("zh"):
+            # Werkzeug's matcher gets Chinese wrong (FIELD-NOTES): map regions by hand.
+            return "zh_Hant" if any(r in tag for r in ("-tw", "-hk", "-mo", "-hant")) else "zh_Hans"
+        if tag.startswith("en"):
+            return "en"
+    return "en"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True, template_folder=_template_folder())
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(settings.from_environment(app.instance_path))
+    if config:
+        app.config.update(config)
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.globals["get_locale"] = get_locale
+    limiter.init_app(app)
+
+    from queue_app.web import api, pages
+
+    api.init_app(app)
+    pages.init_app(app)
+    from queue_app import cli
+
+    cli.init_app(app)
+    return app

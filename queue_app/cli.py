@@ -1,0 +1,173 @@
+"""The `queue-app` command (also `flask --app queue_app ...`)."""
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
+from flask_migrate import upgrade
+from sqlalchemy import select
+from werkzeug.serving import run_simple
+
+from queue_app.domain import catalogue, queueing
+from queue_app.domain.errors import DomainError
+from queue_app.extensions import db
+from queue_app.models import Branch
+
+DEMO_PASSWORD = "demo-password"
+DEMO_BRANCH = "demo"
+
+
+def _fail(error: DomainError):
+    raise click.ClickException(error.message)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db():
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from queue_app import MIGRATIONS_DIR
+
+    upgrade(directory=str(MIGRATIONS_DIR))
+    click.echo("Database is at the latest schema.")
+
+
+def seed_demo_data() -> str | None:
+    """Demo branch, services, counters, staff and a kiosk; returns the kiosk token, or None if seeded before."""
+    session = db.session
+    if session.scalar(select(Branch.id).where(Branch.slug == DEMO_BRANCH)) is not None:
+        return None
+    weekday = [["09:00", "12:30"], ["13:30", "17:00"]]
+    catalogue.create_branch(
+        session, DEMO_BRANCH, "Demo Branch", "Asia/Taipei", country="TW",
+        opening_hours={d: weekday for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": [["09:00", "12:00"]]},
+    )
+    catalogue.create_service(session, DEMO_BRANCH, "A", "Accounts and deposits", expected_minutes=6,
+                             checklist="Photo ID\nAccount number or bank book")
+    catalogue.create_service(session, DEMO_BRANCH, "B", "Loans and mortgages", expected_minutes=20,
+                             checklist="Photo ID\nProof of income (last 3 months)\nProof of address")
+    catalogue.create_service(session, DEMO_BRANCH, "C", "Cards and enquiries", expected_minutes=5,
+                             checklist="Photo ID\nThe card, if replacing one")
+    for name, services in (("Counter 1", ["A", "C"]), ("Counter 2", ["A", "B"]), ("Counter 3", ["B", "C"])):
+        catalogue.create_counter(session, DEMO_BRANCH, name, services, state="open")
+    catalogue.create_staff(session, "admin@demo.test", DEMO_PASSWORD, "admin", [DEMO_BRANCH], name="Ada Admin")
+    catalogue.create_staff(session, "manager@demo.test", DEMO_PASSWORD, "manager", [DEMO_BRANCH], name="Max Manager")
+    for n in (1, 2, 3):
+        catalogue.create_staff(session, f"staff{n}@demo.test", DEMO_PASSWORD, "staff", [DEMO_BRANCH], name=f"Staff {n}")
+    _device, token = catalogue.create_kiosk_device(session, DEMO_BRANCH, "Lobby kiosk 1")
+    return token
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo():
+    """Demo data: branch `demo`, three services and counters, staff logins, a kiosk token."""
+    token = seed_demo_data()
+    if token is None:
+        click.echo(f"Branch '{DEMO_BRANCH}' exists already; nothing seeded. New kiosk token: queue-app kiosk-token {DEMO_BRANCH} --name NAME")
+        return
+    click.echo(f"Seeded branch '{DEMO_BRANCH}' (Asia/Taipei) with services A, B, C and Counters 1-3 (open).")
+    click.echo(f"Staff logins (password '{DEMO_PASSWORD}'): admin@demo.test, manager@demo.test, staff1@demo.test, staff2@demo.test, staff3@demo.test")
+    click.echo(f"Kiosk device token: {token}")
+
+
+@click.command("create-staff")
+@with_appcontext
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "manager", "staff"]), default="staff", show_default=True)
+@click.option("--branch", "branches", multiple=True, help="Branch slug; repeat for several.")
+@click.option("--name", default="")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="At least 10 characters; asked for when not given.")
+def create_staff(email, role, branches, name, password):
+    """Create a staff account."""
+    try:
+        staff = catalogue.create_staff(db.session, email, password, role, list(branches), name=name)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Created {staff.role} {staff.email} (id {staff.id}).")
+
+
+@click.command("kiosk-token")
+@with_appcontext
+@click.argument("slug")
+@click.option("--name", required=True, help="Where the kiosk stands, e.g. 'Lobby left'.")
+def kiosk_token(slug, name):
+    """Register a kiosk device; prints its token as the last line (shown only once)."""
+    try:
+        device, token = catalogue.create_kiosk_device(db.session, slug, name)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Kiosk '{device.name}' registered for branch '{slug}'. Its token (shown only once):")
+    click.echo(token)
+
+
+@click.command("close-day")
+@with_appcontext
+@click.argument("slug")
+def close_day(slug):
+    """Cancel tickets left open from earlier days (also run nightly)."""
+    try:
+        count = queueing.close_day(db.session, slug)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Closed {count} ticket(s) from earlier days.")
+
+
+@click.command("run")
+@with_appcontext
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, type=int, show_default=True)
+def run(host, port):
+    """Serve the app (threaded). In production use gunicorn (see README)."""
+    click.echo(f"Serving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
+    _serve(host, port)
+
+
+def _serve(host: str, port: int) -> None:
+    # Flask's app.run() refuses to run inside a CLI command; call the server it wraps directly.
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+
+
+@click.command("demo")
+@with_appcontext
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, type=int, show_default=True)
+@click.option("--no-traffic", is_flag=True, help="Do not simulate arrivals and counters.")
+def demo(host, port, no_traffic):
+    """Create and seed the database, start simulated lobby traffic, and serve."""
+    from queue_app import MIGRATIONS_DIR
+    from queue_app.demo_traffic import start_demo_traffic
+
+    upgrade(directory=str(MIGRATIONS_DIR))
+    token = seed_demo_data()
+    base = f"http://{host}:{port}"
+    click.echo(f"Demo at {base}/  -  staff sign-in {base}/login  -  API docs {base}/api/v1/docs")
+    click.echo(f"Logins (password '{DEMO_PASSWORD}'): admin@demo.test, manager@demo.test, staff1@demo.test")
+    if token:
+        click.echo(f"Kiosk device token: {token}")
+    if not no_traffic:
+        start_demo_traffic(current_app._get_current_object(), DEMO_BRANCH)
+        click.echo("Simulated walk-ins and counters are running (stop with Ctrl+C).")
+    _serve(host, port)
+
+
+COMMANDS = (init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo)
+
+
+def init_app(app) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _create_app():
+    from queue_app import create_app
+
+    return create_app()
+
+
+class QueueAppGroup(FlaskGroup):
+    def __init__(self, **kwargs):
+        super().__init__(create_app=_create_app, add_default_commands=False, add_version_option=False, **kwargs)
+        self.add_command(shell_command)
+        self.add_command(routes_command)
+
+
+main = QueueAppGroup(help="Appointment and queue management: queue-app COMMAND --help for each.")

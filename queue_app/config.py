@@ -1,0 +1,62 @@
+"""Settings read from QUEUE_APP_* environment variables; the defaults run the demo."""
+import os
+import secrets
+from datetime import timedelta
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environment(instance_path: str) -> dict:
+    env = os.environ.get
+    database_url = env("QUEUE_APP_DATABASE_URL") or (
+        "sqlite:///" + os.path.join(instance_path, "queue_app.sqlite")
+    )
+    secret_key = env("QUEUE_APP_SECRET_KEY")
+    return {
+        "SECRET_KEY": secret_key or secrets.token_hex(32),
+        "SECRET_KEY_IS_EPHEMERAL": not secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "QUEUE_APP_MESSAGE_QUEUE": env("QUEUE_APP_MESSAGE_QUEUE") or None,
+        "QUEUE_APP_SMTP_URL": env("QUEUE_APP_SMTP_URL") or None,
+        "QUEUE_APP_RUN_SCHEDULER": _bool(env("QUEUE_APP_RUN_SCHEDULER"), True),
+        "QUEUE_APP_BASE_URL": (env("QUEUE_APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        # Staff API bearer tokens expire after a working day.
+        "API_TOKEN_MAX_AGE": int(env("QUEUE_APP_API_TOKEN_MAX_AGE") or 12 * 3600),
+        # Public endpoints (anonymous ticket issue, login) are rate limited per client address.
+        "RATELIMIT_ENABLED": _bool(env("QUEUE_APP_RATELIMIT_ENABLED"), True),
+        "RATELIMIT_STORAGE_URI": env("QUEUE_APP_RATELIMIT_STORAGE_URI") or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "PUBLIC_TICKET_RATE_LIMIT": env("QUEUE_APP_PUBLIC_TICKET_RATE_LIMIT") or "10 per minute",
+        "LOGIN_RATE_LIMIT": env("QUEUE_APP_LOGIN_RATE_LIMIT") or "20 per minute",
+        "MAX_CONTENT_LENGTH": 256 * 1024,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Babel: the languages that ship.
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "LANGUAGES": ["en", "zh_Hant", "zh_Hans"],
+        # OpenAPI document and docs page (flask-smorest).
+        "API_TITLE": "Queue app API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_REDOC_PATH": "docs",
+        "OPENAPI_REDOC_URL": "/static/vendor/redoc.standalone.js",
+        "API_SPEC_OPTIONS": {
+            "components": {
+                "securitySchemes": {
+                    "bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "Staff token from POST /api/v1/auth/token, or a kiosk device token.",
+                    }
+                }
+            }
+        },
+    }

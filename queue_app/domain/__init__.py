@@ -1,0 +1,1 @@
+"""Domain logic: plain functions over a SQLAlchemy session, no Flask requests inside."""

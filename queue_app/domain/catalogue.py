@@ -1,0 +1,259 @@
+"""Branches, services, counters, staff and kiosk devices: creation and edits with validation."""
+import re
+from datetime import date, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from queue_app.domain.errors import Conflict, Invalid, NotFound
+from queue_app.domain.transaction import write_transaction
+from queue_app.models import (
+    COUNTER_STATES, ROLES, WEEKDAYS, Branch, Counter, CounterService, KioskDevice, Service, Staff,
+)
+from queue_app.security import hash_password, new_token, token_hash
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CODE_RE = re.compile(r"^[A-Z]{1,2}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 10
+
+
+def _invalid(field: str, message: str) -> Invalid:
+    return Invalid("invalid_field", f"{field}: {message}", {field: [message]})
+
+
+def check_timezone(name: str) -> str:
+    try:
+        if not name or name not in available_timezones():
+            raise ZoneInfoNotFoundError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _invalid("timezone", f"'{name}' is not an IANA time zone (e.g. Asia/Taipei).") from None
+    return name
+
+
+def check_opening_hours(hours: dict) -> dict:
+    """{"mon": [["08:30", "12:00"], ...]}: wall-clock intervals, ordered, not overlapping."""
+    if not isinstance(hours, dict):
+        raise _invalid("opening_hours", "must be an object keyed by weekday (mon..sun).")
+    clean = {}
+    for day, intervals in hours.items():
+        if day not in WEEKDAYS:
+            raise _invalid("opening_hours", f"unknown weekday '{day}'; use {', '.join(WEEKDAYS)}.")
+        if not isinstance(intervals, list):
+            raise _invalid("opening_hours", f"{day} must be a list of [open, close] pairs.")
+        last_close = None
+        parsed = []
+        for pair in intervals:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+                raise _invalid("opening_hours", f"{day}: each interval is [\"HH:MM\", \"HH:MM\"].")
+            try:
+                opens = time.fromisoformat(pair[0])
+                closes = time.max if pair[1] == "24:00" else time.fromisoformat(pair[1])
+            except ValueError:
+                raise _invalid("opening_hours", f"{day}: '{pair[0]}'-'{pair[1]}' is not HH:MM.") from None
+            if closes <= opens:
+                raise _invalid("opening_hours", f"{day}: {pair[0]}-{pair[1]} closes before it opens.")
+            if last_close is not None and opens < last_close:
+                raise _invalid("opening_hours", f"{day}: intervals overlap or are out of order.")
+            last_close = closes
+            parsed.append([pair[0], pair[1]])
+        clean[day] = parsed
+    return clean
+
+
+def check_closed_dates(dates: list) -> list:
+    if not isinstance(dates, list):
+        raise _invalid("closed_dates", "must be a list of YYYY-MM-DD dates.")
+    try:
+        return sorted({date.fromisoformat(d).isoformat() for d in dates})
+    except (TypeError, ValueError):
+        raise _invalid("closed_dates", "must be a list of YYYY-MM-DD dates.") from None
+
+
+def get_branch(session: Session, slug: str) -> Branch:
+    branch = session.scalar(select(Branch).where(Branch.slug == slug))
+    if branch is None:
+        raise NotFound("branch_not_found", f"No branch '{slug}'.")
+    return branch
+
+
+def _apply_branch_fields(branch: Branch, fields: dict) -> None:
+    if "name" in fields:
+        if not str(fields["name"]).strip():
+            raise _invalid("name", "must not be empty.")
+        branch.name = str(fields["name"]).strip()
+    if "timezone" in fields:
+        branch.timezone = check_timezone(fields["timezone"])
+    if "opening_hours" in fields:
+        branch.opening_hours = check_opening_hours(fields["opening_hours"])
+    if "closed_dates" in fields:
+        branch.closed_dates = check_closed_dates(fields["closed_dates"])
+    for key in ("language", "country", "allow_remote_tickets"):
+        if key in fields:
+            setattr(branch, key, fields[key])
+
+
+def create_branch(session: Session, slug: str, name: str, timezone: str, **fields) -> Branch:
+    if not SLUG_RE.match(slug or ""):
+        raise _invalid("slug", "lower-case letters, digits and dashes, up to 63 characters.")
+    with write_transaction(session):
+        if session.scalar(select(Branch.id).where(Branch.slug == slug)):
+            raise Conflict("already_exists", f"Branch '{slug}' already exists.")
+        branch = Branch(slug=slug, name=name, timezone="UTC", opening_hours={}, closed_dates=[])
+        _apply_branch_fields(branch, {"name": name, "timezone": timezone, **fields})
+        session.add(branch)
+    return branch
+
+
+def update_branch(session: Session, slug: str, **fields) -> Branch:
+    with write_transaction(session):
+        branch = get_branch(session, slug)
+        _apply_branch_fields(branch, fields)
+    return branch
+
+
+def _apply_service_fields(service: Service, fields: dict) -> None:
+    if "name" in fields:
+        if not str(fields["name"]).strip():
+            raise _invalid("name", "must not be empty.")
+        service.name = str(fields["name"]).strip()
+    if "expected_minutes" in fields:
+        minutes = fields["expected_minutes"]
+        if not isinstance(minutes, int) or not 1 <= minutes <= 480:
+            raise _invalid("expected_minutes", "a whole number of minutes from 1 to 480.")
+        service.expected_minutes = minutes
+    for key in ("checklist", "walk_in_enabled", "booking_enabled", "active"):
+        if key in fields:
+            setattr(service, key, fields[key])
+
+
+def create_service(session: Session, branch_slug: str, code: str, name: str, **fields) -> Service:
+    code = (code or "").strip().upper()
+    if not CODE_RE.match(code):
+        raise _invalid("code", "one or two letters A-Z (the ticket prefix).")
+    with write_transaction(session):
+        branch = get_branch(session, branch_slug)
+        if session.scalar(select(Service.id).where(Service.branch_id == branch.id, Service.code == code)):
+            raise Conflict("already_exists", f"Service code {code} is taken at '{branch_slug}'.")
+        service = Service(branch_id=branch.id, code=code, name=name, expected_minutes=10, checklist="",
+                          walk_in_enabled=True, booking_enabled=True, active=True)
+        _apply_service_fields(service, {"name": name, **fields})
+        session.add(service)
+    return service
+
+
+def update_service(session: Session, service_id: int, **fields) -> Service:
+    with write_transaction(session):
+        service = session.get(Service, service_id)
+        if service is None:
+            raise NotFound("service_not_found", f"No service {service_id}.")
+        _apply_service_fields(service, fields)
+    return service
+
+
+def _set_counter_services(session: Session, counter: Counter, codes: list[str]) -> None:
+    services = []
+    for code in codes:
+        service = session.scalar(
+            select(Service).where(Service.branch_id == counter.branch_id, Service.code == str(code).upper())
+        )
+        if service is None:
+            raise _invalid("services", f"no service '{code}' at this branch.")
+        if service not in services:
+            services.append(service)
+    counter.service_links = [CounterService(service_id=s.id, position=i) for i, s in enumerate(services)]
+
+
+def create_counter(session: Session, branch_slug: str, name: str, services: list[str], state: str = "closed") -> Counter:
+    if not (name or "").strip():
+        raise _invalid("name", "must not be empty.")
+    if state not in COUNTER_STATES:
+        raise _invalid("state", f"one of {', '.join(COUNTER_STATES)}.")
+    with write_transaction(session):
+        branch = get_branch(session, branch_slug)
+        if session.scalar(select(Counter.id).where(Counter.branch_id == branch.id, Counter.name == name.strip())):
+            raise Conflict("already_exists", f"Counter '{name}' exists at '{branch_slug}'.")
+        counter = Counter(branch_id=branch.id, name=name.strip(), state=state)
+        session.add(counter)
+        session.flush()
+        _set_counter_services(session, counter, services)
+    return counter
+
+
+def update_counter(session: Session, counter_id: int, **fields) -> Counter:
+    with write_transaction(session):
+        counter = session.get(Counter, counter_id)
+        if counter is None:
+            raise NotFound("counter_not_found", f"No counter {counter_id}.")
+        if "state" in fields:
+            if fields["state"] not in COUNTER_STATES:
+                raise _invalid("state", f"one of {', '.join(COUNTER_STATES)}.")
+            counter.state = fields["state"]
+        if "name" in fields:
+            if not str(fields["name"]).strip():
+                raise _invalid("name", "must not be empty.")
+            counter.name = str(fields["name"]).strip()
+        if "services" in fields:
+            _set_counter_services(session, counter, fields["services"])
+    return counter
+
+
+def _check_staff_fields(fields: dict) -> None:
+    if "role" in fields and fields["role"] not in ROLES:
+        raise _invalid("role", f"one of {', '.join(ROLES)}.")
+    if "password" in fields and len(fields["password"] or "") < MIN_PASSWORD:
+        raise _invalid("password", f"at least {MIN_PASSWORD} characters.")
+
+
+def _branches_by_slug(session: Session, slugs: list[str]) -> list[Branch]:
+    return [get_branch(session, slug) for slug in slugs]
+
+
+def create_staff(session: Session, email: str, password: str, role: str, branches: list[str],
+                 name: str = "") -> Staff:
+    email = (email or "").strip().lower()
+    if not EMAIL_RE.match(email):
+        raise _invalid("email", "not an e-mail address.")
+    _check_staff_fields({"role": role, "password": password})
+    with write_transaction(session):
+        if session.scalar(select(Staff.id).where(Staff.email == email)):
+            raise Conflict("already_exists", f"Staff {email} already exists.")
+        staff = Staff(email=email, name=name, role=role, password_hash=hash_password(password),
+                      active=True, token_version=1)
+        staff.branches = _branches_by_slug(session, branches)
+        session.add(staff)
+    return staff
+
+
+def update_staff(session: Session, staff_id: int, **fields) -> Staff:
+    _check_staff_fields(fields)
+    with write_transaction(session):
+        staff = session.get(Staff, staff_id)
+        if staff is None:
+            raise NotFound("staff_not_found", f"No staff {staff_id}.")
+        if "password" in fields:
+            staff.password_hash = hash_password(fields["password"])
+            staff.token_version += 1  # log out everywhere
+        for key in ("role", "name", "active"):
+            if key in fields:
+                setattr(staff, key, fields[key])
+        if "branches" in fields:
+            staff.branches = _branches_by_slug(session, fields["branches"])
+        if fields.get("active") is False:
+            staff.token_version += 1
+    return staff
+
+
+def create_kiosk_device(session: Session, branch_slug: str, name: str) -> tuple[KioskDevice, str]:
+    """Returns the device and its token; the token is shown once and only its hash is kept."""
+    if not (name or "").strip():
+        raise _invalid("name", "must not be empty.")
+    token = new_token()
+    with write_transaction(session):
+        branch = get_branch(session, branch_slug)
+        device = KioskDevice(branch_id=branch.id, name=name.strip(), token_hash=token_hash(token),
+                             active=True, printer_state={})
+        session.add(device)
+    return device, token

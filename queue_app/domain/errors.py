@@ -1,0 +1,29 @@
+"""Errors the domain raises; the web layer maps each kind to an HTTP status."""
+
+
+class DomainError(Exception):
+    """Base: `code` is stable and machine readable, `message` is for people."""
+
+    kind = "invalid"
+
+    def __init__(self, code: str, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
+
+
+class NotFound(DomainError):
+    kind = "not_found"
+
+
+class Conflict(DomainError):
+    """The thing exists but is in the wrong state for this action."""
+
+    kind = "conflict"
+
+
+class Invalid(DomainError):
+    """The values given cannot be accepted."""
+
+    kind = "invalid"

@@ -1,0 +1,94 @@
+"""The append-only ticket event log, and publishing of changes after commit.
+
+Domain functions call `record` inside their transaction. Subscribers (the Socket.IO layer, later
+webhooks) are called once the transaction has committed, from `_publish_after_commit` only, so a
+rolled-back change is never announced.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from queue_app.models import Ticket, TicketEvent
+
+PENDING_KEY = "queue_app_pending_changes"
+
+
+@dataclass(frozen=True)
+class QueueChange:
+    type: str
+    branch_id: int
+    ticket_id: int
+    label: str
+    service_id: int
+    status: str
+    counter_id: int | None
+    at: datetime
+    data: dict = field(default_factory=dict)
+
+
+_subscribers: list[Callable[[list[QueueChange]], None]] = []
+
+
+def subscribe(callback: Callable[[list[QueueChange]], None]) -> None:
+    if callback not in _subscribers:
+        _subscribers.append(callback)
+
+
+def unsubscribe(callback: Callable[[list[QueueChange]], None]) -> None:
+    if callback in _subscribers:
+        _subscribers.remove(callback)
+
+
+def record(
+    session: Session,
+    ticket: Ticket,
+    type_: str,
+    at: datetime,
+    *,
+    counter_id: int | None = None,
+    staff_id: int | None = None,
+    data: dict | None = None,
+) -> TicketEvent:
+    if ticket.id is None:
+        session.flush()
+    row = TicketEvent(
+        ticket_id=ticket.id,
+        branch_id=ticket.branch_id,
+        type=type_,
+        at=at,
+        counter_id=counter_id,
+        staff_id=staff_id,
+        data=data or {},
+    )
+    session.add(row)
+    session.info.setdefault(PENDING_KEY, []).append(
+        QueueChange(
+            type=type_,
+            branch_id=ticket.branch_id,
+            ticket_id=ticket.id,
+            label=ticket.label,
+            service_id=ticket.service_id,
+            status=ticket.status,
+            counter_id=ticket.counter_id,
+            at=at,
+            data=dict(data or {}),
+        )
+    )
+    return row
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    changes = session.info.pop(PENDING_KEY, None)
+    if not changes:
+        return
+    for callback in list(_subscribers):
+        callback(changes)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)

@@ -1,0 +1,308 @@
+"""The walk-in queue: issue, call next, recall, start, finish, no-show, transfer, leave.
+
+Each public function is one write transaction and returns what changed; events are recorded in
+the same transaction and published after commit (events.py).
+
+Queue order. A counter calls, among the services it serves, the waiting ticket of the branch's
+current local day with the smallest sort key, ties broken by ticket id:
+
+    sort_key = effective_at - PRIORITY_CREDITS[priority]
+
+`effective_at` is the issue time for a walk-in and the booked start for an appointment. A credit
+moves a ticket ahead of ordinary tickets issued less than that many minutes before it, never
+further. So no class starves: a ticket issued at t is called before every ticket issued at or after
+t + max(PRIORITY_CREDITS), whatever their class (equal keys go to the older ticket).
+"""
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from queue_app.domain import events, numbering
+from queue_app.domain.catalogue import get_branch
+from queue_app.domain.errors import Conflict, Invalid, NotFound
+from queue_app.domain.transaction import write_transaction
+from queue_app.models import Branch, Counter, CounterService, Service, Ticket, utcnow
+from queue_app.security import new_token, token_hash
+
+PRIORITY_CREDITS: dict[str, timedelta] = {
+    "normal": timedelta(0),
+    "appointment": timedelta(0),  # booked visits are ordered by their start time instead
+    "priority": timedelta(minutes=5),  # customer tier, when a manager enables it
+    "accessibility": timedelta(minutes=10),  # elderly, disabled, pregnant
+}
+MAX_CREDIT = max(PRIORITY_CREDITS.values())
+MAX_RECALLS = 3
+
+
+@dataclass(frozen=True)
+class IssuedTicket:
+    ticket: Ticket
+    token: str  # shown once to the holder (QR link); only its hash is stored
+
+
+def _now(now: datetime | None) -> datetime:
+    moment = now or utcnow()
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime refused")
+    return moment
+
+
+def find_service(session: Session, branch: Branch, service: str | int) -> Service:
+    query = select(Service).where(Service.branch_id == branch.id, Service.active.is_(True))
+    if isinstance(service, int):
+        query = query.where(Service.id == service)
+    else:
+        query = query.where(Service.code == str(service).strip().upper())
+    found = session.scalar(query)
+    if found is None:
+        raise NotFound("service_not_found", f"No service '{service}' at branch '{branch.slug}'.")
+    return found
+
+
+def _ticket_for_update(session: Session, ticket_id: int) -> Ticket:
+    ticket = session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+    if ticket is None:
+        raise NotFound("ticket_not_found", f"No ticket {ticket_id}.")
+    return ticket
+
+
+def _require_status(ticket: Ticket, allowed: tuple[str, ...], action: str) -> None:
+    if ticket.status not in allowed:
+        raise Conflict(
+            "wrong_state",
+            f"Ticket {ticket.label} is {ticket.status}; cannot {action} it "
+            f"(allowed when {' or '.join(allowed)}).",
+        )
+
+
+def issue_ticket(
+    session: Session,
+    branch_slug: str,
+    service: str | int,
+    *,
+    priority: str = "normal",
+    customer_id: int | None = None,
+    kiosk_id: int | None = None,
+    effective_at: datetime | None = None,
+    now: datetime | None = None,
+) -> IssuedTicket:
+    now = _now(now)
+    if priority not in PRIORITY_CREDITS:
+        raise Invalid("bad_priority", f"Unknown priority '{priority}'.",
+                      {"priority": [f"One of: {', '.join(PRIORITY_CREDITS)}."]})
+    with write_transaction(session):
+        branch = get_branch(session, branch_slug)
+        svc = find_service(session, branch, service)
+        if not svc.walk_in_enabled and priority != "appointment":
+            raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
+        day = numbering.local_day(now, branch.zone)
+        number = numbering.next_number(session, branch.id, day, svc.code)
+        token = new_token()
+        effective = effective_at or now
+        ticket = Ticket(
+            branch_id=branch.id,
+            service_id=svc.id,
+            local_date=day,
+            prefix=svc.code,
+            number=number,
+            label=numbering.format_label(svc.code, number),
+            status="waiting",
+            priority=priority,
+            effective_at=effective,
+            sort_key=effective - PRIORITY_CREDITS[priority],
+            issued_at=now,
+            customer_id=customer_id,
+            kiosk_id=kiosk_id,
+            token_hash=token_hash(token),
+        )
+        session.add(ticket)
+        session.flush()
+        events.record(session, ticket, "issued", now, data={"priority": priority})
+    return IssuedTicket(ticket=ticket, token=token)
+
+
+def call_next(
+    session: Session, counter_id: int, *, staff_id: int | None = None, now: datetime | None = None
+) -> Ticket | None:
+    """Atomically claim the next waiting ticket for a counter; None when nobody waits."""
+    now = _now(now)
+    with write_transaction(session):
+        # Lock the counter row so two people at one counter cannot both pass the busy check.
+        counter = session.scalar(select(Counter).where(Counter.id == counter_id).with_for_update())
+        if counter is None:
+            raise NotFound("counter_not_found", f"No counter {counter_id}.")
+        if counter.state != "open":
+            raise Conflict("counter_not_open", f"Counter {counter.name} is {counter.state}; open it first.")
+        current = session.scalar(
+            select(Ticket).where(Ticket.counter_id == counter.id, Ticket.status.in_(("called", "serving")))
+        )
+        if current is not None:
+            raise Conflict(
+                "counter_busy",
+                f"Counter {counter.name} still has {current.label} ({current.status}); "
+                "finish, transfer or mark it no-show first.",
+            )
+        branch = session.get(Branch, counter.branch_id)
+        today = numbering.local_day(now, branch.zone)
+        served = select(CounterService.service_id).where(CounterService.counter_id == counter.id)
+        # One statement claims the ticket: the row lock (PostgreSQL) or the write transaction
+        # taken up front (SQLite) makes it impossible for two counters to get the same one.
+        waiting = aliased(Ticket)  # an alias keeps the subquery from correlating with the UPDATE
+        next_id = (
+            select(waiting.id)
+            .where(
+                waiting.branch_id == counter.branch_id,
+                waiting.status == "waiting",
+                waiting.local_date == today,
+                waiting.service_id.in_(served),
+            )
+            .order_by(waiting.sort_key, waiting.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claimed_id = session.execute(
+            update(Ticket)
+            .where(Ticket.id == next_id, Ticket.status == "waiting")
+            .values(status="called", called_at=now, counter_id=counter.id, staff_id=staff_id)
+            .returning(Ticket.id)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        if claimed_id is None:
+            return None
+        ticket = session.get(Ticket, claimed_id, populate_existing=True)
+        events.record(session, ticket, "called", now, counter_id=counter.id, staff_id=staff_id,
+                      data={"counter": counter.name})
+    return ticket
+
+
+def recall(session: Session, ticket_id: int, *, staff_id: int | None = None, now: datetime | None = None) -> Ticket:
+    now = _now(now)
+    with write_transaction(session):
+        ticket = _ticket_for_update(session, ticket_id)
+        _require_status(ticket, ("called",), "recall")
+        if ticket.recalls >= MAX_RECALLS:
+            raise Conflict("recall_limit", f"{ticket.label} was recalled {ticket.recalls} times; mark it no-show.")
+        ticket.recalls += 1
+        events.record(session, ticket, "recalled", now, counter_id=ticket.counter_id, staff_id=staff_id,
+                      data={"recalls": ticket.recalls})
+    return ticket
+
+
+def start(session: Session, ticket_id: int, *, staff_id: int | None = None, now: datetime | None = None) -> Ticket:
+    now = _now(now)
+    with write_transaction(session):
+        ticket = _ticket_for_update(session, ticket_id)
+        _require_status(ticket, ("called",), "start")
+        ticket.status = "serving"
+        ticket.started_at = now
+        events.record(session, ticket, "started", now, counter_id=ticket.counter_id, staff_id=staff_id)
+    return ticket
+
+
+def finish(session: Session, ticket_id: int, *, staff_id: int | None = None, now: datetime | None = None) -> Ticket:
+    now = _now(now)
+    with write_transaction(session):
+        ticket = _ticket_for_update(session, ticket_id)
+        _require_status(ticket, ("called", "serving"), "finish")
+        ticket.status = "done"
+        ticket.finished_at = now
+        events.record(session, ticket, "finished", now, counter_id=ticket.counter_id, staff_id=staff_id)
+    return ticket
+
+
+def no_show(session: Session, ticket_id: int, *, staff_id: int | None = None, now: datetime | None = None) -> Ticket:
+    now = _now(now)
+    with write_transaction(session):
+        ticket = _ticket_for_update(session, ticket_id)
+        _require_status(ticket, ("called",), "mark no-show")
+        ticket.status = "no_show"
+        ticket.finished_at = now
+        events.record(session, ticket, "no_show", now, counter_id=ticket.counter_id, staff_id=staff_id)
+    return ticket
+
+
+def transfer(
+    session: Session, ticket_id: int, service: str | int, *, staff_id: int | None = None,
+    now: datetime | None = None,
+) -> Ticket:
+    """Send a ticket to another service's queue, keeping its label and its place in time.
+
+    The ticket keeps its effective time, so the customer is not sent to the back of the line.
+    """
+    now = _now(now)
+    with write_transaction(session):
+        ticket = _ticket_for_update(session, ticket_id)
+        _require_status(ticket, ("waiting", "called", "serving"), "transfer")
+        branch = session.get(Branch, ticket.branch_id)
+        target = find_service(session, branch, service)
+        if target.id == ticket.service_id:
+            raise Conflict("same_service", f"{ticket.label} is already in service {target.code}.")
+        previous = {"from_service": ticket.service_id, "from_counter": ticket.counter_id}
+        from_counter = ticket.counter_id
+        ticket.service_id = target.id
+        ticket.status = "waiting"
+        ticket.counter_id = None
+        ticket.called_at = None
+        ticket.started_at = None
+        ticket.recalls = 0
+        events.record(session, ticket, "transferred", now, counter_id=from_counter, staff_id=staff_id,
+                      data={**previous, "to_service": target.id})
+    return ticket
+
+
+def leave(session: Session, ticket_id: int, *, now: datetime | None = None) -> Ticket:
+    """The holder gives up their place (from the phone page)."""
+    now = _now(now)
+    with write_transaction(session):
+        ticket = _ticket_for_update(session, ticket_id)
+        _require_status(ticket, ("waiting", "called"), "leave")
+        ticket.status = "cancelled"
+        ticket.finished_at = now
+        events.record(session, ticket, "left", now, counter_id=ticket.counter_id)
+    return ticket
+
+
+def close_day(session: Session, branch_slug: str, *, now: datetime | None = None) -> int:
+    """Cancel tickets of earlier local days still open (the day-end sweep). Idempotent."""
+    now = _now(now)
+    with write_transaction(session):
+        branch = get_branch(session, branch_slug)
+        today = numbering.local_day(now, branch.zone)
+        stale = session.scalars(
+            select(Ticket).where(
+                Ticket.branch_id == branch.id,
+                Ticket.local_date < today,
+                Ticket.status.in_(("waiting", "called", "serving")),
+            )
+        ).all()
+        for ticket in stale:
+            ticket.status = "cancelled"
+            ticket.finished_at = now
+            events.record(session, ticket, "expired", now)
+    return len(stale)
+
+
+def find_by_token(session: Session, token: str) -> Ticket:
+    ticket = session.scalar(select(Ticket).where(Ticket.token_hash == token_hash(token)))
+    if ticket is None:
+        raise NotFound("ticket_not_found", "No ticket for this link.")
+    return ticket
+
+
+def people_ahead(session: Session, ticket: Ticket) -> int:
+    """Waiting tickets of the same service and day that come before this one."""
+    if ticket.status != "waiting":
+        return 0
+    return session.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.branch_id == ticket.branch_id,
+            Ticket.service_id == ticket.service_id,
+            Ticket.local_date == ticket.local_date,
+            Ticket.status == "waiting",
+            or_(Ticket.sort_key < ticket.sort_key,
+                and_(Ticket.sort_key == ticket.sort_key, Ticket.id < ticket.id)),
+        )
+    )

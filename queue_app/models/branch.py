@@ -1,0 +1,36 @@
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import JSON, Boolean, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from queue_app.models.base import Base
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Branch(Base):
+    __tablename__ = "branch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    # Wall-clock hours per weekday: {"mon": [["08:30", "12:00"], ["13:00", "17:00"]], ...}.
+    opening_hours: Mapped[dict] = mapped_column(JSON, default=dict)
+    # ISO dates (local) the branch is closed.
+    closed_dates: Mapped[list] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    country: Mapped[str] = mapped_column(String(2), default="US")
+    # Whether phones may take a walk-in ticket remotely (rate limited), not only kiosks.
+    allow_remote_tickets: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    services = relationship("Service", back_populates="branch", order_by="Service.code")
+    counters = relationship("Counter", back_populates="branch", order_by="Counter.name")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def is_closed_on(self, day: date) -> bool:
+        return day.isoformat() in (self.closed_dates or [])

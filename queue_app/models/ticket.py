@@ -1,0 +1,74 @@
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from queue_app.models.base import Base, UTCDateTime
+
+TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "cancelled")
+ACTIVE_STATES = ("waiting", "called", "serving")
+
+
+class TicketSequence(Base):
+    """Last number issued per branch, prefix and branch-local day (the upsert row of numbering)."""
+
+    __tablename__ = "ticket_sequence"
+
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"), primary_key=True)
+    local_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(4), primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    __tablename__ = "ticket"
+    __table_args__ = (
+        # Backstop for numbering: a label is unique per branch, prefix and local day.
+        UniqueConstraint("branch_id", "local_date", "prefix", "number"),
+        # call_next scans waiting tickets of some services by sort key.
+        Index("ix_ticket_queue", "branch_id", "status", "service_id", "sort_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("service.id"))
+    local_date: Mapped[date] = mapped_column(Date)
+    prefix: Mapped[str] = mapped_column(String(4))
+    number: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    priority: Mapped[str] = mapped_column(String(32), default="normal")
+    # Effective time: issue time for walk-ins, booked start for appointments.
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Queue order: effective time minus the priority credit (queueing.PRIORITY_CREDITS).
+    sort_key: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    counter_id: Mapped[int | None] = mapped_column(ForeignKey("counter.id"), nullable=True, index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), nullable=True)
+    kiosk_id: Mapped[int | None] = mapped_column(ForeignKey("kiosk_device.id"), nullable=True)
+    # SHA-256 of the holder's tracking token (the QR link); the token is returned once.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    recalls: Mapped[int] = mapped_column(Integer, default=0)
+
+    service = relationship("Service")
+    counter = relationship("Counter")
+    branch = relationship("Branch")
+
+
+class TicketEvent(Base):
+    """Append-only log of every ticket state change; reports, estimates and audit read it."""
+
+    __tablename__ = "ticket_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    counter_id: Mapped[int | None] = mapped_column(ForeignKey("counter.id"), nullable=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -1,0 +1,1 @@
+"""Thin blueprints: parse, authorise, call the domain, render or serialise."""

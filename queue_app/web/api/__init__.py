@@ -1,0 +1,89 @@
+"""REST API under /api/v1 with its OpenAPI document (flask-smorest)."""
+import re
+
+import flask_smorest
+from flask import jsonify, request
+from marshmallow import Schema, fields
+from werkzeug.exceptions import HTTPException
+
+from queue_app.domain.errors import DomainError
+from queue_app.extensions import csrf
+
+API_PREFIX = "/api/v1"
+_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422}
+
+
+class ErrorDetail(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields = fields.Dict(keys=fields.String())
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+def is_api_request() -> bool:
+    return request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/")
+
+
+def error_response(status: int, code: str, message: str, field_errors=None, headers=None):
+    body = {"error": {"code": code, "message": message}}
+    if field_errors:
+        body["error"]["fields"] = field_errors
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _code_for(error: HTTPException) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", (error.name or "error").lower()).strip("_")
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest with this project's error body: {"error": {"code", "message"}}.
+
+    Pages outside /api keep Flask's HTML errors.
+    """
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        if not is_api_request():
+            return error
+        data = getattr(error, "data", None) or {}
+        message = data.get("message") or error.description
+        field_errors = data.get("errors") or data.get("messages")
+        code = data.get("error_code")
+        if code is None:
+            code = "validation_failed" if error.code == 422 else _code_for(error)
+        if error.code == 400 and field_errors and "json" in field_errors and not code.startswith("malformed"):
+            code, message = "malformed_json", "The request body is not valid JSON."
+        return error_response(error.code or 500, code, message, field_errors, data.get("headers"))
+
+
+def handle_domain_error(error: DomainError):
+    status = _STATUS_FOR_KIND.get(error.kind, 400)
+    if is_api_request():
+        return error_response(status, error.code, error.message, error.fields or None)
+    return error.message, status
+
+
+api = Api()
+
+
+def abort(status: int, code: str, message: str, headers: dict | None = None):
+    flask_smorest.abort(status, error_code=code, message=message, headers=headers or {})
+
+
+def init_app(app) -> None:
+    from queue_app.web.api import auth, catalogue, tickets
+
+    api.init_app(app)
+    for blueprint in (auth.blp, catalogue.blp, tickets.blp):
+        api.register_blueprint(blueprint, url_prefix=API_PREFIX)
+        csrf.exempt(blueprint)  # bearer tokens, not cookies: no cross-site request forgery to stop
+    api.spec.options["security"] = []
+    app.register_error_handler(DomainError, handle_domain_error)

@@ -1,0 +1,37 @@
+"""One access check per handler: who is calling, and may they act on this branch."""
+from queue_app.models import Staff
+from queue_app.web.api import abort
+from queue_app.web.auth import Principal, bearer_token, current_principal
+
+_BEARER = {"WWW-Authenticate": "Bearer"}
+
+
+def _refuse_anonymous(principal: Principal) -> None:
+    if principal.error:
+        abort(401, principal.error, "The token is invalid or expired; get a new one.", _BEARER)
+    if bearer_token() is None and principal.staff is None:
+        abort(401, "token_missing", "This needs a staff or kiosk bearer token.", _BEARER)
+
+
+def require_staff(role: str = "staff", branch_id: int | None = None) -> Staff:
+    principal = current_principal()
+    _refuse_anonymous(principal)
+    if principal.staff is None:
+        abort(403, "staff_only", "This needs a staff token, not a device token.")
+    staff = principal.staff
+    if not staff.has_role(role):
+        abort(403, "role_required", f"This needs the {role} role.")
+    if branch_id is not None and not staff.can_access_branch(branch_id):
+        abort(403, "other_branch", "You are not staff of this branch.")
+    return staff
+
+
+def require_staff_or_kiosk(branch_id: int) -> Principal:
+    principal = current_principal()
+    _refuse_anonymous(principal)
+    if principal.kiosk is not None:
+        if principal.kiosk.branch_id != branch_id:
+            abort(403, "other_branch", "This device belongs to another branch.")
+        return principal
+    require_staff(branch_id=branch_id)
+    return principal

@@ -1,0 +1,199 @@
+"""Request and response shapes, which are also the OpenAPI document."""
+from marshmallow import Schema, fields, validate
+
+from queue_app.domain.queueing import PRIORITY_CREDITS
+from queue_app.models import COUNTER_STATES, ROLES
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error (marshmallow's default), so a typo does not pass silently."""
+
+
+class TokenRequest(StrictSchema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class TokenResponse(Schema):
+    token = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+    role = fields.String(required=True)
+    staff_id = fields.Integer(required=True)
+
+
+class BranchSchema(Schema):
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    timezone = fields.String(required=True)
+    language = fields.String()
+    country = fields.String()
+    opening_hours = fields.Dict(keys=fields.String(), values=fields.List(fields.List(fields.String())))
+    closed_dates = fields.List(fields.String())
+    allow_remote_tickets = fields.Boolean()
+
+
+class BranchUpdate(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    timezone = fields.String(validate=validate.Length(min=1, max=64))
+    language = fields.String(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]))
+    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"))
+    opening_hours = fields.Dict(keys=fields.String(), values=fields.Raw())
+    closed_dates = fields.List(fields.String())
+    allow_remote_tickets = fields.Boolean()
+
+
+class BranchCreate(BranchUpdate):
+    slug = fields.String(required=True, validate=validate.Length(min=1, max=63))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    timezone = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class ServiceSchema(Schema):
+    id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    expected_minutes = fields.Integer(required=True)
+    walk_in_enabled = fields.Boolean()
+    booking_enabled = fields.Boolean()
+    checklist = fields.String()
+    active = fields.Boolean()
+
+
+class ServiceUpdate(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    expected_minutes = fields.Integer(validate=validate.Range(min=1, max=480))
+    walk_in_enabled = fields.Boolean()
+    booking_enabled = fields.Boolean()
+    checklist = fields.String(validate=validate.Length(max=5000))
+    active = fields.Boolean()
+
+
+class ServiceCreate(ServiceUpdate):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{1,2}$"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class CounterSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    state = fields.String(required=True)
+    services = fields.List(fields.String(), required=True)
+
+
+class CounterCreate(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    services = fields.List(fields.String(validate=validate.Length(min=1, max=4)), load_default=list)
+    state = fields.String(validate=validate.OneOf(COUNTER_STATES), load_default="closed")
+
+
+class CounterUpdate(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=64))
+    services = fields.List(fields.String(validate=validate.Length(min=1, max=4)))
+    state = fields.String(validate=validate.OneOf(COUNTER_STATES))
+
+
+class StaffSchema(Schema):
+    id = fields.Integer(required=True)
+    email = fields.String(required=True)
+    name = fields.String()
+    role = fields.String(required=True)
+    active = fields.Boolean()
+    branches = fields.List(fields.String())
+
+
+class StaffCreate(StrictSchema):
+    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=10, max=1024))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    branches = fields.List(fields.String(), load_default=list)
+    name = fields.String(validate=validate.Length(max=200), load_default="")
+
+
+class StaffUpdate(StrictSchema):
+    password = fields.String(validate=validate.Length(min=10, max=1024))
+    role = fields.String(validate=validate.OneOf(ROLES))
+    branches = fields.List(fields.String())
+    name = fields.String(validate=validate.Length(max=200))
+    active = fields.Boolean()
+
+
+class EstimateSchema(Schema):
+    minutes = fields.Integer(required=True)
+    low = fields.Integer(required=True)
+    high = fields.Integer(required=True)
+
+
+class TicketRequest(StrictSchema):
+    service = fields.String(required=True, validate=validate.Length(min=1, max=4))
+    phone = fields.String(validate=validate.Length(max=32))
+    email = fields.Email(validate=validate.Length(max=254))
+    priority = fields.String(validate=validate.OneOf(list(PRIORITY_CREDITS)), load_default="normal")
+
+
+class IssuedTicketSchema(Schema):
+    id = fields.Integer(required=True)
+    label = fields.String(required=True)
+    token = fields.String(required=True)
+    status = fields.String(required=True)
+    service = fields.String(required=True)
+    position = fields.Integer(required=True)
+    ahead = fields.Integer(required=True)
+    estimate = fields.Nested(EstimateSchema, required=True)
+    issued_at = fields.String(required=True)
+    track_url = fields.String(required=True)
+
+
+class TrackedTicketSchema(Schema):
+    """What the holder of a tracking link sees: numbers and counters, no personal data."""
+
+    label = fields.String(required=True)
+    status = fields.String(required=True)
+    service = fields.String(required=True)
+    service_name = fields.String(required=True)
+    position = fields.Integer(required=True)
+    ahead = fields.Integer(required=True)
+    estimate = fields.Nested(EstimateSchema, required=True)
+    counter = fields.String(allow_none=True)
+    issued_at = fields.String(required=True)
+
+
+class StaffTicketSchema(Schema):
+    id = fields.Integer(required=True)
+    label = fields.String(required=True)
+    status = fields.String(required=True)
+    priority = fields.String(required=True)
+    service = fields.String(required=True)
+    service_name = fields.String(required=True)
+    checklist = fields.String()
+    counter_id = fields.Integer(allow_none=True)
+    counter = fields.String(allow_none=True)
+    recalls = fields.Integer()
+    issued_at = fields.String(required=True)
+    called_at = fields.String(allow_none=True)
+    started_at = fields.String(allow_none=True)
+    finished_at = fields.String(allow_none=True)
+
+
+class TransferRequest(StrictSchema):
+    service = fields.String(required=True, validate=validate.Length(min=1, max=4))
+
+
+class WaitingSchema(Schema):
+    service = fields.String()
+    name = fields.String()
+    count = fields.Integer()
+
+
+class CounterNowSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    state = fields.String()
+    ticket = fields.Dict(allow_none=True)
+
+
+class QueueSchema(Schema):
+    branch = fields.String()
+    local_date = fields.String()
+    waiting = fields.List(fields.Nested(WaitingSchema))
+    counters = fields.List(fields.Nested(CounterNowSchema))
+

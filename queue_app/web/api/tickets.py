@@ -1,0 +1,148 @@
+"""Tickets: issue (kiosk or public), track and leave (holder), call and act (staff), queue view."""
+from flask import current_app, url_for
+from flask_smorest import Blueprint
+
+from queue_app.domain import catalogue, queueing
+from queue_app.domain.estimates import estimate_wait
+from queue_app.domain.lobby import queue_summary
+from queue_app.extensions import db, limiter
+from queue_app.models import Counter, Ticket
+from queue_app.web.api import abort
+from queue_app.web.api.access import require_staff, require_staff_or_kiosk
+from queue_app.web.api.schemas import (
+    IssuedTicketSchema, QueueSchema, StaffTicketSchema, TicketRequest, TrackedTicketSchema, TransferRequest,
+)
+from queue_app.web.api.serialize import local_iso, staff_ticket_dict
+from queue_app.web.auth import bearer_token, current_principal
+
+blp = Blueprint("api_tickets", __name__, description="Walk-in tickets and counter actions")
+BEARER = [{"bearer": []}]
+
+
+def _public_rate_limit() -> str:
+    return current_app.config["PUBLIC_TICKET_RATE_LIMIT"]
+
+
+def _track_url(token: str) -> str:
+    return current_app.config["QUEUE_APP_BASE_URL"] + url_for("public.track", token=token)
+
+
+def _tracked(ticket: Ticket) -> dict:
+    ahead = queueing.people_ahead(db.session, ticket)
+    return {
+        "label": ticket.label,
+        "status": ticket.status,
+        "service": ticket.service.code,
+        "service_name": ticket.service.name,
+        "position": ahead + 1 if ticket.status == "waiting" else 0,
+        "ahead": ahead,
+        "estimate": estimate_wait(db.session, ticket, ahead).as_dict(),
+        "counter": ticket.counter.name if ticket.counter and ticket.status in ("called", "serving") else None,
+        "issued_at": local_iso(ticket.issued_at, ticket.branch.zone),
+    }
+
+
+@blp.route("/branches/<string:slug>/tickets", methods=["POST"])
+@limiter.limit(_public_rate_limit, exempt_when=lambda: bearer_token() is not None)
+@blp.arguments(TicketRequest)
+@blp.response(201, IssuedTicketSchema)
+@blp.doc(security=BEARER + [{}])
+def issue_ticket(body, slug):
+    """Take a walk-in ticket: a kiosk or staff token, or anonymous where the branch allows remote tickets."""
+    branch = catalogue.get_branch(db.session, slug)
+    kiosk_id = None
+    if bearer_token() is not None or current_principal().staff is not None:
+        kiosk_id = getattr(require_staff_or_kiosk(branch.id).kiosk, "id", None)
+    elif not branch.allow_remote_tickets:
+        abort(401, "token_missing", "Tickets at this branch are issued by its kiosks.", {"WWW-Authenticate": "Bearer"})
+    issued = queueing.issue_ticket(db.session, slug, body["service"], priority=body["priority"], kiosk_id=kiosk_id)
+    ticket = issued.ticket
+    tracked = _tracked(ticket)
+    return {
+        "id": ticket.id, "label": ticket.label, "token": issued.token, "status": ticket.status,
+        "service": tracked["service"], "position": tracked["position"], "ahead": tracked["ahead"],
+        "estimate": tracked["estimate"], "issued_at": tracked["issued_at"], "track_url": _track_url(issued.token),
+    }
+
+
+@blp.route("/tickets/<string:token>", methods=["GET"])
+@blp.response(200, TrackedTicketSchema)
+def track_ticket(token):
+    """A ticket's status, position and estimate, for the holder of its tracking token."""
+    return _tracked(queueing.find_by_token(db.session, token))
+
+
+@blp.route("/tickets/<string:token>", methods=["DELETE"])
+@blp.response(200, TrackedTicketSchema)
+def leave_queue(token):
+    """The holder leaves the queue."""
+    ticket = queueing.find_by_token(db.session, token)
+    return _tracked(queueing.leave(db.session, ticket.id))
+
+
+@blp.route("/counters/<int:counter_id>/call-next", methods=["POST"])
+@blp.response(200, StaffTicketSchema)
+@blp.alt_response(204, description="Nobody is waiting for this counter's services.")
+@blp.doc(security=BEARER)
+def call_next(counter_id):
+    """Call the next waiting ticket to this counter."""
+    counter = db.session.get(Counter, counter_id)
+    if counter is None:
+        abort(404, "counter_not_found", f"No counter {counter_id}.")
+    staff = require_staff(branch_id=counter.branch_id)
+    ticket = queueing.call_next(db.session, counter_id, staff_id=staff.id)
+    if ticket is None:
+        return "", 204
+    return staff_ticket_dict(ticket)
+
+
+def _staff_ticket(ticket_id: int) -> tuple[Ticket, int]:
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        abort(404, "ticket_not_found", f"No ticket {ticket_id}.")
+    staff = require_staff(branch_id=ticket.branch_id)
+    return ticket, staff.id
+
+
+ACTIONS = {
+    "recall": queueing.recall,
+    "start": queueing.start,
+    "finish": queueing.finish,
+    "no-show": queueing.no_show,
+}
+
+
+def _make_action_view(verb, action):
+    def view(ticket_id):
+        ticket, staff_id = _staff_ticket(ticket_id)
+        return staff_ticket_dict(action(db.session, ticket.id, staff_id=staff_id))
+
+    view.__name__ = f"ticket_{verb.replace('-', '_')}"
+    view.__doc__ = f"{verb.capitalize()} a called ticket (staff of its branch)."
+    return view
+
+
+for _verb, _action in ACTIONS.items():
+    blp.route(f"/tickets/<int:ticket_id>/{_verb}", methods=["POST"])(
+        blp.doc(security=BEARER)(blp.response(200, StaffTicketSchema)(_make_action_view(_verb, _action)))
+    )
+
+
+@blp.route("/tickets/<int:ticket_id>/transfer", methods=["POST"])
+@blp.arguments(TransferRequest)
+@blp.response(200, StaffTicketSchema)
+@blp.doc(security=BEARER)
+def transfer(body, ticket_id):
+    """Send a ticket to another service's queue; it keeps its label and place in time."""
+    ticket, staff_id = _staff_ticket(ticket_id)
+    return staff_ticket_dict(queueing.transfer(db.session, ticket.id, body["service"], staff_id=staff_id))
+
+
+@blp.route("/branches/<string:slug>/queue", methods=["GET"])
+@blp.response(200, QueueSchema)
+@blp.doc(security=BEARER)
+def branch_queue(slug):
+    """Waiting per service and now serving per counter (staff, or the branch's kiosk/display devices)."""
+    branch = catalogue.get_branch(db.session, slug)
+    require_staff_or_kiosk(branch.id)
+    return queue_summary(db.session, branch)

@@ -1,0 +1,74 @@
+"""Who is calling: staff (bearer token or login session) or a kiosk device (bearer token)."""
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+from flask_login import current_user
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from queue_app.extensions import csrf, db
+from queue_app.models import KioskDevice, Staff
+from queue_app.security import token_hash
+
+_SALT = "queue-app-api-token"
+
+
+@dataclass
+class Principal:
+    staff: Staff | None = None
+    kiosk: KioskDevice | None = None
+    error: str | None = None  # why a presented token was refused
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+
+
+def issue_api_token(staff: Staff) -> str:
+    return _serializer().dumps({"s": staff.id, "v": staff.token_version})
+
+
+def _staff_from_token(token: str) -> Principal:
+    try:
+        data = _serializer().loads(token, max_age=current_app.config["API_TOKEN_MAX_AGE"])
+    except SignatureExpired:
+        return Principal(error="token_expired")
+    except BadSignature:
+        return Principal(error="token_invalid")
+    staff = db.session.get(Staff, data.get("s")) if isinstance(data, dict) else None
+    if staff is None or not staff.active or staff.token_version != data.get("v"):
+        return Principal(error="token_invalid")
+    return Principal(staff=staff)
+
+
+def _kiosk_from_token(token: str) -> Principal:
+    device = db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == token_hash(token)))
+    if device is None or not device.active:
+        return Principal(error="token_invalid")
+    return Principal(kiosk=device)
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def current_principal() -> Principal:
+    if "principal" in g:
+        return g.principal
+    token = bearer_token()
+    if token is None:
+        staff = current_user if current_user.is_authenticated else None
+        if staff is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            csrf.protect()  # a browser session acting through the API must send X-CSRFToken
+        principal = Principal(staff=staff)
+    elif "." in token:  # signed staff tokens have dots, device tokens never do
+        principal = _staff_from_token(token)
+    else:
+        principal = _kiosk_from_token(token)
+    g.principal = principal
+    return principal
+

@@ -1,0 +1,23 @@
+"""Registers the page blueprints and the staff login manager."""
+from queue_app.extensions import db, login_manager
+from queue_app.models import Staff
+
+
+@login_manager.user_loader
+def load_staff(user_id: str):
+    staff_id, _, version = user_id.partition(":")
+    if not staff_id.isdigit():
+        return None
+    staff = db.session.get(Staff, int(staff_id))
+    if staff is None or not staff.active or str(staff.token_version) != version:
+        return None  # password changed or account disabled: the session ends
+    return staff
+
+
+def init_app(app) -> None:
+    from queue_app.web import manage, public, staff
+
+    login_manager.login_view = "staff.login"
+    app.register_blueprint(public.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(manage.bp)

@@ -1,0 +1,132 @@
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy.orm import Session
+
+from queue_app import create_app
+from queue_app.cli import DEMO_PASSWORD, seed_demo_data
+from queue_app.extensions import db
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key",
+    "RATELIMIT_ENABLED": False,
+    "QUEUE_APP_BASE_URL": "http://kiosk.test",
+}
+
+
+def make_app(db_path, **overrides):
+    return create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}", **overrides})
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory):
+    """One database migrated by Alembic; each test gets its own copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite"
+    app = make_app(path)
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        from queue_app import MIGRATIONS_DIR
+
+        upgrade(directory=str(MIGRATIONS_DIR))
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def db_path(migrated_db, tmp_path):
+    path = tmp_path / "queue.sqlite"
+    shutil.copy(migrated_db, path)
+    return path
+
+
+@pytest.fixture
+def app(db_path):
+    app = make_app(db_path)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def seeded(app):
+    """The demo data (branch `demo`, services A B C, Counters 1-3 open, staff, a kiosk)."""
+    with app.app_context():
+        kiosk_token = seed_demo_data()
+    return {"kiosk_token": kiosk_token, "password": DEMO_PASSWORD}
+
+
+@pytest.fixture
+def session(app, seeded):
+    """A plain SQLAlchemy session on the test database, for calling domain functions directly."""
+    with app.app_context():
+        engine = db.engine
+    with Session(engine) as session:
+        yield session
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class ApiHelper:
+    def __init__(self, client, kiosk_token):
+        self.client = client
+        self.kiosk_token = kiosk_token
+        self._tokens = {}
+
+    def token(self, email):
+        if email not in self._tokens:
+            response = self.client.post("/api/v1/auth/token", json={"email": email, "password": DEMO_PASSWORD})
+            assert response.status_code == 200, response.json
+            self._tokens[email] = response.json["token"]
+        return self._tokens[email]
+
+    def headers(self, email=None):
+        if email is None:
+            return {}
+        if email == "kiosk":
+            return {"Authorization": f"Bearer {self.kiosk_token}"}
+        return {"Authorization": f"Bearer {self.token(email)}"}
+
+    def call(self, method, path, email=None, **kwargs):
+        return self.client.open("/api/v1" + path, method=method, headers=self.headers(email), **kwargs)
+
+    def issue(self, service="A", **body):
+        response = self.call("POST", "/branches/demo/tickets", "kiosk", json={"service": service, **body})
+        assert response.status_code == 201, response.json
+        return response.json
+
+    def counter_id(self, name):
+        response = self.call("GET", "/branches/demo/counters", "staff1@demo.test")
+        return next(c["id"] for c in response.json if c["name"] == name)
+
+
+@pytest.fixture
+def api(client, seeded):
+    return ApiHelper(client, seeded["kiosk_token"])
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def require_binary(name: str) -> str:
+    """Path of a service binary a test needs; skip without it, or fail when CI requires services."""
+    import os
+
+    path = shutil.which(name)
+    if path is None:
+        reason = f"'{name}' is not on PATH (install it, e.g. with apt-get, to run this test)"
+        if os.environ.get("QUEUE_APP_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason + "; QUEUE_APP_REQUIRE_SERVICES=1 forbids skipping")
+        pytest.skip(reason)
+    return path

@@ -1,0 +1,55 @@
+import re
+
+STAFF_EMAIL = "staff1@demo.test"
+
+
+def csrf_token(html: bytes) -> str:
+    return re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', html).group(1).decode()
+
+
+def login(client, email=STAFF_EMAIL, password="demo-password"):
+    page = client.get("/login")
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_token(page.data)})
+
+
+def test_staff_pages_need_login(client, seeded):
+    response = client.get("/staff")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_login_with_csrf_then_console_lists_counters(client, seeded):
+    response = login(client)
+    assert response.status_code == 302 and response.headers["Location"] == "/staff"
+    console = client.get("/staff")
+    assert console.status_code == 200 and b"Counter 1" in console.data
+
+
+def test_login_refuses_wrong_password_and_missing_csrf(client, seeded):
+    wrong = login(client, password="wrong-password")
+    assert wrong.status_code == 400 and b"Wrong e-mail or password." in wrong.data
+    no_csrf = client.post("/login", data={"email": STAFF_EMAIL, "password": "demo-password"})
+    assert no_csrf.status_code == 400
+    assert client.get("/staff").status_code == 302
+
+
+def test_login_ignores_an_offsite_next(client, seeded):
+    page = client.get("/login?next=https://evil.example/")
+    response = client.post("/login?next=https://evil.example/", data={
+        "email": STAFF_EMAIL, "password": "demo-password", "csrf_token": csrf_token(page.data)})
+    assert response.headers["Location"] == "/staff"
+
+
+def test_manage_needs_the_manager_role(client, seeded):
+    login(client)
+    assert client.get("/manage/").status_code == 403
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/staff").data)})
+    login(client, "manager@demo.test")
+    assert client.get("/manage/").status_code == 200
+
+
+def test_ticket_page_shows_numbers_not_personal_data(client, api):
+    ticket = api.issue("A", phone="+886912345678")
+    page = client.get(f"/t/{ticket['token']}")
+    assert page.status_code == 200 and b"A001" in page.data
+    assert b"912345678" not in page.data
+    assert client.get("/t/unknown-token").status_code == 404

@@ -1,0 +1,115 @@
+"""Counters and kiosks racing on one real SQLite file, through the real domain functions."""
+import random
+import threading
+from collections import Counter as Tally
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from queue_app.domain import catalogue, queueing
+from queue_app.models import Ticket, TicketEvent
+
+TOTAL_TICKETS = 2000
+KIOSKS = 2
+
+
+def run_lobby(engine, counter_ids, total=TOTAL_TICKETS):
+    issued_left = [total]
+    lock = threading.Lock()
+    kiosks_done = threading.Event()
+    errors = []
+    start_line = threading.Barrier(len(counter_ids) + KIOSKS)
+
+    def kiosk(seed):
+        rng = random.Random(seed)
+        start_line.wait()
+        with Session(engine) as session:
+            while True:
+                with lock:
+                    if issued_left[0] == 0:
+                        return
+                    issued_left[0] -= 1
+                priority = "accessibility" if rng.random() < 0.1 else "normal"
+                queueing.issue_ticket(session, "demo", rng.choice("AB"), priority=priority)
+
+    def counter(counter_id):
+        start_line.wait()
+        with Session(engine) as session:
+            while True:
+                ticket = queueing.call_next(session, counter_id)
+                if ticket is None:
+                    if kiosks_done.is_set():
+                        # One more look: a ticket may have been committed after our empty answer.
+                        ticket = queueing.call_next(session, counter_id)
+                        if ticket is None:
+                            return
+                    else:
+                        continue
+                queueing.finish(session, ticket.id)
+
+    def guarded(fn, arg):
+        try:
+            fn(arg)
+        except Exception as error:  # surfaced below: a thread must not die silently
+            errors.append(error)
+
+    kiosks = [threading.Thread(target=guarded, args=(kiosk, i)) for i in range(KIOSKS)]
+    counters = [threading.Thread(target=guarded, args=(counter, cid)) for cid in counter_ids]
+    for thread in kiosks + counters:
+        thread.start()
+    for thread in kiosks:
+        thread.join()
+    kiosks_done.set()
+    for thread in counters:
+        thread.join()
+    assert errors == []
+
+
+def make_counters(session, count):
+    ids = []
+    for i in range(count):
+        ids.append(catalogue.create_counter(session, "demo", f"Race {i + 1:02d}", ["A", "B"], state="open").id)
+    for name in ("Counter 1", "Counter 2", "Counter 3"):  # only the racing counters call
+        catalogue.update_counter(session, session.scalar(select(catalogue.Counter.id).where(catalogue.Counter.name == name)), state="closed")
+    return ids
+
+
+def check_log(session, total):
+    tickets = session.scalars(select(Ticket)).all()
+    assert len(tickets) == total
+    labels = Tally((t.local_date, t.label) for t in tickets)
+    assert max(labels.values()) == 1, "a label was issued twice on one day"
+    assert all(t.status == "done" for t in tickets), "a ticket was never called"
+
+    events = session.execute(select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.type).order_by(TicketEvent.id)).all()
+    calls = Tally(ticket_id for _, ticket_id, kind in events if kind == "called")
+    assert set(calls) == {t.id for t in tickets}
+    assert max(calls.values()) == 1, "a ticket was called twice"
+
+    # No ticket skipped: when a ticket is called, no ticket ahead of it in queue order was waiting.
+    # The event log's ids are the commit order (SQLite serialises writers).
+    key = {t.id: (t.sort_key, t.id) for t in tickets}
+    issued_at_event = {tid: eid for eid, tid, kind in events if kind == "issued"}
+    called_at_event = {tid: eid for eid, tid, kind in events if kind == "called"}
+    by_key = sorted(key, key=key.get)
+    skipped = []
+    for tid, call_event in called_at_event.items():
+        for other in by_key:
+            if key[other] >= key[tid]:
+                break
+            if issued_at_event[other] < call_event < called_at_event[other]:
+                skipped.append((other, tid))
+    assert skipped == [], f"{len(skipped)} tickets were passed over while waiting"
+
+
+@pytest.mark.parametrize("counters", [8, 16])
+def test_counters_racing_never_share_or_skip_a_ticket(app, session, counters):
+    counter_ids = make_counters(session, counters)
+    with app.app_context():
+        from queue_app.extensions import db
+
+        engine = db.engine
+    run_lobby(engine, counter_ids)
+    session.expire_all()
+    check_log(session, TOTAL_TICKETS)

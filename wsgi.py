@@ -1,0 +1,4 @@
+"""Entry point for WSGI servers: `gunicorn -w 1 --threads 32 wsgi:app`."""
+from queue_app import create_app
+
+app = create_app()
