@@ -171,3 +171,7 @@ class QueueAppGroup(FlaskGroup):
 
 
 main = QueueAppGroup(help="Appointment and queue management: queue-app COMMAND --help for each.")
+
+
+if __name__ == "__main__":
+    main()
