@@ -34,7 +34,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, workdir: Path, threads: int):
+    def __init__(self, workdir: Path, threads: int, workers: int):
         self.db = workdir / "bench.sqlite"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -45,7 +45,7 @@ class Server:
         seeded = subprocess.run(cli + ["seed-demo"], env=self.env, cwd=ROOT, check=True, capture_output=True, text=True)
         self.kiosk_token = seeded.stdout.strip().splitlines()[-1].split(": ")[1]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", str(threads), "-b", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{self.port}",
              "--log-level", "warning", "wsgi:app"],
             env=self.env, cwd=ROOT,
         )
@@ -84,7 +84,7 @@ def prepare_counters(base: str, token: str, count: int) -> list[int]:
     return ids[:count]
 
 
-def drive(server: Server, clients: int, counters: int, seconds: float) -> dict:
+def drive(server: Server, clients: int, counters: int, seconds: float, workers: int) -> dict:
     token = staff_token(server.base)
     counter_ids = prepare_counters(server.base, token, counters)
     latencies: list[float] = []
@@ -147,15 +147,15 @@ def drive(server: Server, clients: int, counters: int, seconds: float) -> dict:
         "p50_ms": round(statistics.median(ordered) * 1000, 1),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
         "issued": issued, "called": called, "duplicates": duplicates, "double_calls": double_calls,
-        "errors": len(failures),
+        "errors": len(failures), "workers": workers,
     }
 
 
-def run(clients: int, counters: int, seconds: float, threads: int) -> dict:
+def run(clients: int, counters: int, seconds: float, threads: int, workers: int) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
-        server = Server(Path(workdir), threads)
+        server = Server(Path(workdir), threads, workers)
         try:
-            return drive(server, clients, counters, seconds)
+            return drive(server, clients, counters, seconds, workers)
         finally:
             server.stop()
 
@@ -165,13 +165,15 @@ def main():
     parser.add_argument("--clients", type=int, default=20, help="concurrent kiosk clients issuing tickets")
     parser.add_argument("--counters", type=int, default=6, help="concurrent counter clients calling next")
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--threads", type=int, default=32, help="gunicorn worker threads")
+    parser.add_argument("--threads", type=int, default=32, help="gunicorn threads per worker")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="gunicorn worker processes (one per instance in production; see README)")
     args = parser.parse_args()
 
-    baseline = run(1, 1, min(args.seconds, 5), args.threads)
+    baseline = run(1, 1, min(args.seconds, 5), args.threads, 1)
     print(f"baseline (1 client, 1 counter): {baseline['ops_per_s']} ops/s, p50 {baseline['p50_ms']} ms, "
           f"p99 {baseline['p99_ms']} ms")
-    result = run(args.clients, args.counters, args.seconds, args.threads)
+    result = run(args.clients, args.counters, args.seconds, args.threads, args.workers)
     print(f"{result['clients']} clients + {result['counters']} counters for {result['seconds']} s: "
           f"{result['operations']} operations, {result['ops_per_s']} ops/s, p50 {result['p50_ms']} ms, "
           f"p99 {result['p99_ms']} ms")

@@ -9,7 +9,9 @@ from flask_wtf import CSRFProtect
 
 from queue_app.models.base import Base
 
-db = SQLAlchemy(model_class=Base)
+# Objects keep their values after commit: a view serialises what the domain just wrote
+# without reloading every row.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

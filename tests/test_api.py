@@ -234,3 +234,10 @@ def test_openapi_document_and_docs_page(client):
     assert docs.status_code == 200 and b"/static/vendor/redoc.standalone.js" in docs.data
     with client.get("/static/vendor/redoc.standalone.js") as script:  # vendored: no CDN in a lobby
         assert script.status_code == 200
+
+
+def test_the_last_admin_cannot_be_demoted_or_disabled(api):
+    admin_id = next(s["id"] for s in api.call("GET", "/staff", ADMIN).json if s["email"] == ADMIN)
+    demoted = api.call("PATCH", f"/staff/{admin_id}", ADMIN, json={"role": "manager"})
+    assert (demoted.status_code, error_code(demoted)) == (409, "last_admin")
+    assert api.call("PATCH", f"/staff/{admin_id}", ADMIN, json={"active": False}).status_code == 409

@@ -233,6 +233,13 @@ def update_staff(session: Session, staff_id: int, **fields) -> Staff:
         staff = session.get(Staff, staff_id)
         if staff is None:
             raise NotFound("staff_not_found", f"No staff {staff_id}.")
+        loses_admin = staff.role == "admin" and (
+            fields.get("role", "admin") != "admin" or fields.get("active", True) is False
+        )
+        if loses_admin and not session.scalar(
+            select(Staff.id).where(Staff.role == "admin", Staff.active.is_(True), Staff.id != staff.id).limit(1)
+        ):
+            raise Conflict("last_admin", "This is the last active admin; make another admin first.")
         if "password" in fields:
             staff.password_hash = hash_password(fields["password"])
             staff.token_version += 1  # log out everywhere

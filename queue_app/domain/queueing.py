@@ -62,7 +62,7 @@ def find_service(session: Session, branch: Branch, service: str | int) -> Servic
 
 
 def _ticket_for_update(session: Session, ticket_id: int) -> Ticket:
-    ticket = session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+    ticket = session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update(of=Ticket))
     if ticket is None:
         raise NotFound("ticket_not_found", f"No ticket {ticket_id}.")
     return ticket
@@ -130,7 +130,7 @@ def call_next(
     now = _now(now)
     with write_transaction(session):
         # Lock the counter row so two people at one counter cannot both pass the busy check.
-        counter = session.scalar(select(Counter).where(Counter.id == counter_id).with_for_update())
+        counter = session.scalar(select(Counter).where(Counter.id == counter_id).with_for_update(of=Counter))
         if counter is None:
             raise NotFound("counter_not_found", f"No counter {counter_id}.")
         if counter.state != "open":
@@ -144,8 +144,7 @@ def call_next(
                 f"Counter {counter.name} still has {current.label} ({current.status}); "
                 "finish, transfer or mark it no-show first.",
             )
-        branch = session.get(Branch, counter.branch_id)
-        today = numbering.local_day(now, branch.zone)
+        today = numbering.local_day(now, counter.branch.zone)
         served = select(CounterService.service_id).where(CounterService.counter_id == counter.id)
         # One statement claims the ticket: the row lock (PostgreSQL) or the write transaction
         # taken up front (SQLite) makes it impossible for two counters to get the same one.
@@ -242,7 +241,7 @@ def transfer(
             raise Conflict("same_service", f"{ticket.label} is already in service {target.code}.")
         previous = {"from_service": ticket.service_id, "from_counter": ticket.counter_id}
         from_counter = ticket.counter_id
-        ticket.service_id = target.id
+        ticket.service = target  # the relationship, not just the id: loaded objects stay consistent
         ticket.status = "waiting"
         ticket.counter_id = None
         ticket.called_at = None

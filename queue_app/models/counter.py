@@ -28,7 +28,7 @@ class Counter(Base):
     state: Mapped[str] = mapped_column(String(16), default="closed")
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
 
-    branch = relationship("Branch", back_populates="counters")
+    branch = relationship("Branch", back_populates="counters", lazy="joined", innerjoin=True)
     service_links = relationship(
         "CounterService", order_by="CounterService.position", cascade="all, delete-orphan"
     )

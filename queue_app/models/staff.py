@@ -25,7 +25,8 @@ class Staff(Base):
     # Bumped on password change so older API tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=1)
 
-    branches = relationship("Branch", secondary=staff_branch)
+    # Checked on every staff request (branch access): load with the staff row.
+    branches = relationship("Branch", secondary=staff_branch, lazy="joined")
 
     # Flask-Login protocol.
     @property

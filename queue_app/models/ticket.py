@@ -54,9 +54,10 @@ class Ticket(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     recalls: Mapped[int] = mapped_column(Integer, default=0)
 
-    service = relationship("Service")
-    counter = relationship("Counter")
-    branch = relationship("Branch")
+    # Every ticket response needs these: load them with the ticket, in the same statement.
+    service = relationship("Service", lazy="joined", innerjoin=True)
+    counter = relationship("Counter", lazy="joined")
+    branch = relationship("Branch", lazy="joined", innerjoin=True)
 
 
 class TicketEvent(Base):

@@ -1,10 +1,207 @@
+import re
+
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import (
+    BooleanField, EmailField, IntegerField, PasswordField, SelectChoice, SelectField, SelectMultipleField,
+    StringField, SubmitField, TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from queue_app.domain.catalogue import MIN_PASSWORD
+from queue_app.models import WEEKDAYS
 
 
 class LoginForm(FlaskForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
     submit = SubmitField(_l("Sign in"))
+
+
+# Manager and admin forms. The domain (queue_app/domain/catalogue.py) does the real validation;
+# these only turn form text into the values it expects and catch what a browser form can get wrong.
+
+COUNTER_STATE_LABELS = {"open": _l("Open"), "paused": _l("Paused"), "closed": _l("Closed")}
+ROLE_LABELS = {"staff": _l("Staff"), "manager": _l("Manager"), "admin": _l("Admin")}
+
+
+def choices(labels: dict) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in labels.items()]
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _clean_lines(value):
+    """Textareas post CRLF; store plain lines without trailing blanks."""
+    if not isinstance(value, str):
+        return value
+    return "\n".join(line.rstrip() for line in value.splitlines()).strip()
+
+
+def parse_opening_hours(text: str) -> dict:
+    """`mon 09:00-12:30, 13:30-17:00` per line -> {"mon": [["09:00", "12:30"], ["13:30", "17:00"]]}.
+
+    Only the layout is checked here; the domain checks the times themselves (format, order, overlap).
+    A day left out, or written as `sun closed`, is a closed day.
+    """
+    hours = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z]+):?\s*(.*)", line)
+        day = match.group(1).lower() if match else ""
+        if day not in WEEKDAYS:
+            raise ValueError(_("Line %(number)d: start with a weekday (%(days)s), e.g. mon 09:00-17:00.",
+                               number=number, days=", ".join(WEEKDAYS)))
+        if day in hours:
+            raise ValueError(_("Line %(number)d: %(day)s is given twice.", number=number, day=day))
+        rest = match.group(2).strip()
+        intervals = []
+        if rest.lower() != "closed":
+            for part in filter(None, (p.strip() for p in rest.split(","))):
+                opens, dash, closes = part.partition("-")
+                if not dash:
+                    raise ValueError(_("Line %(number)d: write each interval as HH:MM-HH:MM, e.g. 09:00-12:30.",
+                                       number=number))
+                intervals.append([opens.strip(), closes.strip()])
+        if intervals:
+            hours[day] = intervals
+    return hours
+
+
+def format_opening_hours(hours: dict) -> str:
+    lines = []
+    for day in WEEKDAYS:
+        if hours.get(day):
+            lines.append(f"{day} " + ", ".join(f"{opens}-{closes}" for opens, closes in hours[day]))
+    return "\n".join(lines)
+
+
+class OpeningHoursField(TextAreaField):
+    """Text, one line per weekday; `data` is the dict the domain expects."""
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]  # show what was typed, even when it did not parse
+        return format_opening_hours(self.data or {})
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            self.data = parse_opening_hours(valuelist[0])
+
+
+class DateListField(TextAreaField):
+    """ISO dates, one per line (commas work too); `data` is a list of strings the domain checks."""
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]
+        return "\n".join(self.data or [])
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            self.data = [d for d in re.split(r"[\s,]+", valuelist[0]) if d]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class BranchForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)], filters=[_strip],
+                           description=_l("IANA name, e.g. Asia/Taipei or Europe/Berlin."))
+    opening_hours = OpeningHoursField(
+        _l("Opening hours"), default=dict, render_kw={"rows": 7},
+        description=_l("One line per weekday, e.g. mon 09:00-12:30, 13:30-17:00. Leave out closed days."))
+    closed_dates = DateListField(_l("Closed dates"), default=list, render_kw={"rows": 3},
+                                 description=_l("One date per line, e.g. 2025-12-25."))
+    allow_remote_tickets = BooleanField(_l("Allow tickets from phones, not only from kiosks"))
+    submit = SubmitField(_l("Save"))
+
+    def domain_fields(self) -> dict:
+        return {"name": self.name.data, "timezone": self.timezone.data,
+                "opening_hours": self.opening_hours.data, "closed_dates": self.closed_dates.data,
+                "allow_remote_tickets": self.allow_remote_tickets.data}
+
+
+class NewBranchForm(BranchForm):
+    slug = StringField(_l("Slug"), validators=[DataRequired(), Length(max=63)], filters=[_strip],
+                       description=_l("Used in links: lower-case letters, digits and dashes, e.g. taipei-main."))
+
+
+class ServiceForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    expected_minutes = IntegerField(_l("Expected minutes per customer"), default=10, validators=[InputRequired()])
+    checklist = TextAreaField(_l("Checklist"), filters=[_clean_lines], render_kw={"rows": 4},
+                              description=_l("One item per line; staff see it when they call the ticket."))
+    submit = SubmitField(_l("Save"))
+
+    def domain_fields(self) -> dict:
+        return {"name": self.name.data, "expected_minutes": self.expected_minutes.data,
+                "checklist": self.checklist.data}
+
+
+class NewServiceForm(ServiceForm):
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=2)], filters=[_strip],
+                       description=_l("One or two letters, the ticket prefix (A gives A001)."))
+    submit = SubmitField(_l("Add service"))
+
+
+class ServiceEditForm(ServiceForm):
+    walk_in_enabled = BooleanField(_l("Walk-in tickets"))
+    booking_enabled = BooleanField(_l("Bookings"))
+    active = BooleanField(_l("Active"))
+
+    def domain_fields(self) -> dict:
+        return {**super().domain_fields(), "walk_in_enabled": self.walk_in_enabled.data,
+                "booking_enabled": self.booking_enabled.data, "active": self.active.data}
+
+
+class CounterForm(FlaskForm):
+    """State and services of one counter; `services.choices` is set by the view (the branch's services)."""
+
+    state = SelectField(_l("State"), choices=choices(COUNTER_STATE_LABELS))
+    services = MultiCheckboxField(_l("Services"))
+    submit = SubmitField(_l("Save"))
+
+
+class NewCounterForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)], filters=[_strip])
+    services = MultiCheckboxField(_l("Services"))
+    submit = SubmitField(_l("Add counter"))
+
+
+class StaffForm(FlaskForm):
+    """A new staff account; `branches.choices` is set by the view (all branches)."""
+
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)], filters=[_strip])
+    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
+    role = SelectField(_l("Role"), choices=choices(ROLE_LABELS))
+    branches = SelectMultipleField(_l("Branches"))
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)],
+                             description=_l("At least %(count)d characters.", count=MIN_PASSWORD))
+    submit = SubmitField(_l("Add staff"))
+
+
+class StaffEditForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
+    role = SelectField(_l("Role"), choices=choices(ROLE_LABELS))
+    branches = SelectMultipleField(_l("Branches"))
+    active = BooleanField(_l("Active (may sign in)"))
+    password = PasswordField(_l("New password"), validators=[Optional(), Length(max=1024)],
+                             description=_l("Leave empty to keep the current password."))
+    submit = SubmitField(_l("Save"))
+
+    def domain_fields(self) -> dict:
+        fields = {"name": self.name.data, "role": self.role.data, "branches": self.branches.data,
+                  "active": self.active.data}
+        if self.password.data:
+            fields["password"] = self.password.data
+        return fields

@@ -124,7 +124,7 @@ def update_counter(body, counter_id):
 def list_staff():
     """All staff accounts (admin)."""
     require_staff("admin")
-    return [staff_dict(s) for s in db.session.scalars(select(Staff).order_by(Staff.email))]
+    return [staff_dict(s) for s in db.session.scalars(select(Staff).order_by(Staff.email)).unique()]
 
 
 @blp.route("/staff", methods=["POST"])
