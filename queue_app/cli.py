@@ -4,11 +4,10 @@ from flask import current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
-from werkzeug.serving import run_simple
 
 from queue_app.domain import catalogue, queueing
 from queue_app.domain.errors import DomainError
-from queue_app.extensions import db
+from queue_app.extensions import db, socketio
 from queue_app.models import Branch
 
 DEMO_PASSWORD = "demo-password"
@@ -122,8 +121,10 @@ def run(host, port):
 
 
 def _serve(host: str, port: int) -> None:
-    # Flask's app.run() refuses to run inside a CLI command; call the server it wraps directly.
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    # Werkzeug's threaded server with WebSocket support: fine for one branch and the demo;
+    # production runs gunicorn (README).
+    socketio.run(current_app._get_current_object(), host=host, port=port, use_reloader=False,
+                 log_output=False, allow_unsafe_werkzeug=True)
 
 
 @click.command("demo")

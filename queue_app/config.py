@@ -21,6 +21,8 @@ def from_environment(instance_path: str) -> dict:
         "SECRET_KEY_IS_EPHEMERAL": not secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "QUEUE_APP_MESSAGE_QUEUE": env("QUEUE_APP_MESSAGE_QUEUE") or None,
+        # Set explicitly: Socket.IO silently switches to gevent when it is installed (FIELD-NOTES).
+        "QUEUE_APP_ASYNC_MODE": env("QUEUE_APP_ASYNC_MODE") or "threading",
         "QUEUE_APP_SMTP_URL": env("QUEUE_APP_SMTP_URL") or None,
         "QUEUE_APP_RUN_SCHEDULER": _bool(env("QUEUE_APP_RUN_SCHEDULER"), True),
         "QUEUE_APP_BASE_URL": (env("QUEUE_APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),

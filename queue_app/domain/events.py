@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from queue_app.models import Ticket, TicketEvent
 
 PENDING_KEY = "queue_app_pending_changes"
+BIND_KEY = "queue_app_pending_bind"
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,17 @@ class QueueChange:
     data: dict = field(default_factory=dict)
 
 
-_subscribers: list[Callable[[list[QueueChange]], None]] = []
+# A subscriber gets the committed changes and the engine they were committed to (to read more).
+Subscriber = Callable[[list[QueueChange], Engine], None]
+_subscribers: list[Subscriber] = []
 
 
-def subscribe(callback: Callable[[list[QueueChange]], None]) -> None:
+def subscribe(callback: Subscriber) -> None:
     if callback not in _subscribers:
         _subscribers.append(callback)
 
 
-def unsubscribe(callback: Callable[[list[QueueChange]], None]) -> None:
+def unsubscribe(callback: Subscriber) -> None:
     if callback in _subscribers:
         _subscribers.remove(callback)
 
@@ -64,6 +68,7 @@ def record(
         data=data or {},
     )
     session.add(row)
+    session.info.setdefault(BIND_KEY, session.get_bind())
     session.info.setdefault(PENDING_KEY, []).append(
         QueueChange(
             type=type_,
@@ -83,12 +88,14 @@ def record(
 @event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
     changes = session.info.pop(PENDING_KEY, None)
+    bind = session.info.pop(BIND_KEY, None)
     if not changes:
         return
     for callback in list(_subscribers):
-        callback(changes)
+        callback(changes, bind)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
+    session.info.pop(BIND_KEY, None)

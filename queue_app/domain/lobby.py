@@ -4,8 +4,65 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import numbering
-from queue_app.models import Branch, Counter, Service, Ticket, utcnow
+from queue_app.domain import numbering, queueing
+from queue_app.domain.estimates import estimate_wait
+from queue_app.models import Branch, Counter, Service, Ticket, TicketEvent, utcnow
+
+
+def _status(session: Session, ticket: Ticket, ahead: int) -> dict:
+    return {
+        "label": ticket.label,
+        "status": ticket.status,
+        "service": ticket.service.code,
+        "service_name": ticket.service.name,
+        "position": ahead + 1 if ticket.status == "waiting" else 0,
+        "ahead": ahead,
+        "estimate": estimate_wait(session, ticket, ahead).as_dict(),
+        "counter": ticket.counter.name if ticket.counter and ticket.status in ("called", "serving") else None,
+        "postponed": ticket.postponed,
+        "issued_at": ticket.issued_at.astimezone(ticket.branch.zone).isoformat(timespec="seconds"),
+    }
+
+
+def ticket_status(session: Session, ticket: Ticket) -> dict:
+    """What the holder of a ticket sees: numbers and counters, no personal data."""
+    return _status(session, ticket, queueing.people_ahead(session, ticket))
+
+
+def waiting_statuses(session: Session, branch: Branch, service_ids: set[int], now: datetime | None = None) -> dict[int, dict]:
+    """ticket_status of every waiting ticket of some services today, one query per service (for pushes)."""
+    today = numbering.local_day(now or utcnow(), branch.zone)
+    statuses = {}
+    for service_id in service_ids:
+        waiting = session.scalars(
+            select(Ticket)
+            .where(Ticket.branch_id == branch.id, Ticket.service_id == service_id,
+                   Ticket.local_date == today, Ticket.status == "waiting")
+            .order_by(Ticket.sort_key, Ticket.id)
+        ).all()
+        for ahead, ticket in enumerate(waiting):
+            statuses[ticket.id] = _status(session, ticket, ahead)
+    return statuses
+
+
+def recent_calls(session: Session, branch: Branch, limit: int = 6, now: datetime | None = None) -> list[dict]:
+    """The last tickets called (or recalled) today, newest first: label, counter, time."""
+    today = numbering.local_day(now or utcnow(), branch.zone)
+    rows = session.execute(
+        select(TicketEvent.type, TicketEvent.at, Ticket.label, Counter.name, Service.code)
+        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+        .join(Counter, Counter.id == TicketEvent.counter_id)
+        .join(Service, Service.id == Ticket.service_id)
+        .where(TicketEvent.branch_id == branch.id, TicketEvent.type.in_(("called", "recalled")),
+               Ticket.local_date == today)
+        .order_by(TicketEvent.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {"label": label, "counter": counter, "service": code, "recall": kind == "recalled",
+         "at": at.astimezone(branch.zone).isoformat(timespec="seconds")}
+        for kind, at, label, counter, code in rows
+    ]
 
 
 def queue_summary(session: Session, branch: Branch, now: datetime | None = None) -> dict:

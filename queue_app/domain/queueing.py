@@ -173,7 +173,7 @@ def call_next(
             return None
         ticket = session.get(Ticket, claimed_id, populate_existing=True)
         events.record(session, ticket, "called", now, counter_id=counter.id, staff_id=staff_id,
-                      data={"counter": counter.name})
+                      data={"counter": counter.name, "service": ticket.service.code})
     return ticket
 
 
@@ -186,7 +186,8 @@ def recall(session: Session, ticket_id: int, *, staff_id: int | None = None, now
             raise Conflict("recall_limit", f"{ticket.label} was recalled {ticket.recalls} times; mark it no-show.")
         ticket.recalls += 1
         events.record(session, ticket, "recalled", now, counter_id=ticket.counter_id, staff_id=staff_id,
-                      data={"recalls": ticket.recalls})
+                      data={"recalls": ticket.recalls, "counter": ticket.counter.name,
+                            "service": ticket.service.code})
     return ticket
 
 
@@ -261,6 +262,41 @@ def leave(session: Session, ticket_id: int, *, now: datetime | None = None) -> T
         ticket.status = "cancelled"
         ticket.finished_at = now
         events.record(session, ticket, "left", now, counter_id=ticket.counter_id)
+    return ticket
+
+
+def postpone(session: Session, ticket_id: int, *, now: datetime | None = None) -> Ticket:
+    """The holder needs more time: move a waiting ticket back by the branch's postpone_places, once.
+
+    The ticket takes a sort key just after the ticket that many places behind it (or after the
+    last one), so exactly that many people move ahead of it.
+    """
+    now = _now(now)
+    with write_transaction(session):
+        ticket = _ticket_for_update(session, ticket_id)
+        _require_status(ticket, ("waiting",), "postpone")
+        if ticket.postponed:
+            raise Conflict("already_postponed", f"{ticket.label} was already moved back once.")
+        places = ticket.branch.postpone_places
+        behind = session.execute(
+            select(Ticket.sort_key)
+            .where(
+                Ticket.branch_id == ticket.branch_id,
+                Ticket.service_id == ticket.service_id,
+                Ticket.local_date == ticket.local_date,
+                Ticket.status == "waiting",
+                or_(Ticket.sort_key > ticket.sort_key,
+                    and_(Ticket.sort_key == ticket.sort_key, Ticket.id > ticket.id)),
+            )
+            .order_by(Ticket.sort_key, Ticket.id)
+            .limit(places)
+        ).scalars().all()
+        moved = len(behind)
+        if behind:
+            # One microsecond after the last of them: it stays ahead of anyone who comes later.
+            ticket.sort_key = behind[-1] + timedelta(microseconds=1)
+        ticket.postponed = True
+        events.record(session, ticket, "postponed", now, data={"places": moved})
     return ticket
 
 

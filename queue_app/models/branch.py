@@ -1,7 +1,7 @@
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Boolean, String
+from sqlalchemy import JSON, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from queue_app.models.base import Base
@@ -24,6 +24,8 @@ class Branch(Base):
     country: Mapped[str] = mapped_column(String(2), default="US")
     # Whether phones may take a walk-in ticket remotely (rate limited), not only kiosks.
     allow_remote_tickets: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How many places "I need more time" moves a waiting ticket back.
+    postpone_places: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
 
     services = relationship("Service", back_populates="branch", order_by="Service.code")
     counters = relationship("Counter", back_populates="branch", order_by="Counter.name")

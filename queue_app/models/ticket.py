@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from queue_app.models.base import Base, UTCDateTime
@@ -53,6 +53,8 @@ class Ticket(Base):
     # SHA-256 of the holder's tracking token (the QR link); the token is returned once.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     recalls: Mapped[int] = mapped_column(Integer, default=0)
+    # "I need more time" is allowed once per ticket.
+    postponed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # Every ticket response needs these: load them with the ticket, in the same statement.
     service = relationship("Service", lazy="joined", innerjoin=True)

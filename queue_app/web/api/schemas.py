@@ -154,6 +154,7 @@ class TrackedTicketSchema(Schema):
     ahead = fields.Integer(required=True)
     estimate = fields.Nested(EstimateSchema, required=True)
     counter = fields.String(allow_none=True)
+    postponed = fields.Boolean(required=True)
     issued_at = fields.String(required=True)
 
 
@@ -172,6 +173,11 @@ class StaffTicketSchema(Schema):
     called_at = fields.String(allow_none=True)
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
+
+
+class CounterDetailSchema(CounterSchema):
+    branch = fields.String(required=True)
+    ticket = fields.Nested(StaffTicketSchema, allow_none=True)
 
 
 class TransferRequest(StrictSchema):

@@ -1,18 +1,18 @@
 """Tickets: issue (kiosk or public), track and leave (holder), call and act (staff), queue view."""
 from flask import current_app, url_for
 from flask_smorest import Blueprint
+from sqlalchemy import select
 
 from queue_app.domain import catalogue, queueing
-from queue_app.domain.estimates import estimate_wait
-from queue_app.domain.lobby import queue_summary
+from queue_app.domain.lobby import queue_summary, ticket_status
 from queue_app.extensions import db, limiter
 from queue_app.models import Counter, Ticket
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff, require_staff_or_kiosk
 from queue_app.web.api.schemas import (
-    IssuedTicketSchema, QueueSchema, StaffTicketSchema, TicketRequest, TrackedTicketSchema, TransferRequest,
+    CounterDetailSchema, IssuedTicketSchema, QueueSchema, StaffTicketSchema, TicketRequest, TrackedTicketSchema, TransferRequest,
 )
-from queue_app.web.api.serialize import local_iso, staff_ticket_dict
+from queue_app.web.api.serialize import counter_dict, staff_ticket_dict
 from queue_app.web.auth import bearer_token, current_principal
 
 blp = Blueprint("api_tickets", __name__, description="Walk-in tickets and counter actions")
@@ -25,21 +25,6 @@ def _public_rate_limit() -> str:
 
 def _track_url(token: str) -> str:
     return current_app.config["QUEUE_APP_BASE_URL"] + url_for("public.track", token=token)
-
-
-def _tracked(ticket: Ticket) -> dict:
-    ahead = queueing.people_ahead(db.session, ticket)
-    return {
-        "label": ticket.label,
-        "status": ticket.status,
-        "service": ticket.service.code,
-        "service_name": ticket.service.name,
-        "position": ahead + 1 if ticket.status == "waiting" else 0,
-        "ahead": ahead,
-        "estimate": estimate_wait(db.session, ticket, ahead).as_dict(),
-        "counter": ticket.counter.name if ticket.counter and ticket.status in ("called", "serving") else None,
-        "issued_at": local_iso(ticket.issued_at, ticket.branch.zone),
-    }
 
 
 @blp.route("/branches/<string:slug>/tickets", methods=["POST"])
@@ -57,7 +42,7 @@ def issue_ticket(body, slug):
         abort(401, "token_missing", "Tickets at this branch are issued by its kiosks.", {"WWW-Authenticate": "Bearer"})
     issued = queueing.issue_ticket(db.session, slug, body["service"], priority=body["priority"], kiosk_id=kiosk_id)
     ticket = issued.ticket
-    tracked = _tracked(ticket)
+    tracked = ticket_status(db.session, ticket)
     return {
         "id": ticket.id, "label": ticket.label, "token": issued.token, "status": ticket.status,
         "service": tracked["service"], "position": tracked["position"], "ahead": tracked["ahead"],
@@ -69,7 +54,7 @@ def issue_ticket(body, slug):
 @blp.response(200, TrackedTicketSchema)
 def track_ticket(token):
     """A ticket's status, position and estimate, for the holder of its tracking token."""
-    return _tracked(queueing.find_by_token(db.session, token))
+    return ticket_status(db.session, queueing.find_by_token(db.session, token))
 
 
 @blp.route("/tickets/<string:token>", methods=["DELETE"])
@@ -77,7 +62,31 @@ def track_ticket(token):
 def leave_queue(token):
     """The holder leaves the queue."""
     ticket = queueing.find_by_token(db.session, token)
-    return _tracked(queueing.leave(db.session, ticket.id))
+    return ticket_status(db.session, queueing.leave(db.session, ticket.id))
+
+
+@blp.route("/tickets/<string:token>/postpone", methods=["POST"])
+@blp.response(200, TrackedTicketSchema)
+def postpone(token):
+    """"I need more time": the holder moves back a few places (the branch's setting), once."""
+    ticket = queueing.find_by_token(db.session, token)
+    return ticket_status(db.session, queueing.postpone(db.session, ticket.id))
+
+
+@blp.route("/counters/<int:counter_id>", methods=["GET"])
+@blp.response(200, CounterDetailSchema)
+@blp.doc(security=BEARER)
+def counter_detail(counter_id):
+    """A counter with its current ticket (called or serving), for the staff console."""
+    counter = db.session.get(Counter, counter_id)
+    if counter is None:
+        abort(404, "counter_not_found", f"No counter {counter_id}.")
+    require_staff(branch_id=counter.branch_id)
+    current = db.session.scalar(
+        select(Ticket).where(Ticket.counter_id == counter.id, Ticket.status.in_(("called", "serving")))
+    )
+    return {**counter_dict(counter), "branch": counter.branch.slug,
+            "ticket": staff_ticket_dict(current) if current else None}
 
 
 @blp.route("/counters/<int:counter_id>/call-next", methods=["POST"])

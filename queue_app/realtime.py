@@ -1,0 +1,148 @@
+"""Live updates over Socket.IO, namespace /live.
+
+Clients emit `join` with {"branch": slug} (displays, staff consoles) or {"ticket": token} (the
+holder's phone) and get the current snapshot at once, so a reconnecting client is never stale.
+After each committed queue change the server pushes:
+  queue   - branch summary (waiting per service, now serving per counter, recent calls) to the branch room
+  called  - {label, counter, service, recall, at} to the branch room, on every call and recall
+  ticket  - the holder's status, position and estimate, to that ticket's room only
+Rooms carry numbers only; names and phone numbers never leave the server this way.
+
+Publishing runs on one background task fed by a queue: a burst of changes is coalesced into
+one snapshot per branch, and the REST request that made the change does not wait for it.
+"""
+import logging
+import queue
+
+from flask import request
+from flask_socketio import Namespace, emit, join_room, leave_room
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from queue_app.domain import catalogue, events, lobby, queueing
+from queue_app.domain.errors import DomainError
+from queue_app.extensions import db, socketio
+from queue_app.models import Branch, Ticket
+
+NAMESPACE = "/live"
+log = logging.getLogger(__name__)
+
+
+def branch_room(branch_id: int) -> str:
+    return f"branch:{branch_id}"
+
+
+def ticket_room(ticket_id: int) -> str:
+    return f"ticket:{ticket_id}"
+
+
+def branch_snapshot(session: Session, branch: Branch) -> dict:
+    return {**lobby.queue_summary(session, branch), "recent": lobby.recent_calls(session, branch)}
+
+
+def _refusal(code: str, message: str) -> dict:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+class LiveNamespace(Namespace):
+    def on_join(self, data):
+        if not isinstance(data, dict) or not ({"branch", "ticket"} & data.keys()):
+            return _refusal("bad_join", "Join with {branch: slug} or {ticket: token}.")
+        try:
+            if "branch" in data:
+                branch = catalogue.get_branch(db.session, str(data["branch"]))
+                join_room(branch_room(branch.id))
+                emit("queue", branch_snapshot(db.session, branch))
+                return {"ok": True, "room": "branch"}
+            ticket = queueing.find_by_token(db.session, str(data["ticket"]))
+            join_room(ticket_room(ticket.id))
+            emit("ticket", lobby.ticket_status(db.session, ticket))
+            return {"ok": True, "room": "ticket"}
+        except DomainError as error:
+            return _refusal(error.code, error.message)
+        finally:
+            db.session.remove()  # socket handlers are not requests: end the session ourselves
+
+    def on_leave(self, data):
+        if isinstance(data, dict) and "branch" in data:
+            branch = db.session.scalar(select(Branch).where(Branch.slug == str(data["branch"])))
+            db.session.remove()
+            if branch is not None:
+                leave_room(branch_room(branch.id))
+        return {"ok": True}
+
+
+class Publisher:
+    """Turns committed changes into pushes, on one background task."""
+
+    def __init__(self):
+        self._queue: queue.Queue = queue.Queue()
+        self._started = False
+
+    def enqueue(self, changes: list[events.QueueChange], bind: Engine) -> None:
+        self._queue.put((changes, bind))
+        if not self._started:
+            self._started = True
+            socketio.start_background_task(self._run)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty():  # coalesce a burst into one round of pushes
+                batch.append(self._queue.get_nowait())
+            try:
+                self.publish(batch)
+            except Exception:  # a push failure must not stop later pushes
+                log.exception("publishing queue changes failed")
+
+    def publish(self, batch: list[tuple[list[events.QueueChange], Engine]]) -> None:
+        by_bind: dict[Engine, list[events.QueueChange]] = {}
+        for changes, bind in batch:
+            by_bind.setdefault(bind, []).extend(changes)
+        for bind, changes in by_bind.items():
+            with Session(bind) as session:
+                push_changes(session, changes)
+
+
+def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
+    branches: dict[int, set[int]] = {}  # branch -> services whose waiting positions moved
+    changed_tickets: set[int] = set()
+    for change in changes:
+        services = branches.setdefault(change.branch_id, set())
+        services.add(change.service_id)
+        if "from_service" in change.data:
+            services.add(change.data["from_service"])
+        changed_tickets.add(change.ticket_id)
+        if change.type in ("called", "recalled"):
+            branch = session.get(Branch, change.branch_id)
+            socketio.emit("called", {
+                "label": change.label, "counter": change.data.get("counter"),
+                "service": change.data.get("service"), "recall": change.type == "recalled",
+                "at": change.at.astimezone(branch.zone).isoformat(timespec="seconds"),
+            }, to=branch_room(change.branch_id), namespace=NAMESPACE)
+    for branch_id, service_ids in branches.items():
+        branch = session.get(Branch, branch_id)
+        socketio.emit("queue", branch_snapshot(session, branch), to=branch_room(branch_id), namespace=NAMESPACE)
+        statuses = lobby.waiting_statuses(session, branch, service_ids)
+        for ticket_id in changed_tickets - statuses.keys():
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is not None and ticket.branch_id == branch_id:
+                statuses[ticket_id] = lobby.ticket_status(session, ticket)
+        for ticket_id, status in statuses.items():
+            socketio.emit("ticket", status, to=ticket_room(ticket_id), namespace=NAMESPACE)
+
+
+publisher = Publisher()
+
+
+def init_app(app) -> None:
+    socketio.init_app(
+        app,
+        async_mode=app.config["QUEUE_APP_ASYNC_MODE"],
+        message_queue=app.config["QUEUE_APP_MESSAGE_QUEUE"],
+        # Same-origin browsers only; non-browser clients (kiosk app, tests) send no Origin.
+        cors_allowed_origins=app.config.get("QUEUE_APP_CORS_ORIGINS") or None,
+    )
+    socketio.on_namespace(LiveNamespace(NAMESPACE))
+    events.subscribe(publisher.enqueue)
