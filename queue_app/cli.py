@@ -1,4 +1,6 @@
 """The `queue-app` command (also `flask --app queue_app ...`)."""
+import os
+
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
@@ -116,13 +118,33 @@ def close_day(slug):
 @click.option("--port", default=5000, type=int, show_default=True)
 def run(host, port):
     """Serve the app (threaded). In production use gunicorn (see README)."""
+    _require_current_schema()
     click.echo(f"Serving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
     _serve(host, port)
 
 
+def _require_current_schema() -> None:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from queue_app import MIGRATIONS_DIR
+
+    config = current_app.extensions["migrate"].migrate.get_config(str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with db.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise click.ClickException(
+            f"The database at {db.engine.url.render_as_string(hide_password=True)} is at schema "
+            f"{current or 'none'}, not {head}: run `queue-app init-db` first."
+        )
+
+
 def _serve(host: str, port: int) -> None:
     # Werkzeug's threaded server with WebSocket support: fine for one branch and the demo;
-    # production runs gunicorn (README).
+    # production runs gunicorn (README). Flask's CLI marks the process so app.run() (which
+    # socketio.run calls) refuses to start; this command is meant to serve, so lift the mark.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
     socketio.run(current_app._get_current_object(), host=host, port=port, use_reloader=False,
                  log_output=False, allow_unsafe_werkzeug=True)
 
