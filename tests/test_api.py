@@ -241,3 +241,22 @@ def test_the_last_admin_cannot_be_demoted_or_disabled(api):
     demoted = api.call("PATCH", f"/staff/{admin_id}", ADMIN, json={"role": "manager"})
     assert (demoted.status_code, error_code(demoted)) == (409, "last_admin")
     assert api.call("PATCH", f"/staff/{admin_id}", ADMIN, json={"active": False}).status_code == 409
+
+
+def test_a_ticket_with_a_phone_number_is_attached_to_one_customer(app, api):
+    from sqlalchemy import select
+
+    from queue_app.extensions import db
+    from queue_app.models import Customer, Ticket
+
+    first = api.issue("A", phone="+886 912-345-678")
+    second = api.issue("C", phone="+886912345678", email="Mei@Example.com")
+    bad = api.call("POST", "/branches/demo/tickets", "kiosk", json={"service": "A", "phone": "call me"})
+    assert (bad.status_code, error_code(bad)) == (422, "invalid_field")
+    with app.app_context():
+        customers = db.session.scalars(select(Customer)).all()
+        owners = {t.id: t.customer_id for t in db.session.scalars(select(Ticket))}
+    assert [(c.phone, c.email) for c in customers] == [("+886912345678", "mei@example.com")]
+    assert owners[first["id"]] == owners[second["id"]] == customers[0].id
+    tracked = api.call("GET", f"/tickets/{first['token']}")
+    assert "912345678" not in tracked.get_data(as_text=True)

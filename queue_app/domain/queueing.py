@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from queue_app.domain import events, numbering
+from queue_app.domain import customers, events, numbering
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
@@ -83,7 +83,8 @@ def issue_ticket(
     service: str | int,
     *,
     priority: str = "normal",
-    customer_id: int | None = None,
+    phone: str | None = None,
+    email: str | None = None,
     kiosk_id: int | None = None,
     effective_at: datetime | None = None,
     now: datetime | None = None,
@@ -97,6 +98,7 @@ def issue_ticket(
         svc = find_service(session, branch, service)
         if not svc.walk_in_enabled and priority != "appointment":
             raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
+        customer = customers.find_or_create(session, phone=phone, email=email)
         day = numbering.local_day(now, branch.zone)
         number = numbering.next_number(session, branch.id, day, svc.code)
         token = new_token()
@@ -113,7 +115,7 @@ def issue_ticket(
             effective_at=effective,
             sort_key=effective - PRIORITY_CREDITS[priority],
             issued_at=now,
-            customer_id=customer_id,
+            customer_id=customer.id if customer else None,
             kiosk_id=kiosk_id,
             token_hash=token_hash(token),
         )

@@ -40,7 +40,8 @@ def issue_ticket(body, slug):
         kiosk_id = getattr(require_staff_or_kiosk(branch.id).kiosk, "id", None)
     elif not branch.allow_remote_tickets:
         abort(401, "token_missing", "Tickets at this branch are issued by its kiosks.", {"WWW-Authenticate": "Bearer"})
-    issued = queueing.issue_ticket(db.session, slug, body["service"], priority=body["priority"], kiosk_id=kiosk_id)
+    issued = queueing.issue_ticket(db.session, slug, body["service"], priority=body["priority"], kiosk_id=kiosk_id,
+                                   phone=body.get("phone"), email=body.get("email"))
     ticket = issued.ticket
     tracked = ticket_status(db.session, ticket)
     return {
