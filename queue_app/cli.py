@@ -149,6 +149,24 @@ def _serve(host: str, port: int) -> None:
                  log_output=False, allow_unsafe_werkzeug=True)
 
 
+def _demo_kiosk_token() -> str:
+    """The demo kiosk's token, kept in the instance folder so every `demo` run can print its link."""
+    from queue_app.models import KioskDevice
+    from queue_app.security import token_hash
+
+    path = os.path.join(current_app.instance_path, "demo-kiosk-token")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            token = file.read().strip()
+        if db.session.scalar(select(KioskDevice.id).where(KioskDevice.token_hash == token_hash(token),
+                                                          KioskDevice.active.is_(True))):
+            return token
+    _device, token = catalogue.create_kiosk_device(db.session, DEMO_BRANCH, "Demo kiosk")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
+        file.write(token)
+    return token
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -157,18 +175,32 @@ def _serve(host: str, port: int) -> None:
 def demo(host, port, no_traffic):
     """Create and seed the database, start simulated lobby traffic, and serve."""
     from queue_app import MIGRATIONS_DIR
-    from queue_app.demo_traffic import start_demo_traffic
+    from queue_app.demo_traffic import HUMAN_COUNTER, start_demo_traffic
 
+    app = current_app._get_current_object()
     upgrade(directory=str(MIGRATIONS_DIR))
-    token = seed_demo_data()
+    seed_demo_data()
     base = f"http://{host}:{port}"
-    click.echo(f"Demo at {base}/  -  staff sign-in {base}/login  -  API docs {base}/api/v1/docs")
-    click.echo(f"Logins (password '{DEMO_PASSWORD}'): admin@demo.test, manager@demo.test, staff1@demo.test")
-    if token:
-        click.echo(f"Kiosk device token: {token}")
+    if not os.environ.get("QUEUE_APP_BASE_URL"):
+        app.config["QUEUE_APP_BASE_URL"] = base  # tracking links and QR codes point here
+    kiosk = _demo_kiosk_token()
+    phone = queueing.issue_ticket(db.session, DEMO_BRANCH, "A")
+    click.echo(f"""
+Queue app demo at {base}/
+
+  Lobby display   {base}/display/{DEMO_BRANCH}
+  Kiosk           {base}/kiosk/{DEMO_BRANCH}?device={kiosk}
+  Staff console   {base}/staff   ({HUMAN_COUNTER} is left for you; the others are simulated)
+  Manage          {base}/manage/
+  Your phone      {base}/t/{phone.token}   (ticket {phone.ticket.label})
+  API docs        {base}/api/v1/docs
+
+  Logins, password '{DEMO_PASSWORD}': admin@demo.test, manager@demo.test, staff1@demo.test
+  Database: {db.engine.url.render_as_string(hide_password=True)}
+""")
     if not no_traffic:
-        start_demo_traffic(current_app._get_current_object(), DEMO_BRANCH)
-        click.echo("Simulated walk-ins and counters are running (stop with Ctrl+C).")
+        start_demo_traffic(app, DEMO_BRANCH)
+        click.echo("Simulated walk-ins and counters are running. Stop with Ctrl+C.")
     _serve(host, port)
 
 

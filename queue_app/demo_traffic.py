@@ -16,6 +16,9 @@ from queue_app.domain import queueing
 from queue_app.domain.errors import DomainError
 from queue_app.models import Branch, Counter, Service, Ticket, utcnow
 
+# Left for the person trying the staff console.
+HUMAN_COUNTER = "Counter 1"
+
 
 def _tick(session: Session, branch_slug: str, rng: random.Random) -> None:
     branch = session.scalar(select(Branch).where(Branch.slug == branch_slug))
@@ -25,7 +28,9 @@ def _tick(session: Session, branch_slug: str, rng: random.Random) -> None:
         priority = "accessibility" if rng.random() < 0.08 else "normal"
         queueing.issue_ticket(session, branch_slug, service.code, priority=priority)
     now = utcnow()
-    counters = session.scalars(select(Counter).where(Counter.branch_id == branch.id, Counter.state == "open")).all()
+    counters = session.scalars(
+        select(Counter).where(Counter.branch_id == branch.id, Counter.state == "open", Counter.name != HUMAN_COUNTER)
+    ).all()
     for counter in counters:
         current = session.scalar(
             select(Ticket).where(Ticket.counter_id == counter.id, Ticket.status.in_(("called", "serving")))
