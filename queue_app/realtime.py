@@ -11,8 +11,10 @@ Rooms carry numbers only; names and phone numbers never leave the server this wa
 Publishing runs on one background task fed by a queue: a burst of changes is coalesced into
 one snapshot per branch, and the REST request that made the change does not wait for it.
 """
+import gc
 import logging
 import queue
+import time
 
 from flask import request
 from flask_socketio import Namespace, emit, join_room, leave_room
@@ -26,6 +28,7 @@ from queue_app.extensions import db, socketio
 from queue_app.models import Branch, Ticket
 
 NAMESPACE = "/live"
+FREEZE_EVERY_S = 60
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +90,7 @@ class Publisher:
             socketio.start_background_task(self._run)
 
     def _run(self) -> None:
+        frozen_at = 0.0
         while True:
             batch = [self._queue.get()]
             while not self._queue.empty():  # coalesce a burst into one round of pushes
@@ -95,6 +99,11 @@ class Publisher:
                 self.publish(batch)
             except Exception:  # a push failure must not stop later pushes
                 log.exception("publishing queue changes failed")
+            if time.monotonic() - frozen_at > FREEZE_EVERY_S:
+                # With thousands of sockets, a full garbage-collection pass over their long-lived
+                # objects takes 150+ ms and lands on an emit; frozen objects are skipped.
+                gc.freeze()
+                frozen_at = time.monotonic()
 
     def publish(self, batch: list[tuple[list[events.QueueChange], Engine]]) -> None:
         by_bind: dict[Engine, list[events.QueueChange]] = {}
