@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.domain.booking_rules import check_rules
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
@@ -90,6 +91,13 @@ def _apply_branch_fields(branch: Branch, fields: dict) -> None:
         branch.opening_hours = check_opening_hours(fields["opening_hours"])
     if "closed_dates" in fields:
         branch.closed_dates = check_closed_dates(fields["closed_dates"])
+    if "booking_rules" in fields:
+        branch.booking_rules = check_rules(fields["booking_rules"])
+    if "postpone_places" in fields:
+        places = fields["postpone_places"]
+        if not isinstance(places, int) or not 1 <= places <= 50:
+            raise _invalid("postpone_places", "a whole number from 1 to 50.")
+        branch.postpone_places = places
     for key in ("language", "country", "allow_remote_tickets"):
         if key in fields:
             setattr(branch, key, fields[key])

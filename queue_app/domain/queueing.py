@@ -86,9 +86,9 @@ def issue_ticket(
     phone: str | None = None,
     email: str | None = None,
     kiosk_id: int | None = None,
-    effective_at: datetime | None = None,
     now: datetime | None = None,
 ) -> IssuedTicket:
+    """A walk-in ticket (kiosk, phone or staff), in its own transaction."""
     now = _now(now)
     if priority not in PRIORITY_CREDITS:
         raise Invalid("bad_priority", f"Unknown priority '{priority}'.",
@@ -96,32 +96,41 @@ def issue_ticket(
     with write_transaction(session):
         branch = get_branch(session, branch_slug)
         svc = find_service(session, branch, service)
-        if not svc.walk_in_enabled and priority != "appointment":
+        if not svc.walk_in_enabled:
             raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
         customer = customers.find_or_create(session, phone=phone, email=email)
-        day = numbering.local_day(now, branch.zone)
-        number = numbering.next_number(session, branch.id, day, svc.code)
-        token = new_token()
-        effective = effective_at or now
-        ticket = Ticket(
-            branch_id=branch.id,
-            service_id=svc.id,
-            local_date=day,
-            prefix=svc.code,
-            number=number,
-            label=numbering.format_label(svc.code, number),
-            status="waiting",
-            priority=priority,
-            effective_at=effective,
-            sort_key=effective - PRIORITY_CREDITS[priority],
-            issued_at=now,
-            customer_id=customer.id if customer else None,
-            kiosk_id=kiosk_id,
-            token_hash=token_hash(token),
-        )
-        session.add(ticket)
-        session.flush()
-        events.record(session, ticket, "issued", now, data={"priority": priority})
+        issued = add_ticket(session, branch, svc, priority=priority, customer_id=customer.id if customer else None,
+                            kiosk_id=kiosk_id, effective_at=now, now=now)
+    return issued
+
+
+def add_ticket(
+    session: Session, branch: Branch, service: Service, *, priority: str, customer_id: int | None,
+    kiosk_id: int | None, effective_at: datetime, now: datetime,
+) -> IssuedTicket:
+    """Number and queue a ticket inside the caller's write transaction (walk-in or check-in)."""
+    day = numbering.local_day(now, branch.zone)
+    number = numbering.next_number(session, branch.id, day, service.code)
+    token = new_token()
+    ticket = Ticket(
+        branch_id=branch.id,
+        service_id=service.id,
+        local_date=day,
+        prefix=service.code,
+        number=number,
+        label=numbering.format_label(service.code, number),
+        status="waiting",
+        priority=priority,
+        effective_at=effective_at,
+        sort_key=effective_at - PRIORITY_CREDITS[priority],
+        issued_at=now,
+        customer_id=customer_id,
+        kiosk_id=kiosk_id,
+        token_hash=token_hash(token),
+    )
+    session.add(ticket)
+    session.flush()
+    events.record(session, ticket, "issued", now, data={"priority": priority})
     return IssuedTicket(ticket=ticket, token=token)
 
 

@@ -1,15 +1,17 @@
 """Models, one module per aggregate. Importing this package registers every table."""
+from queue_app.models.appointment import APPOINTMENT_STATES, Appointment, BookingSlot
 from queue_app.models.base import Base, UTCDateTime, utcnow
 from queue_app.models.branch import WEEKDAYS, Branch
 from queue_app.models.counter import COUNTER_STATES, Counter, CounterService
 from queue_app.models.customer import Customer
 from queue_app.models.kiosk import KioskDevice
+from queue_app.models.notification import NOTIFICATION_STATES, Notification
 from queue_app.models.service import Service
 from queue_app.models.staff import ROLES, Staff, staff_branch
 from queue_app.models.ticket import ACTIVE_STATES, TICKET_STATES, Ticket, TicketEvent, TicketSequence
 
 __all__ = [
-    "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",
-    "KioskDevice", "ROLES", "Service", "Staff", "TICKET_STATES", "Ticket", "TicketEvent",
+    "APPOINTMENT_STATES", "Appointment", "BookingSlot", "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",
+    "KioskDevice", "NOTIFICATION_STATES", "Notification", "ROLES", "Service", "Staff", "TICKET_STATES", "Ticket", "TicketEvent",
     "TicketSequence", "UTCDateTime", "WEEKDAYS", "staff_branch", "utcnow",
 ]

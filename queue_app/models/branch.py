@@ -26,6 +26,8 @@ class Branch(Base):
     allow_remote_tickets: Mapped[bool] = mapped_column(Boolean, default=False)
     # How many places "I need more time" moves a waiting ticket back.
     postpone_places: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    # Booking settings that differ from domain.booking.DEFAULT_RULES (minutes, days, counts).
+    booking_rules: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
 
     services = relationship("Service", back_populates="branch", order_by="Service.code")
     counters = relationship("Counter", back_populates="branch", order_by="Counter.name")

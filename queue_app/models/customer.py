@@ -17,3 +17,5 @@ class Customer(Base):
     tier: Mapped[str] = mapped_column(String(32), default="standard")
     strikes: Mapped[int] = mapped_column(Integer, default=0)
     last_visit_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Online booking is refused until then (too many no-shows); staff can lift it.
+    booking_blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
