@@ -34,6 +34,10 @@ def from_environment(instance_path: str) -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "PUBLIC_TICKET_RATE_LIMIT": env("QUEUE_APP_PUBLIC_TICKET_RATE_LIMIT") or "10 per minute",
         "LOGIN_RATE_LIMIT": env("QUEUE_APP_LOGIN_RATE_LIMIT") or "20 per minute",
+        "AVAILABILITY_RATE_LIMIT": env("QUEUE_APP_AVAILABILITY_RATE_LIMIT") or "60 per minute",
+        "BOOKING_RATE_LIMIT": env("QUEUE_APP_BOOKING_RATE_LIMIT") or "10 per minute",
+        # Token and code look-ups: enough for a person, too few to guess (per address or device).
+        "LOOKUP_RATE_LIMIT": env("QUEUE_APP_LOOKUP_RATE_LIMIT") or "30 per minute",
         "MAX_CONTENT_LENGTH": 256 * 1024,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
         "SESSION_COOKIE_HTTPONLY": True,

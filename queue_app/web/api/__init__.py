@@ -79,10 +79,10 @@ def abort(status: int, code: str, message: str, headers: dict | None = None):
 
 
 def init_app(app) -> None:
-    from queue_app.web.api import auth, catalogue, tickets
+    from queue_app.web.api import auth, booking, catalogue, tickets
 
     api.init_app(app)
-    for blueprint in (auth.blp, catalogue.blp, tickets.blp):
+    for blueprint in (auth.blp, catalogue.blp, tickets.blp, booking.blp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
         csrf.exempt(blueprint)  # bearer tokens, not cookies: no cross-site request forgery to stop
     api.spec.options["security"] = []

@@ -30,6 +30,8 @@ class BranchSchema(Schema):
     opening_hours = fields.Dict(keys=fields.String(), values=fields.List(fields.List(fields.String())))
     closed_dates = fields.List(fields.String())
     allow_remote_tickets = fields.Boolean()
+    postpone_places = fields.Integer()
+    booking_rules = fields.Dict(keys=fields.String(), values=fields.Integer())
 
 
 class BranchUpdate(StrictSchema):
@@ -40,6 +42,8 @@ class BranchUpdate(StrictSchema):
     opening_hours = fields.Dict(keys=fields.String(), values=fields.Raw())
     closed_dates = fields.List(fields.String())
     allow_remote_tickets = fields.Boolean()
+    postpone_places = fields.Integer(validate=validate.Range(min=1, max=50))
+    booking_rules = fields.Dict(keys=fields.String(), values=fields.Integer())
 
 
 class BranchCreate(BranchUpdate):
@@ -203,3 +207,88 @@ class QueueSchema(Schema):
     waiting = fields.List(fields.Nested(WaitingSchema))
     counters = fields.List(fields.Nested(CounterNowSchema))
 
+
+
+class AvailabilityQuery(StrictSchema):
+    service = fields.String(required=True, validate=validate.Length(min=1, max=4))
+    # "from" is a Python keyword: the field is named from_ and read from the "from" parameter.
+    from_ = fields.Date(data_key="from")
+    days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=62))
+
+
+class SlotSchema(Schema):
+    start = fields.String(required=True)
+    end = fields.String(required=True)
+    remaining = fields.Integer(required=True)
+
+
+class DaySlotsSchema(Schema):
+    date = fields.String(required=True)
+    slots = fields.List(fields.Nested(SlotSchema), required=True)
+
+
+class AvailabilitySchema(Schema):
+    branch = fields.String(required=True)
+    service = fields.String(required=True)
+    timezone = fields.String(required=True)
+    days = fields.List(fields.Nested(DaySlotsSchema), required=True)
+
+
+class AppointmentRequest(StrictSchema):
+    service = fields.String(required=True, validate=validate.Length(min=1, max=4))
+    start = fields.String(required=True, validate=validate.Length(min=10, max=40))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    phone = fields.String(validate=validate.Length(max=32))
+    email = fields.Email(validate=validate.Length(max=254))
+    language = fields.String(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]), load_default="en")
+
+
+class RescheduleRequest(StrictSchema):
+    start = fields.String(required=True, validate=validate.Length(min=10, max=40))
+
+
+class AppointmentSchema(Schema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    branch = fields.String(required=True)
+    branch_name = fields.String(required=True)
+    service = fields.String(required=True)
+    service_name = fields.String(required=True)
+    name = fields.String(required=True)
+    start = fields.String(required=True)
+    end = fields.String(required=True)
+    check_in_code = fields.String(required=True)
+    change_until = fields.String(required=True)
+    sequence = fields.Integer(required=True)
+
+
+class BookedSchema(AppointmentSchema):
+    manage_token = fields.String(required=True)
+    manage_url = fields.String(required=True)
+
+
+class CheckInRequest(StrictSchema):
+    code = fields.String(required=True, validate=validate.Length(min=4, max=20))
+
+
+class CheckedInSchema(Schema):
+    appointment_id = fields.Integer(required=True)
+    ticket_id = fields.Integer(required=True)
+    label = fields.String(required=True)
+    status = fields.String(required=True)
+    service = fields.String(required=True)
+    position = fields.Integer(required=True)
+    estimate = fields.Nested(EstimateSchema, required=True)
+    repeat = fields.Boolean(required=True)
+    token = fields.String(allow_none=True)
+    track_url = fields.String(allow_none=True)
+
+
+class DayQuery(StrictSchema):
+    date = fields.Date()
+
+
+class StaffAppointmentSchema(AppointmentSchema):
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    ticket_label = fields.String(allow_none=True)

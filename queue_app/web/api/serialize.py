@@ -14,7 +14,8 @@ def branch_dict(branch: Branch) -> dict:
         "slug": branch.slug, "name": branch.name, "timezone": branch.timezone,
         "language": branch.language, "country": branch.country,
         "opening_hours": branch.opening_hours or {}, "closed_dates": branch.closed_dates or [],
-        "allow_remote_tickets": branch.allow_remote_tickets,
+        "allow_remote_tickets": branch.allow_remote_tickets, "postpone_places": branch.postpone_places,
+        "booking_rules": branch.booking_rules or {},
     }
 
 

@@ -1,0 +1,169 @@
+"""Online booking: availability, appointments and their manage links, kiosk check-in."""
+from datetime import datetime, timedelta
+
+from flask import current_app, request, url_for
+from flask_smorest import Blueprint
+
+from queue_app.domain import booking, catalogue, lobby, numbering
+from queue_app.domain.booking_rules import rules_for
+from queue_app.extensions import db, limiter
+from queue_app.models import Appointment, Ticket, utcnow
+from queue_app.web.api import abort
+from queue_app.web.api.access import require_staff, require_staff_or_kiosk
+from queue_app.web.api.schemas import (
+    AppointmentRequest, AppointmentSchema, AvailabilityQuery, AvailabilitySchema, BookedSchema, CheckedInSchema,
+    CheckInRequest, DayQuery, RescheduleRequest, StaffAppointmentSchema,
+)
+from queue_app.web.auth import bearer_token, current_principal
+
+blp = Blueprint("api_booking", __name__, description="Online booking and kiosk check-in")
+BEARER = [{"bearer": []}]
+
+
+def _limit(name: str):
+    return lambda: current_app.config[name]
+
+
+def _caller_key() -> str:
+    # Per device for kiosks (one kiosk, many people), per address otherwise.
+    return bearer_token() or request.remote_addr or "unknown"
+
+
+def parse_time(value: str, field: str = "start") -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        abort(422, "invalid_time", f"{field}: not an ISO 8601 time, e.g. 2026-12-01T10:30:00+08:00.")
+    if moment.tzinfo is None:
+        abort(422, "naive_time", f"{field}: give the time with its offset, e.g. 2026-12-01T10:30:00+08:00.")
+    return moment
+
+
+def appointment_dict(appointment: Appointment) -> dict:
+    branch = appointment.branch
+    rules = rules_for(branch)
+    return {
+        "id": appointment.id, "status": appointment.status,
+        "branch": branch.slug, "branch_name": branch.name,
+        "service": appointment.service.code, "service_name": appointment.service.name,
+        "name": appointment.name,
+        "start": booking.as_local(appointment.start_at, branch), "end": booking.as_local(appointment.end_at, branch),
+        "check_in_code": appointment.check_in_code,
+        "change_until": booking.as_local(
+            appointment.start_at - timedelta(minutes=rules.change_cutoff_minutes), branch),
+        "sequence": appointment.sequence,
+    }
+
+
+def _manage_url(token: str) -> str:
+    return f"{current_app.config['QUEUE_APP_BASE_URL']}/a/{token}"
+
+
+@blp.route("/branches/<string:slug>/availability", methods=["GET"])
+@limiter.limit(_limit("AVAILABILITY_RATE_LIMIT"))
+@blp.arguments(AvailabilityQuery, location="query")
+@blp.response(200, AvailabilitySchema)
+def availability(query, slug):
+    """Bookable slots per local day with remaining capacity; times in branch local time with offset."""
+    found = booking.availability(db.session, slug, query["service"], query.get("from_"), query["days"])
+    branch = found["branch"]
+    return {
+        "branch": branch.slug, "service": found["service"].code, "timezone": branch.timezone,
+        "days": [
+            {"date": day["date"].isoformat(),
+             "slots": [{"start": booking.as_local(s.start, branch), "end": booking.as_local(s.end, branch),
+                        "remaining": s.remaining} for s in day["slots"]]}
+            for day in found["days"]
+        ],
+    }
+
+
+@blp.route("/branches/<string:slug>/appointments", methods=["POST"])
+@limiter.limit(_limit("BOOKING_RATE_LIMIT"), exempt_when=lambda: current_principal().staff is not None)
+@blp.arguments(AppointmentRequest)
+@blp.response(201, BookedSchema)
+@blp.alt_response(200, schema=BookedSchema, description="A replay of the same Idempotency-Key: the same booking.")
+@blp.doc(security=[{}, {"bearer": []}], parameters=[{
+    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 100},
+    "description": "Send the same key again (a double tap, a retry) to get the same booking back."}])
+def create_appointment(body, slug):
+    """Book a visit (anyone; staff may book on behalf of a customer, without the strike and limit checks)."""
+    staff_id = None
+    if bearer_token() is not None or current_principal().staff is not None:
+        staff_id = require_staff(branch_id=catalogue.get_branch(db.session, slug).id).id
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 100:
+        abort(400, "bad_idempotency_key", "Idempotency-Key must be 1 to 100 characters.")
+    made = booking.book(
+        db.session, slug, body["service"], parse_time(body["start"]), name=body["name"],
+        phone=body.get("phone"), email=body.get("email"), language=body["language"],
+        idempotency_key=f"{slug}:{key}" if key else None, staff_id=staff_id,
+    )
+    result = {**appointment_dict(made.appointment), "manage_token": made.manage_token,
+              "manage_url": _manage_url(made.manage_token)}
+    return result, 200 if made.replayed else 201
+
+
+@blp.route("/appointments/<string:token>", methods=["GET"])
+@limiter.limit(_limit("LOOKUP_RATE_LIMIT"))
+@blp.response(200, AppointmentSchema)
+def get_appointment(token):
+    """The booking behind a manage link (the holder)."""
+    return appointment_dict(booking.find_by_token(db.session, token))
+
+
+@blp.route("/appointments/<string:token>", methods=["PATCH"])
+@limiter.limit(_limit("LOOKUP_RATE_LIMIT"))
+@blp.arguments(RescheduleRequest)
+@blp.response(200, AppointmentSchema)
+def reschedule_appointment(body, token):
+    """Move the booking to another slot; if that slot is taken, the booking stays as it was."""
+    return appointment_dict(booking.reschedule(db.session, token, parse_time(body["start"])))
+
+
+@blp.route("/appointments/<string:token>", methods=["DELETE"])
+@limiter.limit(_limit("LOOKUP_RATE_LIMIT"))
+@blp.response(200, AppointmentSchema)
+def cancel_appointment(token):
+    """Cancel the booking (kept for history; the slot is freed)."""
+    return appointment_dict(booking.cancel(db.session, token))
+
+
+@blp.route("/branches/<string:slug>/check-in", methods=["POST"])
+@limiter.limit(_limit("LOOKUP_RATE_LIMIT"), key_func=_caller_key)
+@blp.arguments(CheckInRequest)
+@blp.response(201, CheckedInSchema)
+@blp.alt_response(200, schema=CheckedInSchema, description="Checked in before: the same ticket.")
+@blp.doc(security=BEARER)
+def check_in(body, slug):
+    """A booking becomes a ticket (kiosk token or staff). Scanning again returns the same ticket."""
+    branch = catalogue.get_branch(db.session, slug)
+    principal = require_staff_or_kiosk(branch.id)
+    done = booking.check_in(db.session, slug, body["code"], kiosk_id=getattr(principal.kiosk, "id", None))
+    status = lobby.ticket_status(db.session, done.ticket)
+    base = current_app.config["QUEUE_APP_BASE_URL"]
+    return {
+        "appointment_id": done.appointment.id, "ticket_id": done.ticket.id, "label": done.ticket.label,
+        "status": done.ticket.status, "service": done.ticket.service.code, "position": status["position"],
+        "estimate": status["estimate"], "repeat": done.tracking_token is None, "token": done.tracking_token,
+        "track_url": base + url_for("public.track", token=done.tracking_token) if done.tracking_token else None,
+    }, 200 if done.tracking_token is None else 201
+
+
+@blp.route("/branches/<string:slug>/appointments", methods=["GET"])
+@blp.arguments(DayQuery, location="query")
+@blp.response(200, StaffAppointmentSchema(many=True))
+@blp.doc(security=BEARER)
+def day_appointments(query, slug):
+    """A day's bookings at the branch (staff of the branch), by start time."""
+    branch = catalogue.get_branch(db.session, slug)
+    require_staff(branch_id=branch.id)
+    day = query.get("date") or numbering.local_day(utcnow(), branch.zone)
+    rows = []
+    for appointment in booking.appointments_of_day(db.session, branch, day):
+        customer = appointment.customer
+        rows.append({**appointment_dict(appointment),
+                     "phone": customer.phone if customer else None, "email": customer.email if customer else None,
+                     "ticket_label": db.session.get(Ticket, appointment.ticket_id).label
+                     if appointment.ticket_id else None})
+    return rows
