@@ -144,3 +144,13 @@ def test_check_in_codes_are_rate_limited_per_device(tmp_path, migrated_db):
 @pytest.mark.parametrize("path", ["/branches/demo/availability?service=B", "/appointments/x"])
 def test_public_booking_reads_need_no_token(api, path):
     assert api.call("GET", path).status_code in (200, 404)
+
+
+def test_admin_sets_booking_rules_and_availability_follows(api):
+    bad = api.call("PATCH", "/branches/demo", "admin@demo.test", json={"booking_rules": {"slot_length": 30}})
+    assert (bad.status_code, error_code(bad)) == (422, "invalid_field")
+    ok = api.call("PATCH", "/branches/demo", "admin@demo.test", json={"booking_rules": {"slot_minutes": 30}})
+    assert ok.status_code == 200 and ok.json["booking_rules"] == {"slot_minutes": 30}
+    starts = [s["start"] for d in api.call("GET", "/branches/demo/availability?service=A&days=7").json["days"]
+              for s in d["slots"]]
+    assert starts and {s[14:16] for s in starts} == {"00", "30"}
