@@ -130,3 +130,43 @@ def require_binary(name: str) -> str:
             pytest.fail(reason + "; QUEUE_APP_REQUIRE_SERVICES=1 forbids skipping")
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL server for the whole run (each test gets its own database)."""
+    from pg_server import PostgresServer, find_binaries
+
+    bindir = find_binaries()
+    if bindir is None:
+        require_binary("initdb")  # skips, or fails when services are required
+    server = PostgresServer(bindir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_app(pg_server):
+    """The app on a fresh, migrated and seeded PostgreSQL database."""
+    import uuid
+
+    from flask_migrate import upgrade
+
+    from queue_app import MIGRATIONS_DIR
+
+    name = "t_" + uuid.uuid4().hex[:16]
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": pg_server.create_database(name)})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR))
+        seed_demo_data()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def pg_session(pg_app):
+    with pg_app.app_context():
+        engine = db.engine
+    with Session(engine) as session:
+        yield session

@@ -124,6 +124,8 @@ def race(engine, attempts):
                 outcomes[i] = attempt(own)
             except DomainError as error:
                 outcomes[i] = error.code
+            except Exception as error:  # kept, so the assertion shows it instead of a dead thread
+                outcomes[i] = repr(error)
 
     threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(attempts)]
     for thread in threads:

@@ -1,0 +1,63 @@
+"""A throwaway PostgreSQL server for tests, started from the binaries on this machine.
+
+Looks for initdb/pg_ctl on PATH, then in Debian's /usr/lib/postgresql/*/bin. PostgreSQL refuses
+to run as root, so as root the cluster belongs to the `postgres` system user (runuser).
+"""
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def find_binaries() -> str | None:
+    initdb = shutil.which("initdb")
+    if initdb:
+        return os.path.dirname(initdb)
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.path.exists(os.path.join(folder, "initdb")):
+            return folder
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PostgresServer:
+    def __init__(self, bindir: str):
+        self.bindir = bindir
+        self.port = _free_port()
+        self.root = tempfile.mkdtemp(prefix="queue-app-pg-")
+        self.data = os.path.join(self.root, "data")
+        self.as_user = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres")
+        self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  f"-c max_connections=100", "start")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_user, os.path.join(self.bindir, tool), *args], check=True, capture_output=True,
+                       cwd=self.root)
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+        finally:
+            time.sleep(0.1)
+            shutil.rmtree(self.root, ignore_errors=True)
