@@ -1,0 +1,105 @@
+"""Two app processes sharing a database and a Redis message queue: a change on one reaches clients of the other."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import socketio
+
+from conftest import require_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url, process, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    binary = shutil.which("redis-server") or require_binary("redis-server")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", str(tmp_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_a_call_on_one_instance_reaches_a_display_on_another(db_path, redis_url, tmp_path):
+    env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{db_path}", "QUEUE_APP_SECRET_KEY": "shared-secret",
+           "QUEUE_APP_MESSAGE_QUEUE": redis_url, "QUEUE_APP_RUN_SCHEDULER": "0"}
+    seeded = subprocess.run([sys.executable, "-m", "queue_app.cli", "seed-demo"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+    kiosk_token = seeded.stdout.strip().splitlines()[-1].split(": ")[1]
+    servers, bases = [], []
+    try:
+        for name in ("a", "b"):
+            port = free_port()
+            log = open(tmp_path / f"server-{name}.log", "w")
+            servers.append((subprocess.Popen([sys.executable, "-m", "queue_app.cli", "run", "--port", str(port)],
+                                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
+            bases.append(f"http://127.0.0.1:{port}")
+        for base, (process, _log) in zip(bases, servers):
+            wait_for(base + "/api/v1/branches", process)
+        instance_a, instance_b = bases
+
+        heard = []
+        got_called = threading.Event()
+        display = socketio.Client(reconnection=False)
+
+        def on_called(data):
+            heard.append(data)
+            got_called.set()
+
+        display.on("called", on_called, namespace="/live")
+        display.connect(instance_b, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+        assert display.call("join", {"branch": "demo"}, namespace="/live", timeout=10)["ok"]
+
+        ticket = requests.post(instance_a + "/api/v1/branches/demo/tickets", json={"service": "A"},
+                               headers={"Authorization": f"Bearer {kiosk_token}"}, timeout=10).json()
+        token = requests.post(instance_a + "/api/v1/auth/token", timeout=10,
+                              json={"email": "staff1@demo.test", "password": "demo-password"}).json()["token"]
+        staff = {"Authorization": f"Bearer {token}"}
+        counters = requests.get(instance_a + "/api/v1/branches/demo/counters", headers=staff, timeout=10).json()
+        counter = next(c for c in counters if "A" in c["services"])
+        called = requests.post(instance_a + f"/api/v1/counters/{counter['id']}/call-next", headers=staff, timeout=10)
+        assert called.json()["label"] == ticket["label"]
+
+        assert got_called.wait(10), "the display on instance B never heard the call made on instance A"
+        assert heard[0]["label"] == ticket["label"] and heard[0]["counter"] == counter["name"]
+        display.disconnect()
+    finally:
+        for process, log in servers:
+            process.terminate()
+            process.wait(timeout=10)
+            log.close()
