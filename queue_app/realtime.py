@@ -99,11 +99,21 @@ class Publisher:
                 self.publish(batch)
             except Exception:  # a push failure must not stop later pushes
                 log.exception("publishing queue changes failed")
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
             if time.monotonic() - frozen_at > FREEZE_EVERY_S:
                 # With thousands of sockets, a full garbage-collection pass over their long-lived
                 # objects takes 150+ ms and lands on an emit; frozen objects are skipped.
                 gc.freeze()
                 frozen_at = time.monotonic()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Until every enqueued change is pushed (graceful shutdown, tests); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._queue.unfinished_tasks
 
     def publish(self, batch: list[tuple[list[events.QueueChange], Engine]]) -> None:
         by_bind: dict[Engine, list[events.QueueChange]] = {}

@@ -160,6 +160,9 @@ def pg_app(pg_server):
         upgrade(directory=str(MIGRATIONS_DIR))
         seed_demo_data()
     yield app
+    from queue_app.realtime import publisher
+
+    publisher.wait_idle()  # it opens connections of its own; let it finish before closing the pool
     with app.app_context():
         db.engine.dispose()
 

@@ -1,15 +1,25 @@
-"""Staff login and the counter console."""
+"""Staff login, the list of counters and the counter console.
+
+The console page is a client of the REST API (the same calls a counter app would make), with
+the login session and an X-CSRFToken header instead of a bearer token; live waiting counts
+come from the branch room of /live.
+"""
+from itertools import groupby
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
+from queue_app.domain import lobby
+from queue_app.domain.queueing import MAX_RECALLS
 from queue_app.extensions import db, limiter
-from queue_app.models import Counter, Staff
+from queue_app.models import Counter, Service, Staff
 from queue_app.security import verify_password
-from queue_app.web.forms import LoginForm
+from queue_app.web.api import API_PREFIX
+from queue_app.web.forms import COUNTER_STATE_LABELS, LoginForm
 
 bp = Blueprint("staff", __name__)
 
@@ -49,4 +59,35 @@ def console():
     if branch_ids is not None:
         query = query.where(Counter.branch_id.in_(branch_ids))
     counters = db.session.scalars(query).all()
-    return render_template("staff/console.html", counters=counters)
+    by_branch = [(branch, list(rows)) for branch, rows in groupby(counters, key=lambda c: c.branch)]
+    summaries = {branch.id: lobby.queue_summary(db.session, branch) for branch, _rows in by_branch}
+    current = {c["id"]: c["ticket"] for summary in summaries.values() for c in summary["counters"]}
+    return render_template("staff/console.html", by_branch=by_branch, summaries=summaries, current=current,
+                           state_labels=COUNTER_STATE_LABELS)
+
+
+@bp.get("/staff/counters/<int:counter_id>")
+@login_required
+def counter(counter_id):
+    counter = db.session.get(Counter, counter_id)
+    if counter is None:
+        abort(404)
+    if not current_user.can_access_branch(counter.branch_id):
+        abort(403)
+    services = db.session.scalars(
+        select(Service).where(Service.branch_id == counter.branch_id, Service.active.is_(True)).order_by(Service.code)
+    ).all()
+    return render_template(
+        "staff/counter.html", counter=counter, services=services, max_recalls=MAX_RECALLS,
+        state_labels={state: str(label) for state, label in COUNTER_STATE_LABELS.items()},
+        ticket_action_url=API_PREFIX + "/tickets/{id}/{action}",
+    )
+
+
+@bp.get("/staff/csrf-token")
+@login_required
+def csrf_token():
+    """A fresh CSRF token: the console stays open all day, longer than one token lives."""
+    response = jsonify({"csrf_token": generate_csrf()})
+    response.headers["Cache-Control"] = "no-store"
+    return response

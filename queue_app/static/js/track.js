@@ -1,0 +1,109 @@
+/* A ticket's live page on the holder's phone: status, place in line, estimate, counter.
+ *
+ * The server renders the current state; `ticket` pushes keep it current. A phone that slept
+ * re-joins when the page becomes visible and gets a fresh snapshot (see live.js).
+ */
+(function () {
+  "use strict";
+  var Q = window.QueueApp;
+  var data = Q.pageData();
+  var text = data.text;
+  var current = data.status;
+  var joinPending = false;  // the next `ticket` is the snapshot that answers a join
+  var baseTitle = document.title;
+
+  function byId(id) { return document.getElementById(id); }
+  var message = byId("track-message");
+  var postponeButton = byId("postpone-button");
+  var leaveButton = byId("leave-button");
+  var leaveDialog = byId("leave-dialog");
+
+  function say(textToShow, isError) {
+    message.textContent = textToShow || "";
+    message.classList.toggle("error", !!isError);
+  }
+
+  function render(status) {
+    document.querySelectorAll("[data-when]").forEach(function (block) {
+      block.hidden = block.getAttribute("data-when") !== status.status;
+    });
+    byId("tr-label").textContent = status.label;
+    byId("tr-service").textContent = status.service_name;
+    byId("tr-ahead").textContent = String(status.ahead);
+    byId("tr-position").textContent = String(status.position);
+    byId("tr-estimate").textContent = Q.format(text.estimate, status.estimate);
+    Q.show(byId("tr-estimate"), status.ahead > 0);
+    Q.show(byId("tr-next"), status.ahead === 0);
+    Q.show(byId("tr-postponed"), status.postponed);
+    byId("tr-counter").textContent = status.counter || "";
+    byId("tr-serving").textContent = Q.format(text.serving, { counter: status.counter || "" });
+    Q.show(postponeButton, status.status === "waiting" && !status.postponed);
+    Q.show(leaveButton, status.status === "waiting" || status.status === "called");
+    document.title = status.status === "called"
+      ? Q.format(text.title_called, { counter: status.counter, label: status.label }) : baseTitle;
+  }
+
+  /** It is the holder's turn: make sure they notice, even with the phone in a pocket. */
+  function alertHolder() {
+    if (navigator.vibrate) navigator.vibrate([400, 150, 400, 150, 800]);
+    var called = document.querySelector('[data-when="called"]');
+    called.classList.remove("pulse");
+    void called.offsetWidth;  // restart the animation on a recall
+    called.classList.add("pulse");
+  }
+
+  function onTicket(status) {
+    var previous = current.status;
+    var snapshot = joinPending;
+    joinPending = false;
+    current = status;
+    render(status);
+    // A live push with "called" is the call or a recall; a snapshot only counts if it is news
+    // (called while the phone slept), not the state the page already showed.
+    if (status.status === "called" && (!snapshot || previous !== "called")) alertHolder();
+  }
+
+  function act(method, url, done) {
+    postponeButton.disabled = leaveButton.disabled = true;
+    say("");
+    Q.request(method, url).then(function (result) {
+      if (result.ok) {
+        onTicket(result.data);
+        say(done);
+      } else {
+        say(Q.errorMessage(result, text.failed), true);
+      }
+    }, function () {
+      say(text.offline, true);
+    }).finally(function () {
+      postponeButton.disabled = leaveButton.disabled = false;
+    });
+  }
+
+  postponeButton.addEventListener("click", function () {
+    act("POST", data.postpone_url, text.postponed);
+  });
+  leaveButton.addEventListener("click", function () {
+    if (typeof leaveDialog.showModal === "function") {
+      leaveDialog.returnValue = "";
+      leaveDialog.showModal();
+    } else if (window.confirm(leaveDialog.querySelector("p").textContent)) {
+      act("DELETE", data.ticket_url, text.left);
+    }
+  });
+  leaveDialog.addEventListener("close", function () {
+    if (leaveDialog.returnValue === "leave") act("DELETE", data.ticket_url, text.left);
+  });
+
+  var badge = byId("live-badge");
+  Q.connectLive({
+    join: { ticket: data.token },
+    onJoining: function () { joinPending = true; },
+    onJoin: function (ack) { if (!ack.ok) joinPending = false; },
+    onState: function (connected) {
+      badge.textContent = connected ? text.live : text.reconnecting;
+      badge.classList.toggle("offline", !connected);
+    },
+    events: { ticket: onTicket },
+  });
+})();

@@ -1,0 +1,139 @@
+"""The lobby kiosk: a registered device shows the walk-in services and issues tickets.
+
+A device is registered once with `queue-app kiosk-token SLUG --name NAME`; opening
+/kiosk/SLUG?device=TOKEN stores the device in the browser's (permanent) session and drops the
+token from the address bar. After that the page works through the session cookie, with CSRF
+protection on the ticket request, like any other form of the site.
+"""
+from flask import Blueprint, jsonify, make_response, redirect, render_template, request, session, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, generate_csrf
+from sqlalchemy import select
+
+from queue_app.domain import lobby, queueing
+from queue_app.domain.errors import DomainError
+from queue_app.extensions import db
+from queue_app.models import KioskDevice, Service
+from queue_app.security import token_hash
+from queue_app.web.qr import qr_svg, tracking_url
+from queue_app.web.screens import LANGUAGE_NAMES, branch_locale, requested_locale
+
+bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
+
+SESSION_KEY = "kiosk_id"
+_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409}
+
+
+def _json_error(status: int, code: str, message: str):
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _session_device(slug: str) -> KioskDevice | None:
+    """The kiosk this browser was registered as, if it is still active and belongs to `slug`."""
+    kiosk_id = session.get(SESSION_KEY)
+    if not isinstance(kiosk_id, int):
+        return None
+    device = db.session.get(KioskDevice, kiosk_id)
+    if device is None or not device.active or device.branch.slug != slug:
+        return None
+    return device
+
+
+def _not_registered(slug: str):
+    return make_response(render_template("kiosk/unregistered.html", slug=slug), 401)
+
+
+def _no_store(response):
+    # The device token must not linger in caches or leak to other sites through the Referer.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.get("/<slug>")
+def home(slug):
+    token = request.args.get("device")
+    if token is not None:
+        device = db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == token_hash(token)))
+        if device is None or not device.active or device.branch.slug != slug:
+            session.pop(SESSION_KEY, None)
+            return _no_store(_not_registered(slug))
+        session[SESSION_KEY] = device.id
+        session.permanent = True  # survives a browser restart; renewed by every ping
+        lang = request.args.get("lang")  # the rest of the setup link is kept, only the token goes
+        return _no_store(redirect(url_for("kiosk.home", slug=slug, lang=lang)))
+    device = _session_device(slug)
+    if device is None:
+        return _not_registered(slug)
+    branch = device.branch
+    services = db.session.scalars(
+        select(Service)
+        .where(Service.branch_id == branch.id, Service.active.is_(True), Service.walk_in_enabled.is_(True))
+        .order_by(Service.code)
+    ).all()
+    waiting = {w["service"]: w["count"] for w in lobby.queue_summary(db.session, branch)["waiting"]}
+    default_locale = branch_locale(branch)
+    locale = requested_locale(default_locale)
+    with force_locale(locale):
+        return render_template(
+            "kiosk/index.html", branch=branch, services=services, waiting=waiting, locale=locale,
+            default_locale=default_locale, languages=LANGUAGE_NAMES,
+        )
+
+
+@bp.post("/<slug>/tickets")
+def issue(slug):
+    device = _session_device(slug)
+    if device is None:
+        return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("service"), str):
+        return _json_error(400, "malformed_json", 'Send JSON {"service": CODE}.')
+    issued = queueing.issue_ticket(db.session, slug, body["service"], kiosk_id=device.id)
+    status = lobby.ticket_status(db.session, issued.ticket)
+    link = tracking_url(issued.token)
+    return jsonify({
+        "label": status["label"],
+        "service": status["service"],
+        "service_name": status["service_name"],
+        "ahead": status["ahead"],
+        "estimate": status["estimate"],
+        "track_url": link,
+        "qr_svg": qr_svg(link, title=_("QR code: follow ticket %(label)s on your phone", label=status["label"])),
+        "issued_at": status["issued_at"],
+    }), 201
+
+
+@bp.get("/<slug>/ping")
+def ping(slug):
+    """Heartbeat: the page shows its out-of-order screen while this fails.
+
+    It also hands out a fresh CSRF token (a kiosk page stays open for days, longer than a token
+    lives) and the waiting counts shown on the service buttons.
+    """
+    device = _session_device(slug)
+    if device is None:
+        return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
+    waiting = {w["service"]: w["count"] for w in lobby.queue_summary(db.session, device.branch)["waiting"]}
+    response = jsonify({"ok": True, "csrf_token": generate_csrf(), "waiting": waiting})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# The ticket request is fetch() from the kiosk page: answer errors as JSON it can show.
+@bp.errorhandler(DomainError)
+def domain_error(error: DomainError):
+    messages = {
+        # What a customer at the kiosk can act on; the domain's text is written for staff.
+        "service_not_found": _("This service is not available right now. Please ask staff."),
+        "walk_in_disabled": _("This service takes booked visits only. Please ask staff."),
+    }
+    return _json_error(_STATUS_FOR_KIND.get(error.kind, 422), error.code, messages.get(error.code, error.message))
+
+
+@bp.errorhandler(CSRFError)
+def csrf_error(error: CSRFError):
+    return _json_error(400, "csrf_failed", error.description)
