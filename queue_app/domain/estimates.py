@@ -31,10 +31,16 @@ def open_counters_for(session: Session, service_id: int) -> int:
     )
 
 
-def estimate_wait(session: Session, ticket: Ticket, ahead: int) -> Estimate:
+def estimate(ahead: int, expected_minutes: int, open_counters: int) -> Estimate:
+    minutes = math.ceil(ahead * expected_minutes / max(1, open_counters))
+    return Estimate(minutes=minutes, low=math.floor(minutes * 0.6), high=math.ceil(minutes * 1.5))
+
+
+def estimate_wait(session: Session, ticket: Ticket, ahead: int, open_counters: int | None = None) -> Estimate:
+    """`open_counters` may be passed in when estimating many tickets of one service at once."""
     if ticket.status != "waiting":
         return Estimate(0, 0, 0)
     service = session.get(Service, ticket.service_id)
-    counters = max(1, open_counters_for(session, ticket.service_id))
-    minutes = math.ceil(ahead * service.expected_minutes / counters)
-    return Estimate(minutes=minutes, low=math.floor(minutes * 0.6), high=math.ceil(minutes * 1.5))
+    if open_counters is None:
+        open_counters = open_counters_for(session, ticket.service_id)
+    return estimate(ahead, service.expected_minutes, open_counters)

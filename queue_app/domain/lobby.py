@@ -5,11 +5,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from queue_app.domain import numbering, queueing
-from queue_app.domain.estimates import estimate_wait
+from queue_app.domain.estimates import estimate_wait, open_counters_for
 from queue_app.models import Branch, Counter, Service, Ticket, TicketEvent, utcnow
 
 
-def _status(session: Session, ticket: Ticket, ahead: int) -> dict:
+def _status(session: Session, ticket: Ticket, ahead: int, open_counters: int | None = None) -> dict:
     return {
         "label": ticket.label,
         "status": ticket.status,
@@ -17,7 +17,7 @@ def _status(session: Session, ticket: Ticket, ahead: int) -> dict:
         "service_name": ticket.service.name,
         "position": ahead + 1 if ticket.status == "waiting" else 0,
         "ahead": ahead,
-        "estimate": estimate_wait(session, ticket, ahead).as_dict(),
+        "estimate": estimate_wait(session, ticket, ahead, open_counters).as_dict(),
         "counter": ticket.counter.name if ticket.counter and ticket.status in ("called", "serving") else None,
         "postponed": ticket.postponed,
         "issued_at": ticket.issued_at.astimezone(ticket.branch.zone).isoformat(timespec="seconds"),
@@ -40,8 +40,9 @@ def waiting_statuses(session: Session, branch: Branch, service_ids: set[int], no
                    Ticket.local_date == today, Ticket.status == "waiting")
             .order_by(Ticket.sort_key, Ticket.id)
         ).all()
+        counters = open_counters_for(session, service_id)  # once per service, not per ticket
         for ahead, ticket in enumerate(waiting):
-            statuses[ticket.id] = _status(session, ticket, ahead)
+            statuses[ticket.id] = _status(session, ticket, ahead, counters)
     return statuses
 
 
