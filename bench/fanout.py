@@ -37,7 +37,7 @@ def start_server(workdir: Path, mode: str, clients: int):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{workdir / 'fanout.sqlite'}",
-           "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_BASE_URL": base, "QUEUE_APP_ASYNC_MODE": mode}
+           "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": base, "QUEUE_APP_ASYNC_MODE": mode}
     cli = [sys.executable, "-m", "queue_app.cli"]
     subprocess.run(cli + ["init-db"], env=env, cwd=ROOT, check=True, capture_output=True)
     seeded = subprocess.run(cli + ["seed-demo"], env=env, cwd=ROOT, check=True, capture_output=True, text=True)

@@ -39,7 +39,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{self.db}",
-                    "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_BASE_URL": self.base}
+                    "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": self.base}
         cli = [sys.executable, "-m", "queue_app.cli"]
         subprocess.run(cli + ["init-db"], env=self.env, cwd=ROOT, check=True, capture_output=True)
         seeded = subprocess.run(cli + ["seed-demo"], env=self.env, cwd=ROOT, check=True, capture_output=True, text=True)

@@ -65,4 +65,7 @@ def create_app(config: dict | None = None) -> Flask:
     from queue_app import cli
 
     cli.init_app(app)
+    from queue_app import jobs
+
+    jobs.init_app(app)
     return app

@@ -119,6 +119,10 @@ def close_day(slug):
 def run(host, port):
     """Serve the app (threaded). In production use gunicorn (see README)."""
     _require_current_schema()
+    from queue_app import jobs
+
+    # Timed jobs in this process unless QUEUE_APP_RUN_SCHEDULER=0 or another process has them.
+    jobs.start_background(current_app._get_current_object())
     click.echo(f"Serving on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
     _serve(host, port)
 
@@ -177,9 +181,14 @@ def demo(host, port, no_traffic):
     from queue_app import MIGRATIONS_DIR
     from queue_app.demo_traffic import HUMAN_COUNTER, start_demo_traffic
 
+    from queue_app import jobs
+
     app = current_app._get_current_object()
     upgrade(directory=str(MIGRATIONS_DIR))
     seed_demo_data()
+    # Booking mail and SMS are printed here, whatever SMTP settings the shell has.
+    app.config["QUEUE_APP_MAIL_DRIVER"] = "console"
+    app.config["QUEUE_APP_SMS_DRIVER"] = "console"
     base = f"http://{host}:{port}"
     if not os.environ.get("QUEUE_APP_BASE_URL"):
         app.config["QUEUE_APP_BASE_URL"] = base  # tracking links and QR codes point here
@@ -201,10 +210,40 @@ Queue app demo at {base}/
     if not no_traffic:
         start_demo_traffic(app, DEMO_BRANCH)
         click.echo("Simulated walk-ins and counters are running. Stop with Ctrl+C.")
+    if jobs.start_background(app):
+        click.echo("Timed jobs are running here; booking mail and SMS are printed below.")
     _serve(host, port)
 
 
-COMMANDS = (init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo)
+@click.command("scheduler")
+@with_appcontext
+def scheduler():
+    """Run the timed jobs only (outbox mail, no-show sweep, day close), in the foreground, until Ctrl+C.
+
+    Production runs exactly one of these, and web processes with QUEUE_APP_RUN_SCHEDULER=0.
+    """
+    from queue_app import jobs
+
+    app = current_app._get_current_object()
+    _require_current_schema()
+    # QUEUE_APP_RUN_SCHEDULER is not read here: running this command is the decision. The lock
+    # still stops a second scheduler next to a web process (or scheduler) of this instance folder.
+    lock = jobs.try_lock(app.instance_path)
+    if lock is None:
+        raise click.ClickException(
+            f"Another process holds {os.path.join(app.instance_path, jobs.LOCK_NAME)} and runs the timed jobs; "
+            "start web processes with QUEUE_APP_RUN_SCHEDULER=0 when this command runs them."
+        )
+    try:
+        click.echo(f"Timed jobs running (outbox every {jobs.OUTBOX_SECONDS} s, no-show sweep every "
+                   f"{jobs.NO_SHOW_SECONDS} s, day close every {jobs.CLOSE_DAY_SECONDS} s). Stop with Ctrl+C.")
+        jobs.run_foreground(app)
+    finally:
+        jobs.release_lock(lock)
+    click.echo("Timed jobs stopped.")
+
+
+COMMANDS = (init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo, scheduler)
 
 
 def init_app(app) -> None:

@@ -23,7 +23,13 @@ def from_environment(instance_path: str) -> dict:
         "QUEUE_APP_MESSAGE_QUEUE": env("QUEUE_APP_MESSAGE_QUEUE") or None,
         # Set explicitly: Socket.IO silently switches to gevent when it is installed (FIELD-NOTES).
         "QUEUE_APP_ASYNC_MODE": env("QUEUE_APP_ASYNC_MODE") or "threading",
+        # Booking mail and SMS (queue_app/mail.py): smtp://user:pass@host:port, smtps://, smtp+starttls://.
         "QUEUE_APP_SMTP_URL": env("QUEUE_APP_SMTP_URL") or None,
+        "QUEUE_APP_MAIL_FROM": env("QUEUE_APP_MAIL_FROM") or "queue@localhost",
+        # "smtp" or "console" (prints); unset: smtp when an SMTP URL is set, else console.
+        "QUEUE_APP_MAIL_DRIVER": env("QUEUE_APP_MAIL_DRIVER") or None,
+        # "log" (logs the text; real gateways plug in behind the same interface) or "console".
+        "QUEUE_APP_SMS_DRIVER": env("QUEUE_APP_SMS_DRIVER") or "log",
         "QUEUE_APP_RUN_SCHEDULER": _bool(env("QUEUE_APP_RUN_SCHEDULER"), True),
         "QUEUE_APP_BASE_URL": (env("QUEUE_APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         # Staff API bearer tokens expire after a working day.

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import customers, numbering, queueing
+from queue_app.domain import customers, notify, numbering, queueing
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.booking_rules import BookingRules, rules_for
 from queue_app.domain.errors import Conflict, Invalid, NotFound
@@ -241,6 +241,7 @@ def book(
     session: Session, branch_slug: str, service_code: str, start: datetime, *, name: str,
     phone: str | None = None, email: str | None = None, language: str = "en",
     idempotency_key: str | None = None, staff_id: int | None = None, now: datetime | None = None,
+    base_url: str = "",
 ) -> Booked:
     now = now or utcnow()
     name = (name or "").strip()
@@ -281,6 +282,8 @@ def book(
         )
         session.add(appointment)
         session.flush()
+        # Same transaction: the booking and its mail commit or roll back together.
+        notify.booking_confirmed(session, appointment, token, base_url=base_url, now=now)
     return Booked(appointment, token)
 
 
@@ -306,7 +309,8 @@ def _for_change(session: Session, token: str, now: datetime) -> tuple[Appointmen
     return appointment, rules
 
 
-def reschedule(session: Session, token: str, new_start: datetime, *, now: datetime | None = None) -> Appointment:
+def reschedule(session: Session, token: str, new_start: datetime, *, now: datetime | None = None,
+               base_url: str = "") -> Appointment:
     """Move a booking: release the old slot and claim the new one in one transaction.
 
     If the new slot is full the transaction rolls back and the old booking stands untouched.
@@ -322,10 +326,11 @@ def reschedule(session: Session, token: str, new_start: datetime, *, now: dateti
         appointment.end_at = start + timedelta(minutes=service.expected_minutes)
         appointment.local_date = numbering.local_day(start, appointment.branch.zone)
         appointment.sequence += 1
+        notify.booking_changed(session, appointment, base_url=base_url, now=now)
     return appointment
 
 
-def cancel(session: Session, token: str, *, now: datetime | None = None) -> Appointment:
+def cancel(session: Session, token: str, *, now: datetime | None = None, base_url: str = "") -> Appointment:
     """Cancel (kept for history) and give the capacity back."""
     now = now or utcnow()
     with write_transaction(session):
@@ -334,6 +339,7 @@ def cancel(session: Session, token: str, *, now: datetime | None = None) -> Appo
         appointment.status = "cancelled"
         appointment.cancelled_at = now
         appointment.sequence += 1
+        notify.booking_cancelled(session, appointment, base_url=base_url, now=now)
     return appointment
 
 

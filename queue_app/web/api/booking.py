@@ -98,6 +98,7 @@ def create_appointment(body, slug):
         db.session, slug, body["service"], parse_time(body["start"]), name=body["name"],
         phone=body.get("phone"), email=body.get("email"), language=body["language"],
         idempotency_key=f"{slug}:{key}" if key else None, staff_id=staff_id,
+        base_url=current_app.config["QUEUE_APP_BASE_URL"],
     )
     result = {**appointment_dict(made.appointment), "manage_token": made.manage_token,
               "manage_url": _manage_url(made.manage_token)}
@@ -118,7 +119,8 @@ def get_appointment(token):
 @blp.response(200, AppointmentSchema)
 def reschedule_appointment(body, token):
     """Move the booking to another slot; if that slot is taken, the booking stays as it was."""
-    return appointment_dict(booking.reschedule(db.session, token, parse_time(body["start"])))
+    return appointment_dict(booking.reschedule(db.session, token, parse_time(body["start"]),
+                                               base_url=current_app.config["QUEUE_APP_BASE_URL"]))
 
 
 @blp.route("/appointments/<string:token>", methods=["DELETE"])
@@ -126,7 +128,7 @@ def reschedule_appointment(body, token):
 @blp.response(200, AppointmentSchema)
 def cancel_appointment(token):
     """Cancel the booking (kept for history; the slot is freed)."""
-    return appointment_dict(booking.cancel(db.session, token))
+    return appointment_dict(booking.cancel(db.session, token, base_url=current_app.config["QUEUE_APP_BASE_URL"]))
 
 
 @blp.route("/branches/<string:slug>/check-in", methods=["POST"])

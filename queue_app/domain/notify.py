@@ -1,0 +1,438 @@
+"""Booking mail and SMS through an outbox table: enqueue inside the booking's transaction, send later.
+
+Enqueueing (`booking_confirmed`, `booking_changed`, `booking_cancelled`) runs inside the caller's
+write transaction, so a rolled-back booking leaves no message behind and a committed one always
+has its messages. Nothing is sent there (DESIGN: no mail inside a transaction).
+
+`send_due` is the only sender. Each due row is claimed with one conditional UPDATE
+(`pending -> sending` while still pending), so however many senders run at once, one wins each
+row. Then it re-checks the booking (a reminder for a booking that was cancelled, moved, checked in
+or missed is dropped), renders the text from the booking as it is now, sends it, and marks it
+`sent`. A driver error puts the row back to `pending` with exponential backoff. While a row is
+`sending`, `next_attempt_at` is the end of the sender's lease: a sender that died mid-send leaves
+the row to be taken again after the lease (at least once, never silently lost).
+
+Texts live here, per language (en, zh_Hant, zh_Hans), and not in Flask-Babel: the sender runs in
+a scheduler thread with no request, and Babel's gettext needs one.
+"""
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from queue_app import ics
+from queue_app.domain.transaction import write_transaction
+from queue_app.mail import PermanentFailure
+from queue_app.models import Appointment, Notification
+
+log = logging.getLogger(__name__)
+
+CONFIRMED, CHANGED, CANCELLED, REMINDER = "booking_confirmed", "booking_changed", "booking_cancelled", "reminder"
+# Longest lead first. A reminder is worth sending from start - lead until the next shorter
+# reminder is due (or the visit starts): a 24 h reminder delayed past start - 2 h is dropped.
+REMINDER_LEADS = (timedelta(hours=24), timedelta(hours=2))
+LEASE = timedelta(minutes=10)  # a row `sending` for longer than this: its sender died
+MAX_ATTEMPTS = 10
+MAX_BACKOFF = timedelta(hours=1)
+LANGUAGES = ("en", "zh_Hant", "zh_Hans")
+
+
+# --- texts ---------------------------------------------------------------------------------------
+
+WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+             "October", "November", "December")
+WEEKDAYS_ZH = "一二三四五六日"
+
+TEMPLATES = {
+    "en": {
+        "subject": {
+            CONFIRMED: "Booking confirmed: {service} at {branch}, {short}",
+            CHANGED: "Booking changed: {service} at {branch}, now {short}",
+            CANCELLED: "Booking cancelled: {service} at {branch}, {short}",
+            REMINDER: "Reminder: {service} at {branch}, {short}",
+        },
+        "body": {
+            CONFIRMED: "Hello {name},\n\nyour booking is confirmed.\n\n{details}\n\n"
+                       "When you arrive, enter your check-in code at the kiosk.\n{manage}"
+                       "The attached calendar file adds the visit to your calendar.\n",
+            CHANGED: "Hello {name},\n\nyour booking has been changed. The new time:\n\n{details}\n\n"
+                     "The attached calendar file updates the visit in your calendar. To change your "
+                     "booking again, use the link in your booking confirmation.\n",
+            CANCELLED: "Hello {name},\n\nyour booking has been cancelled:\n\n{details}\n\n"
+                       "The attached calendar file removes the visit from your calendar. "
+                       "You are welcome to book again.\n",
+            REMINDER: "Hello {name},\n\na reminder of your booking:\n\n{details}\n\n"
+                      "When you arrive, enter your check-in code at the kiosk. If you cannot come, "
+                      "please cancel with the link in your booking confirmation, so someone else can "
+                      "have the time.\n",
+        },
+        "sms": {
+            CONFIRMED: "{branch}: booking confirmed, {service}, {short}. Check-in code {code}.{manage_sms}",
+            CHANGED: "{branch}: your booking for {service} is now {short}. Check-in code {code}.",
+            CANCELLED: "{branch}: your booking for {service} on {short} is cancelled.",
+            REMINDER: "{branch}: reminder, {service} {short}. Check-in code {code}.",
+        },
+        "details": "  Service:        {service}\n  Branch:         {branch}\n  When:           {when}\n"
+                   "  Check-in code:  {code}",
+        "manage": "See, change or cancel your booking: {url}\n",
+        "manage_sms": " Manage: {url}",
+        "summary": "{service} at {branch}",
+        "ics_description": "Check-in code: {code}",
+    },
+    "zh_Hant": {
+        "subject": {
+            CONFIRMED: "預約確認：{branch} {service}，{short}",
+            CHANGED: "預約已變更：{branch} {service}，改為 {short}",
+            CANCELLED: "預約已取消：{branch} {service}，{short}",
+            REMINDER: "預約提醒：{branch} {service}，{short}",
+        },
+        "body": {
+            CONFIRMED: "{name} 您好：\n\n您的預約已確認。\n\n{details}\n\n抵達時請在自助報到機輸入報到代碼。\n"
+                       "{manage}附件的行事曆檔案可將這次預約加入您的行事曆。\n",
+            CHANGED: "{name} 您好：\n\n您的預約已變更，新的時間如下：\n\n{details}\n\n"
+                     "附件的行事曆檔案會更新您行事曆中的預約。如需再次變更，請使用預約確認信中的連結。\n",
+            CANCELLED: "{name} 您好：\n\n您的預約已取消：\n\n{details}\n\n"
+                       "附件的行事曆檔案會從您的行事曆移除這次預約。歡迎再次預約。\n",
+            REMINDER: "{name} 您好：\n\n提醒您即將到來的預約：\n\n{details}\n\n"
+                      "抵達時請在自助報到機輸入報到代碼。如無法前來，請使用預約確認信中的連結取消預約，"
+                      "讓其他人可以使用這個時段。\n",
+        },
+        "sms": {
+            CONFIRMED: "【{branch}】預約確認：{service}，{short}。報到代碼 {code}。{manage_sms}",
+            CHANGED: "【{branch}】您的{service}預約已改為 {short}。報到代碼 {code}。",
+            CANCELLED: "【{branch}】您於 {short} 的{service}預約已取消。",
+            REMINDER: "【{branch}】提醒：{service}預約 {short}。報到代碼 {code}。",
+        },
+        "details": "  服務：{service}\n  地點：{branch}\n  時間：{when}\n  報到代碼：{code}",
+        "manage": "查看、變更或取消預約：{url}\n",
+        "manage_sms": "管理預約：{url}",
+        "summary": "{branch} {service}",
+        "ics_description": "報到代碼：{code}",
+    },
+    "zh_Hans": {
+        "subject": {
+            CONFIRMED: "预约确认：{branch} {service}，{short}",
+            CHANGED: "预约已更改：{branch} {service}，改为 {short}",
+            CANCELLED: "预约已取消：{branch} {service}，{short}",
+            REMINDER: "预约提醒：{branch} {service}，{short}",
+        },
+        "body": {
+            CONFIRMED: "{name} 您好：\n\n您的预约已确认。\n\n{details}\n\n到达时请在自助签到机输入签到码。\n"
+                       "{manage}附件中的日历文件可将本次预约添加到您的日历。\n",
+            CHANGED: "{name} 您好：\n\n您的预约已更改，新的时间如下：\n\n{details}\n\n"
+                     "附件中的日历文件会更新您日历中的预约。如需再次更改，请使用预约确认邮件中的链接。\n",
+            CANCELLED: "{name} 您好：\n\n您的预约已取消：\n\n{details}\n\n"
+                       "附件中的日历文件会从您的日历中删除本次预约。欢迎再次预约。\n",
+            REMINDER: "{name} 您好：\n\n提醒您即将到来的预约：\n\n{details}\n\n"
+                      "到达时请在自助签到机输入签到码。如无法前来，请使用预约确认邮件中的链接取消预约，"
+                      "以便其他人使用该时段。\n",
+        },
+        "sms": {
+            CONFIRMED: "【{branch}】预约确认：{service}，{short}。签到码 {code}。{manage_sms}",
+            CHANGED: "【{branch}】您的{service}预约已改为 {short}。签到码 {code}。",
+            CANCELLED: "【{branch}】您于 {short} 的{service}预约已取消。",
+            REMINDER: "【{branch}】提醒：{service}预约 {short}。签到码 {code}。",
+        },
+        "details": "  服务：{service}\n  地点：{branch}\n  时间：{when}\n  签到码：{code}",
+        "manage": "查看、更改或取消预约：{url}\n",
+        "manage_sms": "管理预约：{url}",
+        "summary": "{branch} {service}",
+        "ics_description": "签到码：{code}",
+    },
+}
+
+
+def language_of(appointment: Appointment) -> str:
+    return appointment.language if appointment.language in LANGUAGES else "en"
+
+
+def _offset(local: datetime) -> str:
+    minutes = int(local.utcoffset().total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def format_when(moment: datetime, zone, language: str) -> tuple[str, str]:
+    """(long, short) branch-local time with the zone's name, written by hand so no locale is needed."""
+    local = moment.astimezone(zone)
+    clock = local.strftime("%H:%M")
+    name = zone.key
+    if language == "en":
+        long = (f"{WEEKDAYS_EN[local.weekday()]} {local.day} {MONTHS_EN[local.month - 1]} {local.year}, "
+                f"{clock} ({name}, {_offset(local)})")
+        short = (f"{WEEKDAYS_EN[local.weekday()][:3]} {local.day} {MONTHS_EN[local.month - 1][:3]} "
+                 f"{local.year} {clock} ({name})")
+        return long, short
+    weekday = WEEKDAYS_ZH[local.weekday()]
+    long = f"{local.year}年{local.month}月{local.day}日（星期{weekday}）{clock}（{name}，{_offset(local)}）"
+    short = f"{local.year}年{local.month}月{local.day}日（{weekday}）{clock}（{name}）"
+    return long, short
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+    ics: str | None
+    ics_method: str | None
+
+
+def render(notification: Notification, appointment: Appointment, now: datetime) -> Rendered:
+    """The message as the booking is now: times, service and code read at send time."""
+    language = language_of(appointment)
+    texts = TEMPLATES[language]
+    long, short = format_when(appointment.start_at, appointment.branch.zone, language)
+    values = {
+        "name": appointment.name, "service": appointment.service.name, "branch": appointment.branch.name,
+        "when": long, "short": short, "code": appointment.check_in_code,
+    }
+    url = (notification.payload or {}).get("manage_url") or ""
+    values["manage"] = texts["manage"].format(url=url) if url else ""
+    values["manage_sms"] = texts["manage_sms"].format(url=url) if url else ""
+    values["details"] = texts["details"].format(**values)
+    template = notification.template
+    subject = texts["subject"][template].format(**values)
+    if notification.channel == "sms":
+        return Rendered(subject, texts["sms"][template].format(**values), None, None)
+    body = texts["body"][template].format(**values)
+    calendar, method = None, None
+    if template in (CONFIRMED, CHANGED, CANCELLED):
+        cancelled = template == CANCELLED
+        method = "CANCEL" if cancelled else "REQUEST"
+        calendar = ics.appointment_calendar(
+            appointment, host=(notification.payload or {}).get("host") or "localhost", now=now,
+            cancelled=cancelled, summary=texts["summary"].format(**values),
+            description=texts["ics_description"].format(**values), attendee=notification.recipient,
+        )
+    return Rendered(subject, body, calendar, method)
+
+
+# --- enqueueing (inside the caller's transaction) -------------------------------------------------
+
+def _recipient(appointment: Appointment) -> tuple[str, str] | None:
+    """E-mail when the customer has one, else SMS to the phone; None when there is neither."""
+    customer = appointment.customer
+    if customer is None:
+        return None
+    if customer.email:
+        return "email", customer.email
+    if customer.phone:
+        return "sms", customer.phone
+    return None
+
+
+def _host(base_url: str) -> str:
+    """The host in calendar UIDs. Every caller passes the configured base URL, so it stays stable."""
+    return (urlsplit(base_url).hostname if base_url else None) or "localhost"
+
+
+def _insert(session: Session, appointment: Appointment, template: str, key: str, due: datetime,
+            now: datetime, payload: dict) -> None:
+    to = _recipient(appointment)
+    if to is None:
+        log.warning("appointment %s has no e-mail or phone: no %s sent", appointment.id, template)
+        return
+    channel, recipient = to
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[session.get_bind().dialect.name]
+    # One message per purpose: the same key again (a retried operation) inserts nothing.
+    session.execute(insert(Notification).values(
+        channel=channel, recipient=recipient, template=template, language=language_of(appointment),
+        payload={"sequence": appointment.sequence, **payload}, dedupe_key=key, appointment_id=appointment.id,
+        status="pending", attempts=0, next_attempt_at=due, last_error="", created_at=now,
+    ).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+
+
+def _supersede(session: Session, appointment: Appointment, templates: tuple[str, ...], reason: str) -> None:
+    """Pending messages of these kinds for the booking will never go out."""
+    session.execute(
+        update(Notification)
+        .where(Notification.appointment_id == appointment.id, Notification.status == "pending",
+               Notification.template.in_(templates))
+        .values(status="cancelled", last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _reminders(session: Session, appointment: Appointment, base: dict, now: datetime) -> None:
+    for lead in REMINDER_LEADS:
+        due = appointment.start_at - lead
+        if due <= now:
+            continue  # booked inside the lead time: that reminder's moment has passed
+        hours = int(lead.total_seconds() // 3600)
+        _insert(session, appointment, REMINDER, f"reminder-{hours}h:{appointment.id}:{appointment.sequence}",
+                due, now, {**base, "lead_hours": hours})
+
+
+def booking_confirmed(session: Session, appointment: Appointment, manage_token: str, *,
+                      base_url: str = "", now: datetime) -> None:
+    """Confirmation with the manage link, and the reminders. Call inside `book`'s transaction.
+
+    The raw manage token exists only here (the database keeps its hash); the confirmation's
+    payload is the one place it is kept, because it is the link the mail carries.
+    """
+    base = {"host": _host(base_url)}
+    payload = dict(base)
+    if base_url:
+        payload["manage_url"] = f"{base_url.rstrip('/')}/a/{manage_token}"
+    _insert(session, appointment, CONFIRMED, f"confirmation:{appointment.id}:{appointment.sequence}",
+            now, now, payload)
+    _reminders(session, appointment, base, now)
+
+
+def booking_changed(session: Session, appointment: Appointment, *, base_url: str = "", now: datetime) -> None:
+    """A change notice and fresh reminders; earlier pending reminders and notices are superseded.
+
+    Call after `appointment.sequence` was increased, inside `reschedule`'s transaction.
+    """
+    _supersede(session, appointment, (REMINDER, CHANGED), f"superseded by change {appointment.sequence}")
+    base = {"host": _host(base_url)}
+    _insert(session, appointment, CHANGED, f"change:{appointment.id}:{appointment.sequence}", now, now, base)
+    _reminders(session, appointment, base, now)
+
+
+def booking_cancelled(session: Session, appointment: Appointment, *, base_url: str = "", now: datetime) -> None:
+    """A cancellation notice; every other pending message of the booking is dropped."""
+    _supersede(session, appointment, (CONFIRMED, CHANGED, REMINDER), "booking cancelled")
+    _insert(session, appointment, CANCELLED, f"cancel:{appointment.id}:{appointment.sequence}", now, now,
+            {"host": _host(base_url)})
+
+
+# --- sending ---------------------------------------------------------------------------------------
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    dropped: int = 0  # marked cancelled at send time: the booking moved on
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.failed + self.dropped
+
+
+def backoff(attempts: int) -> timedelta:
+    """1, 2, 4, 8 ... minutes after the 1st, 2nd, 3rd ... failure, at most an hour."""
+    return min(timedelta(minutes=2 ** (attempts - 1)), MAX_BACKOFF)
+
+
+def _stale_reason(notification: Notification, appointment: Appointment | None, now: datetime) -> str | None:
+    """Why this message must not go out now, or None. The booking may have changed since enqueue."""
+    if appointment is None:
+        return None
+    template = notification.template
+    sequence = (notification.payload or {}).get("sequence")
+    if template == CONFIRMED:
+        return None if appointment.status in ("booked", "checked_in") else f"booking is {appointment.status}"
+    if template == CANCELLED:
+        return None
+    if appointment.status != "booked":
+        return f"booking is {appointment.status}"
+    if sequence != appointment.sequence:
+        return f"booking changed (sequence {sequence} -> {appointment.sequence})"
+    if template == REMINDER:
+        lead = timedelta(hours=(notification.payload or {}).get("lead_hours", 0))
+        shorter = [other for other in REMINDER_LEADS if other < lead]
+        until = appointment.start_at - (max(shorter) if shorter else timedelta(0))
+        if now >= until:
+            return "too late for this reminder"
+    return None
+
+
+def _recover_stuck(session: Session, now: datetime) -> None:
+    """Rows whose sender died mid-send (lease over) count an attempt and go back to pending."""
+    with write_transaction(session):
+        session.execute(
+            update(Notification)
+            .where(Notification.status == "sending", Notification.next_attempt_at <= now)
+            .values(
+                attempts=Notification.attempts + 1,
+                status=case((Notification.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
+                last_error="sender stopped while sending (lease expired)",
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _claim(session: Session, notification_id: int, now: datetime) -> Notification | None:
+    """pending -> sending in one conditional UPDATE; only the sender whose UPDATE hit the row gets it."""
+    claimed = session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == "pending",
+               Notification.next_attempt_at <= now)
+        .values(status="sending", next_attempt_at=now + LEASE)
+        .returning(Notification.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if claimed is None:
+        return None
+    return session.get(Notification, notification_id, populate_existing=True)
+
+
+def _finish(session: Session, notification_id: int, values: dict) -> None:
+    with write_transaction(session):
+        # Only a row still ours: after a lease ran out another sender may have taken it.
+        session.execute(
+            update(Notification).where(Notification.id == notification_id, Notification.status == "sending")
+            .values(**values).execution_options(synchronize_session=False)
+        )
+
+
+def send_due(session: Session, driver, now: datetime, batch: int = 20) -> SendReport:
+    """Send the messages due at `now` (at most `batch`). Safe to run from several threads or processes."""
+    report = SendReport()
+    _recover_stuck(session, now)
+    due = session.scalars(
+        select(Notification.id)
+        .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+        .order_by(Notification.next_attempt_at, Notification.id).limit(batch)
+    ).all()
+    session.commit()  # end the read; each claim is its own short write transaction
+    for notification_id in due:
+        with write_transaction(session):
+            notification = _claim(session, notification_id, now)
+            if notification is None:
+                continue  # another sender has it, or it changed since the read
+            appointment = session.get(Appointment, notification.appointment_id) if notification.appointment_id else None
+            reason = _stale_reason(notification, appointment, now)
+            if reason:
+                notification.status, notification.last_error = "cancelled", reason
+            elif appointment is not None:
+                rendered = render(notification, appointment, now)
+                # A new dict: the JSON column only notices assignment, not in-place changes.
+                notification.payload = {**notification.payload, "subject": rendered.subject,
+                                        "body": rendered.body, "ics": rendered.ics, "ics_method": rendered.ics_method}
+            # Written now, then detached with its values loaded: the driver reads it after the
+            # commit without opening another read transaction for the length of a mail delivery.
+            session.flush()
+            session.expunge(notification)
+        if reason:
+            report.dropped += 1
+            continue
+        # Sent outside any transaction: a slow mail server must not hold the database's write lock.
+        try:
+            driver.send(notification)
+        except Exception as error:  # any driver failure is retried; only PermanentFailure is final
+            attempts = notification.attempts + 1
+            message = f"{type(error).__name__}: {error}"[:1000]
+            final = isinstance(error, PermanentFailure) or attempts >= MAX_ATTEMPTS
+            log.warning("notification %s (%s to %s) failed, attempt %s: %s", notification_id,
+                        notification.template, notification.recipient, attempts, message)
+            _finish(session, notification_id, {
+                "status": "failed" if final else "pending", "attempts": attempts, "last_error": message,
+                "next_attempt_at": now if final else now + backoff(attempts),
+            })
+            if final:
+                report.failed += 1
+            else:
+                report.retried += 1
+            continue
+        _finish(session, notification_id, {"status": "sent", "sent_at": now, "next_attempt_at": now,
+                                           "attempts": notification.attempts + 1})
+        report.sent += 1
+    return report

@@ -1,0 +1,178 @@
+"""Timed jobs (APScheduler 3): the outbox sender, the no-show sweep and the day close.
+
+Every job is idempotent by data (a conditional UPDATE flips each row once), so a job that runs
+late, twice, or after downtime does the right thing. Still, only one process should run them
+(FIELD-NOTES, "Scheduler"): production runs exactly one `queue-app scheduler` and sets
+`QUEUE_APP_RUN_SCHEDULER=0` on web processes; a single-process setup starts them in the web
+process that wins a file lock in the instance folder.
+
+Periodic sweeps over tables, not one APScheduler job per reminder: APScheduler drops jobs that
+missed their time, and its job store cannot be shared between processes.
+"""
+import atexit
+import fcntl
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import IO
+
+import click
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from queue_app.domain import booking, notify, queueing
+from queue_app.models import Branch, utcnow
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "scheduler.lock"
+OUTBOX_SECONDS = 30
+NO_SHOW_SECONDS = 60
+CLOSE_DAY_SECONDS = 600
+OUTBOX_BATCH = 20
+OUTBOX_ROUNDS = 10  # a backlog drains in rounds of one batch; the next tick takes the rest
+EXTENSION_KEY = "queue_app_scheduler"
+
+
+# --- the jobs: each builds its own app context and session, and never lets an exception escape ---
+
+def _run(app, name: str, work: Callable[[Session], object]) -> None:
+    from queue_app.extensions import db
+
+    try:
+        with app.app_context(), Session(db.engine) as session:
+            work(session)
+    except Exception:  # a job that raises is logged; the next tick tries again
+        log.exception("timed job %s failed", name)
+
+
+def send_outbox(app, now: datetime | None = None) -> None:
+    from queue_app.mail import driver_for
+
+    def work(session: Session) -> None:
+        driver = driver_for(app.config)
+        for _ in range(OUTBOX_ROUNDS):
+            report = notify.send_due(session, driver, now or utcnow(), batch=OUTBOX_BATCH)
+            if report.handled < OUTBOX_BATCH:
+                break
+
+    _run(app, "send_outbox", work)
+
+
+def sweep_no_shows(app, now: datetime | None = None) -> None:
+    _run(app, "sweep_no_shows", lambda session: booking.sweep_no_shows(session, now=now))
+
+
+def close_days(app, now: datetime | None = None) -> None:
+    def work(session: Session) -> None:
+        slugs = session.scalars(select(Branch.slug).order_by(Branch.slug)).all()
+        session.commit()  # end the read before the write transactions
+        for slug in slugs:
+            try:
+                queueing.close_day(session, slug, now=now)
+            except Exception:  # one broken branch must not stop the others
+                log.exception("close_day failed for branch %s", slug)
+
+    _run(app, "close_days", work)
+
+
+def add_jobs(scheduler, app) -> None:
+    start = datetime.now(timezone.utc)  # first run at once: catch up after downtime
+    common = {"coalesce": True, "max_instances": 1, "next_run_time": start, "replace_existing": True}
+    scheduler.add_job(send_outbox, "interval", seconds=OUTBOX_SECONDS, args=[app], id="send_outbox", **common)
+    scheduler.add_job(sweep_no_shows, "interval", seconds=NO_SHOW_SECONDS, args=[app], id="sweep_no_shows", **common)
+    scheduler.add_job(close_days, "interval", seconds=CLOSE_DAY_SECONDS, args=[app], id="close_days", **common)
+
+
+def new_scheduler() -> BackgroundScheduler:
+    return BackgroundScheduler(timezone=timezone.utc, daemon=True)
+
+
+# --- one process only: a file lock in the instance folder ---------------------------------------
+
+def try_lock(instance_path: str) -> IO | None:
+    """The open lock file if this process now holds `instance/scheduler.lock`, else None.
+
+    flock locks belong to the open file: they vanish when the process dies (no stale lock after
+    a crash), and a second open of the same file, even in the same process, cannot take it.
+    """
+    os.makedirs(instance_path, exist_ok=True)
+    handle = open(os.path.join(instance_path, LOCK_NAME), "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")  # for people: which process runs the jobs
+    handle.flush()
+    return handle
+
+
+def release_lock(handle: IO) -> None:
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+# --- starting them ---------------------------------------------------------------------------------
+
+def start_background(app) -> BackgroundScheduler | None:
+    """Start the jobs in this process if the settings allow it and it wins the lock."""
+    if app.extensions.get(EXTENSION_KEY) is not None:
+        return app.extensions[EXTENSION_KEY]
+    if not app.config.get("QUEUE_APP_RUN_SCHEDULER") or app.config.get("TESTING"):
+        return None
+    lock = try_lock(app.instance_path)
+    if lock is None:
+        log.info("another process holds %s: it runs the timed jobs, this one does not",
+                 os.path.join(app.instance_path, LOCK_NAME))
+        return None
+    scheduler = new_scheduler()
+    add_jobs(scheduler, app)
+    scheduler.start()
+    app.extensions[EXTENSION_KEY] = scheduler
+    atexit.register(_stop, scheduler, lock)
+    log.info("timed jobs started in process %s", os.getpid())
+    return scheduler
+
+
+def _stop(scheduler: BackgroundScheduler, lock: IO) -> None:
+    if scheduler.running:
+        scheduler.shutdown(wait=False)
+    release_lock(lock)
+
+
+def run_foreground(app, stop: threading.Event | None = None) -> None:
+    """Run the jobs until Ctrl+C or SIGTERM (or `stop` is set); a running job finishes first."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # Process managers stop services with SIGTERM: shut down as cleanly as for Ctrl+C.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    scheduler = new_scheduler()
+    add_jobs(scheduler, app)
+    scheduler.start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def init_app(app) -> None:
+    """Web processes (gunicorn importing wsgi.py) start the jobs here, subject to settings and lock.
+
+    Every CLI command builds the app too (init-db, seed-demo, scheduler...): those must not start
+    background jobs, so under a click command nothing starts here; `run` and `demo` call
+    `start_background` themselves and `scheduler` runs the jobs in the foreground.
+    """
+    app.extensions.setdefault(EXTENSION_KEY, None)
+    if click.get_current_context(silent=True) is None:
+        start_background(app)
