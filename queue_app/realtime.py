@@ -18,6 +18,7 @@ import time
 
 from flask import request
 from flask_socketio import Namespace, emit, join_room, leave_room
+from socketio import PubSubManager
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -124,6 +125,22 @@ class Publisher:
                 push_changes(session, changes)
 
 
+def _watched_tickets() -> set[int] | None:
+    """Tickets whose room has a client on this process; None (all) when a message queue is used,
+    since clients of other instances are not visible from here."""
+    manager = socketio.server.manager
+    if isinstance(manager, PubSubManager):
+        return None
+    rooms = manager.rooms.get(NAMESPACE, {})  # also holds None (everyone) and one room per client
+    return {int(room.split(":", 1)[1]) for room, members in rooms.items()
+            if isinstance(room, str) and room.startswith("ticket:") and members}
+
+
+def _has_listeners(room: str) -> bool:
+    manager = socketio.server.manager
+    return isinstance(manager, PubSubManager) or bool(manager.rooms.get(NAMESPACE, {}).get(room))
+
+
 def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
     branches: dict[int, set[int]] = {}  # branch -> services whose waiting positions moved
     changed_tickets: set[int] = set()
@@ -140,11 +157,15 @@ def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
                 "service": change.data.get("service"), "recall": change.type == "recalled",
                 "at": change.at.astimezone(branch.zone).isoformat(timespec="seconds"),
             }, to=branch_room(change.branch_id), namespace=NAMESPACE)
+    watched = _watched_tickets()
     for branch_id, service_ids in branches.items():
         branch = session.get(Branch, branch_id)
-        socketio.emit("queue", branch_snapshot(session, branch), to=branch_room(branch_id), namespace=NAMESPACE)
-        statuses = lobby.waiting_statuses(session, branch, service_ids)
-        for ticket_id in changed_tickets - statuses.keys():
+        if _has_listeners(branch_room(branch_id)):  # no display or console open: skip the snapshot
+            socketio.emit("queue", branch_snapshot(session, branch), to=branch_room(branch_id), namespace=NAMESPACE)
+        if watched is not None and not watched:
+            continue  # no phone is following a ticket here
+        statuses = lobby.waiting_statuses(session, branch, service_ids, only=watched)
+        for ticket_id in (changed_tickets - statuses.keys()) & (watched or changed_tickets):
             ticket = session.get(Ticket, ticket_id)
             if ticket is not None and ticket.branch_id == branch_id:
                 statuses[ticket_id] = lobby.ticket_status(session, ticket)

@@ -29,20 +29,31 @@ def ticket_status(session: Session, ticket: Ticket) -> dict:
     return _status(session, ticket, queueing.people_ahead(session, ticket))
 
 
-def waiting_statuses(session: Session, branch: Branch, service_ids: set[int], now: datetime | None = None) -> dict[int, dict]:
-    """ticket_status of every waiting ticket of some services today, one query per service (for pushes)."""
+def waiting_statuses(
+    session: Session, branch: Branch, service_ids: set[int], only: set[int] | None = None,
+    now: datetime | None = None,
+) -> dict[int, dict]:
+    """ticket_status of the waiting tickets of some services today (for pushes).
+
+    Positions come from one id query per service; full statuses are built only for the tickets
+    in `only` (those someone is watching), or for all when `only` is None.
+    """
     today = numbering.local_day(now or utcnow(), branch.zone)
     statuses = {}
     for service_id in service_ids:
-        waiting = session.scalars(
-            select(Ticket)
+        order = session.scalars(
+            select(Ticket.id)
             .where(Ticket.branch_id == branch.id, Ticket.service_id == service_id,
                    Ticket.local_date == today, Ticket.status == "waiting")
             .order_by(Ticket.sort_key, Ticket.id)
         ).all()
+        ahead_of = {ticket_id: ahead for ahead, ticket_id in enumerate(order)}
+        wanted = list(ahead_of) if only is None else [i for i in only if i in ahead_of]
+        if not wanted:
+            continue
         counters = open_counters_for(session, service_id)  # once per service, not per ticket
-        for ahead, ticket in enumerate(waiting):
-            statuses[ticket.id] = _status(session, ticket, ahead, counters)
+        for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(wanted))):
+            statuses[ticket.id] = _status(session, ticket, ahead_of[ticket.id], counters)
     return statuses
 
 
