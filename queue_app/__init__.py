@@ -59,6 +59,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     api.init_app(app)
     pages.init_app(app)
+    from queue_app.web import health
+
+    app.register_blueprint(health.bp)
     from queue_app import realtime
 
     realtime.init_app(app)

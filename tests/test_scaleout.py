@@ -103,3 +103,20 @@ def test_a_call_on_one_instance_reaches_a_display_on_another(db_path, redis_url,
             process.terminate()
             process.wait(timeout=10)
             log.close()
+
+
+def test_healthz_reports_the_database_and_the_message_queue(db_path, redis_url):
+    from conftest import make_app
+
+    app = make_app(db_path)
+    client = app.test_client()
+    alone = client.get("/healthz")
+    assert alone.status_code == 200 and alone.json["message_queue"] == "not configured"
+    # Set after start-up, so no Socket.IO queue listener is started for this check.
+    app.config["QUEUE_APP_MESSAGE_QUEUE"] = redis_url
+    healthy = client.get("/healthz")
+    assert healthy.status_code == 200
+    assert healthy.json == {"status": "ok", "database": "ok", "message_queue": "ok"}
+    app.config["QUEUE_APP_MESSAGE_QUEUE"] = f"redis://127.0.0.1:{free_port()}/0"
+    down = client.get("/healthz")
+    assert down.status_code == 503 and down.json["message_queue"].startswith("error")
