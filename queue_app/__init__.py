@@ -4,6 +4,7 @@ from pathlib import Path
 
 from flask import Flask, request
 from flask_babel import get_locale
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from queue_app import config as settings
 from queue_app.database import configure_engine, engine_options
@@ -45,6 +46,9 @@ def create_app(config: dict | None = None) -> Flask:
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
 
+    if app.config["QUEUE_APP_PROXY_COUNT"]:
+        hops = app.config["QUEUE_APP_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)

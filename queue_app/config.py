@@ -32,6 +32,9 @@ def from_environment(instance_path: str) -> dict:
         "QUEUE_APP_SMS_DRIVER": env("QUEUE_APP_SMS_DRIVER") or "log",
         "QUEUE_APP_RUN_SCHEDULER": _bool(env("QUEUE_APP_RUN_SCHEDULER"), True),
         "QUEUE_APP_BASE_URL": (env("QUEUE_APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        # Proxies in front of the app (nginx: 1). Their X-Forwarded-* headers are trusted, so rate
+        # limits see the client's address, not the proxy's.
+        "QUEUE_APP_PROXY_COUNT": int(env("QUEUE_APP_PROXY_COUNT") or 0),
         # Staff API bearer tokens expire after a working day.
         "API_TOKEN_MAX_AGE": int(env("QUEUE_APP_API_TOKEN_MAX_AGE") or 12 * 3600),
         # Public endpoints (anonymous ticket issue, login) are rate limited per client address.

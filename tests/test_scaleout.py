@@ -120,3 +120,17 @@ def test_healthz_reports_the_database_and_the_message_queue(db_path, redis_url):
     app.config["QUEUE_APP_MESSAGE_QUEUE"] = f"redis://127.0.0.1:{free_port()}/0"
     down = client.get("/healthz")
     assert down.status_code == 503 and down.json["message_queue"].startswith("error")
+
+
+def test_behind_a_proxy_rate_limits_count_each_client_address(db_path):
+    from conftest import make_app
+
+    app = make_app(db_path, QUEUE_APP_PROXY_COUNT=1, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute")
+    client = app.test_client()
+    body = {"email": "nobody@demo.test", "password": "wrong"}
+
+    def attempt(address):
+        return client.post("/api/v1/auth/token", json=body, headers={"X-Forwarded-For": address}).status_code
+
+    assert [attempt("203.0.113.5") for _ in range(3)] == [401, 401, 429]
+    assert attempt("198.51.100.7") == 401  # another client behind the same proxy is not blocked
