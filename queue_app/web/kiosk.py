@@ -5,23 +5,32 @@ A device is registered once with `queue-app kiosk-token SLUG --name NAME`; openi
 token from the address bar. After that the page works through the session cookie, with CSRF
 protection on the ticket request, like any other form of the site.
 """
-from flask import Blueprint, jsonify, make_response, redirect, render_template, request, session, url_for
+from datetime import timedelta
+
+from flask import (
+    Blueprint, current_app, jsonify, make_response, redirect, render_template, request, session, url_for,
+)
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
-from queue_app.domain import lobby, queueing
+from queue_app.domain import booking, lobby, queueing
+from queue_app.domain.booking_rules import rules_for
 from queue_app.domain.errors import DomainError
-from queue_app.extensions import db
-from queue_app.models import KioskDevice, Service
+from queue_app.extensions import db, limiter
+from queue_app.models import Appointment, Branch, KioskDevice, Service, Ticket
 from queue_app.security import token_hash
+from queue_app.web.dates import local_clock, long_date
 from queue_app.web.qr import qr_svg, tracking_url
 from queue_app.web.screens import LANGUAGE_NAMES, branch_locale, requested_locale
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
 
 SESSION_KEY = "kiosk_id"
+# The on-screen keyboard for check-in codes: digits, then letters in keyboard order; only the
+# characters codes are made of (booking.CODE_ALPHABET has no 0/O, 1/I/L).
+KEYPAD_ROWS = ("23456789", "QWERTYUIOP", "ASDFGHJKL", "ZXCVBNM")
 _STATUS_FOR_KIND = {"not_found": 404, "conflict": 409}
 
 
@@ -74,13 +83,19 @@ def home(slug):
         .where(Service.branch_id == branch.id, Service.active.is_(True), Service.walk_in_enabled.is_(True))
         .order_by(Service.code)
     ).all()
+    takes_bookings = db.session.scalar(
+        select(Service.id).where(Service.branch_id == branch.id, Service.active.is_(True),
+                                 Service.booking_enabled.is_(True)).limit(1)
+    ) is not None
     waiting = {w["service"]: w["count"] for w in lobby.queue_summary(db.session, branch)["waiting"]}
     default_locale = branch_locale(branch)
     locale = requested_locale(default_locale)
     with force_locale(locale):
         return render_template(
             "kiosk/index.html", branch=branch, services=services, waiting=waiting, locale=locale,
-            default_locale=default_locale, languages=LANGUAGE_NAMES,
+            default_locale=default_locale, languages=LANGUAGE_NAMES, takes_bookings=takes_bookings,
+            code_length=booking.CODE_LENGTH,
+            keypad=[[key for key in row if key in booking.CODE_ALPHABET] for row in KEYPAD_ROWS],
         )
 
 
@@ -105,6 +120,85 @@ def issue(slug):
         "qr_svg": qr_svg(link, title=_("QR code: follow ticket %(label)s on your phone", label=status["label"])),
         "issued_at": status["issued_at"],
     }), 201
+
+
+def _device_key() -> str:
+    # One limit per kiosk (many people share one), so guessing codes stays slow.
+    return f"kiosk:{session.get(SESSION_KEY)}"
+
+
+@bp.post("/<slug>/check-in")
+@limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"], key_func=_device_key)
+def check_in(slug):
+    """A booking's code, typed or scanned here, becomes a ticket; the same code again shows the same ticket."""
+    device = _session_device(slug)
+    if device is None:
+        return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("code"), str) or len(body["code"]) > 40:
+        return _json_error(400, "malformed_json", 'Send JSON {"code": CODE}.')
+    try:
+        done = booking.check_in(db.session, slug, body["code"], kiosk_id=device.id)
+    except DomainError as error:
+        return _check_in_refused(device.branch, body["code"], error)
+    status = lobby.ticket_status(db.session, done.ticket)
+    answer = {
+        "label": status["label"],
+        "service": status["service"],
+        "service_name": status["service_name"],
+        "ahead": status["ahead"],
+        "estimate": status["estimate"],
+        "issued_at": status["issued_at"],
+        "booked_time": local_clock(done.appointment.start_at, device.branch.zone),
+        "repeat": done.tracking_token is None,
+    }
+    if done.tracking_token is None:
+        # Checked in before: the same number again, without a new tracking link (that went with the first).
+        answer["message"] = _("You are already checked in: %(label)s", label=status["label"])
+        return jsonify(answer), 200
+    link = tracking_url(done.tracking_token)
+    answer["track_url"] = link
+    answer["qr_svg"] = qr_svg(link, title=_("QR code: follow ticket %(label)s on your phone", label=status["label"]))
+    return jsonify(answer), 201
+
+
+def _check_in_refused(branch: Branch, code: str, error: DomainError):
+    """The refusal in words a visitor can act on, and a walk-in ticket offer where one makes sense."""
+    details = _booking_by_code(code)
+    rules = rules_for(branch)
+    messages = {
+        "unknown_code": _("We could not find a booking with this code. Please check the code and try again."),
+        "other_branch": _("This booking is for another branch: %(branch)s.",
+                          branch=details.branch.name if details else ""),
+        "other_day": _("This booking is for %(date)s, not today. Please come back that day.",
+                       date=long_date(details.local_date) if details else ""),
+        "too_early": _("You are early. Check-in for your %(time)s booking opens at %(opens)s.",
+                       time=local_clock(details.start_at, branch.zone) if details else "",
+                       opens=local_clock(details.start_at - timedelta(minutes=rules.check_in_early_minutes),
+                                         branch.zone) if details else ""),
+        "too_late": _("Sorry, check-in for this booking closed %(n)s minutes after its start time.",
+                      n=rules.check_in_late_minutes),
+        "cancelled": _("This booking was cancelled."),
+        "no_show": _("This booking was missed: it was not checked in on time."),
+        "already_checked_in": _("This booking was already used."),
+    }
+    if error.code == "already_checked_in" and details is not None and details.ticket_id is not None:
+        label = db.session.get(Ticket, details.ticket_id).label
+        messages["already_checked_in"] = _("This booking was already used: ticket %(label)s has been served.", label=label)
+    body = {"error": {"code": error.code, "message": messages.get(error.code, error.message)}}
+    service = details.service if details is not None and details.branch_id == branch.id else None
+    if (error.code in ("too_late", "cancelled", "no_show") and service is not None and service.active
+            and service.walk_in_enabled):
+        body["walk_in"] = {"service": service.code, "service_name": service.name}
+    response = jsonify(body)
+    response.status_code = _STATUS_FOR_KIND.get(error.kind, 422)
+    return response
+
+
+def _booking_by_code(code: str) -> Appointment | None:
+    """The booking behind a refused code, read only to word the refusal (its date, time or service)."""
+    normalised = code.strip().upper().replace("-", "").replace(" ", "")
+    return db.session.scalar(select(Appointment).where(Appointment.check_in_code == normalised))
 
 
 @bp.get("/<slug>/ping")

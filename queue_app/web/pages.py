@@ -15,7 +15,7 @@ def load_staff(user_id: str):
 
 
 def init_app(app) -> None:
-    from queue_app.web import display, kiosk, manage, public, staff
+    from queue_app.web import booking_pages, display, kiosk, manage, public, staff
 
     login_manager.login_view = "staff.login"
     app.register_blueprint(public.bp)
@@ -23,3 +23,4 @@ def init_app(app) -> None:
     app.register_blueprint(manage.bp)
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(display.bp)
+    app.register_blueprint(booking_pages.bp)

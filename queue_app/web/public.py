@@ -1,21 +1,40 @@
-"""Public pages: choose a branch, a ticket's live page (the QR target)."""
+"""Public pages: choose a branch (book a visit, lobby display), a ticket's live page (the QR target)."""
 from flask import Blueprint, make_response, render_template
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
-from queue_app.domain import lobby, queueing
+from queue_app.domain import lobby, numbering, queueing
 from queue_app.domain.errors import NotFound
 from queue_app.extensions import db
-from queue_app.models import Branch
+from queue_app.models import WEEKDAYS, Branch, Service, utcnow
 from queue_app.web.screens import LANGUAGE_NAMES
 
 bp = Blueprint("public", __name__)
 
 
+def _hours_today(branch: Branch) -> str | None:
+    """"Open today 09:00–12:30, 13:30–17:00" on the branch's own calendar day, or None when closed."""
+    today = numbering.local_day(utcnow(), branch.zone)
+    if branch.is_closed_on(today):
+        return None
+    intervals = (branch.opening_hours or {}).get(WEEKDAYS[today.weekday()], [])
+    if not intervals:
+        return None
+    return _("Open today %(hours)s", hours=", ".join(f"{opens}–{closes}" for opens, closes in intervals))
+
+
 @bp.get("/")
 def index():
     branches = db.session.scalars(select(Branch).order_by(Branch.name)).all()
-    return render_template("public/index.html", branches=branches)
+    bookable = set(db.session.scalars(
+        select(Service.branch_id).where(Service.active.is_(True), Service.booking_enabled.is_(True)).distinct()
+    ))
+    return render_template(
+        "public/index.html", branches=branches, bookable=bookable,
+        hours={branch.id: _hours_today(branch) for branch in branches},
+        locale=str(get_locale()), languages=LANGUAGE_NAMES,
+    )
 
 
 @bp.get("/t/<token>")

@@ -2,7 +2,8 @@
 
 The console page is a client of the REST API (the same calls a counter app would make), with
 the login session and an X-CSRFToken header instead of a bearer token; live waiting counts
-come from the branch room of /live.
+come from the branch room of /live. It also lists the day's bookings and books on behalf of a
+customer (POST /api/v1/branches/<slug>/appointments as staff: no strike or limit checks).
 """
 from itertools import groupby
 from urllib.parse import urlsplit
@@ -19,6 +20,8 @@ from queue_app.extensions import db, limiter
 from queue_app.models import Counter, Service, Staff
 from queue_app.security import verify_password
 from queue_app.web.api import API_PREFIX
+from queue_app.web.booking_pages import booking_messages, field_messages, picker_text, status_labels
+from queue_app.web.dates import page_calendar
 from queue_app.web.forms import COUNTER_STATE_LABELS, LoginForm
 
 bp = Blueprint("staff", __name__)
@@ -81,6 +84,9 @@ def counter(counter_id):
         "staff/counter.html", counter=counter, services=services, max_recalls=MAX_RECALLS,
         state_labels={state: str(label) for state, label in COUNTER_STATE_LABELS.items()},
         ticket_action_url=API_PREFIX + "/tickets/{id}/{action}",
+        bookable=[s for s in services if s.booking_enabled],
+        booking_text={"picker": picker_text(), "messages": booking_messages(counter.branch),
+                      "fields": field_messages(), "status": status_labels(), "calendar": page_calendar()},
     )
 
 

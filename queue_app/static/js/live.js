@@ -30,7 +30,8 @@
   }
 
   /**
-   * fetch() with a timeout and JSON both ways. Resolves {ok, status, data} for every HTTP answer
+   * fetch() with a timeout and JSON both ways (options: body, csrf, headers, timeout).
+   * Resolves {ok, status, data} for every HTTP answer
    * (data is the parsed body or null); rejects with Unreachable when no answer came.
    */
   function request(method, url, options) {
@@ -39,6 +40,7 @@
     var timer = controller ? setTimeout(function () { controller.abort(); }, options.timeout || 10000) : null;
     var headers = { "Accept": "application/json" };
     if (options.csrf) headers["X-CSRFToken"] = options.csrf;
+    Object.keys(options.headers || {}).forEach(function (name) { headers[name] = options.headers[name]; });
     var init = { method: method, headers: headers, credentials: "same-origin", cache: "no-store" };
     if (controller) init.signal = controller.signal;
     if (options.body !== undefined) {

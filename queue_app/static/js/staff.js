@@ -221,7 +221,7 @@
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || event.defaultPrevented) return;
     var target = event.target;
     if (target.closest && target.closest("input, select, textarea, [contenteditable], dialog[open]")) return;
-    if (transferDialog.open) return;
+    if (transferDialog.open || (bookDialog && bookDialog.open)) return;
     var name = SHORTCUTS[(event.key || "").toLowerCase()];
     if (!name || buttons[name].disabled) return;
     event.preventDefault();
@@ -244,6 +244,201 @@
     render();
   }
 
+  /* Today's bookings: from the API, again after each queue change (a check-in) and every minute. */
+
+  var bookingText = data.booking;
+  var bookingsMessage = byId("bookings-message");
+  var bookingsLoading = false;
+  var bookingsAgain = false;
+  var bookingsTimer = null;
+  var BOOKINGS_REFRESH_MS = 60 * 1000;
+  var BOOKINGS_SETTLE_MS = 1000;  // a burst of queue pushes costs one request
+
+  function sayBookings(textToShow, isError) {
+    bookingsMessage.textContent = textToShow || "";
+    bookingsMessage.classList.toggle("error", !!isError);
+    Q.show(bookingsMessage, !!textToShow);
+  }
+
+  function cell(row, content, className) {
+    var td = document.createElement("td");
+    if (className) td.className = className;
+    if (typeof content === "string") td.textContent = content;
+    else td.appendChild(content);
+    row.appendChild(td);
+  }
+
+  function renderBookings(rows) {
+    var body = byId("bookings-body");
+    body.textContent = "";
+    rows.forEach(function (booking) {
+      var tr = document.createElement("tr");
+      if (booking.status === "cancelled" || booking.status === "no_show") tr.className = "inactive";
+      cell(tr, booking.start.slice(11, 16), "time");
+      cell(tr, booking.service + " · " + booking.service_name);
+      cell(tr, booking.name);
+      var pill = document.createElement("span");
+      pill.className = "status-pill status-" + booking.status;
+      pill.textContent = bookingText.status[booking.status] || booking.status;
+      cell(tr, pill);
+      cell(tr, booking.ticket_label || "–", "ticket-label");
+      body.appendChild(tr);
+    });
+    Q.show(byId("bookings-table"), rows.length > 0);
+    Q.show(byId("bookings-empty"), rows.length === 0);
+  }
+
+  function loadBookings() {
+    if (bookingsLoading) {
+      bookingsAgain = true;
+      return;
+    }
+    bookingsLoading = true;
+    Q.request("GET", data.appointments_url).then(function (result) {
+      if (result.status === 401) return signInAgain();
+      if (!result.ok) return sayBookings(Q.errorMessage(result, text.bookings_failed), true);
+      if (bookingsMessage.classList.contains("error")) sayBookings("");
+      renderBookings(result.data);
+    }, function () {
+      sayBookings(text.bookings_failed, true);
+    }).finally(function () {
+      bookingsLoading = false;
+      if (bookingsAgain) {
+        bookingsAgain = false;
+        loadBookings();
+      }
+    });
+  }
+
+  function bookingsSoon() {
+    clearTimeout(bookingsTimer);
+    bookingsTimer = setTimeout(loadBookings, BOOKINGS_SETTLE_MS);
+  }
+
+  /* "Book for a customer": the same slot picker as the public page, booked as staff. */
+
+  var bookDialog = byId("book-dialog");
+  if (bookDialog) {
+    var bookForm = byId("book-form");
+    var serviceSelect = byId("book-service");
+    var bookWhen = byId("book-when");
+    var bookError = byId("book-error");
+    var bookSubmit = byId("book-submit");
+    var bookSubmitLabel = bookSubmit.textContent;
+    var bookFields = ["name", "phone", "email"];
+    var SLOT_CODES = ["slot_full", "not_a_slot", "too_soon", "outside_window", "naive_time", "invalid_time"];
+    var bookState = { key: null, slot: null, label: "", sending: false };
+
+    var bookPicker = new Q.SlotPicker(byId("book-picker"), {
+      url: data.availability_url,
+      days: 14,
+      timezone: data.timezone,
+      calendar: bookingText.calendar,
+      text: bookingText.picker,
+      onPick: function (slot, label) {
+        bookState.slot = slot;
+        bookState.label = label;
+        bookWhen.textContent = label;
+        Q.show(bookWhen, true);
+        showBookError("");
+      },
+    });
+
+    var showBookError = function (message) {
+      bookError.textContent = message || "";
+      Q.show(bookError, !!message);
+    };
+    var setBookField = function (name, message) {
+      var input = byId("book-" + name);
+      var box = byId("book-" + name + "-error");
+      box.textContent = message || "";
+      Q.show(box, !!message);
+      if (message) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    };
+    var resetSlot = function () {
+      bookState.slot = null;
+      Q.show(bookWhen, false);
+    };
+
+    byId("book-for-button").addEventListener("click", function () {
+      bookForm.reset();
+      bookFields.forEach(function (name) { setBookField(name, ""); });
+      showBookError("");
+      resetSlot();
+      bookState.key = Q.newKey();  // one booking per opening of the dialog, however often "Book" is pressed
+      bookDialog.showModal();
+      bookPicker.load(serviceSelect.value);
+    });
+    serviceSelect.addEventListener("change", function () {
+      resetSlot();
+      bookPicker.load(serviceSelect.value);
+    });
+    byId("book-cancel").addEventListener("click", function () { bookDialog.close(); });
+
+    var sendBooking = function (body, retried) {
+      return Q.request("POST", data.book_url, {
+        body: body, csrf: csrf, headers: { "Idempotency-Key": bookState.key },
+      }).then(function (result) {
+        if (!retried && isCsrfFailure(result)) {
+          return refreshCsrf().then(function () { return sendBooking(body, true); });
+        }
+        return result;
+      });
+    };
+
+    bookForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (bookState.sending) return;
+      var values = {};
+      bookFields.forEach(function (name) {
+        values[name] = byId("book-" + name).value.trim();
+        setBookField(name, "");
+      });
+      showBookError("");
+      if (!bookState.slot) return showBookError(bookingText.messages.not_a_slot);
+      var wrong = {};
+      if (!values.name) wrong.name = bookingText.fields.name;
+      if (!values.phone && !values.email) wrong.phone = bookingText.fields.contact;
+      if (Object.keys(wrong).length) {
+        Object.keys(wrong).forEach(function (name) { setBookField(name, wrong[name]); });
+        return byId("book-" + Object.keys(wrong)[0]).focus();
+      }
+      var body = { service: serviceSelect.value, start: bookState.slot.start, name: values.name };
+      if (values.phone) body.phone = values.phone;
+      if (values.email) body.email = values.email;
+      bookState.sending = true;
+      bookSubmit.disabled = true;
+      bookSubmit.textContent = text.booking_in_progress;
+      sendBooking(body, false).then(function (result) {
+        if (result.status === 401) return signInAgain();
+        if (result.ok) {
+          bookDialog.close();
+          sayBookings(Q.format(text.msg_booked, { name: values.name, when: bookState.label, code: result.data.check_in_code }));
+          loadBookings();
+          return;
+        }
+        var code = Q.errorCode(result);
+        showBookError(bookingText.messages[code] || Q.errorMessage(result, bookingText.messages.failed));
+        if (SLOT_CODES.indexOf(code) >= 0) {
+          resetSlot();
+          bookPicker.reload();
+        }
+        var fields = (result.data && result.data.error && result.data.error.fields) || {};
+        if (fields.json) fields = fields.json;  // the API's request validation nests them
+        bookFields.forEach(function (name) {
+          if (fields[name]) setBookField(name, bookingText.fields[name] || String(fields[name]));
+        });
+      }, function () {
+        showBookError(text.offline);
+      }).finally(function () {
+        bookState.sending = false;
+        bookSubmit.disabled = false;
+        bookSubmit.textContent = bookSubmitLabel;
+      });
+    });
+  }
+
   var badge = byId("live-badge");
   Q.connectLive({
     join: { branch: data.branch },
@@ -253,8 +448,10 @@
       badge.classList.toggle("offline", !connected);
       renderButtons();
     },
-    events: { queue: onQueue },
+    events: { queue: function (summary) { onQueue(summary); bookingsSoon(); } },
   });
   setInterval(refreshCsrf, CSRF_REFRESH_MS);
+  setInterval(loadBookings, BOOKINGS_REFRESH_MS);
   load();
+  loadBookings();
 })();

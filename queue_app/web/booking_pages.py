@@ -1,0 +1,307 @@
+"""Booking on a phone (/b/<slug>) and the booking's own page (/a/<manage token>).
+
+The pages are clients of the REST API: slots come from GET /api/v1/branches/<slug>/availability,
+a reschedule is PATCH and a cancel DELETE /api/v1/appointments/<token> (the manage token is the
+key, as in the API). Booking itself goes through one page-level endpoint, POST /b/<slug>/book,
+because it adds what a public HTML form needs and a bare API call does not: a CSRF check, a
+honeypot field that bots fill and people never see, and the page's language for the messages.
+
+/a/... is a bearer link: every answer there (the page, its calendar file, its 404) carries
+`Cache-Control: no-store` and `Referrer-Policy: no-referrer`, so the token does not linger in
+caches or leak to other sites.
+"""
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify, make_response, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError, generate_csrf
+from sqlalchemy import select
+
+from queue_app import ics
+from queue_app.domain import booking
+from queue_app.domain.booking_rules import rules_for
+from queue_app.domain.catalogue import get_branch
+from queue_app.domain.errors import DomainError, NotFound
+from queue_app.extensions import db, limiter
+from queue_app.models import Branch, Service, Ticket, utcnow
+from queue_app.web.api.booking import appointment_dict
+from queue_app.web.dates import current_language, local_when, page_calendar
+from queue_app.web.qr import qr_svg
+from queue_app.web.screens import LANGUAGE_NAMES
+
+bp = Blueprint("booking_pages", __name__)
+
+HONEYPOT = "website"  # a field bots fill in; people never see it
+DAYS_SHOWN = 14
+LIMITS = {"name": 200, "phone": 32, "email": 254}
+_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422}
+
+STATUS_LABELS = {
+    "booked": _l("Booked"), "checked_in": _l("Checked in"), "done": _l("Completed"),
+    "cancelled": _l("Cancelled"), "no_show": _l("Missed"),
+}
+
+
+def status_labels() -> dict:
+    return {status: str(label) for status, label in STATUS_LABELS.items()}
+
+
+def booking_messages(branch: Branch | None = None) -> dict:
+    """What a customer (or staff booking for one) reads for each refusal code, in the page's language."""
+    rules = rules_for(branch) if branch is not None else None
+    return {
+        "slot_full": _("That time was just taken, pick another."),
+        "not_a_slot": _("That time cannot be booked. Please pick one of the times shown."),
+        "too_soon": _("That time is too soon to book online (at least %(n)s minutes ahead). Please pick a later time.",
+                      n=rules.min_notice_minutes if rules else 60),
+        "outside_window": _("That day cannot be booked online. Please pick another day."),
+        "limit_reached": _("You already have %(n)s upcoming bookings, the most allowed. Cancel one first, or call the branch.",
+                           n=rules.max_active_bookings if rules else 3),
+        "strikes_exceeded": _("Online booking is paused after missed visits. Please call the branch to book."),
+        "booking_disabled": _("This service cannot be booked online. Please call the branch."),
+        "service_not_found": _("This service is not available any more. Please pick another."),
+        "cutoff_passed": _("It is too late to change this booking online. Please call the branch."),
+        "not_booked": _("This booking can no longer be changed."),
+        "appointment_not_found": _("We could not find this booking."),
+        "invalid_field": _("Please check the fields marked below."),
+        "validation_failed": _("Please check the fields marked below."),
+        "naive_time": _("That time cannot be booked. Please pick one of the times shown."),
+        "invalid_time": _("That time cannot be booked. Please pick one of the times shown."),
+        "rejected": _("Sorry, this booking could not be accepted. Please call the branch."),
+        "csrf_failed": _("This page was open for a long time. Please try again."),
+        "too_many_requests": _("Too many attempts in a short time. Please wait a minute and try again."),
+        "failed": _("Sorry, that did not work. Please try again."),
+        "offline": _("No connection. Check your network and try again."),
+    }
+
+
+def picker_text() -> dict:
+    """The strings of the day and time picker (static/js/slots.js)."""
+    return {
+        "loading": _("Looking for free times…"),
+        "failed": _("The free times could not be loaded."),
+        "offline": _("No connection. Check your network and try again."),
+        "busy": _("Too many requests in a short time. Please wait a minute and try again."),
+        "none": _("No free times in the next %(days)s days. Please call the branch.", days="{days}"),
+        "free": _("%(n)s times free", n="{n}"),
+        "free_one": _("1 time free"),
+        "free_short": _("%(n)s free", n="{n}"),
+        "full": _("Full"),
+        "full_long": _("fully booked"),
+        "day_full": _("fully booked"),
+        "current": _("Your time"),
+        "times_on": _("Times on %(date)s", date="{date}"),
+        "morning": _("Morning"),
+        "afternoon": _("Afternoon"),
+        "evening": _("Evening"),
+    }
+
+
+def field_messages() -> dict:
+    return {
+        "name": _("Please enter your name."),
+        "contact": _("Please give a mobile number or an e-mail address for your confirmation."),
+        "phone": _("This does not look like a phone number."),
+        "email": _("This does not look like an e-mail address."),
+        "too_long": _("This is too long."),
+    }
+
+
+def _json_error(status: int, code: str, message: str, fields: dict | None = None):
+    body = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _branch_or_none(slug: str) -> Branch | None:
+    try:
+        return get_branch(db.session, slug)
+    except NotFound:
+        return None
+
+
+def _not_found(title: str, text: str):
+    page = render_template("booking/not_found.html", title=title, text=text,
+                           locale=current_language(), languages=LANGUAGE_NAMES)
+    return make_response(page, 404)
+
+
+def _bookable(branch: Branch) -> list[Service]:
+    return db.session.scalars(
+        select(Service)
+        .where(Service.branch_id == branch.id, Service.active.is_(True), Service.booking_enabled.is_(True))
+        .order_by(Service.code)
+    ).all()
+
+
+# ---- /b/<slug>: book a visit ------------------------------------------------------------------
+
+@bp.get("/b/<slug>")
+def book_page(slug):
+    branch = _branch_or_none(slug)
+    if branch is None:
+        return _not_found(_("Branch not found"), _("There is no branch at this address. Please choose one from the list."))
+    locale = current_language()
+    return render_template(
+        "booking/book.html", branch=branch, services=_bookable(branch), rules=rules_for(branch),
+        locale=locale, languages=LANGUAGE_NAMES, calendar=page_calendar(), days_shown=DAYS_SHOWN,
+        messages=booking_messages(branch), field_messages=field_messages(), picker_text=picker_text(),
+        honeypot=HONEYPOT,
+    )
+
+
+def _text(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+@bp.post("/b/<slug>/book")
+@limiter.limit(lambda: current_app.config["BOOKING_RATE_LIMIT"])
+def book(slug):
+    """The booking form's JSON: checks the honeypot and the fields, then books (the domain decides)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _json_error(400, "malformed_json", 'Send the form as JSON.')
+    branch = _branch_or_none(slug)
+    if branch is None:
+        return _json_error(404, "branch_not_found", _("Branch not found"))
+    messages = booking_messages(branch)
+    if body.get(HONEYPOT):
+        return _json_error(400, "rejected", messages["rejected"])  # a bot: nothing is booked
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 100:
+        return _json_error(400, "bad_idempotency_key", "Idempotency-Key must be 1 to 100 characters.")
+    values = {name: _text(body, name) for name in ("service", "start", "name", "phone", "email")}
+    wrong = field_messages()
+    fields = {name: wrong["too_long"] for name, limit in LIMITS.items() if len(values[name] or "") > limit}
+    if not values["name"]:
+        fields["name"] = wrong["name"]
+    if not values["phone"] and not values["email"]:
+        fields["phone"] = wrong["contact"]
+    if fields:
+        return _json_error(422, "invalid_field", messages["invalid_field"], fields)
+    try:
+        start = datetime.fromisoformat(values["start"] or "")
+    except ValueError:
+        return _json_error(422, "invalid_time", messages["invalid_time"])
+    made = booking.book(
+        db.session, slug, values["service"] or "", start, name=values["name"], phone=values["phone"],
+        email=values["email"], language=current_language(), idempotency_key=f"{slug}:{key}" if key else None,
+        base_url=current_app.config["QUEUE_APP_BASE_URL"],
+    )
+    target = url_for(".manage", token=made.manage_token, new=1, lang=current_language())
+    return jsonify({"redirect": target, "check_in_code": made.appointment.check_in_code}), 200 if made.replayed else 201
+
+
+@bp.get("/b/<slug>/csrf-token")
+def csrf_token(slug):
+    """A fresh CSRF token for a booking page left open longer than a token lives."""
+    response = jsonify({"csrf_token": generate_csrf()})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(DomainError)
+def domain_error(error: DomainError):
+    """Refusals of /b/<slug>/book as JSON the page shows next to the form, in the page's language."""
+    slug = (request.view_args or {}).get("slug")
+    branch = _branch_or_none(slug) if slug else None
+    message = booking_messages(branch).get(error.code, error.message)
+    fields = None
+    if error.fields:
+        wrong = field_messages()
+        fields = {name: wrong.get(name, messages[0] if isinstance(messages, list) and messages else str(messages))
+                  for name, messages in error.fields.items()}
+    return _json_error(_STATUS_FOR_KIND.get(error.kind, 400), error.code, message, fields)
+
+
+@bp.errorhandler(CSRFError)
+def csrf_error(error: CSRFError):
+    return _json_error(400, "csrf_failed", booking_messages()["csrf_failed"])
+
+
+# ---- /a/<token>: the booking's own page ------------------------------------------------------
+
+@bp.after_app_request
+def private_link_headers(response):
+    # Any answer under /a/ (page, calendar file, 404) is about a bearer link.
+    if request.path.startswith("/a/"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _appointment_or_none(token: str):
+    try:
+        return booking.find_by_token(db.session, token)
+    except NotFound:
+        return None
+
+
+def _missing_booking():
+    return _not_found(_("Booking not found"),
+                      _("This link does not belong to a booking. Check the link in your confirmation message."))
+
+
+@bp.get("/a/<token>")
+@limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"])
+def manage(token):
+    appointment = _appointment_or_none(token)
+    if appointment is None:
+        return _missing_booking()
+    branch = appointment.branch
+    rules = rules_for(branch)
+    now = utcnow()
+    change_until = appointment.start_at - timedelta(minutes=rules.change_cutoff_minutes)
+    ticket = db.session.get(Ticket, appointment.ticket_id) if appointment.ticket_id else None
+    code = appointment.check_in_code
+    return render_template(
+        "booking/manage.html", token=token, appointment=appointment, data=appointment_dict(appointment),
+        branch=branch, rules=rules, ticket=ticket, locale=current_language(), languages=LANGUAGE_NAMES,
+        when=local_when(appointment.start_at, branch.timezone, branch.zone),
+        change_until=local_when(change_until, branch.timezone, branch.zone),
+        can_change=appointment.status == "booked" and now <= change_until,
+        cutoff_passed=appointment.status == "booked" and now > change_until,
+        qr=qr_svg(code, title=_("QR code of your check-in code %(code)s", code=code)),
+        code_groups=[code[i:i + 4] for i in range(0, len(code), 4)],
+        status_labels=status_labels(), calendar=page_calendar(), days_shown=DAYS_SHOWN,
+        messages=booking_messages(branch), picker_text=picker_text(), banner=_banner(appointment),
+    )
+
+
+def _banner(appointment) -> str | None:
+    if request.args.get("new") and appointment.status == "booked":
+        return "new"
+    if request.args.get("changed") and appointment.status == "booked":
+        return "changed"
+    if request.args.get("cancelled") and appointment.status == "cancelled":
+        return "cancelled"
+    return None
+
+
+@bp.get("/a/<token>/calendar.ics")
+@limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"])
+def calendar(token):
+    appointment = _appointment_or_none(token)
+    if appointment is None:
+        return _missing_booking()
+    # The same UID host as the confirmation mail's calendar (notify uses the base URL's host), so
+    # adding the file and opening the mail update one event, not two.
+    host = urlsplit(current_app.config["QUEUE_APP_BASE_URL"]).hostname or "localhost"
+    text = ics.appointment_calendar(
+        appointment, host=host, now=utcnow(), cancelled=appointment.status == "cancelled",
+        summary=_("%(service)s at %(branch)s", service=appointment.service.name, branch=appointment.branch.name),
+        description=_("Check-in code: %(code)s", code=appointment.check_in_code),
+    )
+    # A file someone adds to their own calendar publishes an event; REQUEST is for invitations
+    # that expect a reply (the mail's attachment).
+    text = text.replace("METHOD:REQUEST\r\n", "METHOD:PUBLISH\r\n", 1)
+    response = make_response(text)
+    response.mimetype = "text/calendar"
+    response.headers["Content-Disposition"] = f'attachment; filename="visit-{appointment.check_in_code}.ics"'
+    return response
