@@ -10,7 +10,7 @@ from sqlalchemy import select
 from queue_app.domain import catalogue, queueing
 from queue_app.domain.errors import DomainError
 from queue_app.extensions import db, socketio
-from queue_app.models import Branch
+from queue_app.models import WEEKDAYS, Branch
 
 DEMO_PASSWORD = "demo-password"
 DEMO_BRANCH = "demo"
@@ -185,7 +185,11 @@ def demo(host, port, no_traffic):
 
     app = current_app._get_current_object()
     upgrade(directory=str(MIGRATIONS_DIR))
-    seed_demo_data()
+    if seed_demo_data() is not None:
+        # The demo branch never closes and takes bookings 10 minutes ahead, so booking, the
+        # reminder mail, kiosk check-in and the call can all be tried at any hour.
+        catalogue.update_branch(db.session, DEMO_BRANCH, opening_hours={d: [["00:00", "24:00"]] for d in WEEKDAYS},
+                                booking_rules={"min_notice_minutes": 10})
     # Booking mail and SMS are printed here, whatever SMTP settings the shell has.
     app.config["QUEUE_APP_MAIL_DRIVER"] = "console"
     app.config["QUEUE_APP_SMS_DRIVER"] = "console"
