@@ -154,3 +154,22 @@ def test_admin_sets_booking_rules_and_availability_follows(api):
     starts = [s["start"] for d in api.call("GET", "/branches/demo/availability?service=A&days=7").json["days"]
               for s in d["slots"]]
     assert starts and {s[14:16] for s in starts} == {"00", "30"}
+
+
+def test_a_manager_lifts_a_booking_pause(app, api):
+    from queue_app.models import Customer
+
+    with app.app_context():
+        customer = Customer(phone="+886900000001", email=None, name="", language="en", tier="standard", strikes=3,
+                            booking_blocked_until=datetime.now(timezone.utc) + timedelta(days=20))
+        db.session.add(customer)
+        db.session.commit()
+        customer_id = customer.id
+    slot = first_free_slot(api)
+    blocked = book(api, slot["start"], phone="+886900000001")
+    assert (blocked.status_code, error_code(blocked)) == (409, "strikes_exceeded")
+    assert api.call("POST", f"/customers/{customer_id}/unblock", STAFF).status_code == 403
+    assert api.call("POST", "/customers/999999/unblock", "manager@demo.test").status_code == 404
+    lifted = api.call("POST", f"/customers/{customer_id}/unblock", "manager@demo.test")
+    assert lifted.status_code == 200 and lifted.json["booking_blocked_until"] is None
+    assert book(api, slot["start"], phone="+886900000001").status_code == 201

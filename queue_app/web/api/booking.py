@@ -12,7 +12,7 @@ from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff, require_staff_or_kiosk
 from queue_app.web.api.schemas import (
     AppointmentRequest, AppointmentSchema, AvailabilityQuery, AvailabilitySchema, BookedSchema, CheckedInSchema,
-    CheckInRequest, DayQuery, RescheduleRequest, StaffAppointmentSchema,
+    CheckInRequest, CustomerBlockSchema, DayQuery, RescheduleRequest, StaffAppointmentSchema,
 )
 from queue_app.web.auth import bearer_token, current_principal
 
@@ -169,3 +169,13 @@ def day_appointments(query, slug):
                      "ticket_label": db.session.get(Ticket, appointment.ticket_id).label
                      if appointment.ticket_id else None})
     return rows
+
+
+@blp.route("/customers/<int:customer_id>/unblock", methods=["POST"])
+@blp.response(200, CustomerBlockSchema)
+@blp.doc(security=BEARER)
+def unblock_customer(customer_id):
+    """Let a customer book online again after missed visits paused it (managers)."""
+    require_staff("manager")
+    customer = booking.lift_block(db.session, customer_id)
+    return {"id": customer.id, "strikes": customer.strikes, "booking_blocked_until": None}

@@ -292,3 +292,9 @@ class StaffAppointmentSchema(AppointmentSchema):
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
     ticket_label = fields.String(allow_none=True)
+
+
+class CustomerBlockSchema(Schema):
+    id = fields.Integer(required=True)
+    strikes = fields.Integer(required=True)
+    booking_blocked_until = fields.String(allow_none=True)
