@@ -42,6 +42,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings.from_environment(app.instance_path))
     if config:
         app.config.update(config)
+    if app.config["QUEUE_APP_ENV"] == "production":
+        if app.config["SECRET_KEY_IS_EPHEMERAL"]:
+            raise RuntimeError("QUEUE_APP_ENV=production needs QUEUE_APP_SECRET_KEY: sessions, staff tokens "
+                               "and kiosk registrations would not survive a restart or work across instances.")
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
@@ -63,9 +69,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     api.init_app(app)
     pages.init_app(app)
-    from queue_app.web import health
+    from queue_app.web import health, security_headers
 
     app.register_blueprint(health.bp)
+    security_headers.init_app(app)
     from queue_app import realtime
 
     realtime.init_app(app)

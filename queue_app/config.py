@@ -19,6 +19,8 @@ def from_environment(instance_path: str) -> dict:
     return {
         "SECRET_KEY": secret_key or secrets.token_hex(32),
         "SECRET_KEY_IS_EPHEMERAL": not secret_key,
+        # "production": refuse to start without a secret key; cookies only over HTTPS.
+        "QUEUE_APP_ENV": (env("QUEUE_APP_ENV") or "development").strip().lower(),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "QUEUE_APP_MESSAGE_QUEUE": env("QUEUE_APP_MESSAGE_QUEUE") or None,
         # Set explicitly: Socket.IO silently switches to gevent when it is installed (FIELD-NOTES).

@@ -107,6 +107,9 @@ def open_page(browser, errors: list, **context_options):
     """A page in its own context (its own cookies: kiosk, staff and phone are different devices)."""
     page = browser.new_context(**context_options).new_page()
     page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+    # A Content-Security-Policy refusal is only a console message: count it as an error too.
+    page.on("console", lambda message: errors.append(f"{page.url}: {message.text}")
+            if message.type == "error" and "Content Security Policy" in message.text else None)
     page.set_default_timeout(WAIT_MS)
     return page
 
