@@ -247,7 +247,56 @@ def scheduler():
     click.echo("Timed jobs stopped.")
 
 
-COMMANDS = (init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo, scheduler)
+def _sqlite_path() -> str:
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        raise click.ClickException("backup and restore are for the SQLite database; for PostgreSQL use pg_dump "
+                                   "and pg_restore (see README).")
+    return url.database
+
+
+@click.command("backup")
+@with_appcontext
+@click.argument("target", type=click.Path(dir_okay=False, writable=True))
+def backup(target):
+    """Copy the SQLite database to TARGET, consistently, while the server keeps running."""
+    import sqlite3
+
+    source_path = _sqlite_path()
+    if os.path.exists(target):
+        raise click.ClickException(f"{target} exists; choose a new file name.")
+    # SQLite's online backup API copies a consistent snapshot even while others write.
+    with sqlite3.connect(source_path, timeout=30) as source, sqlite3.connect(target) as copy:
+        source.backup(copy)
+    copy.close()
+    source.close()
+    click.echo(f"Backed up {source_path} to {target}.")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Replace the current database without asking.")
+def restore(source, yes):
+    """Replace the SQLite database with a backup (stop the server first)."""
+    import sqlite3
+
+    target_path = _sqlite_path()
+    with sqlite3.connect(source) as check:
+        if check.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise click.ClickException(f"{source} is damaged (integrity check failed); nothing restored.")
+    check.close()
+    if not yes:
+        click.confirm(f"Replace {target_path} with {source}?", abort=True)
+    db.engine.dispose()
+    with sqlite3.connect(source) as backup_db, sqlite3.connect(target_path, timeout=30) as live:
+        backup_db.backup(live)
+    backup_db.close()
+    live.close()
+    click.echo(f"Restored {target_path} from {source}.")
+
+
+COMMANDS = (backup, restore, init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo, scheduler)
 
 
 def init_app(app) -> None:
