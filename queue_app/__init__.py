@@ -5,6 +5,7 @@ from pathlib import Path
 from flask import Flask, request
 from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from queue_app import config as settings
 from queue_app.database import configure_engine, engine_options
@@ -36,8 +37,17 @@ def select_locale() -> str:
     return "en"
 
 
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:...>` ids limited to what a database integer holds: a larger one is a 404, not a 500."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True, template_folder=_template_folder())
+    app.url_map.converters["int"] = DatabaseIdConverter  # before any route is added
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(settings.from_environment(app.instance_path))
     if config:

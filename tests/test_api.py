@@ -260,3 +260,9 @@ def test_a_ticket_with_a_phone_number_is_attached_to_one_customer(app, api):
     assert owners[first["id"]] == owners[second["id"]] == customers[0].id
     tracked = api.call("GET", f"/tickets/{first['token']}")
     assert "912345678" not in tracked.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/tickets/9999999999999999999/start", "/counters/65726520334332542976/call-next"])
+def test_ids_beyond_a_database_integer_are_not_found_not_a_crash(api, path):
+    response = api.call("POST", path, STAFF)
+    assert (response.status_code, error_code(response)) == (404, "not_found")
