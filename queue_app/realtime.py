@@ -16,7 +16,6 @@ import logging
 import queue
 import time
 
-from flask import request
 from flask_socketio import Namespace, emit, join_room, leave_room
 from socketio import PubSubManager
 from sqlalchemy import select

@@ -23,6 +23,22 @@ class Conflict(DomainError):
     kind = "conflict"
 
 
+class Unauthorized(DomainError):
+    """Credentials were wrong."""
+
+    kind = "unauthorized"
+
+
+class Locked(DomainError):
+    """Refused for a while (too many failures); `retry_after` is in seconds."""
+
+    kind = "locked"
+
+    def __init__(self, code: str, message: str, retry_after: int):
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
 class Invalid(DomainError):
     """The values given cannot be accepted."""
 

@@ -1,7 +1,9 @@
+from datetime import datetime
+
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base
+from queue_app.models.base import Base, UTCDateTime
 
 ROLES = ("admin", "manager", "staff")
 
@@ -24,6 +26,9 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped on password change so older API tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Failed sign-ins in a row, and until when sign-in is refused (domain/accounts.py).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     # Checked on every staff request (branch access): load with the staff row.
     branches = relationship("Branch", secondary=staff_branch, lazy="joined")

@@ -14,11 +14,11 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
-from queue_app.domain import lobby
+from queue_app.domain import accounts, lobby
+from queue_app.domain.errors import Locked, Unauthorized
 from queue_app.domain.queueing import MAX_RECALLS
 from queue_app.extensions import db, limiter
-from queue_app.models import Counter, Service, Staff
-from queue_app.security import verify_password
+from queue_app.models import Counter, Service
 from queue_app.web.api import API_PREFIX
 from queue_app.web.booking_pages import booking_messages, field_messages, picker_text, status_labels
 from queue_app.web.dates import page_calendar
@@ -39,11 +39,16 @@ def _safe_next(target: str | None) -> str:
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        staff = db.session.scalar(select(Staff).where(Staff.email == form.email.data.strip().lower()))
-        if verify_password(staff.password_hash if staff else None, form.password.data) and staff and staff.active:
+        try:
+            staff = accounts.authenticate(db.session, form.email.data, form.password.data)
+        except Locked as locked:
+            flash(_("Too many failed sign-ins. Try again in %(minutes)s minute(s).",
+                    minutes=max(1, -(-locked.retry_after // 60))), "error")
+        except Unauthorized:
+            flash(_("Wrong e-mail or password."), "error")
+        else:
             login_user(staff)
             return redirect(_safe_next(request.args.get("next")))
-        flash(_("Wrong e-mail or password."), "error")
     return render_template("staff/login.html", form=form), 400 if request.method == "POST" else 200
 
 

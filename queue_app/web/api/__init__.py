@@ -10,7 +10,7 @@ from queue_app.domain.errors import DomainError
 from queue_app.extensions import csrf
 
 API_PREFIX = "/api/v1"
-_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422}
+_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422, "unauthorized": 401, "locked": 429}
 
 
 class ErrorDetail(Schema):
@@ -67,7 +67,8 @@ class Api(flask_smorest.Api):
 def handle_domain_error(error: DomainError):
     status = _STATUS_FOR_KIND.get(error.kind, 400)
     if is_api_request():
-        return error_response(status, error.code, error.message, error.fields or None)
+        headers = {"Retry-After": str(error.retry_after)} if hasattr(error, "retry_after") else None
+        return error_response(status, error.code, error.message, error.fields or None, headers)
     return error.message, status
 
 

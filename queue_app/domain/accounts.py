@@ -1,0 +1,47 @@
+"""Staff sign-in with a lockout that grows with repeated failures.
+
+After LOCK_AFTER failures in a row an account refuses sign-in for BASE_LOCK, doubling with each
+further failure up to MAX_LOCK, so guessing a password is slow even from many addresses (the
+rate limiter covers one address). A success resets the count.
+"""
+import math
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from queue_app.domain.errors import Locked, Unauthorized
+from queue_app.domain.transaction import write_transaction
+from queue_app.models import Staff, utcnow
+from queue_app.security import verify_password
+
+LOCK_AFTER = 5
+BASE_LOCK = timedelta(minutes=1)
+MAX_LOCK = timedelta(hours=1)
+
+
+def lock_length(failures: int) -> timedelta:
+    return min(BASE_LOCK * 2 ** (failures - LOCK_AFTER), MAX_LOCK)
+
+
+def authenticate(session: Session, email: str, password: str, *, now: datetime | None = None) -> Staff:
+    now = now or utcnow()
+    staff = session.scalar(select(Staff).where(Staff.email == (email or "").strip().lower()))
+    if staff is not None and staff.locked_until and staff.locked_until > now:
+        wait = math.ceil((staff.locked_until - now).total_seconds())
+        raise Locked("account_locked",
+                     f"Too many failed sign-ins; try again in {math.ceil(wait / 60)} minute(s).", wait)
+    # Always verify a hash, so timing does not reveal whether the account exists.
+    if verify_password(staff.password_hash if staff else None, password) and staff and staff.active:
+        if staff.failed_logins or staff.locked_until:
+            with write_transaction(session):
+                staff = session.get(Staff, staff.id)
+                staff.failed_logins, staff.locked_until = 0, None
+        return staff
+    if staff is not None:
+        with write_transaction(session):
+            staff = session.get(Staff, staff.id)
+            staff.failed_logins += 1
+            if staff.failed_logins >= LOCK_AFTER:
+                staff.locked_until = now + lock_length(staff.failed_logins)
+    raise Unauthorized("bad_credentials", "Wrong e-mail or password.")
