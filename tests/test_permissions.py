@@ -1,0 +1,127 @@
+"""Permission matrix generated from the URL map: every route x every kind of caller.
+
+A route missing from POLICY fails `test_every_route_has_a_policy`, so a new endpoint cannot land
+without a decision about who may call it.
+"""
+import itertools
+
+import pytest
+
+from queue_app.models import Counter, Service, Staff, Ticket
+
+CALLERS = ("anonymous", "kiosk", "other_branch_staff", "staff", "manager", "admin")
+ALL = set(CALLERS)
+STAFF_UP = {"staff", "manager", "admin"}
+BRANCH_DEVICES = STAFF_UP | {"kiosk"}
+
+# endpoint -> callers that may use it (everyone else gets 401 or 403)
+POLICY = {
+    "api_auth.create_token": ALL,
+    "api_catalogue.list_branches": ALL, "api_catalogue.get_branch": ALL, "api_catalogue.list_services": ALL,
+    "api_booking.availability": ALL, "api_booking.get_appointment": ALL,
+    "api_booking.reschedule_appointment": ALL, "api_booking.cancel_appointment": ALL,
+    "api_tickets.track_ticket": ALL, "api_tickets.leave_queue": ALL, "api_tickets.postpone": ALL,
+    "api_booking.create_appointment": {"anonymous"} | STAFF_UP,  # a device token is not a customer
+    "api_tickets.issue_ticket": BRANCH_DEVICES,  # anonymous only where the branch allows remote tickets
+    "api_booking.check_in": BRANCH_DEVICES, "api_tickets.branch_queue": BRANCH_DEVICES,
+    "api_catalogue.list_counters": STAFF_UP, "api_tickets.counter_detail": STAFF_UP,
+    "api_tickets.call_next": STAFF_UP, "api_tickets.ticket_recall": STAFF_UP, "api_tickets.ticket_start": STAFF_UP,
+    "api_tickets.ticket_finish": STAFF_UP, "api_tickets.ticket_no_show": STAFF_UP, "api_tickets.transfer": STAFF_UP,
+    "api_booking.day_appointments": STAFF_UP,
+    "api_catalogue.update_counter": {"manager", "admin"}, "api_booking.unblock_customer": {"manager", "admin"},
+    "api_catalogue.create_branch": {"admin"}, "api_catalogue.update_branch": {"admin"},
+    "api_catalogue.create_service": {"admin"}, "api_catalogue.update_service": {"admin"},
+    "api_catalogue.create_counter": {"admin"}, "api_catalogue.list_staff": {"admin"},
+    "api_catalogue.create_staff": {"admin"}, "api_catalogue.update_staff": {"admin"},
+}
+# Pages: who may open them with a signed-in browser session (tested in test_pages, test_live_pages,
+# test_manage_pages, test_booking_pages); listed here so that every route has a decision.
+PAGES = {
+    "public": {"static", "public.index", "public.track", "booking_pages.manage", "booking_pages.calendar",
+               "booking_pages.book_page", "booking_pages.book", "booking_pages.csrf_token", "display.lobby_screen",
+               "health.healthz", "staff.login", "api-docs.openapi_redoc", "api-docs.openapi_json"},
+    "kiosk device session": {"kiosk.home", "kiosk.check_in", "kiosk.ping", "kiosk.issue"},
+    "signed-in staff": {"staff.logout", "staff.console", "staff.counter", "staff.csrf_token"},
+    "manager or admin": {"manage.index", "manage.counters", "manage.update_counter"},
+    "admin": {"manage.create_counter", "manage.edit_branch", "manage.services", "manage.new_branch",
+              "manage.edit_service", "manage.staff", "manage.edit_staff"},
+}
+
+
+def test_every_route_has_a_policy(app):
+    classified = set(POLICY) | set(itertools.chain.from_iterable(PAGES.values()))
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - classified == set(), "new routes need an entry in POLICY or PAGES"
+    assert classified - endpoints == set(), "POLICY or PAGES names a route that no longer exists"
+
+
+@pytest.fixture
+def world(app, api, session):
+    """Ids and tokens to fill every path, and a header for each kind of caller."""
+    api.call("POST", "/branches", "admin@demo.test", json={"slug": "north", "name": "North", "timezone": "Asia/Tokyo"})
+    api.call("POST", "/staff", "admin@demo.test", json={"email": "north@demo.test", "password": "demo-password",
+                                                        "role": "staff", "branches": ["north"]})
+    ticket = api.issue("A")
+    slot = next(s for d in api.call("GET", "/branches/demo/availability?service=B&days=7").json["days"]
+                for s in d["slots"] if s["remaining"] > 0)
+    booked = api.call("POST", "/branches/demo/appointments",
+                      json={"service": "B", "start": slot["start"], "name": "Ann", "phone": "+886912000777"}).json
+    session.expire_all()
+    ids = {
+        "slug": "demo", "token": None, "counter_id": session.query(Counter).filter_by(name="Counter 1").one().id,
+        "ticket_id": ticket["id"], "service_id": session.query(Service).filter_by(code="A").first().id,
+        "staff_id": session.query(Staff).filter_by(email="staff3@demo.test").one().id,
+        "customer_id": 1,
+    }
+    tokens = {"api_booking": booked["manage_token"], "api_tickets": ticket["token"]}
+    headers = {"anonymous": {}, "kiosk": api.headers("kiosk"), "other_branch_staff": api.headers("north@demo.test"),
+               "staff": api.headers("staff1@demo.test"), "manager": api.headers("manager@demo.test"),
+               "admin": api.headers("admin@demo.test")}
+    return ids, tokens, headers, slot
+
+
+def body_for(endpoint, n, slot):
+    """A valid body, so the answer is about who is calling and not about the payload."""
+    return {
+        "api_auth.create_token": {"email": "staff3@demo.test", "password": "demo-password"},
+        "api_booking.reschedule_appointment": {"start": slot["start"]},
+        "api_booking.create_appointment": {"service": "B", "start": slot["start"], "name": "P",
+                                           "phone": f"+88691200{n:04d}"},
+        "api_booking.check_in": {"code": "ZZZZZZZZ"},
+        "api_tickets.issue_ticket": {"service": "C"},
+        "api_tickets.transfer": {"service": "C"},
+        "api_catalogue.create_branch": {"slug": f"perm{n}", "name": "P", "timezone": "UTC"},
+        "api_catalogue.update_branch": {"name": "Demo Branch"},
+        "api_catalogue.create_service": {"code": chr(ord("D") + n % 20), "name": "P"},
+        "api_catalogue.update_service": {"name": "Accounts and deposits"},
+        "api_catalogue.create_counter": {"name": f"Perm {n}", "services": ["A"]},
+        "api_catalogue.update_counter": {"state": "open"},
+        "api_catalogue.create_staff": {"email": f"perm{n}@demo.test", "password": "long-enough-pw", "role": "staff"},
+        "api_catalogue.update_staff": {"name": "Staff 3"},
+    }.get(endpoint)
+
+
+def test_each_api_route_admits_exactly_its_callers(app, api, world):
+    ids, tokens, headers, slot = world
+    n = 0
+    problems = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint not in POLICY:
+            continue
+        values = {arg: ids[arg] for arg in rule.arguments if arg != "token"}
+        if "token" in rule.arguments:
+            values["token"] = tokens[rule.endpoint.split(".")[0]]
+        path = rule.rule
+        for arg, value in values.items():
+            path = path.replace(f"<string:{arg}>", str(value)).replace(f"<int:{arg}>", str(value)).replace(f"<{arg}>", str(value))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for caller in CALLERS:
+                n += 1
+                body = body_for(rule.endpoint, n, slot)
+                response = api.client.open(path, method=method, headers=headers[caller],
+                                           json=body if method != "GET" else None)
+                allowed = response.status_code not in (401, 403)
+                if allowed != (caller in POLICY[rule.endpoint]):
+                    problems.append(f"{method} {path} as {caller}: {response.status_code}")
+                assert response.status_code < 500, f"{method} {path} as {caller}: {response.status_code}"
+    assert problems == []
