@@ -173,3 +173,20 @@ def test_a_manager_lifts_a_booking_pause(app, api):
     lifted = api.call("POST", f"/customers/{customer_id}/unblock", "manager@demo.test")
     assert lifted.status_code == 200 and lifted.json["booking_blocked_until"] is None
     assert book(api, slot["start"], phone="+886900000001").status_code == 201
+
+
+def test_ticket_token_look_ups_are_rate_limited(tmp_path, migrated_db):
+    import shutil
+
+    from queue_app.cli import seed_demo_data
+
+    path = tmp_path / "limited.sqlite"
+    shutil.copy(migrated_db, path)
+    app = make_app(path, RATELIMIT_ENABLED=True, TRACK_RATE_LIMIT="3 per minute")
+    with app.app_context():
+        seed_demo_data()
+    client = app.test_client()
+    guesses = [client.get(f"/api/v1/tickets/guess{i}").status_code for i in range(4)]
+    assert guesses == [404, 404, 404, 429]
+    with app.app_context():
+        db.engine.dispose()

@@ -1,12 +1,12 @@
 """Public pages: choose a branch (book a visit, lobby display), a ticket's live page (the QR target)."""
-from flask import Blueprint, make_response, render_template
+from flask import Blueprint, current_app, make_response, render_template
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from queue_app.domain import lobby, numbering, queueing
 from queue_app.domain.errors import NotFound
-from queue_app.extensions import db
+from queue_app.extensions import db, limiter
 from queue_app.models import WEEKDAYS, Branch, Service, utcnow
 from queue_app.web.screens import LANGUAGE_NAMES
 
@@ -38,6 +38,7 @@ def index():
 
 
 @bp.get("/t/<token>")
+@limiter.limit(lambda: current_app.config["TRACK_RATE_LIMIT"])
 def track(token):
     """The holder's live page: numbers, position and counter only, never personal data."""
     try:

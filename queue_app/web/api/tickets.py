@@ -52,6 +52,7 @@ def issue_ticket(body, slug):
 
 
 @blp.route("/tickets/<string:token>", methods=["GET"])
+@limiter.limit(lambda: current_app.config["TRACK_RATE_LIMIT"])
 @blp.response(200, TrackedTicketSchema)
 def track_ticket(token):
     """A ticket's status, position and estimate, for the holder of its tracking token."""
@@ -59,6 +60,7 @@ def track_ticket(token):
 
 
 @blp.route("/tickets/<string:token>", methods=["DELETE"])
+@limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"])
 @blp.response(200, TrackedTicketSchema)
 def leave_queue(token):
     """The holder leaves the queue."""
@@ -67,6 +69,7 @@ def leave_queue(token):
 
 
 @blp.route("/tickets/<string:token>/postpone", methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"])
 @blp.response(200, TrackedTicketSchema)
 def postpone(token):
     """"I need more time": the holder moves back a few places (the branch's setting), once."""
