@@ -53,3 +53,14 @@ def test_ticket_page_shows_numbers_not_personal_data(client, api):
     assert page.status_code == 200 and b"A001" in page.data
     assert b"912345678" not in page.data
     assert client.get("/t/unknown-token").status_code == 404
+
+
+def test_browsers_get_branded_error_pages_and_the_api_json(client, seeded):
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and b"Page not found" in missing.data and b"<html" in missing.data
+    wrong = client.put("/login")
+    assert wrong.status_code == 405 and b"This page cannot do that" in wrong.data
+    assert "GET" in wrong.headers["Allow"]
+    assert client.get("/api/v1/no-such-thing").json["error"]["code"] == "not_found"
+    big = client.post("/login", data={"email": "x" * 300_000})
+    assert big.status_code == 413 and b"too large" in big.data

@@ -2,7 +2,8 @@
 import re
 
 import flask_smorest
-from flask import jsonify, request
+from flask import jsonify, make_response, render_template, request
+from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
@@ -52,7 +53,7 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error: HTTPException):
         if not is_api_request():
-            return error
+            return error_page(error)
         data = getattr(error, "data", None) or {}
         message = data.get("message") or error.description
         field_errors = data.get("errors") or data.get("messages")
@@ -62,6 +63,29 @@ class Api(flask_smorest.Api):
         if error.code == 400 and field_errors and "json" in field_errors and not code.startswith("malformed"):
             code, message = "malformed_json", "The request body is not valid JSON."
         return error_response(error.code or 500, code, message, field_errors, data.get("headers"))
+
+
+def error_page(error: HTTPException):
+    """Browsers get a branded page in their language; a 500 keeps Flask's plain text."""
+    if (error.code or 500) >= 500:
+        return error
+    titles = {
+        400: _l("This request could not be understood"), 403: _l("You may not open this page"),
+        404: _l("Page not found"), 405: _l("This page cannot do that"), 413: _l("That was too large to send"),
+        429: _l("Too many requests, please wait a moment"),
+    }
+    messages = {
+        404: _l("The address may be mistyped, or the page has moved."),
+        405: _l("Go back and try again from the page itself."),
+        429: _l("Wait a minute and try again."),
+    }
+    response = make_response(render_template(
+        "errors/http.html", status=error.code, title=titles.get(error.code, error.name),
+        message=messages.get(error.code, error.description)), error.code)
+    for key, value in error.get_headers():
+        if key.lower() not in ("content-type", "content-length"):
+            response.headers[key] = value
+    return response
 
 
 def handle_domain_error(error: DomainError):
