@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import IO
 
 import click
@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import booking, notify, queueing
+from queue_app.domain import booking, notify, queueing, retention
 from queue_app.models import Branch, utcnow
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ LOCK_NAME = "scheduler.lock"
 OUTBOX_SECONDS = 30
 NO_SHOW_SECONDS = 60
 CLOSE_DAY_SECONDS = 600
+RETENTION_SECONDS = 6 * 3600  # idempotent; a few runs a day catch up after downtime
 OUTBOX_BATCH = 20
 OUTBOX_ROUNDS = 10  # a backlog drains in rounds of one batch; the next tick takes the rest
 EXTENSION_KEY = "queue_app_scheduler"
@@ -67,6 +68,11 @@ def sweep_no_shows(app, now: datetime | None = None) -> None:
     _run(app, "sweep_no_shows", lambda session: booking.sweep_no_shows(session, now=now))
 
 
+def purge_personal_data(app, now: datetime | None = None) -> None:
+    keep = timedelta(days=app.config["QUEUE_APP_RETENTION_DAYS"])
+    _run(app, "retention", lambda session: retention.purge_personal_data(session, keep, now=now))
+
+
 def close_days(app, now: datetime | None = None) -> None:
     def work(session: Session) -> None:
         slugs = session.scalars(select(Branch.slug).order_by(Branch.slug)).all()
@@ -86,6 +92,7 @@ def add_jobs(scheduler, app) -> None:
     scheduler.add_job(send_outbox, "interval", seconds=OUTBOX_SECONDS, args=[app], id="send_outbox", **common)
     scheduler.add_job(sweep_no_shows, "interval", seconds=NO_SHOW_SECONDS, args=[app], id="sweep_no_shows", **common)
     scheduler.add_job(close_days, "interval", seconds=CLOSE_DAY_SECONDS, args=[app], id="close_days", **common)
+    scheduler.add_job(purge_personal_data, "interval", seconds=RETENTION_SECONDS, args=[app], id="retention", **common)
 
 
 def new_scheduler() -> BackgroundScheduler:

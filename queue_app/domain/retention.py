@@ -1,0 +1,63 @@
+"""Data retention: personal data on old visits is removed, the visits themselves stay for statistics.
+
+Tickets, bookings and their events are kept (waits, service times and no-show rates need them);
+what identifies a person is cleared once every visit of theirs is older than the retention
+period: the booking's name, the link from tickets and bookings to the customer, the addresses in
+sent messages, and finally the customer's own phone, e-mail and name. Idempotent.
+"""
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, update
+from sqlalchemy.orm import Session
+
+from queue_app.domain.transaction import write_transaction
+from queue_app.models import Appointment, Customer, Notification, Ticket, utcnow
+
+
+@dataclass(frozen=True)
+class Purged:
+    appointments: int
+    tickets: int
+    notifications: int
+    customers: int
+
+
+def purge_personal_data(session: Session, keep: timedelta, *, now: datetime | None = None) -> Purged:
+    cutoff = (now or utcnow()) - keep
+    with write_transaction(session):
+        appointments = session.execute(
+            update(Appointment)
+            .where(Appointment.start_at < cutoff, Appointment.status.not_in(("booked", "checked_in")),
+                   (Appointment.name != "") | Appointment.customer_id.is_not(None))
+            .values(name="", customer_id=None)
+        ).rowcount
+        tickets = session.execute(
+            update(Ticket)
+            .where(Ticket.issued_at < cutoff, Ticket.status.not_in(("waiting", "called", "serving")),
+                   Ticket.customer_id.is_not(None))
+            .values(customer_id=None)
+        ).rowcount
+        # A message still unsent after the whole retention period will never be useful.
+        session.execute(
+            update(Notification)
+            .where(Notification.created_at < cutoff, Notification.status.in_(("pending", "sending")))
+            .values(status="cancelled")
+        )
+        notifications = session.execute(
+            update(Notification)
+            .where(Notification.created_at < cutoff, Notification.recipient != "")
+            .values(recipient="", payload={})
+        ).rowcount
+        # A customer with no visit left inside the period has nothing that needs their identity.
+        recent_ticket = exists().where(Ticket.customer_id == Customer.id)
+        recent_booking = exists().where(Appointment.customer_id == Customer.id)
+        customers = session.execute(
+            update(Customer)
+            .where(~recent_ticket, ~recent_booking,
+                   Customer.phone.is_not(None) | Customer.email.is_not(None) | (Customer.name != ""))
+            .values(phone=None, email=None, name="")
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return Purged(appointments, tickets, notifications, customers)
+
