@@ -52,6 +52,7 @@ def from_environment(instance_path: str) -> dict:
         # Ticket pages are opened by many phones behind one lobby Wi-Fi address: more generous.
         # Personal data on visits older than this is removed nightly (domain/retention.py).
         "QUEUE_APP_RETENTION_DAYS": int(env("QUEUE_APP_RETENTION_DAYS") or 365),
+        "KIOSK_TICKET_RATE_LIMIT": env("QUEUE_APP_KIOSK_TICKET_RATE_LIMIT") or "30 per minute",
         "TRACK_RATE_LIMIT": env("QUEUE_APP_TRACK_RATE_LIMIT") or "120 per minute",
         "MAX_CONTENT_LENGTH": 256 * 1024,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),

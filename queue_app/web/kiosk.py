@@ -99,7 +99,14 @@ def home(slug):
         )
 
 
+def _device_key() -> str:
+    # One limit per kiosk (many people share one), so guessing codes stays slow.
+    return f"kiosk:{session.get(SESSION_KEY)}"
+
+
 @bp.post("/<slug>/tickets")
+# Generous for a busy lobby, but a kiosk tapped in a loop cannot flood the queue.
+@limiter.limit(lambda: current_app.config["KIOSK_TICKET_RATE_LIMIT"], key_func=_device_key)
 def issue(slug):
     device = _session_device(slug)
     if device is None:
@@ -121,10 +128,6 @@ def issue(slug):
         "issued_at": status["issued_at"],
     }), 201
 
-
-def _device_key() -> str:
-    # One limit per kiosk (many people share one), so guessing codes stays slow.
-    return f"kiosk:{session.get(SESSION_KEY)}"
 
 
 @bp.post("/<slug>/check-in")
