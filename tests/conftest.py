@@ -59,6 +59,26 @@ def seeded(app):
 
 
 @pytest.fixture
+def limited_app(tmp_path, migrated_db):
+    """Build a seeded app with the rate limiter on and the given limits; returns (app, kiosk token)."""
+    built = []
+
+    def build(**limits):
+        path = tmp_path / f"limited{len(built)}.sqlite"
+        shutil.copy(migrated_db, path)
+        app = make_app(path, RATELIMIT_ENABLED=True, **limits)
+        with app.app_context():
+            token = seed_demo_data()
+        built.append(app)
+        return app, token
+
+    yield build
+    for app in built:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
 def session(app, seeded):
     """A plain SQLAlchemy session on the test database, for calling domain functions directly."""
     with app.app_context():

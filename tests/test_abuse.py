@@ -1,35 +1,11 @@
 """Abuse limits on the public and device-facing writes, with the limiter switched on."""
-import shutil
-
-import pytest
-
-from queue_app.cli import seed_demo_data
 from queue_app.extensions import db
 
-from conftest import make_app
 from test_live_pages import meta_csrf
 
 
-@pytest.fixture
-def limited(tmp_path, migrated_db):
-    def build(**limits):
-        path = tmp_path / "limited.sqlite"
-        shutil.copy(migrated_db, path)
-        app = make_app(path, RATELIMIT_ENABLED=True, **limits)
-        with app.app_context():
-            token = seed_demo_data()
-        built.append(app)
-        return app, token
-
-    built = []
-    yield build
-    for app in built:
-        with app.app_context():
-            db.engine.dispose()
-
-
-def test_a_kiosk_tapped_in_a_loop_is_slowed_down_per_device(limited):
-    app, token = limited(KIOSK_TICKET_RATE_LIMIT="3 per minute")
+def test_a_kiosk_tapped_in_a_loop_is_slowed_down_per_device(limited_app):
+    app, token = limited_app(KIOSK_TICKET_RATE_LIMIT="3 per minute")
     client = app.test_client()
     client.get(f"/kiosk/demo?device={token}")
     csrf = meta_csrf(client.get("/kiosk/demo").data)
@@ -47,8 +23,8 @@ def test_a_kiosk_tapped_in_a_loop_is_slowed_down_per_device(limited):
                       headers={"X-CSRFToken": other_csrf}).status_code == 201
 
 
-def test_anonymous_remote_tickets_are_limited_per_address(limited):
-    app, _token = limited(PUBLIC_TICKET_RATE_LIMIT="2 per minute")
+def test_anonymous_remote_tickets_are_limited_per_address(limited_app):
+    app, _token = limited_app(PUBLIC_TICKET_RATE_LIMIT="2 per minute")
     client = app.test_client()
     with app.app_context():
         from queue_app.domain import catalogue

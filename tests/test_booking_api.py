@@ -8,7 +8,6 @@ from queue_app.extensions import db
 from queue_app.models import Appointment, Branch, Service
 from queue_app.security import token_hash
 
-from conftest import make_app
 
 STAFF = "staff1@demo.test"
 
@@ -122,23 +121,13 @@ def test_staff_can_book_on_behalf_of_a_customer(api):
     assert made.status_code == 201
 
 
-def test_check_in_codes_are_rate_limited_per_device(tmp_path, migrated_db):
-    import shutil
-
-    from queue_app.cli import seed_demo_data
-
-    path = tmp_path / "limited.sqlite"
-    shutil.copy(migrated_db, path)
-    app = make_app(path, RATELIMIT_ENABLED=True, LOOKUP_RATE_LIMIT="3 per minute")
-    with app.app_context():
-        token = seed_demo_data()
+def test_check_in_codes_are_rate_limited_per_device(limited_app):
+    app, token = limited_app(LOOKUP_RATE_LIMIT="3 per minute")
     client = app.test_client()
     codes = [client.post("/api/v1/branches/demo/check-in", json={"code": f"GUESS{i:03d}"},
                          headers={"Authorization": f"Bearer {token}"}) for i in range(4)]
     assert [r.status_code for r in codes] == [404, 404, 404, 429]
     assert codes[-1].json["error"]["code"] == "too_many_requests"
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.mark.parametrize("path", ["/branches/demo/availability?service=B", "/appointments/x"])
@@ -175,18 +164,8 @@ def test_a_manager_lifts_a_booking_pause(app, api):
     assert book(api, slot["start"], phone="+886900000001").status_code == 201
 
 
-def test_ticket_token_look_ups_are_rate_limited(tmp_path, migrated_db):
-    import shutil
-
-    from queue_app.cli import seed_demo_data
-
-    path = tmp_path / "limited.sqlite"
-    shutil.copy(migrated_db, path)
-    app = make_app(path, RATELIMIT_ENABLED=True, TRACK_RATE_LIMIT="3 per minute")
-    with app.app_context():
-        seed_demo_data()
+def test_ticket_token_look_ups_are_rate_limited(limited_app):
+    app, _token = limited_app(TRACK_RATE_LIMIT="3 per minute")
     client = app.test_client()
     guesses = [client.get(f"/api/v1/tickets/guess{i}").status_code for i in range(4)]
     assert guesses == [404, 404, 404, 429]
-    with app.app_context():
-        db.engine.dispose()

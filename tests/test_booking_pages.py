@@ -369,23 +369,13 @@ def test_a_branch_without_bookable_services_says_so(client, session, kiosk):  # 
     assert "Accounts and deposits" in kiosk_page and "I have a booking" not in kiosk_page
 
 
-def test_kiosk_check_in_codes_are_rate_limited_per_device(tmp_path, migrated_db):
-    import shutil
-
-    from conftest import make_app
-    from queue_app.cli import seed_demo_data
+def test_kiosk_check_in_codes_are_rate_limited_per_device(limited_app):
     from test_live_pages import meta_csrf
 
-    path = tmp_path / "limited.sqlite"
-    shutil.copy(migrated_db, path)
-    app = make_app(path, RATELIMIT_ENABLED=True, LOOKUP_RATE_LIMIT="3 per minute")
-    with app.app_context():
-        token = seed_demo_data()
+    app, token = limited_app(LOOKUP_RATE_LIMIT="3 per minute")
     client = app.test_client()
     client.get(f"/kiosk/demo?device={token}")
     csrf = meta_csrf(client.get("/kiosk/demo").data)
     codes = [client.post("/kiosk/demo/check-in", json={"code": f"GUESS{n:03d}"}, headers={"X-CSRFToken": csrf})
              for n in range(4)]
     assert [r.status_code for r in codes] == [404, 404, 404, 429]
-    with app.app_context():
-        db.engine.dispose()
