@@ -28,6 +28,10 @@ class Branch(Base):
     postpone_places: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     # Booking settings that differ from domain.booking.DEFAULT_RULES (minutes, days, counts).
     booking_rules: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
+    # "Almost your turn" is sent once when a waiting ticket's estimate falls to this many minutes
+    # or its people-ahead count to this many, whichever comes first.
+    almost_turn_minutes: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    almost_turn_position: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
 
     services = relationship("Service", back_populates="branch", order_by="Service.code")
     counters = relationship("Counter", back_populates="branch", order_by="Counter.name")

@@ -1,4 +1,4 @@
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from queue_app.models.base import Base
@@ -27,6 +27,9 @@ class Counter(Base):
     name: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="closed")
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    # Planned hours per weekday, like Branch.opening_hours; empty means the branch's hours.
+    # Estimates use them: a counter that closes soon is not capacity for a long service.
+    shifts: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
 
     branch = relationship("Branch", back_populates="counters", lazy="joined", innerjoin=True)
     service_links = relationship(

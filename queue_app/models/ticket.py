@@ -55,6 +55,13 @@ class Ticket(Base):
     recalls: Mapped[int] = mapped_column(Integer, default=0)
     # "I need more time" is allowed once per ticket.
     postponed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The wait estimate given when the ticket was issued (minutes, 80 % range), kept so that
+    # estimates can be judged against the waits that followed.
+    estimate_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    estimate_low: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    estimate_high: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # When "almost your turn" was sent; it is sent once per ticket.
+    almost_turn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     # Every ticket response needs these: load them with the ticket, in the same statement.
     service = relationship("Service", lazy="joined", innerjoin=True)
