@@ -32,6 +32,9 @@ class Branch(Base):
     # or its people-ahead count to this many, whichever comes first.
     almost_turn_minutes: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     almost_turn_position: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    # Customer settings that differ from domain.customers.DEFAULT_RULES (value window, segment
+    # thresholds, named tiers, churn days, segment priority credit).
+    customer_rules: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
 
     services = relationship("Service", back_populates="branch", order_by="Service.code")
     counters = relationship("Counter", back_populates="branch", order_by="Counter.name")

@@ -19,5 +19,7 @@ class Service(Base):
     # What staff ask for when the ticket is called (documents needed, questions).
     checklist: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Price in the branch currency's minor unit (cents); counts towards a customer's value.
+    price_cents: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     branch = relationship("Branch", back_populates="services")
