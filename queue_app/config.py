@@ -53,6 +53,8 @@ def from_environment(instance_path: str) -> dict:
         # Personal data on visits older than this is removed nightly (domain/retention.py).
         "QUEUE_APP_RETENTION_DAYS": int(env("QUEUE_APP_RETENTION_DAYS") or 365),
         "KIOSK_TICKET_RATE_LIMIT": env("QUEUE_APP_KIOSK_TICKET_RATE_LIMIT") or "30 per minute",
+        # Kiosk pairing codes (public: the device has no credentials yet), per address.
+        "PAIRING_RATE_LIMIT": env("QUEUE_APP_PAIRING_RATE_LIMIT") or "10 per minute",
         "TRACK_RATE_LIMIT": env("QUEUE_APP_TRACK_RATE_LIMIT") or "120 per minute",
         "MAX_CONTENT_LENGTH": 256 * 1024,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),

@@ -33,6 +33,8 @@ POLICY = {
     "api_catalogue.create_service": {"admin"}, "api_catalogue.update_service": {"admin"},
     "api_catalogue.create_counter": {"admin"}, "api_catalogue.list_staff": {"admin"},
     "api_catalogue.create_staff": {"admin"}, "api_catalogue.update_staff": {"admin"},
+    "api_kiosks.pair": ALL,  # the device has no credentials yet: the one-time code is the credential
+    "api_kiosks.heartbeat": {"kiosk"},
 }
 # Pages: who may open them with a signed-in browser session (tested in test_pages, test_live_pages,
 # test_manage_pages, test_booking_pages); listed here so that every route has a decision.
@@ -88,6 +90,8 @@ def body_for(endpoint, n, slot):
         "api_booking.create_appointment": {"service": "B", "start": slot["start"], "name": "P",
                                            "phone": f"+88691200{n:04d}"},
         "api_booking.check_in": {"code": "ZZZZZZZZ"},
+        "api_kiosks.pair": {"code": "ZZZZ-ZZZZ-ZZ"},
+        "api_kiosks.heartbeat": {"printer": {"state": "ok"}},
         "api_tickets.issue_ticket": {"service": "C"},
         "api_tickets.transfer": {"service": "C"},
         "api_catalogue.create_branch": {"slug": f"perm{n}", "name": "P", "timezone": "UTC"},

@@ -4,7 +4,7 @@ from queue_app.models.base import Base, UTCDateTime, utcnow
 from queue_app.models.branch import WEEKDAYS, Branch
 from queue_app.models.counter import COUNTER_STATES, Counter, CounterService
 from queue_app.models.customer import SEGMENTS, AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
-from queue_app.models.kiosk import KioskDevice
+from queue_app.models.kiosk import KioskDevice, KioskPairingCode
 from queue_app.models.notification import NOTIFICATION_STATES, Notification
 from queue_app.models.service import Service
 from queue_app.models.staff import ROLES, Staff, staff_branch
@@ -13,6 +13,6 @@ from queue_app.models.ticket import ACTIVE_STATES, TICKET_STATES, Ticket, Ticket
 __all__ = [
     "APPOINTMENT_STATES", "Appointment", "BookingSlot", "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",
     "AuditEntry", "ChurnAlert", "CustomerStanding", "Feedback", "SEGMENTS",
-    "KioskDevice", "NOTIFICATION_STATES", "Notification", "ROLES", "Service", "Staff", "TICKET_STATES", "Ticket", "TicketEvent",
+    "KioskDevice", "KioskPairingCode", "NOTIFICATION_STATES", "Notification", "ROLES", "Service", "Staff", "TICKET_STATES", "Ticket", "TicketEvent",
     "TicketSequence", "UTCDateTime", "WEEKDAYS", "staff_branch", "utcnow",
 ]

@@ -104,10 +104,10 @@ def abort(status: int, code: str, message: str, headers: dict | None = None):
 
 
 def init_app(app) -> None:
-    from queue_app.web.api import auth, booking, catalogue, tickets
+    from queue_app.web.api import auth, booking, catalogue, kiosks, tickets
 
     api.init_app(app)
-    for blueprint in (auth.blp, catalogue.blp, tickets.blp, booking.blp):
+    for blueprint in (auth.blp, catalogue.blp, tickets.blp, booking.blp, kiosks.blp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
         csrf.exempt(blueprint)  # bearer tokens, not cookies: no cross-site request forgery to stop
     api.spec.options["security"] = []

@@ -1,5 +1,5 @@
 """One access check per handler: who is calling, and may they act on this branch."""
-from queue_app.models import Staff
+from queue_app.models import KioskDevice, Staff
 from queue_app.web.api import abort
 from queue_app.web.auth import Principal, bearer_token, current_principal
 
@@ -24,6 +24,15 @@ def require_staff(role: str = "staff", branch_id: int | None = None) -> Staff:
     if branch_id is not None and not staff.can_access_branch(branch_id):
         abort(403, "other_branch", "You are not staff of this branch.")
     return staff
+
+
+def require_kiosk() -> KioskDevice:
+    """A kiosk device token (heartbeats): staff tokens are refused."""
+    principal = current_principal()
+    _refuse_anonymous(principal)
+    if principal.kiosk is None:
+        abort(403, "device_only", "This needs a kiosk device token.")
+    return principal.kiosk
 
 
 def require_staff_or_kiosk(branch_id: int) -> Principal:
