@@ -44,7 +44,8 @@ PAGES = {
                "health.healthz", "staff.login", "api-docs.openapi_redoc", "api-docs.openapi_json"},
     "kiosk device session": {"kiosk.home", "kiosk.check_in", "kiosk.ping", "kiosk.issue"},
     "signed-in staff": {"staff.logout", "staff.console", "staff.counter", "staff.csrf_token"},
-    "manager or admin": {"manage.index", "manage.counters", "manage.update_counter"},
+    "manager or admin": {"manage.index", "manage.counters", "manage.update_counter",
+                         "manage_kiosks.devices", "manage_kiosks.create_pairing_code", "manage_kiosks.retire"},
     "admin": {"manage.create_counter", "manage.edit_branch", "manage.services", "manage.new_branch",
               "manage.edit_service", "manage.staff", "manage.edit_staff"},
 }

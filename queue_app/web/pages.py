@@ -15,12 +15,13 @@ def load_staff(user_id: str):
 
 
 def init_app(app) -> None:
-    from queue_app.web import booking_pages, display, kiosk, manage, public, staff
+    from queue_app.web import booking_pages, display, kiosk, manage, manage_kiosks, public, staff
 
     login_manager.login_view = "staff.login"
     app.register_blueprint(public.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(manage.bp)
+    app.register_blueprint(manage_kiosks.bp)
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(display.bp)
     app.register_blueprint(booking_pages.bp)
