@@ -76,7 +76,7 @@ def _chromium(config: dict) -> str | None:
 def chromium_command(binary: str, url: str, profile_dir: str) -> list[str]:
     """Full screen, no bars or prompts; window.print() goes straight to the default printer (fallback)."""
     command = [binary, "--kiosk", "--no-first-run", "--noerrdialogs", "--disable-infobars", "--disable-translate",
-               "--disable-session-crashed-bubble", "--disable-features=TranslateUI", "--kiosk-printing",
+               "--disable-session-crashed-bubble", "--disable-features=TranslateUI,LocalNetworkAccessChecks", "--kiosk-printing",
                "--autoplay-policy=no-user-gesture-required", "--check-for-update-interval=31536000",
                f"--user-data-dir={profile_dir}", url]
     if hasattr(os, "geteuid") and os.geteuid() == 0:

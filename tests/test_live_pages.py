@@ -145,7 +145,12 @@ def test_kiosk_ping_answers_with_a_fresh_csrf_token_and_waiting_counts(client, k
     assert client.post("/kiosk/demo/tickets", json={"service": "A"}, headers={"X-CSRFToken": fresh}).status_code == 201
     with client.session_transaction() as browser_session:
         browser_session.clear()
-    assert client.get("/kiosk/demo/ping").status_code == 401
+    # The long-lived device cookie registers the browser again (a restart without a fixed secret key)...
+    assert client.get("/kiosk/demo/ping").status_code == 200
+    with client.session_transaction() as browser_session:
+        browser_session.clear()
+    client.delete_cookie("queue_kiosk_device", path="/kiosk/")
+    assert client.get("/kiosk/demo/ping").status_code == 401  # ...without it the kiosk is not registered
 
 
 # ---- Staff console -----------------------------------------------------------------------------

@@ -1,9 +1,15 @@
 """The lobby kiosk: a registered device shows the walk-in services and issues tickets.
 
-A device is registered once with `queue-app kiosk-token SLUG --name NAME`; opening
-/kiosk/SLUG?device=TOKEN stores the device in the browser's (permanent) session and drops the
-token from the address bar. After that the page works through the session cookie, with CSRF
-protection on the ticket request, like any other form of the site.
+A device is registered once with `queue-app kiosk-token SLUG --name NAME`, or paired with a
+one-time code from the manager page (`queue-kiosk pair`); opening /kiosk/SLUG?device=TOKEN
+stores the device in the browser's (permanent) session and drops the token from the address
+bar. After that the page works through the session cookie, with CSRF protection on the ticket
+request, like any other form of the site.
+
+The same link also leaves a long-lived, HttpOnly device cookie (path /kiosk/) holding the token:
+a session signed with a key that changed (a restart without QUEUE_APP_SECRET_KEY) or that
+expired is renewed from it on the next request, so a lobby kiosk never falls back to "not
+registered" on its own. A retired device's cookie stops working at once.
 """
 from datetime import timedelta
 
@@ -22,12 +28,15 @@ from queue_app.extensions import db, limiter
 from queue_app.models import Appointment, Branch, KioskDevice, Service, Ticket
 from queue_app.security import token_hash
 from queue_app.web.dates import local_clock, long_date
+from queue_app.web.kiosk_print import bridge_settings, print_payload
 from queue_app.web.qr import qr_svg, tracking_url
 from queue_app.web.screens import LANGUAGE_NAMES, branch_locale, requested_locale
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
 
 SESSION_KEY = "kiosk_id"
+DEVICE_COOKIE = "queue_kiosk_device"
+DEVICE_COOKIE_DAYS = 400  # the longest a browser keeps a cookie
 # The on-screen keyboard for check-in codes: digits, then letters in keyboard order; only the
 # characters codes are made of (booking.CODE_ALPHABET has no 0/O, 1/I/L).
 KEYPAD_ROWS = ("23456789", "QWERTYUIOP", "ASDFGHJKL", "ZXCVBNM")
@@ -40,19 +49,41 @@ def _json_error(status: int, code: str, message: str):
     return response
 
 
-def _session_device(slug: str) -> KioskDevice | None:
-    """The kiosk this browser was registered as, if it is still active and belongs to `slug`."""
-    kiosk_id = session.get(SESSION_KEY)
-    if not isinstance(kiosk_id, int):
+def _device_by_token(token: str | None) -> KioskDevice | None:
+    if not token or len(token) > 200:
         return None
-    device = db.session.get(KioskDevice, kiosk_id)
+    return db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == token_hash(token)))
+
+
+def _session_device(slug: str) -> KioskDevice | None:
+    """The kiosk this browser was registered as, if it is still active and belongs to `slug`.
+
+    Without a usable session (new signing key after a restart, or expired) the device cookie
+    registers the browser again.
+    """
+    kiosk_id = session.get(SESSION_KEY)
+    device = db.session.get(KioskDevice, kiosk_id) if isinstance(kiosk_id, int) else None
+    if device is None:
+        device = _device_by_token(request.cookies.get(DEVICE_COOKIE))
+        if device is not None and device.active and device.branch.slug == slug:
+            session[SESSION_KEY] = device.id
+            session.permanent = True
     if device is None or not device.active or device.branch.slug != slug:
         return None
     return device
 
 
+def _set_device_cookie(response, token: str):
+    response.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_COOKIE_DAYS * 24 * 3600, path="/kiosk/", httponly=True,
+                        secure=current_app.config.get("SESSION_COOKIE_SECURE", False), samesite="Lax")
+    return response
+
+
 def _not_registered(slug: str):
-    return make_response(render_template("kiosk/unregistered.html", slug=slug), 401)
+    response = make_response(render_template("kiosk/unregistered.html", slug=slug), 401)
+    if DEVICE_COOKIE in request.cookies:
+        response.delete_cookie(DEVICE_COOKIE, path="/kiosk/")  # a retired or unknown device
+    return response
 
 
 def _no_store(response):
@@ -66,14 +97,14 @@ def _no_store(response):
 def home(slug):
     token = request.args.get("device")
     if token is not None:
-        device = db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == token_hash(token)))
+        device = _device_by_token(token)
         if device is None or not device.active or device.branch.slug != slug:
             session.pop(SESSION_KEY, None)
             return _no_store(_not_registered(slug))
         session[SESSION_KEY] = device.id
         session.permanent = True  # survives a browser restart; renewed by every ping
         lang = request.args.get("lang")  # the rest of the setup link is kept, only the token goes
-        return _no_store(redirect(url_for("kiosk.home", slug=slug, lang=lang)))
+        return _set_device_cookie(_no_store(redirect(url_for("kiosk.home", slug=slug, lang=lang))), token)
     device = _session_device(slug)
     if device is None:
         return _not_registered(slug)
@@ -94,7 +125,7 @@ def home(slug):
         return render_template(
             "kiosk/index.html", branch=branch, services=services, waiting=waiting, locale=locale,
             default_locale=default_locale, languages=LANGUAGE_NAMES, takes_bookings=takes_bookings,
-            code_length=booking.CODE_LENGTH,
+            code_length=booking.CODE_LENGTH, printer=bridge_settings(device),
             keypad=[[key for key in row if key in booking.CODE_ALPHABET] for row in KEYPAD_ROWS],
         )
 
@@ -126,6 +157,7 @@ def issue(slug):
         "track_url": link,
         "qr_svg": qr_svg(link, title=_("QR code: follow ticket %(label)s on your phone", label=status["label"])),
         "issued_at": status["issued_at"],
+        "print": print_payload(device.branch, status, link),
     }), 201
 
 
@@ -162,6 +194,8 @@ def check_in(slug):
     link = tracking_url(done.tracking_token)
     answer["track_url"] = link
     answer["qr_svg"] = qr_svg(link, title=_("QR code: follow ticket %(label)s on your phone", label=status["label"]))
+    answer["print"] = print_payload(device.branch, status, link,
+                                    note=_("Booking at %(time)s", time=answer["booked_time"]))
     return jsonify(answer), 201
 
 
@@ -215,7 +249,8 @@ def ping(slug):
     if device is None:
         return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
     waiting = {w["service"]: w["count"] for w in lobby.queue_summary(db.session, device.branch)["waiting"]}
-    response = jsonify({"ok": True, "csrf_token": generate_csrf(), "waiting": waiting})
+    response = jsonify({"ok": True, "csrf_token": generate_csrf(), "waiting": waiting,
+                        "printer": bridge_settings(device)})
     response.headers["Cache-Control"] = "no-store"
     return response
 

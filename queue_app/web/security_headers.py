@@ -16,6 +16,10 @@ DOCS_POLICY = (
 )
 
 
+# The kiosk page posts tickets to its device's print bridge on loopback (`queue-kiosk run`).
+KIOSK_BRIDGE_SOURCES = "http://127.0.0.1:*"
+
+
 def _add_headers(response):
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -26,6 +30,11 @@ def _add_headers(response):
     elif request.path.startswith("/display/"):
         # The lobby display may be embedded in a digital-signage page; nothing else may be framed.
         headers.setdefault("Content-Security-Policy", PAGE_POLICY.format(frame_ancestors="*"))
+    elif request.path.startswith("/kiosk/"):
+        policy = PAGE_POLICY.format(frame_ancestors="'none'")
+        headers.setdefault("Content-Security-Policy",
+                           policy.replace("connect-src 'self'", f"connect-src 'self' {KIOSK_BRIDGE_SOURCES}"))
+        headers.setdefault("X-Frame-Options", "DENY")
     else:
         headers.setdefault("Content-Security-Policy", PAGE_POLICY.format(frame_ancestors="'none'"))
         headers.setdefault("X-Frame-Options", "DENY")

@@ -5,6 +5,11 @@
  *
  * The kiosk never shows a browser error page: while the server does not answer (a ticket request
  * or the heartbeat fails) it shows its out-of-order screen, and keeps asking until it answers.
+ *
+ * Printing: where the device runs `queue-kiosk run`, its print bridge listens on loopback (the
+ * server learns the port from the device's heartbeat, `data.printer.url`); each ticket's `print`
+ * object is posted there and comes out of the ESC/POS printer. With no bridge answering, the
+ * Print button falls back to the browser's own printing (window.print, print stylesheet).
  */
 (function () {
   "use strict";
@@ -30,6 +35,8 @@
   var tiles = Array.prototype.slice.call(document.querySelectorAll(".service-tile, .booking-tile"));
   var checkinScreen = byId("checkin-screen");
 
+  var printer = data.printer || { url: null, auto_print: false };
+  var currentTicket = null;
   var broken = false;
   var issuing = false;
   var pingTimer = null;
@@ -62,6 +69,7 @@
         return false;
       }
       csrf = result.data.csrf_token || csrf;
+      if (result.data.printer) printer = result.data.printer;
       updateWaiting(result.data.waiting || {});
       setBroken(false);
       return true;
@@ -129,6 +137,33 @@
     }, true).finally(function () { setIssuing(false); });
   }
 
+  /* Printing: the device's print bridge, else the browser's print dialog. */
+
+  function showPrintStatus(textToShow) {
+    var line = byId("t-print-status");
+    line.textContent = textToShow || "";
+    Q.show(line, !!textToShow);
+  }
+
+  /** `fallback`: the Print button was pressed, so without a bridge the browser prints the screen. */
+  function printTicket(ticket, fallback) {
+    if (!printer.url || !ticket || !ticket.print) {
+      if (fallback) window.print();
+      return;
+    }
+    showPrintStatus(text.printing);
+    Q.request("POST", printer.url, { body: ticket.print, timeout: 15000 }).then(function (result) {
+      if (ticket !== currentTicket) return;
+      if (result.ok) showPrintStatus(text.printed);
+      else showPrintStatus(text.print_failed);  // paper out, offline: the bridge says which
+    }, function () {
+      // No bridge answered (the device client is not running): the browser's printing.
+      if (ticket !== currentTicket) return;
+      showPrintStatus("");
+      if (fallback) window.print();
+    });
+  }
+
   /* The ticket screen. */
 
   /** A walk-in ticket, or a checked-in booking's ticket (`note` says which; a repeat has no QR code). */
@@ -154,6 +189,9 @@
     Q.show(ticketScreen, true);
     byId("done-button").focus();
     startCountdown(TICKET_SECONDS);
+    currentTicket = ticket;
+    showPrintStatus("");
+    if (printer.auto_print) printTicket(ticket, false);
   }
 
   function startCountdown(seconds) {
@@ -177,6 +215,8 @@
     Q.show(ticketScreen, false);
     byId("t-qr").innerHTML = "";
     ticketScreen.removeAttribute("data-track-url");
+    currentTicket = null;
+    showPrintStatus("");
     Q.show(startScreen, true);
     // The next visitor starts in the branch's own language.
     if (data.language_changed) navigate(data.home_url);
@@ -378,7 +418,7 @@
   });
   byId("print-button").addEventListener("click", function (event) {
     event.stopPropagation();  // printing is not "done"
-    window.print();
+    printTicket(currentTicket, true);
     startCountdown(PRINT_GRACE_SECONDS);
   });
   // A tap anywhere on the ticket screen (the Done button included) returns to the start.

@@ -1,0 +1,55 @@
+"""What a kiosk's printer prints for a ticket, written here in the kiosk's language.
+
+The kiosk page passes this `print` object unchanged to the device's loopback print bridge
+(`queue-kiosk run`, kiosk/bridge.py), which lays it out on an ESC/POS printer: the device needs
+no catalogs of its own. The estimate is whatever the ticket's estimate says.
+"""
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from queue_app.models import Branch, KioskDevice
+
+BRIDGE_HOST = "http://127.0.0.1"
+
+
+def estimate_text(estimate: dict | None) -> str:
+    estimate = estimate or {}
+    minutes = estimate.get("minutes")
+    if not isinstance(minutes, int) or minutes <= 0:
+        return _("Very soon")
+    return _("About %(m)s min (%(low)s-%(high)s)", m=minutes, low=estimate.get("low", minutes),
+             high=estimate.get("high", minutes))
+
+
+def print_payload(branch: Branch, status: dict, track_url: str, note: str | None = None) -> dict:
+    """`status` is lobby.ticket_status(); `issued_at` is already the branch's local time."""
+    issued = status.get("issued_at") or ""
+    lines = [
+        _("People ahead of you: %(n)s", n=status["ahead"]),
+        _("Estimated wait: %(estimate)s", estimate=estimate_text(status.get("estimate"))),
+    ]
+    if note:
+        lines.insert(0, note)
+    return {
+        "branch": branch.name,
+        "caption": _("Your number"),
+        "label": status["label"],
+        "service": status["service_name"],
+        "time": f"{issued[:10]} {issued[11:16]}".strip(),
+        "lines": lines,
+        "track_url": track_url,
+        "qr_hint": _("Scan to follow your turn on your phone"),
+        "footer": _("Please keep this ticket and wait until your number is called. Thank you."),
+        "language": str(get_locale() or "en"),
+    }
+
+
+def bridge_settings(device: KioskDevice) -> dict:
+    """Where the device's print bridge listens (from its heartbeat), for the kiosk page."""
+    state = device.printer_state or {}
+    port = state.get("bridge_port")
+    printing = isinstance(port, int) and state.get("state") != "none"
+    return {
+        "url": f"{BRIDGE_HOST}:{port}/print" if printing else None,
+        "auto_print": bool(state.get("auto_print", True)) and printing,
+    }
