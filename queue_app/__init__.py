@@ -66,6 +66,9 @@ def create_app(config: dict | None = None) -> Flask:
         hops = app.config["QUEUE_APP_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
+    from queue_app.domain import audit
+
+    audit.watch()  # the audit log's flush hooks (role, counter, service and policy changes)
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)

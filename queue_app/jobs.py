@@ -34,6 +34,8 @@ OUTBOX_SECONDS = 30
 NO_SHOW_SECONDS = 60
 CLOSE_DAY_SECONDS = 600
 RETENTION_SECONDS = 6 * 3600  # idempotent; a few runs a day catch up after downtime
+CUSTOMERS_SECONDS = 900  # checks which branches passed 03:00 local since their last recompute
+FEEDBACK_SECONDS = 60  # feedback mail after finished visits
 OUTBOX_BATCH = 20
 OUTBOX_ROUNDS = 10  # a backlog drains in rounds of one batch; the next tick takes the rest
 EXTENSION_KEY = "queue_app_scheduler"
@@ -73,6 +75,31 @@ def purge_personal_data(app, now: datetime | None = None) -> None:
     _run(app, "retention", lambda session: retention.purge_personal_data(session, keep, now=now))
 
 
+def recompute_customers(app, now: datetime | None = None) -> None:
+    """Nightly per branch (after 03:00 local): standings, tiers and churn alerts. Idempotent."""
+    from queue_app.domain import customers
+
+    def work(session: Session) -> None:
+        moment = now or utcnow()
+        branches = session.scalars(select(Branch).order_by(Branch.slug)).all()
+        due = [b.slug for b in branches if customers.nightly_due(session, b, moment)]
+        session.commit()
+        for slug in due:
+            try:
+                customers.recompute_branch(session, slug, now=moment)
+            except Exception:  # one broken branch must not stop the others
+                log.exception("customer recompute failed for branch %s", slug)
+
+    _run(app, "recompute_customers", work)
+
+
+def invite_feedback(app, now: datetime | None = None) -> None:
+    from queue_app.domain import customers
+
+    _run(app, "invite_feedback", lambda session: customers.invite_feedback(
+        session, app.config["QUEUE_APP_BASE_URL"], now=now))
+
+
 def close_days(app, now: datetime | None = None) -> None:
     def work(session: Session) -> None:
         slugs = session.scalars(select(Branch.slug).order_by(Branch.slug)).all()
@@ -93,6 +120,9 @@ def add_jobs(scheduler, app) -> None:
     scheduler.add_job(sweep_no_shows, "interval", seconds=NO_SHOW_SECONDS, args=[app], id="sweep_no_shows", **common)
     scheduler.add_job(close_days, "interval", seconds=CLOSE_DAY_SECONDS, args=[app], id="close_days", **common)
     scheduler.add_job(purge_personal_data, "interval", seconds=RETENTION_SECONDS, args=[app], id="retention", **common)
+    scheduler.add_job(recompute_customers, "interval", seconds=CUSTOMERS_SECONDS, args=[app], id="recompute_customers",
+                      **common)
+    scheduler.add_job(invite_feedback, "interval", seconds=FEEDBACK_SECONDS, args=[app], id="invite_feedback", **common)
 
 
 def new_scheduler() -> BackgroundScheduler:

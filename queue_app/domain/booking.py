@@ -263,7 +263,7 @@ def book(
             raise Conflict("booking_disabled", f"Service {service.code} cannot be booked online.")
         rules = rules_for(branch)
         start = _validate_start(branch, service, start, rules, now)
-        customer = customers.find_or_create(session, phone=phone, email=email)
+        customer = customers.find_or_create(session, phone=phone, email=email, region=branch.country, now=now)
         if staff_id is None:
             _check_customer(session, customer, rules, now)
         if customer is not None:

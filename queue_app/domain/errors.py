@@ -23,6 +23,12 @@ class Conflict(DomainError):
     kind = "conflict"
 
 
+class Forbidden(DomainError):
+    """The caller is known but their role or branch does not reach this record."""
+
+    kind = "forbidden"
+
+
 class Unauthorized(DomainError):
     """Credentials were wrong."""
 

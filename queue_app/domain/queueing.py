@@ -98,7 +98,7 @@ def issue_ticket(
         svc = find_service(session, branch, service)
         if not svc.walk_in_enabled:
             raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
-        customer = customers.find_or_create(session, phone=phone, email=email)
+        customer = customers.find_or_create(session, phone=phone, email=email, region=branch.country, now=now)
         issued = add_ticket(session, branch, svc, priority=priority, customer_id=customer.id if customer else None,
                             kiosk_id=kiosk_id, effective_at=now, now=now)
     return issued
@@ -112,6 +112,9 @@ def add_ticket(
     day = numbering.local_day(now, branch.zone)
     number = numbering.next_number(session, branch.id, day, service.code)
     token = new_token()
+    # A customer segment's credit (customers.priority_credit, off unless a manager enables it)
+    # adds to the class credit, capped at MAX_CREDIT so the no-starvation bound still holds.
+    credit = min(PRIORITY_CREDITS[priority] + customers.priority_credit(session, branch, customer_id), MAX_CREDIT)
     ticket = Ticket(
         branch_id=branch.id,
         service_id=service.id,
@@ -122,7 +125,7 @@ def add_ticket(
         status="waiting",
         priority=priority,
         effective_at=effective_at,
-        sort_key=effective_at - PRIORITY_CREDITS[priority],
+        sort_key=effective_at - credit,
         issued_at=now,
         customer_id=customer_id,
         kiosk_id=kiosk_id,
@@ -130,7 +133,8 @@ def add_ticket(
     )
     session.add(ticket)
     session.flush()
-    events.record(session, ticket, "issued", now, data={"priority": priority})
+    events.record(session, ticket, "issued", now, data={"priority": priority,
+                                                         "credit_minutes": credit.total_seconds() / 60})
     return IssuedTicket(ticket=ticket, token=token)
 
 

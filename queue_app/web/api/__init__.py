@@ -11,7 +11,8 @@ from queue_app.domain.errors import DomainError
 from queue_app.extensions import csrf
 
 API_PREFIX = "/api/v1"
-_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422, "unauthorized": 401, "locked": 429}
+_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422, "unauthorized": 401, "locked": 429,
+                    "forbidden": 403}
 
 
 class ErrorDetail(Schema):
