@@ -137,7 +137,7 @@ def run(config_path, port, no_browser):
     click.echo(f"Kiosk page: {bridge.url}/", nl=True)
 
     def heartbeats():
-        seconds = max(5, int(config["heartbeat"].get("seconds", 30)))
+        seconds = max(1, int(config["heartbeat"].get("seconds", 30)))
         while not stop.is_set():
             state.wake.wait(seconds)
             state.wake.clear()
