@@ -10,6 +10,7 @@ GB18030, and Big5 printers in Taiwan and Hong Kong would print it as garbage.
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -59,6 +60,19 @@ class AppendFile(File):
             self.device = None
             if raise_not_found:
                 raise PrinterError("offline", f"cannot open {self.devfile}: {error.strerror}") from None
+
+
+class NetworkPrinter(Network):
+    """python-escpos's network printer, closing its socket when the connection fails (it leaks it)."""
+
+    def open(self, raise_not_found: bool = True) -> None:
+        if self._device:
+            self.close()
+        try:
+            self.device = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as error:
+            self.device = None
+            raise PrinterError("offline", f"no answer from {self.host}:{self.port}: {error}") from None
 
 
 @dataclass
@@ -235,7 +249,7 @@ class Printer:
         elif self.kind == "network":
             if not s.get("host"):
                 raise PrinterError("error", "[printer] host is not set")
-            device = Network(host=s["host"], port=int(s.get("port", 9100)), timeout=timeout, profile=profile)
+            device = NetworkPrinter(host=s["host"], port=int(s.get("port", 9100)), timeout=timeout, profile=profile)
         elif self.kind == "usb":
             from escpos.printer import Usb
 
