@@ -35,6 +35,17 @@ POLICY = {
     "api_catalogue.create_staff": {"admin"}, "api_catalogue.update_staff": {"admin"},
     "api_kiosks.pair": ALL,  # the device has no credentials yet: the one-time code is the credential
     "api_kiosks.heartbeat": {"kiosk"},
+    # Customer records (customers.visible_branches): staff reach today's customers of their branches.
+    "api_customers.search_customers": STAFF_UP, "api_customers.get_customer": STAFF_UP,
+    "api_customers.customer_history": STAFF_UP, "api_customers.ticket_customer": STAFF_UP,
+    "api_customers.attach_customer": STAFF_UP,
+    "api_customers.export_customer": {"manager", "admin"}, "api_customers.erase_customer": {"manager", "admin"},
+    "api_customers.merge_customers": {"manager", "admin"}, "api_customers.feedback_summary": {"manager", "admin"},
+    "api_customers.segments": {"manager", "admin"}, "api_customers.recompute": {"manager", "admin"},
+    "api_customers.get_rules": {"manager", "admin"}, "api_customers.update_rules": {"manager", "admin"},
+    "api_customers.churn": {"manager", "admin"}, "api_customers.contacted": {"manager", "admin"},
+    "api_customers.audit_log": {"admin"},
+    "api_customers.ticket_feedback": ALL, "api_customers.mailed_feedback": ALL,  # holders of the link
 }
 # Pages: who may open them with a signed-in browser session (tested in test_pages, test_live_pages,
 # test_manage_pages, test_booking_pages); listed here so that every route has a decision.
@@ -64,19 +75,25 @@ def world(app, api, session):
     api.call("POST", "/branches", "admin@demo.test", json={"slug": "north", "name": "North", "timezone": "Asia/Tokyo"})
     api.call("POST", "/staff", "admin@demo.test", json={"email": "north@demo.test", "password": "demo-password",
                                                         "role": "staff", "branches": ["north"]})
-    ticket = api.issue("A")
+    ticket = api.issue("A", phone="+886912000777")  # today's customer 1 at demo
     slot = next(s for d in api.call("GET", "/branches/demo/availability?service=B&days=7").json["days"]
                 for s in d["slots"] if s["remaining"] > 0)
     booked = api.call("POST", "/branches/demo/appointments",
                       json={"service": "B", "start": slot["start"], "name": "Ann", "phone": "+886912000777"}).json
+    api.issue("C", phone="+886912000778")  # customer 2, merged into 1 by the merge calls
     session.expire_all()
+    from queue_app.models import ChurnAlert, utcnow
+
+    session.add(ChurnAlert(branch_id=session.query(Service).first().branch_id, customer_id=1, reason="valued_unseen",
+                           last_visit_at=utcnow(), segment="core", created_at=utcnow()))
+    session.commit()
     ids = {
         "slug": "demo", "token": None, "counter_id": session.query(Counter).filter_by(name="Counter 1").one().id,
         "ticket_id": ticket["id"], "service_id": session.query(Service).filter_by(code="A").first().id,
         "staff_id": session.query(Staff).filter_by(email="staff3@demo.test").one().id,
-        "customer_id": 1,
+        "customer_id": 1, "alert_id": session.query(ChurnAlert).one().id,
     }
-    tokens = {"api_booking": booked["manage_token"], "api_tickets": ticket["token"]}
+    tokens = {"api_booking": booked["manage_token"], "api_tickets": ticket["token"], "api_customers": ticket["token"]}
     headers = {"anonymous": {}, "kiosk": api.headers("kiosk"), "other_branch_staff": api.headers("north@demo.test"),
                "staff": api.headers("staff1@demo.test"), "manager": api.headers("manager@demo.test"),
                "admin": api.headers("admin@demo.test")}
@@ -103,6 +120,10 @@ def body_for(endpoint, n, slot):
         "api_catalogue.update_counter": {"state": "open"},
         "api_catalogue.create_staff": {"email": f"perm{n}@demo.test", "password": "long-enough-pw", "role": "staff"},
         "api_catalogue.update_staff": {"name": "Staff 3"},
+        "api_customers.attach_customer": {"phone": "+886912000777"},
+        "api_customers.merge_customers": {"other": 2},
+        "api_customers.update_rules": {"churn_days": 113},
+        "api_customers.ticket_feedback": {"rating": 5}, "api_customers.mailed_feedback": {"rating": 5},
     }.get(endpoint)
 
 
@@ -110,7 +131,8 @@ def test_each_api_route_admits_exactly_its_callers(app, api, world):
     ids, tokens, headers, slot = world
     n = 0
     problems = []
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+    # Erasure last: after it the customer is gone (404) for every later call.
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.endpoint == "api_customers.erase_customer", r.rule)):
         if rule.endpoint not in POLICY:
             continue
         values = {arg: ids[arg] for arg in rule.arguments if arg != "token"}
