@@ -20,3 +20,7 @@ def test_wheel_includes_templates_migrations_and_static_files(tmp_path):
     assert "queue_app/migrations/versions/0001_initial_schema.py" in names
     assert "queue_app/static/vendor/redoc.standalone.js" in names
     assert any(name.endswith("entry_points.txt") for name in names)
+    # The lobby kiosk client ships in the same wheel, with its own command.
+    assert {"kiosk/__init__.py", "kiosk/cli.py", "kiosk/printing.py", "kiosk/bridge.py"} <= names
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "queue-kiosk = kiosk.cli:main" in entry_points
