@@ -40,8 +40,9 @@ def ticket_room(ticket_id: int) -> str:
     return f"ticket:{ticket_id}"
 
 
-def branch_snapshot(session: Session, branch: Branch) -> dict:
-    return {**lobby.queue_summary(session, branch), "recent": lobby.recent_calls(session, branch)}
+def branch_snapshot(session: Session, branch: Branch, per_service: dict | None = None) -> dict:
+    return {**lobby.queue_summary(session, branch, per_service=per_service),
+            "recent": lobby.recent_calls(session, branch)}
 
 
 def _refusal(code: str, message: str) -> dict:
@@ -141,13 +142,10 @@ def _has_listeners(room: str) -> bool:
 
 
 def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
-    branches: dict[int, set[int]] = {}  # branch -> services whose waiting positions moved
+    branches: set[int] = set()  # every waiting ticket of a changed branch may have moved
     changed_tickets: set[int] = set()
     for change in changes:
-        services = branches.setdefault(change.branch_id, set())
-        services.add(change.service_id)
-        if "from_service" in change.data:
-            services.add(change.data["from_service"])
+        branches.add(change.branch_id)
         changed_tickets.add(change.ticket_id)
         if change.type in ("called", "recalled"):
             branch = session.get(Branch, change.branch_id)
@@ -157,19 +155,35 @@ def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
                 "at": change.at.astimezone(branch.zone).isoformat(timespec="seconds"),
             }, to=branch_room(change.branch_id), namespace=NAMESPACE)
     watched = _watched_tickets()
-    for branch_id, service_ids in branches.items():
+    for branch_id in branches:
         branch = session.get(Branch, branch_id)
-        if _has_listeners(branch_room(branch_id)):  # no display or console open: skip the snapshot
-            socketio.emit("queue", branch_snapshot(session, branch), to=branch_room(branch_id), namespace=NAMESPACE)
-        if watched is not None and not watched:
-            continue  # no phone is following a ticket here
-        statuses = lobby.waiting_statuses(session, branch, service_ids, only=watched)
+        display = _has_listeners(branch_room(branch_id))  # no display or console open: no snapshot
+        phones = watched is None or bool(watched)  # no phone following a ticket here: no statuses
+        if not display and not phones:
+            continue
+        # One estimator run gives every waiting ticket's estimate and each service's next one.
+        statuses, per_service = lobby.waiting_statuses(session, branch, only=watched if phones else set())
+        if display:
+            socketio.emit("queue", branch_snapshot(session, branch, per_service),
+                          to=branch_room(branch_id), namespace=NAMESPACE)
+        if not phones:
+            continue
         for ticket_id in (changed_tickets - statuses.keys()) & (watched or changed_tickets):
             ticket = session.get(Ticket, ticket_id)
             if ticket is not None and ticket.branch_id == branch_id:
                 statuses[ticket_id] = lobby.ticket_status(session, ticket)
         for ticket_id, status in statuses.items():
+            if _last_pushed.get(ticket_id) == status:
+                continue  # re-estimated to the same figures: nothing new for that phone
+            if status["status"] == "waiting":
+                _last_pushed[ticket_id] = status
+            else:
+                _last_pushed.pop(ticket_id, None)
             socketio.emit("ticket", status, to=ticket_room(ticket_id), namespace=NAMESPACE)
+
+
+# The last status pushed per waiting ticket (only touched by the publisher's one thread).
+_last_pushed: dict[int, dict] = {}
 
 
 publisher = Publisher()

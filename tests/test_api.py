@@ -48,10 +48,15 @@ def test_issue_ticket_by_kiosk(api):
     ticket = api.issue("B")
     assert ticket["label"] == "B001" and ticket["status"] == "waiting" and ticket["position"] == 1
     assert ticket["track_url"] == f"http://kiosk.test/t/{ticket['token']}"
-    assert set(ticket["estimate"]) == {"minutes", "low", "high"}
+    assert set(ticket["estimate"]) == {"state", "minutes", "low", "high", "opens_at"}
     second = api.issue("B")
     assert (second["label"], second["position"], second["ahead"]) == ("B002", 2, 1)
-    assert second["estimate"]["minutes"] > 0
+    # Two open counters serve B and both are free: the first two are called at once...
+    assert (second["estimate"]["state"], second["estimate"]["minutes"]) == ("waiting", 0)
+    # ...the third waits for a visit to end.
+    third = api.issue("B")
+    assert third["estimate"]["minutes"] > 0 and third["estimate"]["low"] <= third["estimate"]["minutes"]
+    assert third["estimate"]["minutes"] <= third["estimate"]["high"]
     assert "+08:00" in second["issued_at"]  # branch local time with its offset
 
 

@@ -257,7 +257,7 @@ def test_kiosk_check_in_gives_a_ticket_then_the_same_ticket_again(client, kiosk,
     assert first.json["label"] == "B001" and first.json["service_name"] == "Loans and mortgages"
     assert first.json["repeat"] is False and first.json["track_url"].startswith("http://kiosk.test/t/")
     assert first.json["qr_svg"].startswith("<svg") and first.json["ahead"] == 0
-    assert set(first.json["estimate"]) == {"minutes", "low", "high"}
+    assert set(first.json["estimate"]) == {"state", "minutes", "low", "high", "opens_at"}
     again = client.post("/kiosk/demo/check-in", json={"code": "HAVE-BKG2"}, headers={"X-CSRFToken": kiosk})
     assert again.status_code == 200 and again.json["label"] == "B001" and again.json["repeat"] is True
     assert again.json["message"] == "You are already checked in: B001"

@@ -102,7 +102,7 @@ def test_kiosk_issues_a_ticket_with_a_qr_code_of_the_tracking_link(client, kiosk
     ticket = response.json
     assert ticket["label"] == "A001" and ticket["service"] == "A"
     assert ticket["service_name"] == "Accounts and deposits"
-    assert ticket["ahead"] == 0 and set(ticket["estimate"]) == {"minutes", "low", "high"}
+    assert ticket["ahead"] == 0 and set(ticket["estimate"]) == {"state", "minutes", "low", "high", "opens_at"}
     assert ticket["track_url"].startswith("http://kiosk.test/t/")
     assert ticket["qr_svg"].startswith("<svg") and "<path" in ticket["qr_svg"]
     assert "+08:00" in ticket["issued_at"]

@@ -20,13 +20,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import customers, notify, numbering, queueing
+from queue_app.domain import customers, hours, notify, numbering, queueing
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.booking_rules import BookingRules, rules_for
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
-    WEEKDAYS, Appointment, BookingSlot, Branch, Counter, CounterService, Customer, Service, Ticket, utcnow,
+    Appointment, BookingSlot, Branch, Counter, CounterService, Customer, Service, Ticket, utcnow,
 )
 from queue_app.security import new_token, token_hash
 
@@ -57,30 +57,11 @@ class CheckIn:
     tracking_token: str | None  # None when the booking was checked in before (same ticket)
 
 
-def _wall_to_utc(day: date, wall: time, zone) -> datetime | None:
-    """The UTC instant of a wall-clock time on a local day; None if it does not exist (DST gap)."""
-    local = datetime.combine(day, wall).replace(tzinfo=zone)
-    back = local.astimezone(timezone.utc).astimezone(zone)
-    if back.replace(tzinfo=None) != local.replace(tzinfo=None):
-        return None
-    return local.astimezone(timezone.utc)
-
-
 def _opening_intervals(branch: Branch, day: date) -> list[tuple[datetime, datetime]]:
     """The day's opening intervals as UTC instants (half-open)."""
     if branch.is_closed_on(day):
         return []
-    zone = branch.zone
-    intervals = []
-    for opens, closes in (branch.opening_hours or {}).get(WEEKDAYS[day.weekday()], []):
-        start = _wall_to_utc(day, time.fromisoformat(opens), zone)
-        if closes == "24:00":
-            end = _wall_to_utc(day + timedelta(days=1), time(0, 0), zone)
-        else:
-            end = _wall_to_utc(day, time.fromisoformat(closes), zone)
-        if start is not None and end is not None and end > start:
-            intervals.append((start, end))
-    return intervals
+    return hours.day_intervals(branch.opening_hours, day, branch.zone)
 
 
 def _grid_starts(branch: Branch, day: date, rules: BookingRules, duration: timedelta) -> list[tuple[datetime, datetime]]:
@@ -93,7 +74,7 @@ def _grid_starts(branch: Branch, day: date, rules: BookingRules, duration: timed
         wall = open_utc.astimezone(zone).replace(tzinfo=None)
         close_wall = close_utc.astimezone(zone).replace(tzinfo=None)
         while wall < close_wall:
-            start = _wall_to_utc(wall.date(), wall.time(), zone)
+            start = hours.wall_to_utc(wall.date(), wall.time(), zone)
             if start is not None:
                 if start + duration > close_utc:
                     break

@@ -1,46 +1,539 @@
-"""Wait estimates shown with every ticket.
+"""Wait estimates: when will each waiting ticket be called, with an 80 % range.
 
-This first estimator is deliberately simple: people ahead times the service's expected minutes,
-shared among the open counters serving that service, with a wide range. The wait-estimate issue
-replaces it with one learned from the event log and checked in the simulator.
+Position x average service time / open counters is badly wrong with several services, counters
+that open and close through the day, appointments that take their booked place, and people who
+give up. So the estimator plays the queue forward instead, many times (Monte Carlo), from the
+branch's current state with parameters learned from its own history:
+
+- service times per service: the counter's occupancy per visit (call to finish, no-shows included)
+  from the last weeks, winsorised so one forgotten "finish" does not move them, with the
+  service's configured minutes as the prior while data is thin; a per-counter speed factor,
+  shrunk towards 1, where a counter has enough visits;
+- busy counters: the remaining time of the visit in progress, given how long it has run;
+- counter shifts: a counter serves until its shift ends and starts at its next shift; counters
+  whose shift ends at closing time finish the queue (everyone with a ticket is served);
+- skills: each counter takes the earliest ticket of the services it serves, as call_next does;
+- appointments booked earlier in the order and not yet checked in: they take their place when
+  they arrive, with the learned no-show rate and punctuality;
+- people ahead who give up (a patience rate learned from tickets left while waiting).
+
+Every waiting ticket's call time comes out of the same replications, so one run serves the whole
+branch. The point estimate is the mean, the range the 10th-90th percentiles, both among the
+replications in which the holder would still be there (weighted by the chance of not having
+given up), which is what the customers who are served experience.
+
+The learning and the simulation know nothing of Flask; everything takes a session and `now`, so
+the branch simulator (simulation.py) drives it with its own clock.
 """
 import math
-from dataclasses import dataclass
+import threading
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from queue_app.models import Counter, CounterService, Service, Ticket
+from queue_app.domain import hours, numbering
+from queue_app.domain.booking_rules import rules_for
+from queue_app.models import Appointment, Branch, Counter, CounterService, Service, Ticket, TicketEvent, utcnow
+
+REPLICATIONS = 300
+LEARNING_DAYS = 28
+RELEARN_AFTER = timedelta(minutes=60)
+PRIOR_OBSERVATIONS = 20  # while a service has fewer visits, the configured minutes fill in
+PRIOR_CV = 0.6
+COUNTER_SHRINK = 50  # visits' worth of weight pulling a counter's speed factor towards 1
+MIN_COUNTER_VISITS = 30
+PAUSED_BACK_MINUTES = 5.0  # a paused counter is assumed back this soon
+NO_SHOW_PRIOR = 0.1
+PRIOR_ARRIVAL_OFFSET = (-8.0, 10.0)  # appointment arrival minus booked start (mean, sd), minutes
+RANGE = (0.10, 0.90)
+
+MINUTE = 60.0
 
 
 @dataclass(frozen=True)
 class Estimate:
-    minutes: int
-    low: int
-    high: int
+    """What a ticket holder is told.
 
-    def as_dict(self) -> dict:
-        return {"minutes": self.minutes, "low": self.low, "high": self.high}
+    state: "waiting" (minutes and range given), "no_counter" (no counter serves the service now;
+    opens_at says when the next one opens, or None when none does today), "closed" (after hours),
+    "not_waiting" (called, served or gone).
+    """
+
+    state: str
+    minutes: int | None = None
+    low: int | None = None
+    high: int | None = None
+    opens_at: datetime | None = None
+    mean: float | None = None  # unrounded minutes, for reports
+
+    def as_dict(self, zone=None) -> dict:
+        opens = None
+        if self.opens_at is not None:
+            opens = (self.opens_at.astimezone(zone) if zone else self.opens_at).isoformat(timespec="minutes")
+        return {"state": self.state, "minutes": self.minutes, "low": self.low, "high": self.high,
+                "opens_at": opens}
+
+
+NOT_WAITING = Estimate("not_waiting")
+
+
+# --- learned parameters -------------------------------------------------------------------------
+
+@dataclass
+class Learned:
+    service_samples: dict[int, np.ndarray]  # minutes per visit, winsorised, prior-filled
+    service_means: dict[int, float]
+    service_visits: dict[int, int]  # real observations behind each sample
+    counter_speed: dict[int, float]
+    patience_rate: float  # walk-ins giving up while waiting, per minute waited
+    no_show: float  # share of bookings never checked in
+    arrival_offsets: np.ndarray  # check-in minus booked start, minutes
+    learned_at: datetime
+
+
+def _prior_sample(mean: float, count: int, cv: float = PRIOR_CV) -> np.ndarray:
+    """`count` evenly spaced quantiles of a lognormal with the given mean (pseudo-observations)."""
+    sigma = math.sqrt(math.log(1 + cv * cv))
+    mu = math.log(max(mean, 0.1)) - sigma * sigma / 2
+    probabilities = (np.arange(count) + 0.5) / count
+    from statistics import NormalDist
+
+    z = np.array([NormalDist().inv_cdf(p) for p in probabilities])
+    return np.exp(mu + sigma * z)
+
+
+def winsorise(minutes: np.ndarray) -> np.ndarray:
+    """Cap values above Q3 + 3 IQR (a far-out fence): a visit left open for hours counts as long,
+    not as hours."""
+    if len(minutes) < 8:
+        return minutes
+    q1, q3 = np.percentile(minutes, [25, 75])
+    return np.minimum(minutes, q3 + 3 * (q3 - q1))
+
+
+def service_time_sample(observed: np.ndarray, configured_minutes: float) -> np.ndarray:
+    observed = winsorise(np.asarray(observed, dtype=float))
+    missing = PRIOR_OBSERVATIONS - len(observed)
+    if missing > 0:
+        observed = np.concatenate([observed, _prior_sample(configured_minutes, missing)])
+    return observed
+
+
+def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_DAYS) -> Learned:
+    """Fit the estimator's parameters from the branch's last `days` of tickets and bookings."""
+    since = now - timedelta(days=days)
+    services = session.scalars(select(Service).where(Service.branch_id == branch.id)).all()
+    visits = session.execute(
+        select(Ticket.service_id, Ticket.counter_id, Ticket.called_at, Ticket.finished_at)
+        .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
+               Ticket.status.in_(("done", "no_show")), Ticket.called_at.is_not(None),
+               Ticket.finished_at.is_not(None), Ticket.finished_at <= now)
+    ).all()
+    by_service: dict[int, list[float]] = {}
+    for service_id, _, called, finished in visits:
+        by_service.setdefault(service_id, []).append((finished - called).total_seconds() / MINUTE)
+    samples, means, counts = {}, {}, {}
+    for service in services:
+        observed = np.array(by_service.get(service.id, []), dtype=float)
+        counts[service.id] = len(observed)
+        samples[service.id] = service_time_sample(observed, service.expected_minutes)
+        means[service.id] = float(samples[service.id].mean())
+
+    # Counter speed: the counter's total winsorised time over what the service means predict.
+    per_counter: dict[int, list[tuple[float, float]]] = {}
+    caps = {sid: float(sample.max()) for sid, sample in samples.items()}
+    for service_id, counter_id, called, finished in visits:
+        if counter_id is None or service_id not in means:
+            continue
+        minutes = min((finished - called).total_seconds() / MINUTE, caps[service_id])
+        per_counter.setdefault(counter_id, []).append((minutes, means[service_id]))
+    speed = {}
+    for counter_id, pairs in per_counter.items():
+        if len(pairs) < MIN_COUNTER_VISITS:
+            continue
+        ratio = sum(m for m, _ in pairs) / sum(e for _, e in pairs)
+        speed[counter_id] = (len(pairs) * ratio + COUNTER_SHRINK) / (len(pairs) + COUNTER_SHRINK)
+
+    # Patience: walk-ins who left while waiting, per minute all walk-ins spent waiting.
+    left = exists().where(TicketEvent.ticket_id == Ticket.id, TicketEvent.type == "left")
+    waits = session.execute(
+        select(Ticket.issued_at, Ticket.called_at, Ticket.finished_at, left)
+        .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
+               Ticket.priority != "appointment",
+               (Ticket.called_at.is_not(None)) | (and_(Ticket.status == "cancelled", left)))
+    ).all()
+    exposure = sum(((called or finished) - issued).total_seconds() / MINUTE
+                   for issued, called, finished, _ in waits)
+    gave_up = sum(1 for *_, was_left in waits if was_left)
+    patience_rate = gave_up / exposure if exposure > 0 and gave_up else 0.0
+
+    # Bookings: who shows up, and when relative to the booked start.
+    booked = session.execute(
+        select(Appointment.status, Appointment.start_at, Ticket.issued_at)
+        .outerjoin(Ticket, Ticket.id == Appointment.ticket_id)
+        .where(Appointment.branch_id == branch.id, Appointment.start_at >= since,
+               Appointment.start_at < now - timedelta(hours=1),
+               Appointment.status.in_(("checked_in", "no_show")))
+    ).all()
+    offsets = np.array([(issued - start).total_seconds() / MINUTE
+                        for status, start, issued in booked if status == "checked_in" and issued], dtype=float)
+    no_shows = sum(1 for status, *_ in booked if status == "no_show")
+    prior_weight = 10
+    no_show = (no_shows + NO_SHOW_PRIOR * prior_weight) / (len(booked) + prior_weight)
+    if len(offsets) < PRIOR_OBSERVATIONS:
+        mean, sd = PRIOR_ARRIVAL_OFFSET
+        from statistics import NormalDist
+
+        quantiles = (np.arange(PRIOR_OBSERVATIONS - len(offsets)) + 0.5) / (PRIOR_OBSERVATIONS - len(offsets))
+        offsets = np.concatenate([offsets, [NormalDist(mean, sd).inv_cdf(q) for q in quantiles]])
+    return Learned(samples, means, counts, speed, patience_rate, no_show, offsets, now)
+
+
+_learned: dict[tuple[str, int], Learned] = {}
+_learned_lock = threading.Lock()
+
+
+def learned_for(session: Session, branch: Branch, now: datetime) -> Learned:
+    """The branch's parameters, re-learned at most hourly (per database and branch)."""
+    key = (str(session.get_bind().url), branch.id)
+    with _learned_lock:
+        cached = _learned.get(key)
+    if cached is None or not (cached.learned_at <= now < cached.learned_at + RELEARN_AFTER):
+        cached = learn(session, branch, now)
+        with _learned_lock:
+            _learned[key] = cached
+    return cached
+
+
+def forget_learned() -> None:
+    with _learned_lock:
+        _learned.clear()
+
+
+# --- the branch's state now -----------------------------------------------------------------------
+
+@dataclass
+class CounterNow:
+    id: int
+    service_ids: frozenset[int]
+    speed: float
+    windows: list[tuple[float, float]]  # minutes from now when the counter calls; end may be inf
+    busy_service: int | None = None
+    busy_minutes: float = 0.0  # how long the visit in progress has run
+
+
+@dataclass
+class WaitingNow:
+    id: int
+    service_id: int
+    sort_key: datetime
+
+
+@dataclass
+class PendingBooking:
+    """A booking not checked in yet whose place in the order is before some waiting tickets."""
+
+    service_id: int
+    start_at: datetime
+    late_minutes: float  # now minus booked start (negative before the start)
+    latest_minutes: float  # check-in closes this long after the start
+
+
+@dataclass
+class BranchNow:
+    now: datetime
+    counters: list[CounterNow]
+    waiting: list[WaitingNow]
+    pending: list[PendingBooking]
+    opens_at: dict[int, datetime | None] = field(default_factory=dict)  # next counter per service
+
+
+def _counter_windows(counter: Counter, branch: Branch, now: datetime, day, closing: datetime | None):
+    plan = counter.shifts or branch.opening_hours
+    intervals = [] if branch.is_closed_on(day) else hours.day_intervals(plan, day, branch.zone)
+    windows = []
+    for start, end in intervals:
+        if end <= now:
+            continue
+        start_min = (start - now).total_seconds() / MINUTE
+        # Staff whose shift ends at closing serve everyone who already has a ticket.
+        end_min = math.inf if closing is not None and end >= closing else (end - now).total_seconds() / MINUTE
+        windows.append((start_min, end_min))
+    if counter.state == "open":
+        if not windows or windows[0][0] > 0:
+            windows.insert(0, (0.0, math.inf if not windows else windows[0][0]))
+    elif counter.state == "paused":
+        windows = [(max(s, PAUSED_BACK_MINUTES), e) for s, e in windows if e > PAUSED_BACK_MINUTES]
+        if not windows:
+            windows = [(PAUSED_BACK_MINUTES, math.inf)]
+    else:  # closed now: capacity only from its next shift on
+        windows = [(s, e) for s, e in windows if s > 0]
+    return windows
+
+
+def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned) -> BranchNow:
+    today = numbering.local_day(now, branch.zone)
+    opening = [] if branch.is_closed_on(today) else hours.day_intervals(branch.opening_hours, today, branch.zone)
+    closing = opening[-1][1] if opening else None
+    counters = session.scalars(select(Counter).where(Counter.branch_id == branch.id).order_by(Counter.id)).unique().all()
+    busy = {
+        t.counter_id: t for t in session.scalars(
+            select(Ticket).where(Ticket.branch_id == branch.id, Ticket.status.in_(("called", "serving")),
+                                 Ticket.counter_id.is_not(None)))
+    }
+    states = []
+    for counter in counters:
+        state = CounterNow(counter.id, frozenset(counter.service_ids), learned.counter_speed.get(counter.id, 1.0),
+                           _counter_windows(counter, branch, now, today, closing))
+        visit = busy.get(counter.id)
+        if visit is not None and visit.called_at is not None:
+            state.busy_service = visit.service_id
+            state.busy_minutes = max(0.0, (now - visit.called_at).total_seconds() / MINUTE)
+            if not state.windows or state.windows[0][0] > 0:
+                state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
+        states.append(state)
+    waiting = [
+        WaitingNow(*row) for row in session.execute(
+            select(Ticket.id, Ticket.service_id, Ticket.sort_key)
+            .where(Ticket.branch_id == branch.id, Ticket.local_date == today, Ticket.status == "waiting")
+            .order_by(Ticket.sort_key, Ticket.id)
+        )
+    ]
+    rules = rules_for(branch)
+    pending = []
+    if waiting:
+        last_key = waiting[-1].sort_key
+        for service_id, start_at in session.execute(
+            select(Appointment.service_id, Appointment.start_at)
+            .where(Appointment.branch_id == branch.id, Appointment.status == "booked",
+                   Appointment.start_at > now - timedelta(minutes=rules.check_in_late_minutes),
+                   Appointment.start_at < max(last_key, now))
+            .order_by(Appointment.start_at)
+        ):
+            pending.append(PendingBooking(service_id, start_at, (now - start_at).total_seconds() / MINUTE,
+                                          rules.check_in_late_minutes))
+    opens_at = {}
+    for service_id in {w.service_id for w in waiting} | {s.id for s in branch.services}:
+        starts = [c.windows[0][0] for c in states if service_id in c.service_ids and c.windows]
+        opens_at[service_id] = now + timedelta(minutes=min(starts)) if starts else None
+    return BranchNow(now, states, waiting, pending, opens_at)
 
 
 def open_counters_for(session: Session, service_id: int) -> int:
+    """Counters open now that serve the service."""
     return session.scalar(
         select(func.count(Counter.id))
         .join(CounterService, CounterService.counter_id == Counter.id)
         .where(CounterService.service_id == service_id, Counter.state == "open")
-    )
+    ) or 0
 
 
-def estimate(ahead: int, expected_minutes: int, open_counters: int) -> Estimate:
-    minutes = math.ceil(ahead * expected_minutes / max(1, open_counters))
-    return Estimate(minutes=minutes, low=math.floor(minutes * 0.6), high=math.ceil(minutes * 1.5))
+# --- playing the queue forward ---------------------------------------------------------------------
+
+def _into_windows(times: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
+    """When a counter free at `times` can next call: within a shift, or at the next shift's start."""
+    result = np.full_like(times, math.inf)
+    placed = np.zeros(times.shape, dtype=bool)
+    for start, end in windows:
+        fits = ~placed & (times < end)
+        result[fits] = np.maximum(times[fits], start)
+        placed |= fits
+    return result
 
 
-def estimate_wait(session: Session, ticket: Ticket, ahead: int, open_counters: int | None = None) -> Estimate:
-    """`open_counters` may be passed in when estimating many tickets of one service at once."""
+@dataclass
+class Replications:
+    call: np.ndarray  # (replications, waiting) minutes from now until called; inf: not today
+    weight: np.ndarray  # chance the holder has not given up by then
+    free: np.ndarray  # (replications, counters) when each counter could next call, after everyone
+    state: BranchNow
+
+
+class _Queue:
+    """One vectorised run of all replications, ticket by ticket in call order.
+
+    Ticket order equals call order for counters with the same skills; with different skills a
+    counter takes the earliest ticket it can serve, which is what taking each ticket's earliest
+    free capable counter reproduces.
+    """
+
+    def __init__(self, state: BranchNow, learned: Learned, rng: np.random.Generator, replications: int):
+        self.state, self.learned, self.rng, self.n = state, learned, rng, replications
+        self.rows = np.arange(replications)
+        counters = state.counters
+        self.speed = np.array([c.speed for c in counters] or [1.0])
+        self.free = np.full((replications, len(counters)), math.inf)
+        for index, counter in enumerate(counters):
+            if not counter.windows:
+                continue
+            start = np.full(replications, counter.windows[0][0])
+            if counter.busy_service is not None:
+                start = self._remaining(counter.busy_service, counter.busy_minutes) * counter.speed
+            self.free[:, index] = _into_windows(start, counter.windows)
+        self.capable: dict[int, np.ndarray] = {}
+        self.pending = list(state.pending)
+        self.pending_arrival = [self._arrival(p) for p in self.pending]
+        self.pending_done = [np.zeros(replications, dtype=bool) for _ in self.pending]
+
+    def capable_of(self, service_id: int) -> np.ndarray:
+        if service_id not in self.capable:
+            self.capable[service_id] = np.array(
+                [i for i, c in enumerate(self.state.counters) if service_id in c.service_ids], dtype=int)
+        return self.capable[service_id]
+
+    def _sample(self, service_id: int) -> np.ndarray:
+        sample = self.learned.service_samples.get(service_id)
+        if sample is None or not len(sample):
+            sample = _prior_sample(10, PRIOR_OBSERVATIONS)
+        return self.rng.choice(sample, self.n)
+
+    def _remaining(self, service_id: int, elapsed: float) -> np.ndarray:
+        sample = self.learned.service_samples.get(service_id, np.array([10.0]))
+        longer = sample[sample > elapsed]
+        if len(longer) >= 5:
+            return self.rng.choice(longer, self.n) - elapsed
+        # Already longer than nearly every visit: it should end soon, but we do not know when.
+        tail = max(1.0, 0.25 * float(sample.mean()))
+        return self.rng.exponential(tail, self.n)
+
+    def _arrival(self, booking: PendingBooking) -> np.ndarray:
+        """Arrival (minutes from now) of a booking not checked in yet; inf if it will not come."""
+        offsets = self.learned.arrival_offsets
+        still = offsets[(offsets > booking.late_minutes) & (offsets <= booking.latest_minutes)]
+        later = float(np.mean(offsets > booking.late_minutes)) if len(offsets) else 0.0
+        show = (1 - self.learned.no_show) * (len(still) / len(offsets) if len(offsets) else 0.0)
+        absent = self.learned.no_show + (1 - self.learned.no_show) * later
+        chance = show / absent if absent > 0 else 0.0
+        if not len(still) or chance <= 0:
+            return np.full(self.n, math.inf)
+        comes = self.rng.random(self.n) < chance
+        return np.where(comes, self.rng.choice(still, self.n) - booking.late_minutes, math.inf)
+
+    def _earliest(self, service_id: int) -> tuple[np.ndarray, np.ndarray]:
+        capable = self.capable_of(service_id)
+        if not len(capable):
+            return np.full(self.n, math.inf), np.zeros(self.n, dtype=int)
+        free = self.free[:, capable]
+        pick = np.argmin(free, axis=1)
+        return free[self.rows, pick], capable[pick]
+
+    def _occupy(self, counter: np.ndarray, start: np.ndarray, service_id: int, serve: np.ndarray) -> None:
+        ends = start + self._sample(service_id) * self.speed[counter]
+        for index in np.unique(counter[serve]):
+            rows = serve & (counter == index)
+            self.free[rows, index] = _into_windows(ends[rows], self.state.counters[index].windows)
+
+    def _admit_bookings(self, before: datetime, service_id: int) -> None:
+        """Bookings ordered before `before` that have arrived by the time the next ticket of
+        `service_id` would be called go first, as call_next would take them."""
+        changed = True
+        while changed:
+            changed = False
+            next_call = self._earliest(service_id)[0]
+            for index, booking in enumerate(self.pending):
+                if booking.start_at >= before:
+                    continue
+                ready = ~self.pending_done[index] & (self.pending_arrival[index] <= next_call)
+                if not ready.any():
+                    continue
+                free, counter = self._earliest(booking.service_id)
+                start = np.maximum(free, self.pending_arrival[index])
+                self._occupy(counter, start, booking.service_id, ready & np.isfinite(start))
+                self.pending_done[index] |= ready
+                changed = True
+
+    def run(self) -> Replications:
+        waiting = self.state.waiting
+        call = np.full((self.n, len(waiting)), math.inf)
+        weight = np.ones((self.n, len(waiting)))
+        rate = self.learned.patience_rate
+        for column, ticket in enumerate(waiting):
+            if self.pending:
+                self._admit_bookings(ticket.sort_key, ticket.service_id)
+            start, counter = self._earliest(ticket.service_id)
+            call[:, column] = start
+            finite = np.isfinite(start)
+            if rate > 0:
+                weight[:, column] = np.where(finite, np.exp(-rate * np.where(finite, start, 0)), 0)
+                stays = self.rng.exponential(1 / rate, self.n) >= start
+            else:
+                stays = np.ones(self.n, dtype=bool)
+            self._occupy(counter, start, ticket.service_id, finite & stays)
+        return Replications(call, weight, self.free, self.state)
+
+    def next_ticket(self, service_id: int) -> np.ndarray:
+        """Call times of a ticket taken now for a service, behind everyone (the display's figure)."""
+        if self.pending:
+            self._admit_bookings(self.state.now, service_id)
+        return self._earliest(service_id)[0]
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles) -> list[float]:
+    order = np.argsort(values)
+    values, weights = values[order], weights[order]
+    cumulative = np.cumsum(weights) / weights.sum()
+    return [float(values[min(np.searchsorted(cumulative, q), len(values) - 1)]) for q in quantiles]
+
+
+def _summarise(calls: np.ndarray, weights: np.ndarray, opens_at: datetime | None, closed: bool) -> Estimate:
+    finite = np.isfinite(calls) & (weights > 0)
+    if finite.mean() < 0.5:
+        return Estimate("closed" if closed else "no_counter", opens_at=opens_at)
+    values, w = calls[finite], weights[finite]
+    mean = float(np.average(values, weights=w))
+    low, high = _weighted_quantiles(values, w, RANGE)
+    return Estimate("waiting", minutes=max(0, round(mean)), low=max(0, math.floor(low)),
+                    high=max(0, math.ceil(high)), mean=mean)
+
+
+@dataclass
+class BranchEstimates:
+    tickets: dict[int, Estimate]  # waiting tickets: minutes from now until called
+    new_ticket: dict[int, Estimate]  # per service: a ticket taken now
+    ahead: dict[int, int]  # waiting tickets before each one for counters it shares
+
+
+def estimate_branch(session: Session, branch: Branch, now: datetime | None = None, *,
+                    replications: int = REPLICATIONS, seed: int | None = None,
+                    learned: Learned | None = None, per_service: bool = True) -> BranchEstimates:
+    """Estimates for every waiting ticket of the branch and, with `per_service`, for a ticket
+    taken now in each service. Without a `seed`, the replications are seeded from the queue's
+    contents, so the same queue gives the same figures instead of jittering between pushes."""
+    now = now or utcnow()
+    learned = learned or learned_for(session, branch, now)
+    state = branch_now(session, branch, now, learned)
+    if seed is None:
+        seed = zlib.crc32(repr((branch.id, [w.id for w in state.waiting])).encode())
+    rng = np.random.default_rng(seed)
+    queue = _Queue(state, learned, rng, replications)
+    runs = queue.run()
+    closed = not any(c.windows for c in state.counters)
+    tickets, ahead = {}, {}
+    shared: dict[int, set[int]] = {}
+    for column, ticket in enumerate(state.waiting):
+        tickets[ticket.id] = _summarise(runs.call[:, column], runs.weight[:, column],
+                                        state.opens_at.get(ticket.service_id), closed)
+        if ticket.service_id not in shared:
+            shared[ticket.service_id] = {s for c in state.counters if ticket.service_id in c.service_ids
+                                         for s in c.service_ids} or {ticket.service_id}
+        ahead[ticket.id] = sum(1 for other in state.waiting[:column] if other.service_id in shared[ticket.service_id])
+    new_ticket = {}
+    rate = learned.patience_rate
+    for service in branch.services if per_service else []:
+        if not service.active:
+            continue
+        calls = queue.next_ticket(service.id)
+        weights = np.exp(-rate * np.where(np.isfinite(calls), calls, 0)) if rate > 0 else np.ones_like(calls)
+        new_ticket[service.id] = _summarise(calls, weights, state.opens_at.get(service.id), closed)
+    return BranchEstimates(tickets, new_ticket, ahead)
+
+
+def estimate_ticket(session: Session, ticket: Ticket, now: datetime | None = None) -> Estimate:
+    """A waiting ticket's estimate: minutes from now until it is called."""
     if ticket.status != "waiting":
-        return Estimate(0, 0, 0)
-    service = session.get(Service, ticket.service_id)
-    if open_counters is None:
-        open_counters = open_counters_for(session, ticket.service_id)
-    return estimate(ahead, service.expected_minutes, open_counters)
+        return NOT_WAITING
+    return estimate_branch(session, ticket.branch, now).tickets.get(ticket.id, NOT_WAITING)

@@ -16,6 +16,8 @@ from queue_app.models import Ticket, TicketEvent
 
 PENDING_KEY = "queue_app_pending_changes"
 BIND_KEY = "queue_app_pending_bind"
+# A session whose info has this key set announces nothing (the branch simulator's sessions).
+QUIET_KEY = "queue_app_quiet"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def record(
 def _publish_after_commit(session: Session) -> None:
     changes = session.info.pop(PENDING_KEY, None)
     bind = session.info.pop(BIND_KEY, None)
-    if not changes:
+    if not changes or session.info.get(QUIET_KEY):
         return
     for callback in list(_subscribers):
         callback(changes, bind)

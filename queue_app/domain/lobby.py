@@ -4,57 +4,51 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import numbering, queueing
-from queue_app.domain.estimates import estimate_wait, open_counters_for
+from queue_app.domain import estimates, numbering
 from queue_app.models import Branch, Counter, Service, Ticket, TicketEvent, utcnow
 
 
-def _status(session: Session, ticket: Ticket, ahead: int, open_counters: int | None = None) -> dict:
+def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate) -> dict:
+    waiting = ticket.status == "waiting"
     return {
         "label": ticket.label,
         "status": ticket.status,
         "service": ticket.service.code,
         "service_name": ticket.service.name,
-        "position": ahead + 1 if ticket.status == "waiting" else 0,
-        "ahead": ahead,
-        "estimate": estimate_wait(session, ticket, ahead, open_counters).as_dict(),
+        "position": ahead + 1 if waiting else 0,
+        "ahead": ahead if waiting else 0,
+        "estimate": estimate.as_dict(ticket.branch.zone),
+        "almost_turn": waiting and ticket.almost_turn_at is not None,
         "counter": ticket.counter.name if ticket.counter and ticket.status in ("called", "serving") else None,
         "postponed": ticket.postponed,
         "issued_at": ticket.issued_at.astimezone(ticket.branch.zone).isoformat(timespec="seconds"),
     }
 
 
-def ticket_status(session: Session, ticket: Ticket) -> dict:
-    """What the holder of a ticket sees: numbers and counters, no personal data."""
-    return _status(session, ticket, queueing.people_ahead(session, ticket))
+def ticket_status(session: Session, ticket: Ticket, now: datetime | None = None) -> dict:
+    """What the holder of a ticket sees: place in line, estimate, counter; no personal data."""
+    if ticket.status != "waiting":
+        return _status(ticket, 0, estimates.NOT_WAITING)
+    found = estimates.estimate_branch(session, ticket.branch, now, per_service=False)
+    return _status(ticket, found.ahead.get(ticket.id, 0), found.tickets.get(ticket.id, estimates.NOT_WAITING))
 
 
 def waiting_statuses(
-    session: Session, branch: Branch, service_ids: set[int], only: set[int] | None = None,
-    now: datetime | None = None,
-) -> dict[int, dict]:
-    """ticket_status of the waiting tickets of some services today (for pushes).
+    session: Session, branch: Branch, only: set[int] | None = None, now: datetime | None = None,
+) -> tuple[dict[int, dict], dict[int, estimates.Estimate]]:
+    """ticket_status of the branch's waiting tickets (for pushes), and the estimate for a ticket
+    taken now in each service (for displays).
 
-    Positions come from one id query per service; full statuses are built only for the tickets
-    in `only` (those someone is watching), or for all when `only` is None.
+    One estimator run covers the whole branch; full statuses are built only for the tickets in
+    `only` (those someone is watching), or for all when `only` is None.
     """
-    today = numbering.local_day(now or utcnow(), branch.zone)
+    found = estimates.estimate_branch(session, branch, now)
+    wanted = list(found.tickets) if only is None else [i for i in only if i in found.tickets]
     statuses = {}
-    for service_id in service_ids:
-        order = session.scalars(
-            select(Ticket.id)
-            .where(Ticket.branch_id == branch.id, Ticket.service_id == service_id,
-                   Ticket.local_date == today, Ticket.status == "waiting")
-            .order_by(Ticket.sort_key, Ticket.id)
-        ).all()
-        ahead_of = {ticket_id: ahead for ahead, ticket_id in enumerate(order)}
-        wanted = list(ahead_of) if only is None else [i for i in only if i in ahead_of]
-        if not wanted:
-            continue
-        counters = open_counters_for(session, service_id)  # once per service, not per ticket
+    if wanted:
         for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(wanted))):
-            statuses[ticket.id] = _status(session, ticket, ahead_of[ticket.id], counters)
-    return statuses
+            statuses[ticket.id] = _status(ticket, found.ahead[ticket.id], found.tickets[ticket.id])
+    return statuses, found.new_ticket
 
 
 def recent_calls(session: Session, branch: Branch, limit: int = 6, now: datetime | None = None) -> list[dict]:
@@ -77,12 +71,17 @@ def recent_calls(session: Session, branch: Branch, limit: int = 6, now: datetime
     ]
 
 
-def queue_summary(session: Session, branch: Branch, now: datetime | None = None) -> dict:
-    """Waiting per service and now serving per counter, for the branch's current local day.
+def queue_summary(session: Session, branch: Branch, now: datetime | None = None,
+                  per_service: dict[int, estimates.Estimate] | None = None) -> dict:
+    """Waiting per service with the wait for a ticket taken now, and now serving per counter,
+    for the branch's current local day. `per_service` passes in estimates already made.
 
     Numbers and counters only: no names or contact data, so displays can show it all.
     """
-    today = numbering.local_day(now or utcnow(), branch.zone)
+    now = now or utcnow()
+    today = numbering.local_day(now, branch.zone)
+    if per_service is None:
+        per_service = estimates.estimate_branch(session, branch, now).new_ticket
     waiting_counts = dict(
         session.execute(
             select(Ticket.service_id, func.count(Ticket.id))
@@ -104,7 +103,9 @@ def queue_summary(session: Session, branch: Branch, now: datetime | None = None)
         "branch": branch.slug,
         "local_date": today.isoformat(),
         "waiting": [
-            {"service": s.code, "name": s.name, "count": waiting_counts.get(s.id, 0)} for s in services
+            {"service": s.code, "name": s.name, "count": waiting_counts.get(s.id, 0),
+             "estimate": per_service.get(s.id, estimates.NOT_WAITING).as_dict(branch.zone)}
+            for s in services
         ],
         "counters": [
             {

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from queue_app.domain import customers, events, numbering
+from queue_app.domain import customers, estimates, events, numbering
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
@@ -135,6 +135,10 @@ def add_ticket(
     session.flush()
     events.record(session, ticket, "issued", now, data={"priority": priority,
                                                          "credit_minutes": credit.total_seconds() / 60})
+    # The estimate given at issue is kept, so estimates can later be judged against real waits.
+    given = estimates.estimate_branch(session, branch, now, per_service=False).tickets.get(ticket.id)
+    if given is not None and given.state == "waiting":
+        ticket.estimate_minutes, ticket.estimate_low, ticket.estimate_high = given.minutes, given.low, given.high
     return IssuedTicket(ticket=ticket, token=token)
 
 

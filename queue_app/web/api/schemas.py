@@ -122,9 +122,14 @@ class StaffUpdate(StrictSchema):
 
 
 class EstimateSchema(Schema):
-    minutes = fields.Integer(required=True)
-    low = fields.Integer(required=True)
-    high = fields.Integer(required=True)
+    state = fields.String(required=True, metadata={
+        "description": "waiting: minutes and the 80 % range low-high are given; no_counter: no counter "
+                       "serves the service now (opens_at: when the next one opens, null if none today); "
+                       "closed: after hours; not_waiting: called, served or gone."})
+    minutes = fields.Integer(required=True, allow_none=True, metadata={"description": "Minutes until called."})
+    low = fields.Integer(required=True, allow_none=True)
+    high = fields.Integer(required=True, allow_none=True)
+    opens_at = fields.String(required=True, allow_none=True, metadata={"description": "Branch local time."})
 
 
 class TicketRequest(StrictSchema):

@@ -1,0 +1,33 @@
+"""Wall-clock hours (a branch's opening hours, a counter's shifts) turned into UTC instants.
+
+Hours are stored as {"mon": [["09:00", "12:00"], ["13:00", "17:00"]], ...} in the branch's IANA
+zone. Wall-clock times that do not exist (the spring-forward gap) give no instant; times that occur
+twice (fall-back) are taken at their first occurrence.
+"""
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from queue_app.models import WEEKDAYS
+
+
+def wall_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime | None:
+    """The UTC instant of a wall-clock time on a local day; None if it does not exist (DST gap)."""
+    local = datetime.combine(day, wall).replace(tzinfo=zone)
+    back = local.astimezone(timezone.utc).astimezone(zone)
+    if back.replace(tzinfo=None) != local.replace(tzinfo=None):
+        return None
+    return local.astimezone(timezone.utc)
+
+
+def day_intervals(hours: dict, day: date, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """One local day's intervals of `hours` as half-open UTC intervals, in order."""
+    intervals = []
+    for opens, closes in (hours or {}).get(WEEKDAYS[day.weekday()], []):
+        start = wall_to_utc(day, time.fromisoformat(opens), zone)
+        if closes == "24:00":
+            end = wall_to_utc(day + timedelta(days=1), time(0, 0), zone)
+        else:
+            end = wall_to_utc(day, time.fromisoformat(closes), zone)
+        if start is not None and end is not None and end > start:
+            intervals.append((start, end))
+    return sorted(intervals)

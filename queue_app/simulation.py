@@ -1,0 +1,481 @@
+"""The branch simulator: a discrete-event simulation of one branch driving the real product.
+
+A scenario file (../shared/scenarios/README.md) describes the branch: hours, services and their
+service-time distributions, the walk-in rate through the day, appointments with no-shows and
+punctuality noise, counters with skills and shifts, and walk-in patience. The simulator draws
+customers and visit lengths from it, and everything else is the product: tickets are issued,
+bookings checked in, counters call, start and finish, and impatient customers leave, all through
+the domain functions, against a real (SQLite) database, with the simulator's clock passed as
+`now`. The wait estimate each ticket gets is the one the product stored when issuing it.
+
+What the staff do is modelled simply: a counter on shift calls the next ticket as soon as it is
+free; at the end of a shift it finishes the visit in progress; counters whose shift ends at
+closing time serve everyone who already has a ticket. Deterministic for a given seed.
+"""
+import heapq
+import json
+import math
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from queue_app.domain import booking, catalogue, estimates, hours, queueing
+from queue_app.domain.errors import Conflict
+from queue_app.domain.events import QUIET_KEY
+from queue_app.domain.transaction import write_transaction
+from queue_app.models import WEEKDAYS, Appointment, Counter, CounterService, Ticket
+from queue_app.security import new_token, token_hash
+
+BRANCH_SLUG = "sim"
+NO_SHOW_SWEEP = timedelta(minutes=15)
+
+
+class ScenarioError(ValueError):
+    """The scenario file is not usable; the message says which field and why."""
+
+
+# --- the scenario ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    code: str
+    name: str
+    mean_minutes: float
+    cv: float
+    distribution: str
+    walk_in_share: float
+    appointment_share: float
+
+    def draw(self, rng: random.Random) -> float:
+        if self.distribution == "exponential":
+            return rng.expovariate(1 / self.mean_minutes)
+        sigma = math.sqrt(math.log(1 + self.cv ** 2))
+        return rng.lognormvariate(math.log(self.mean_minutes) - sigma ** 2 / 2, sigma)
+
+
+@dataclass(frozen=True)
+class CounterSpec:
+    name: str
+    services: list[str]
+    shifts: list[tuple[time, time]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    timezone: str
+    start_date: date
+    days: int
+    weekdays_only: bool
+    open: time
+    close: time
+    walk_in_cutoff_minutes: int
+    services: list[ServiceSpec]
+    walk_in_rates: list[tuple[time, float]]
+    appointments_per_30_minutes: int
+    no_show_rate: float
+    arrival_offset: tuple[float, float]  # normal mean, sd (minutes; arrival minus booked start)
+    counters: list[CounterSpec]
+    patience_mean: float | None  # exponential; None: nobody gives up
+    seed: int
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def open_days(self, days: int | None = None) -> list[date]:
+        wanted, day, result = days or self.days, self.start_date, []
+        while len(result) < wanted:
+            if not self.weekdays_only or day.weekday() < 5:
+                result.append(day)
+            day += timedelta(days=1)
+        return result
+
+    def mean_service_minutes(self) -> float:
+        """Mean visit length over the walk-in mix (the naive rule's figure)."""
+        total = sum(s.walk_in_share for s in self.services) or 1
+        return sum(s.mean_minutes * s.walk_in_share for s in self.services) / total
+
+
+def _field(data: dict, name: str, kind, where: str = ""):
+    if name not in data:
+        raise ScenarioError(f"{where}{name}: missing")
+    value = data[name]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ScenarioError(f"{where}{name}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _clock(value, where: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{where}: expected a local time like 09:00, got {value!r}") from None
+
+
+def parse_scenario(data: dict) -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError("the scenario must be a JSON object")
+    zone = _field(data, "timezone", str)
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScenarioError(f"timezone: unknown IANA zone {zone!r}") from None
+    try:
+        start = date.fromisoformat(_field(data, "start_date", str))
+    except ValueError:
+        raise ScenarioError("start_date: expected an ISO date like 2026-03-02") from None
+    services = []
+    for i, raw in enumerate(_field(data, "services", list)):
+        where = f"services[{i}]."
+        distribution = _field(raw, "distribution", str, where)
+        if distribution not in ("lognormal", "exponential"):
+            raise ScenarioError(f"{where}distribution: lognormal or exponential, got {distribution!r}")
+        mean = _field(raw, "mean_minutes", float, where)
+        if mean <= 0:
+            raise ScenarioError(f"{where}mean_minutes: must be positive")
+        services.append(ServiceSpec(
+            _field(raw, "code", str, where), raw.get("name") or raw["code"], mean,
+            float(raw.get("cv", 1.0)), distribution, float(raw.get("walk_in_share", 0)),
+            float(raw.get("appointment_share", 0)),
+        ))
+    if not services:
+        raise ScenarioError("services: at least one is needed")
+    codes = {s.code for s in services}
+    counters = []
+    for i, raw in enumerate(_field(data, "counters", list)):
+        where = f"counters[{i}]."
+        serves = _field(raw, "services", list, where)
+        unknown = set(serves) - codes
+        if unknown:
+            raise ScenarioError(f"{where}services: unknown service {sorted(unknown)}")
+        shifts = [(_clock(a, where + "shifts"), _clock(b, where + "shifts")) for a, b in _field(raw, "shifts", list, where)]
+        counters.append(CounterSpec(str(_field(raw, "name", str, where)), serves, shifts))
+    rates = [(_clock(at, "walk_in_rate_per_hour"), float(rate)) for at, rate in _field(data, "walk_in_rate_per_hour", list)]
+    appointments = data.get("appointments") or {}
+    offset = appointments.get("arrival_offset_minutes") or {"mean": 0, "sd": 0}
+    patience = data.get("patience_minutes")
+    if patience is not None and patience.get("distribution") != "exponential":
+        raise ScenarioError("patience_minutes.distribution: only exponential is supported")
+    days = _field(data, "days", int)
+    if days < 1:
+        raise ScenarioError("days: at least 1")
+    return Scenario(
+        name=str(data.get("name", "scenario")), timezone=zone, start_date=start, days=days,
+        weekdays_only=bool(data.get("weekdays_only", False)),
+        open=_clock(_field(data, "open", str), "open"), close=_clock(_field(data, "close", str), "close"),
+        walk_in_cutoff_minutes=int(data.get("walk_in_cutoff_minutes", 0)), services=services,
+        walk_in_rates=sorted(rates), appointments_per_30_minutes=int(appointments.get("per_30_minutes", 0)),
+        no_show_rate=float(appointments.get("no_show_rate", 0)),
+        arrival_offset=(float(offset.get("mean", 0)), float(offset.get("sd", 0))),
+        counters=counters, patience_mean=float(patience["mean"]) if patience else None,
+        seed=int(data.get("seed", 0)),
+    )
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such file") from None
+    except json.JSONDecodeError as error:
+        raise ScenarioError(f"{path}: not valid JSON ({error})") from None
+    return parse_scenario(data)
+
+
+# --- setting up the branch ---------------------------------------------------------------------------
+
+def _hours(scenario: Scenario, spans: list[tuple[time, time]]) -> dict:
+    days = WEEKDAYS[:5] if scenario.weekdays_only else WEEKDAYS
+    return {day: [[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in spans] for day in days}
+
+
+def create_branch(session: Session, scenario: Scenario):
+    catalogue.create_branch(session, BRANCH_SLUG, f"Simulated branch ({scenario.name})", scenario.timezone,
+                                     opening_hours=_hours(scenario, [(scenario.open, scenario.close)]))
+    for spec in scenario.services:
+        catalogue.create_service(session, BRANCH_SLUG, spec.code, spec.name,
+                                 expected_minutes=max(1, round(spec.mean_minutes)))
+    counters = {}
+    for spec in scenario.counters:
+        counter = catalogue.create_counter(session, BRANCH_SLUG, spec.name, spec.services, state="closed")
+        with write_transaction(session):
+            session.get(Counter, counter.id).shifts = _hours(scenario, spec.shifts)
+        counters[spec.name] = counter.id
+    return catalogue.get_branch(session, BRANCH_SLUG), counters
+
+
+# --- running it ----------------------------------------------------------------------------------------
+
+@dataclass
+class CounterRun:
+    id: int
+    spec: CounterSpec
+    on_shift: bool = False
+    finishes_queue: bool = False  # past closing: serve who has a ticket, then close
+    ticket_id: int | None = None
+
+
+@dataclass
+class DayStats:
+    day: date
+    tickets: int = 0
+    served: int = 0
+    abandoned: int = 0
+    waits: list[float] = field(default_factory=list)
+
+
+class BranchSimulation:
+    def __init__(self, session: Session, scenario: Scenario, seed: int, report: Callable[[dict], None]):
+        self.session, self.scenario, self.report = session, scenario, report
+        self.rng = random.Random(seed)
+        self.branch, counter_ids = create_branch(session, scenario)
+        self.counters = {name: CounterRun(counter_ids[name], spec) for spec in scenario.counters
+                         for name in [spec.name]}
+        self.specs = {s.code: s for s in scenario.services}
+        self.service_ids = {s.code: s.id for s in self.branch.services}
+        self.events: list = []
+        self.sequence = 0
+        self.rows: dict[int, dict] = {}  # ticket id -> report row
+        self.status: dict[int, str] = {}  # ticket id -> waiting/called
+        self.issued_at: dict[int, datetime] = {}  # exact, for waits (the report shows seconds)
+        self.stats: DayStats | None = None
+
+    # events are (when, sequence, handler, arguments); the sequence keeps ties in a fixed order
+    def at(self, when: datetime, handler, *args) -> None:
+        self.sequence += 1
+        heapq.heappush(self.events, (when, self.sequence, handler, args))
+
+    def local(self, day: date, clock: time) -> datetime:
+        return hours.wall_to_utc(day, clock, self.scenario.zone)
+
+    def run_day(self, day: date) -> DayStats:
+        self.stats = DayStats(day)
+        scenario = self.scenario
+        opens, closes = self.local(day, scenario.open), self.local(day, scenario.close)
+        queueing.close_day(self.session, BRANCH_SLUG, now=opens - timedelta(hours=1))
+        for run in self.counters.values():
+            for start, end in run.spec.shifts:
+                self.at(self.local(day, start), self.shift_starts, run)
+                self.at(self.local(day, end), self.shift_ends, run, self.local(day, end) >= closes)
+        self.plan_walk_ins(day, opens, closes - timedelta(minutes=scenario.walk_in_cutoff_minutes))
+        self.plan_appointments(day, opens, closes)
+        sweep = opens
+        while sweep <= closes:
+            self.at(sweep, self.sweep_no_shows)
+            sweep += NO_SHOW_SWEEP
+        while self.events:
+            when, _, handler, args = heapq.heappop(self.events)
+            handler(when, *args)
+        for ticket_id in sorted(self.rows):
+            self.report(self.rows[ticket_id])
+        self.rows.clear()
+        self.status.clear()
+        self.issued_at.clear()
+        return self.stats
+
+    # arrivals
+    def plan_walk_ins(self, day: date, opens: datetime, last: datetime) -> None:
+        rates = self.scenario.walk_in_rates
+        for index, (start, rate) in enumerate(rates):
+            begin = max(self.local(day, start), opens)
+            end = self.local(day, rates[index + 1][0]) if index + 1 < len(rates) else last
+            end = min(end, last)
+            moment = begin
+            while rate > 0:
+                moment += timedelta(minutes=self.rng.expovariate(rate / 60))
+                if moment >= end:
+                    break
+                self.at(moment, self.walk_in, self.pick_service("walk_in_share"), self.patience())
+
+    def pick_service(self, share: str) -> str:
+        specs = [s for s in self.scenario.services if getattr(s, share) > 0]
+        return self.rng.choices([s.code for s in specs], weights=[getattr(s, share) for s in specs])[0]
+
+    def patience(self) -> float:
+        mean = self.scenario.patience_mean
+        return self.rng.expovariate(1 / mean) if mean else math.inf
+
+    def plan_appointments(self, day: date, opens: datetime, closes: datetime) -> None:
+        per_slot = self.scenario.appointments_per_30_minutes
+        if not per_slot or not any(s.appointment_share > 0 for s in self.scenario.services):
+            return
+        mean, sd = self.scenario.arrival_offset
+        slot, number = opens, 0
+        with write_transaction(self.session):
+            while slot + timedelta(minutes=30) <= closes:
+                for _ in range(per_slot):
+                    number += 1
+                    code = self.pick_service("appointment_share")
+                    service_id = self.service_ids[code]
+                    expected = self.specs[code].mean_minutes
+                    check_in_code = f"SIM{day:%y%m%d}{number:03d}"
+                    self.session.add(Appointment(
+                        branch_id=self.branch.id, service_id=service_id, name="Simulated visitor",
+                        start_at=slot, end_at=slot + timedelta(minutes=expected), local_date=day,
+                        status="booked", manage_token_hash=token_hash(new_token()), check_in_code=check_in_code,
+                        sequence=0, created_at=slot - timedelta(days=1),
+                    ))
+                    if self.rng.random() >= self.scenario.no_show_rate:
+                        arrival = slot + timedelta(minutes=self.rng.gauss(mean, sd))
+                        self.at(arrival, self.appointment_arrives, check_in_code, code)
+                slot += timedelta(minutes=30)
+
+    # what customers do
+    def walk_in(self, now: datetime, code: str, patience: float) -> None:
+        issued = queueing.issue_ticket(self.session, BRANCH_SLUG, code, now=now)
+        self.issued(now, issued.ticket, "walk_in", patience)
+
+    def appointment_arrives(self, now: datetime, check_in_code: str, code: str) -> None:
+        try:
+            done = booking.check_in(self.session, BRANCH_SLUG, check_in_code, now=now)
+        except Conflict as refusal:
+            if refusal.code == "too_early":
+                opens = self.session.scalar(select(Appointment.start_at).where(
+                    Appointment.check_in_code == check_in_code)) - timedelta(
+                    minutes=booking.rules_for(self.branch).check_in_early_minutes)
+                self.at(opens, self.appointment_arrives, check_in_code, code)
+                return
+            if refusal.code in ("too_late", "no_show"):  # the kiosk offers a walk-in ticket instead
+                self.walk_in(now, code, self.patience())
+                return
+            raise
+        self.issued(now, done.ticket, "appointment", math.inf)
+
+    def issued(self, now: datetime, ticket: Ticket, kind: str, patience: float) -> None:
+        self.stats.tickets += 1
+        self.status[ticket.id] = "waiting"
+        self.issued_at[ticket.id] = now
+        self.rows[ticket.id] = {
+            "label": ticket.label, "service": ticket.prefix, "kind": kind,
+            "issued_at": now.isoformat(timespec="seconds"),
+            "n_ahead": ahead_sharing_counters(self.session, ticket),
+            "open_counters": estimates.open_counters_for(self.session, ticket.service_id),
+            "estimate_minutes": ticket.estimate_minutes, "low_minutes": ticket.estimate_low,
+            "high_minutes": ticket.estimate_high, "actual_wait_minutes": None, "abandoned": False,
+        }
+        if math.isfinite(patience):
+            self.at(now + timedelta(minutes=patience), self.gives_up, ticket.id)
+        for run in self.counters.values():
+            self.call(now, run)
+
+    def gives_up(self, now: datetime, ticket_id: int) -> None:
+        if self.status.get(ticket_id) != "waiting":
+            return
+        queueing.leave(self.session, ticket_id, now=now)
+        self.status[ticket_id] = "left"
+        self.rows[ticket_id]["abandoned"] = True
+        self.stats.abandoned += 1
+
+    # what staff do
+    def shift_starts(self, now: datetime, run: CounterRun) -> None:
+        run.on_shift, run.finishes_queue = True, False
+        catalogue.update_counter(self.session, run.id, state="open")
+        self.call(now, run)
+
+    def shift_ends(self, now: datetime, run: CounterRun, at_closing: bool) -> None:
+        if at_closing:
+            run.finishes_queue = True
+        else:
+            run.on_shift = False
+        if run.ticket_id is None:
+            self.call(now, run) if run.on_shift else self.close(run)
+
+    def close(self, run: CounterRun) -> None:
+        run.on_shift = False
+        catalogue.update_counter(self.session, run.id, state="closed")
+
+    def call(self, now: datetime, run: CounterRun) -> None:
+        if not run.on_shift or run.ticket_id is not None:
+            return
+        ticket = queueing.call_next(self.session, run.id, now=now)
+        if ticket is None:
+            if run.finishes_queue:
+                self.close(run)
+            return
+        queueing.start(self.session, ticket.id, now=now)
+        run.ticket_id = ticket.id
+        self.status[ticket.id] = "called"
+        row = self.rows[ticket.id]
+        wait = (now - self.issued_at[ticket.id]).total_seconds() / 60
+        row["actual_wait_minutes"] = round(wait, 3)
+        self.stats.served += 1
+        self.stats.waits.append(wait)
+        length = self.specs[ticket.prefix].draw(self.rng)
+        self.at(now + timedelta(minutes=length), self.visit_ends, run)
+
+    def visit_ends(self, now: datetime, run: CounterRun) -> None:
+        queueing.finish(self.session, run.ticket_id, now=now)
+        run.ticket_id = None
+        if run.on_shift:
+            self.call(now, run)
+        else:
+            self.close(run)
+
+    def sweep_no_shows(self, now: datetime) -> None:
+        booking.sweep_no_shows(self.session, now=now)
+
+
+def ahead_sharing_counters(session: Session, ticket: Ticket) -> int:
+    """Waiting tickets before this one, of any service that shares a counter with its service."""
+    linked = select(CounterService.counter_id).where(CounterService.service_id == ticket.service_id)
+    services = select(CounterService.service_id).where(CounterService.counter_id.in_(linked))
+    return session.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.branch_id == ticket.branch_id, Ticket.local_date == ticket.local_date,
+            Ticket.status == "waiting", Ticket.service_id.in_(services),
+            or_(Ticket.sort_key < ticket.sort_key, and_(Ticket.sort_key == ticket.sort_key, Ticket.id < ticket.id)),
+        )
+    ) or 0
+
+
+def simulate(
+    scenario: Scenario, seed: int, report_path: str | Path | None = None, *, days: int | None = None,
+    database: str | Path | None = None, progress: Callable[[int, int, DayStats], None] | None = None,
+) -> list[DayStats]:
+    """Run the scenario on a fresh database (a temporary file unless `database` is given).
+
+    Writes one JSON line per ticket to `report_path`; returns per-day figures.
+    """
+    from flask_migrate import upgrade
+
+    from queue_app import MIGRATIONS_DIR, create_app
+    from queue_app.extensions import db
+
+    with tempfile.TemporaryDirectory(prefix="queue-sim-") as scratch:
+        path = Path(database) if database else Path(scratch) / "simulation.sqlite"
+        if path.exists():
+            raise ScenarioError(f"{path}: exists; the simulator needs a new database file")
+        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "QUEUE_APP_RUN_SCHEDULER": False,
+                          "SECRET_KEY": "simulation", "TESTING": True})
+        estimates.forget_learned()
+        out = open(report_path, "w", encoding="utf-8") if report_path else None
+        try:
+            with app.app_context():
+                upgrade(directory=str(MIGRATIONS_DIR))
+                with Session(db.engine, info={QUIET_KEY: True}) as session:
+                    sim = BranchSimulation(session, scenario, seed,
+                                           lambda row: out.write(json.dumps(row) + "\n") if out else None)
+                    open_days = scenario.open_days(days)
+                    results = []
+                    for index, day in enumerate(open_days, 1):
+                        results.append(sim.run_day(day))
+                        if out:
+                            out.flush()
+                        if progress:
+                            progress(index, len(open_days), results[-1])
+                db.engine.dispose()
+        finally:
+            if out:
+                out.close()
+            estimates.forget_learned()
+    return results
