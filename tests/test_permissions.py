@@ -52,9 +52,15 @@ POLICY = {
 PAGES = {
     "public": {"static", "public.index", "public.track", "booking_pages.manage", "booking_pages.calendar",
                "booking_pages.book_page", "booking_pages.book", "booking_pages.csrf_token", "display.lobby_screen",
-               "health.healthz", "staff.login", "api-docs.openapi_redoc", "api-docs.openapi_json"},
+               "health.healthz", "staff.login", "api-docs.openapi_redoc", "api-docs.openapi_json",
+               "customer_pages.ticket_feedback", "customer_pages.mailed_feedback"},
     "kiosk device session": {"kiosk.home", "kiosk.check_in", "kiosk.ping", "kiosk.issue"},
-    "signed-in staff": {"staff.logout", "staff.console", "staff.counter", "staff.csrf_token"},
+    "signed-in staff": {"staff.logout", "staff.console", "staff.counter", "staff.csrf_token",
+                        "customer_pages.record"},  # today's customers only (customers.visible_branches)
+    "customer pages, manager or admin": {"customer_pages.dashboard", "customer_pages.recompute",
+                                         "customer_pages.update_rules", "customer_pages.contacted",
+                                         "customer_pages.export", "customer_pages.erase"},
+    "customer pages, admin": {"customer_pages.audit_log"},  # tested in test_customer_pages
     "manager or admin": {"manage.index", "manage.counters", "manage.update_counter",
                          "manage_kiosks.devices", "manage_kiosks.create_pairing_code", "manage_kiosks.retire"},
     "admin": {"manage.create_counter", "manage.edit_branch", "manage.services", "manage.new_branch",

@@ -25,3 +25,6 @@ def init_app(app) -> None:
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(display.bp)
     app.register_blueprint(booking_pages.bp)
+    from queue_app.web import customer_pages
+
+    app.register_blueprint(customer_pages.bp)
