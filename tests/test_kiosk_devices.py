@@ -177,7 +177,10 @@ def test_ticket_answers_carry_what_the_printer_prints(client, api):
     assert printed["lines"][0] == "People ahead of you: 0" and printed["lines"][1].startswith("Estimated wait: ")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", printed["time"])
     chinese = kiosk.post("/kiosk/demo/tickets?lang=zh_Hant", json={"service": "A"}, headers={"X-CSRFToken": csrf}).json
-    assert chinese["print"]["language"] == "zh_Hant"
+    assert chinese["print"]["language"] == "zh_Hant" and chinese["print"]["caption"] == "您的號碼"
+    assert chinese["print"]["lines"][0] == "前面等候人數：1" and chinese["print"]["lines"][1].startswith("預計等候：")
+    simplified = kiosk.post("/kiosk/demo/tickets?lang=zh_Hans", json={"service": "A"}, headers={"X-CSRFToken": csrf}).json
+    assert simplified["print"]["lines"][0] == "前面等候人数：2" and simplified["print"]["footer"].startswith("请保留")
 
 
 def test_the_device_cookie_survives_a_restart_with_a_new_secret_key(db_path, seeded):
