@@ -216,3 +216,24 @@ def test_a_retired_device_stops_working_everywhere(client, api, session):
     assert heartbeat(client, token).status_code == 401
     assert client.post("/api/v1/branches/demo/tickets", json={"service": "A"},
                        headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_machines_racing_with_one_code_make_one_device(app, session, seeded):
+    import threading
+
+    code = kiosks.create_pairing_code(session, "demo", "Raced").code
+    answers, start = [], threading.Barrier(8)
+
+    def try_pairing():
+        client = app.test_client()
+        start.wait()
+        answers.append(pair(client, code).status_code)
+
+    threads = [threading.Thread(target=try_pairing) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [201] + [409] * 7
+    session.expire_all()
+    assert len(session.scalars(select(KioskDevice).where(KioskDevice.name == "Raced")).all()) == 1
