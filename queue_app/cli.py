@@ -190,6 +190,10 @@ def demo(host, port, no_traffic):
         # reminder mail, kiosk check-in and the call can all be tried at any hour.
         catalogue.update_branch(db.session, DEMO_BRANCH, opening_hours={d: [["00:00", "24:00"]] for d in WEEKDAYS},
                                 booking_rules={"min_notice_minutes": 10})
+        # Weeks of customer history: segments, a churn list and feedback results on first start.
+        from queue_app.demo_customers import seed_customer_history
+
+        seed_customer_history(db.session, DEMO_BRANCH)
     # Booking mail and SMS are printed here, whatever SMTP settings the shell has.
     app.config["QUEUE_APP_MAIL_DRIVER"] = "console"
     app.config["QUEUE_APP_SMS_DRIVER"] = "console"
@@ -205,6 +209,7 @@ Queue app demo at {base}/
   Kiosk           {base}/kiosk/{DEMO_BRANCH}?device={kiosk}
   Staff console   {base}/staff   ({HUMAN_COUNTER} is left for you; the others are simulated)
   Manage          {base}/manage/
+  Customers       {base}/manage/branches/{DEMO_BRANCH}/customers   (segments, churn list, feedback)
   Your phone      {base}/t/{phone.token}   (ticket {phone.ticket.label})
   API docs        {base}/api/v1/docs
 

@@ -27,6 +27,13 @@ PEOPLE = [
 ]
 
 
+def returning_phone(rng: random.Random, share: float = 0.3) -> str | None:
+    """A seeded customer's phone for about `share` of the demo's walk-ins, else None (anonymous)."""
+    if rng.random() >= share:
+        return None
+    return f"+8869{rng.choice(PEOPLE)[1]}"
+
+
 def add_visit(session: Session, branch: Branch, service: Service, customer_id: int | None, at: datetime, *,
               counter: Counter | None = None, staff_id: int | None = None, wait_minutes: float = 8,
               service_minutes: float = 10, status: str = "done") -> Ticket:
@@ -52,9 +59,9 @@ def _visit_days(pattern: str, rng: random.Random) -> list[int]:
     if pattern == "regular":  # every ~14 days for months, seen lately
         start = rng.randint(1, 6)
         return [start + 14 * i + rng.randint(-1, 1) for i in range(14)]
-    if pattern == "drifting":  # was monthly and valued, last seen 50-70 days ago
-        last = rng.randint(50, 70)
-        return [last + 25 * i + rng.randint(-2, 2) for i in range(9)]
+    if pattern == "drifting":  # valued but irregular, last seen 90-110 days ago
+        last = rng.randint(90, 110)
+        return [last + offset for offset in (0, 4, 35, 41, 95, 101, 160, 200)]
     if pattern == "lapsed_valued":  # many visits, then nothing for 120+ days
         last = rng.randint(120, 140)
         return [last + 9 * i for i in range(10)]

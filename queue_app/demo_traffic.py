@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.demo_customers import returning_phone
 from queue_app.domain import queueing
 from queue_app.domain.errors import DomainError
 from queue_app.models import Branch, Counter, Service, Ticket, utcnow
@@ -26,7 +27,8 @@ def _tick(session: Session, branch_slug: str, rng: random.Random) -> None:
     if services and rng.random() < 0.6:
         service = rng.choice(services)
         priority = "accessibility" if rng.random() < 0.08 else "normal"
-        queueing.issue_ticket(session, branch_slug, service.code, priority=priority)
+        # Some arrivals are the seeded returning customers, so the counter shows their history.
+        queueing.issue_ticket(session, branch_slug, service.code, priority=priority, phone=returning_phone(rng))
     now = utcnow()
     counters = session.scalars(
         select(Counter).where(Counter.branch_id == branch.id, Counter.state == "open", Counter.name != HUMAN_COUNTER)

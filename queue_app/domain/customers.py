@@ -12,7 +12,8 @@ rows):
 - value = finished visits in the value window + spend / spend_per_point (services with a price);
   high when >= high_value_score;
 - loyalty = mean of regularity (1 - coefficient of variation of the days between visits, needs
-  three visit days), tenure (days since the first visit / tenure_full_days, at most 1) and
+  three visit days; the current absence counts as one more interval once it is longer than the
+  usual one), tenure (days since the first visit / tenure_full_days, at most 1) and
   recency (1 - days since the last visit / recency_zero_days, at least 0); high when >=
   high_loyalty_score;
 - segment: core (high value, high loyalty), at_risk_valuable (high value, low loyalty),
@@ -326,8 +327,12 @@ def compute_standing(visits: list[tuple[datetime, int]], no_shows: int, rules: C
     days = sorted({at.date() for at, _price in visits})[-13:]  # the last twelve intervals
     intervals = [(b - a).days for a, b in zip(days, days[1:])]
     usual = float(statistics.median(intervals)) if len(intervals) >= 2 else None
-    if len(intervals) >= 2 and statistics.mean(intervals) > 0:
-        regularity = max(0.0, 1 - statistics.pstdev(intervals) / statistics.mean(intervals))
+    # An absence longer than the usual interval counts as an interval already: a weekly customer
+    # gone for four months is no longer regular.
+    gap = (now.date() - days[-1]).days if days else 0
+    rhythm = intervals + [gap] if usual is not None and gap > usual else intervals
+    if len(intervals) >= 2 and statistics.mean(rhythm) > 0:
+        regularity = max(0.0, 1 - statistics.pstdev(rhythm) / statistics.mean(rhythm))
     else:
         regularity = 0.0
     tenure = min(1.0, (now - first).total_seconds() / 86400 / rules.tenure_full_days) if first else 0.0
