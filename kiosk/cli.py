@@ -74,7 +74,12 @@ def _chromium(config: dict) -> str | None:
 
 
 def chromium_command(binary: str, url: str, profile_dir: str) -> list[str]:
-    """Full screen, no bars or prompts; window.print() goes straight to the default printer (fallback)."""
+    """Full screen, no bars or prompts; window.print() goes straight to the default printer (fallback).
+
+    LocalNetworkAccessChecks off: Chromium (142+) otherwise refuses the kiosk page's calls to the
+    print bridge on 127.0.0.1 when the page is not itself on loopback (silently from an http://
+    page, with a permission prompt from an https:// one), and nobody answers prompts in a lobby.
+    """
     command = [binary, "--kiosk", "--no-first-run", "--noerrdialogs", "--disable-infobars", "--disable-translate",
                "--disable-session-crashed-bubble", "--disable-features=TranslateUI,LocalNetworkAccessChecks", "--kiosk-printing",
                "--autoplay-policy=no-user-gesture-required", "--check-for-update-interval=31536000",

@@ -8,6 +8,7 @@ start page's out-of-order screen up; it recovers by itself.
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import expect
+from playwright.sync_api import expect, sync_playwright
 
 from kiosk import config as kiosk_config
-from test_browser import Server, chromium, free_port, open_page, save_screenshot  # noqa: F401 - fixture
+from kiosk.cli import chromium_command
+from test_browser import CHROMIUM_ARGS, Server, chromium_path, free_port, open_page, save_screenshot
 from test_kiosk_printing import assert_ticket_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,21 +207,73 @@ def test_run_starts_chromium_in_kiosk_mode_on_the_start_page(server, tmp_path):
     assert "No printer (browser printing)" in row
 
 
-def test_the_kiosk_page_in_chromium_prints_through_the_bridge(server, chromium, tmp_path):  # noqa: F811
+def lan_address() -> str | None:
+    """This machine's address on its network, if it has one (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+class LanServer(Server):
+    """The server on the machine's network address, as a lobby kiosk reaches it (not on loopback)."""
+
+    def __init__(self, db_path, log_path, host):
+        super().__init__(db_path, log_path)
+        self.base = f"http://{host}:{self.port}"
+        self.env["QUEUE_APP_BASE_URL"] = self.base
+
+    def start(self) -> None:
+        real_popen = subprocess.Popen
+        subprocess.Popen = lambda args, **kw: real_popen([*args, "--host", "0.0.0.0"], **kw)
+        try:
+            super().start()
+        finally:
+            subprocess.Popen = real_popen
+
+
+def test_the_kiosk_page_in_chromium_prints_through_the_bridge(seeded, db_path, tmp_path):
+    # From a page that is not on loopback, Chromium's Local Network Access blocks calls to
+    # 127.0.0.1 unless started the way `queue-kiosk run` starts it: use those switches.
+    host = lan_address()
+    server = LanServer(db_path, tmp_path / "server.log", host) if host else Server(db_path, tmp_path / "server.log")
+    server.start()
     printed = tmp_path / "printer.bin"
-    config_path = paired_config(server, tmp_path, "Lobby left", {"type": "file", "path": str(printed)})
-    kiosk = KioskProcess(config_path, free_port(), tmp_path / "kiosk.log", "--no-browser")
+    switches = [arg for arg in chromium_command("chromium", "about:blank", str(tmp_path))
+                if arg.startswith("--disable-features=")]
+    assert switches and "LocalNetworkAccessChecks" in switches[0]
     errors: list[str] = []
+    kiosk = None
     try:
+        config_path = paired_config(server, tmp_path, "Lobby left", {"type": "file", "path": str(printed)})
+        kiosk = KioskProcess(config_path, free_port(), tmp_path / "kiosk.log", "--no-browser")
         wait_until(lambda: (bridge_status(kiosk.url) or {}).get("server") == "ok", message="a heartbeat")
-        page = open_page(chromium, errors, viewport={"width": 1080, "height": 1920}, has_touch=True)
-        page.goto(f"{kiosk.url}/")  # where `queue-kiosk run` points Chromium
-        expect(page).to_have_url(f"{server.base}/kiosk/demo")
-        page.get_by_role("button", name=re.compile("Accounts and deposits")).click()
-        expect(page.locator("#t-label")).to_have_text("A001")
-        expect(page.locator("#t-print-status")).to_have_text("Please take your printed ticket.")
-        save_screenshot(page, tmp_path, "kiosk-printed.png")
-        assert_ticket_bytes(printed.read_bytes(), label="A001", url=page.locator("#ticket-screen").get_attribute("data-track-url"))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + switches)
+            try:
+                print_in_chromium(browser, server, kiosk, printed, errors, tmp_path)
+            finally:
+                browser.close()
     finally:
-        kiosk.stop()
+        if kiosk is not None:
+            kiosk.stop()
+        server.stop()
     assert errors == []
+
+
+def print_in_chromium(browser, server, kiosk, printed, errors, tmp_path):
+    page = open_page(browser, errors, viewport={"width": 1080, "height": 1920}, has_touch=True)
+    page.on("console", lambda message: errors.append(f"{page.url}: {message.text}")
+            if message.type == "error" and "CORS" in message.text else None)  # a refused bridge call
+    page.goto(f"{kiosk.url}/")  # where `queue-kiosk run` points Chromium
+    expect(page).to_have_url(f"{server.base}/kiosk/demo")
+    page.get_by_role("button", name=re.compile("Accounts and deposits")).click()
+    expect(page.locator("#t-label")).to_have_text("A001")
+    expect(page.locator("#t-print-status")).to_have_text("Please take your printed ticket.")
+    save_screenshot(page, tmp_path, "kiosk-printed.png")
+    track_url = page.locator("#ticket-screen").get_attribute("data-track-url")
+    assert track_url.startswith(server.base + "/t/")
+    assert_ticket_bytes(printed.read_bytes(), label="A001", url=track_url)
