@@ -531,10 +531,12 @@ def _minutes(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def history(session: Session, customer_id: int, branch_ids: list[int] | None = None, *,
-            limit: int | None = None) -> list[dict]:
+            limit: int | None = None, exclude_ticket: int | None = None) -> list[dict]:
     """Every booking, check-in, ticket (with wait and service time), no-show, cancellation and
     rating, newest first. `branch_ids` limits it to those branches (None: all)."""
     ticket_q = select(Ticket).where(Ticket.customer_id == customer_id)
+    if exclude_ticket is not None:
+        ticket_q = ticket_q.where(Ticket.id != exclude_ticket)
     booking_q = select(Appointment).where(Appointment.customer_id == customer_id)
     feedback_q = select(Feedback).where(Feedback.customer_id == customer_id, Feedback.answered_at.is_not(None))
     if branch_ids is not None:
@@ -657,7 +659,7 @@ def attach_to_ticket(session: Session, ticket_id: int, staff: Staff, *, customer
 
 
 def ticket_customer(session: Session, ticket_id: int, staff: Staff, *, recent: int = 5) -> dict:
-    """For the counter: the current ticket's customer with their recent visits at these branches."""
+    """For the counter: the current ticket's customer with their earlier visits at these branches."""
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
         raise NotFound("ticket_not_found", f"No ticket {ticket_id}.")
@@ -668,7 +670,7 @@ def ticket_customer(session: Session, ticket_id: int, staff: Staff, *, recent: i
     customer = session.get(Customer, ticket.customer_id)
     standing = session.get(CustomerStanding, (customer.id, ticket.branch_id))
     return {"customer": customer, "standing": standing,
-            "recent": history(session, customer.id, branch_ids, limit=recent)}
+            "recent": history(session, customer.id, branch_ids, limit=recent, exclude_ticket=ticket.id)}
 
 
 # --- merge, export, erase ------------------------------------------------------------------------
