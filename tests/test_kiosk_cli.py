@@ -218,28 +218,11 @@ def lan_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-class LanServer(Server):
-    """The server on the machine's network address, as a lobby kiosk reaches it (not on loopback)."""
-
-    def __init__(self, db_path, log_path, host):
-        super().__init__(db_path, log_path)
-        self.base = f"http://{host}:{self.port}"
-        self.env["QUEUE_APP_BASE_URL"] = self.base
-
-    def start(self) -> None:
-        real_popen = subprocess.Popen
-        subprocess.Popen = lambda args, **kw: real_popen([*args, "--host", "0.0.0.0"], **kw)
-        try:
-            super().start()
-        finally:
-            subprocess.Popen = real_popen
-
-
 def test_the_kiosk_page_in_chromium_prints_through_the_bridge(seeded, db_path, tmp_path):
     # From a page that is not on loopback, Chromium's Local Network Access blocks calls to
     # 127.0.0.1 unless started the way `queue-kiosk run` starts it: use those switches.
     host = lan_address()
-    server = LanServer(db_path, tmp_path / "server.log", host) if host else Server(db_path, tmp_path / "server.log")
+    server = Server(db_path, tmp_path / "server.log", host=host or "127.0.0.1")
     server.start()
     printed = tmp_path / "printer.bin"
     switches = [arg for arg in chromium_command("chromium", "about:blank", str(tmp_path))
