@@ -260,3 +260,17 @@ def print_in_chromium(browser, server, kiosk, printed, errors, tmp_path):
     track_url = page.locator("#ticket-screen").get_attribute("data-track-url")
     assert track_url.startswith(server.base + "/t/")
     assert_ticket_bytes(printed.read_bytes(), label="A001", url=track_url)
+
+
+def test_status_and_test_print_check_the_printer_and_the_server(server, tmp_path):
+    printed = tmp_path / "printer.bin"
+    config_path = paired_config(server, tmp_path, "Lobby left", {"type": "file", "path": str(printed)})
+    status = kiosk_cli(config_path, "status")
+    assert status.returncode == 0, status.stderr
+    assert "Printer (file): ok" in status.stdout and f"Server {server.base}: ok" in status.stdout
+    sample = kiosk_cli(config_path, "test-print")
+    assert sample.returncode == 0 and "Printed a test ticket" in sample.stdout
+    assert_ticket_bytes(printed.read_bytes(), label="A001", url=server.base + "/t/test")
+    server.stop()
+    down = kiosk_cli(config_path, "status")
+    assert down.returncode == 1 and "cannot reach" in down.stdout
