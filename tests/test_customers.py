@@ -361,3 +361,19 @@ def test_the_audit_log_is_append_only_and_records_role_and_counter_changes(app, 
     with pytest.raises(audit.AppendOnly):
         session.execute(update(AuditEntry).values(action="x"))
     session.rollback()
+
+
+def test_retention_clears_old_feedback_comments_and_alerts_of_anonymous_records(session):
+    from queue_app.domain import retention
+
+    old = new_customer(session, "+886912000009", "Olga Old")
+    history_of(session, old, [500, 530, 560, 590, 620, 650, 680, 710])
+    ticket = session.scalar(select(Ticket).where(Ticket.customer_id == old.id).order_by(Ticket.id.desc()))
+    customers.submit_feedback(session, ticket.id, 3, 5, "Olga here, call me", now=ticket.finished_at)
+    customers.recompute_branch(session, "demo", now=NOW - timedelta(days=300))
+    assert session.scalar(select(func.count(ChurnAlert.id))) == 1
+    retention.purge_personal_data(session, timedelta(days=365), now=NOW)
+    answer = session.scalar(select(Feedback).where(Feedback.ticket_id == ticket.id))
+    assert (answer.rating, answer.nps, answer.comment, answer.customer_id) == (3, 5, "", None)
+    assert session.scalar(select(func.count(ChurnAlert.id))) == 0
+    assert "Olga" not in _all_text(session)

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import customers, hours, notify, numbering, queueing
+from queue_app.domain import audit, customers, hours, notify, numbering, queueing
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.booking_rules import BookingRules, rules_for
 from queue_app.domain.errors import Conflict, Invalid, NotFound
@@ -413,6 +413,7 @@ def lift_block(session: Session, customer_id: int) -> Customer:
         if customer is None:
             raise NotFound("customer_not_found", f"No customer {customer_id}.")
         customer.booking_blocked_until = None
+        audit.record(session, "customer.unblocked", "customer", customer.id)
     return customer
 
 

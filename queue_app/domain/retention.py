@@ -2,17 +2,18 @@
 
 Tickets, bookings and their events are kept (waits, service times and no-show rates need them);
 what identifies a person is cleared once every visit of theirs is older than the retention
-period: the booking's name, the link from tickets and bookings to the customer, the addresses in
-sent messages, and finally the customer's own phone, e-mail and name. Idempotent.
+period: the booking's name, the link from tickets, bookings and feedback answers to the
+customer (and the answers' comments), the addresses in sent messages, and finally the customer's
+own phone, e-mail and name (and the churn alerts of such anonymous records). Idempotent.
 """
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from queue_app.domain.transaction import write_transaction
-from queue_app.models import Appointment, Customer, Notification, Ticket, utcnow
+from queue_app.models import Appointment, ChurnAlert, Customer, Feedback, Notification, Ticket, utcnow
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ def purge_personal_data(session: Session, keep: timedelta, *, now: datetime | No
             .where(Notification.created_at < cutoff, Notification.recipient != "")
             .values(recipient="", payload={})
         ).rowcount
+        # Answers to old visits keep their ratings (statistics) but lose the person and the free text.
+        session.execute(
+            update(Feedback)
+            .where(Feedback.ticket_id.in_(select(Ticket.id).where(Ticket.issued_at < cutoff)),
+                   Feedback.customer_id.is_not(None) | (Feedback.comment != "") | Feedback.token_hash.is_not(None))
+            .values(customer_id=None, comment="", token_hash=None)
+            .execution_options(synchronize_session=False)
+        )
         # A customer with no visit left inside the period has nothing that needs their identity.
         recent_ticket = exists().where(Ticket.customer_id == Customer.id)
         recent_booking = exists().where(Appointment.customer_id == Customer.id)
@@ -59,5 +68,8 @@ def purge_personal_data(session: Session, keep: timedelta, *, now: datetime | No
             .values(phone=None, email=None, name="")
             .execution_options(synchronize_session=False)
         ).rowcount
+        # Nobody can contact an anonymous record: its churn alerts go.
+        session.execute(delete(ChurnAlert).where(ChurnAlert.customer_id.in_(
+            select(Customer.id).where(Customer.phone.is_(None), Customer.email.is_(None), Customer.name == ""))))
     return Purged(appointments, tickets, notifications, customers)
 
