@@ -462,8 +462,9 @@ def _scan_churn(session: Session, branch: Branch, rules: CustomerRules, now: dat
             branch_id=branch.id, customer_id=standing.customer_id, reason=reason,
             last_visit_at=standing.last_visit_at, usual_interval_days=standing.usual_interval_days,
             segment=standing.segment, created_at=now,
-        ).on_conflict_do_nothing(index_elements=["branch_id", "customer_id", "last_visit_at"]))
-        added += result.rowcount or 0
+        ).on_conflict_do_nothing(index_elements=["branch_id", "customer_id", "last_visit_at"])
+            .returning(ChurnAlert.id))
+        added += len(result.all())  # rowcount is -1 on some drivers for ON CONFLICT DO NOTHING
     return added
 
 

@@ -1,0 +1,36 @@
+"""Customer records on PostgreSQL: recompute and churn (insert-once), feedback once, merge, erasure."""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from queue_app.demo_customers import seed_customer_history
+from queue_app.domain import customers
+from queue_app.domain.errors import Conflict
+from queue_app.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback, Staff, Ticket
+
+from test_customers import NOW
+
+
+def test_customer_records_on_postgres(pg_session):
+    session = pg_session
+    seed_customer_history(session, "demo", now=NOW)
+    assert session.scalar(select(func.count()).select_from(CustomerStanding)) == 12
+    alerts = session.scalar(select(func.count(ChurnAlert.id)))
+    assert alerts >= 1
+    again = customers.recompute_branch(session, "demo", now=NOW)
+    assert (again["changed"], again["new_alerts"]) == (0, 0)
+    ticket = session.scalar(select(Ticket).outerjoin(Feedback, Feedback.ticket_id == Ticket.id)
+                            .where(Ticket.status == "done", Feedback.id.is_(None)).order_by(Ticket.id.desc()).limit(1))
+    customers.submit_feedback(session, ticket.id, 5, 10, now=ticket.finished_at)
+    with pytest.raises(Conflict):
+        customers.submit_feedback(session, ticket.id, 1, 0, now=ticket.finished_at)
+    manager = session.scalar(select(Staff).where(Staff.email == "manager@demo.test"))
+    ids = session.scalars(select(Customer.id).order_by(Customer.id).limit(2)).all()
+    visits = session.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id.in_(ids)))
+    customers.merge(session, ids[0], ids[1], manager, now=NOW)
+    assert session.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id == ids[0])) == visits
+    customers.erase(session, ids[0], manager, now=NOW + timedelta(days=1))
+    assert session.get(Customer, ids[0]) is None
+    assert session.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id.is_(None))) >= visits
+    assert session.scalar(select(func.count(AuditEntry.id)).where(AuditEntry.action == "customer.erased")) == 1
