@@ -76,6 +76,9 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    from queue_app.web import estimate_text
+
+    estimate_text.init_app(app)
     limiter.init_app(app)
 
     from queue_app.web import api, pages

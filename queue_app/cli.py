@@ -190,10 +190,10 @@ def demo(host, port, no_traffic):
         # reminder mail, kiosk check-in and the call can all be tried at any hour.
         catalogue.update_branch(db.session, DEMO_BRANCH, opening_hours={d: [["00:00", "24:00"]] for d in WEEKDAYS},
                                 booking_rules={"min_notice_minutes": 10})
-        # Weeks of customer history: segments, a churn list and feedback results on first start.
-        from queue_app.demo_customers import seed_customer_history
+    # Weeks of customer history: segments, a churn list and feedback results (once per database).
+    from queue_app.demo_customers import seed_customer_history
 
-        seed_customer_history(db.session, DEMO_BRANCH)
+    seed_customer_history(db.session, DEMO_BRANCH)
     # Booking mail and SMS are printed here, whatever SMTP settings the shell has.
     app.config["QUEUE_APP_MAIL_DRIVER"] = "console"
     app.config["QUEUE_APP_SMS_DRIVER"] = "console"
@@ -301,7 +301,41 @@ def restore(source, yes):
     click.echo(f"Restored {target_path} from {source}.")
 
 
-COMMANDS = (backup, restore, init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo, scheduler)
+@click.command("simulate")
+@click.option("--scenario", "scenario_path", required=True, type=click.Path(dir_okay=False),
+              help="Scenario file (see ../shared/scenarios/README.md for the fields).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same run.")
+@click.option("--days", type=click.IntRange(min=1), help="Open days to simulate (default: the scenario's).")
+@click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False),
+              help="Write one JSON object per ticket here (JSON lines).")
+@click.option("--database", type=click.Path(dir_okay=False),
+              help="Keep the simulated branch's database in this new SQLite file (default: temporary).")
+def simulate_command(scenario_path, seed, days, report_path, database):
+    """Simulate a branch day by day through the real queue, booking and estimate code."""
+    import logging
+
+    from queue_app import simulation
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        scenario = simulation.load_scenario(scenario_path)
+    except simulation.ScenarioError as error:
+        raise click.ClickException(f"Scenario: {error}") from None
+
+    def progress(index, total, day):
+        waits = day.waits
+        mean = sum(waits) / len(waits) if waits else 0.0
+        click.echo(f"day {index}/{total} {day.day}: {day.tickets} tickets, {day.served} served, "
+                   f"{day.abandoned} gave up, mean wait {mean:.1f} min", err=True)
+
+    try:
+        simulation.simulate(scenario, seed, report_path, days=days, database=database, progress=progress)
+    except simulation.ScenarioError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Report written to {report_path}.")
+
+
+COMMANDS = (simulate_command, backup, restore, init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo, scheduler)
 
 
 def init_app(app) -> None:

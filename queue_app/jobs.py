@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = "scheduler.lock"
 OUTBOX_SECONDS = 30
+ALMOST_TURN_SECONDS = 30  # "almost your turn" alerts (estimates move as time passes, not only on changes)
 NO_SHOW_SECONDS = 60
 CLOSE_DAY_SECONDS = 600
 RETENTION_SECONDS = 6 * 3600  # idempotent; a few runs a day catch up after downtime
@@ -113,10 +114,18 @@ def close_days(app, now: datetime | None = None) -> None:
     _run(app, "close_days", work)
 
 
+def alert_almost_turn(app, now: datetime | None = None) -> None:
+    from queue_app.domain import turn_alerts
+
+    _run(app, "almost_turn", lambda session: turn_alerts.send_almost_turn(session, now=now))
+
+
 def add_jobs(scheduler, app) -> None:
     start = datetime.now(timezone.utc)  # first run at once: catch up after downtime
     common = {"coalesce": True, "max_instances": 1, "next_run_time": start, "replace_existing": True}
     scheduler.add_job(send_outbox, "interval", seconds=OUTBOX_SECONDS, args=[app], id="send_outbox", **common)
+    scheduler.add_job(alert_almost_turn, "interval", seconds=ALMOST_TURN_SECONDS, args=[app], id="almost_turn",
+                      **common)
     scheduler.add_job(sweep_no_shows, "interval", seconds=NO_SHOW_SECONDS, args=[app], id="sweep_no_shows", **common)
     scheduler.add_job(close_days, "interval", seconds=CLOSE_DAY_SECONDS, args=[app], id="close_days", **common)
     scheduler.add_job(purge_personal_data, "interval", seconds=RETENTION_SECONDS, args=[app], id="retention", **common)

@@ -235,8 +235,9 @@ class DayStats:
 
 
 class BranchSimulation:
-    def __init__(self, session: Session, scenario: Scenario, seed: int, report: Callable[[dict], None]):
-        self.session, self.scenario, self.report = session, scenario, report
+    def __init__(self, session: Session, scenario: Scenario, seed: int, report: Callable[[dict], None],
+                 observer: Callable[["BranchSimulation", datetime, Ticket, dict], None] | None = None):
+        self.session, self.scenario, self.report, self.observer = session, scenario, report, observer
         self.rng = random.Random(seed)
         self.branch, counter_ids = create_branch(session, scenario)
         self.counters = {name: CounterRun(counter_ids[name], spec) for spec in scenario.counters
@@ -363,6 +364,8 @@ class BranchSimulation:
             "estimate_minutes": ticket.estimate_minutes, "low_minutes": ticket.estimate_low,
             "high_minutes": ticket.estimate_high, "actual_wait_minutes": None, "abandoned": False,
         }
+        if self.observer:  # benchmarks look at the branch as the ticket was issued
+            self.observer(self, now, ticket, self.rows[ticket.id])
         if math.isfinite(patience):
             self.at(now + timedelta(minutes=patience), self.gives_up, ticket.id)
         for run in self.counters.values():
@@ -441,6 +444,7 @@ def ahead_sharing_counters(session: Session, ticket: Ticket) -> int:
 def simulate(
     scenario: Scenario, seed: int, report_path: str | Path | None = None, *, days: int | None = None,
     database: str | Path | None = None, progress: Callable[[int, int, DayStats], None] | None = None,
+    observer: Callable[[BranchSimulation, datetime, Ticket, dict], None] | None = None,
 ) -> list[DayStats]:
     """Run the scenario on a fresh database (a temporary file unless `database` is given).
 
@@ -464,7 +468,8 @@ def simulate(
                 upgrade(directory=str(MIGRATIONS_DIR))
                 with Session(db.engine, info={QUIET_KEY: True}) as session:
                     sim = BranchSimulation(session, scenario, seed,
-                                           lambda row: out.write(json.dumps(row) + "\n") if out else None)
+                                           lambda row: out.write(json.dumps(row) + "\n") if out else None,
+                                           observer)
                     open_days = scenario.open_days(days)
                     results = []
                     for index, day in enumerate(open_days, 1):

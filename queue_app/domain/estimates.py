@@ -59,8 +59,9 @@ class Estimate:
     """What a ticket holder is told.
 
     state: "waiting" (minutes and range given), "no_counter" (no counter serves the service now;
-    opens_at says when the next one opens, or None when none does today), "closed" (after hours),
-    "not_waiting" (called, served or gone).
+    opens_at says when the next one opens, with minutes counted from then on, or None when none
+    does today), "closed" (after hours: no counter open or due today), "not_waiting" (called,
+    served or gone).
     """
 
     state: str
@@ -259,7 +260,7 @@ def _counter_windows(counter: Counter, branch: Branch, now: datetime, day, closi
     for start, end in intervals:
         if end <= now:
             continue
-        start_min = (start - now).total_seconds() / MINUTE
+        start_min = max(0.0, (start - now).total_seconds() / MINUTE)
         # Staff whose shift ends at closing serve everyone who already has a ticket.
         end_min = math.inf if closing is not None and end >= closing else (end - now).total_seconds() / MINUTE
         windows.append((start_min, end_min))
@@ -316,10 +317,11 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
         ):
             pending.append(PendingBooking(service_id, start_at, (now - start_at).total_seconds() / MINUTE,
                                           rules.check_in_late_minutes))
-    opens_at = {}
+    opens_at = {}  # only for services no counter serves right now
     for service_id in {w.service_id for w in waiting} | {s.id for s in branch.services}:
         starts = [c.windows[0][0] for c in states if service_id in c.service_ids and c.windows]
-        opens_at[service_id] = now + timedelta(minutes=min(starts)) if starts else None
+        if not starts or min(starts) > 0:
+            opens_at[service_id] = now + timedelta(minutes=min(starts)) if starts else None
     return BranchNow(now, states, waiting, pending, opens_at)
 
 
@@ -479,15 +481,24 @@ def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles) -> l
     return [float(values[min(np.searchsorted(cumulative, q), len(values) - 1)]) for q in quantiles]
 
 
-def _summarise(calls: np.ndarray, weights: np.ndarray, opens_at: datetime | None, closed: bool) -> Estimate:
+def _summarise(calls: np.ndarray, weights: np.ndarray, service_id: int, state: BranchNow, closed: bool) -> Estimate:
+    """The estimate from one ticket's call times across replications.
+
+    "no_counter" when no counter serves the service right now: with opens_at (and the minutes,
+    counted from then on) when one opens later today, without when none does.
+    """
+    if closed:
+        return Estimate("closed")
+    waiting_for_counter = service_id in state.opens_at
+    opens_at = state.opens_at.get(service_id)
     finite = np.isfinite(calls) & (weights > 0)
     if finite.mean() < 0.5:
-        return Estimate("closed" if closed else "no_counter", opens_at=opens_at)
+        return Estimate("no_counter", opens_at=opens_at)
     values, w = calls[finite], weights[finite]
     mean = float(np.average(values, weights=w))
     low, high = _weighted_quantiles(values, w, RANGE)
-    return Estimate("waiting", minutes=max(0, round(mean)), low=max(0, math.floor(low)),
-                    high=max(0, math.ceil(high)), mean=mean)
+    return Estimate("no_counter" if waiting_for_counter else "waiting", minutes=max(0, round(mean)),
+                    low=max(0, round(low)), high=max(0, round(high)), opens_at=opens_at, mean=mean)
 
 
 @dataclass
@@ -515,8 +526,7 @@ def estimate_branch(session: Session, branch: Branch, now: datetime | None = Non
     tickets, ahead = {}, {}
     shared: dict[int, set[int]] = {}
     for column, ticket in enumerate(state.waiting):
-        tickets[ticket.id] = _summarise(runs.call[:, column], runs.weight[:, column],
-                                        state.opens_at.get(ticket.service_id), closed)
+        tickets[ticket.id] = _summarise(runs.call[:, column], runs.weight[:, column], ticket.service_id, state, closed)
         if ticket.service_id not in shared:
             shared[ticket.service_id] = {s for c in state.counters if ticket.service_id in c.service_ids
                                          for s in c.service_ids} or {ticket.service_id}
@@ -528,7 +538,7 @@ def estimate_branch(session: Session, branch: Branch, now: datetime | None = Non
             continue
         calls = queue.next_ticket(service.id)
         weights = np.exp(-rate * np.where(np.isfinite(calls), calls, 0)) if rate > 0 else np.ones_like(calls)
-        new_ticket[service.id] = _summarise(calls, weights, state.opens_at.get(service.id), closed)
+        new_ticket[service.id] = _summarise(calls, weights, service.id, state, closed)
     return BranchEstimates(tickets, new_ticket, ahead)
 
 

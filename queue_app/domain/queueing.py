@@ -137,7 +137,7 @@ def add_ticket(
                                                          "credit_minutes": credit.total_seconds() / 60})
     # The estimate given at issue is kept, so estimates can later be judged against real waits.
     given = estimates.estimate_branch(session, branch, now, per_service=False).tickets.get(ticket.id)
-    if given is not None and given.state == "waiting":
+    if given is not None and given.minutes is not None:
         ticket.estimate_minutes, ticket.estimate_low, ticket.estimate_high = given.minutes, given.low, given.high
     return IssuedTicket(ticket=ticket, token=token)
 

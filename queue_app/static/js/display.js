@@ -86,6 +86,8 @@
       item.appendChild(el("span", "waiting-code", service.service));
       item.appendChild(el("span", "waiting-name", service.name));
       item.appendChild(el("span", "waiting-count", String(service.count)));
+      // "Standard: about 14 min" for someone taking a ticket now.
+      item.appendChild(el("span", "waiting-estimate", Q.estimateText(service.estimate, text.estimates, true)));
       list.appendChild(item);
     });
   }

@@ -19,6 +19,25 @@
     });
   }
 
+  /**
+   * How a wait estimate reads ({state, minutes, low, high, opens_at}); `texts` are the page's
+   * translated estimate templates (web/estimate_text.py). `short` gives "about 14 min".
+   */
+  function estimateText(estimate, texts, short) {
+    if (!estimate) return "";
+    if (estimate.state === "waiting") {
+      if (!estimate.minutes) return texts.very_soon;
+      return format(short ? texts.display_estimate : texts.estimate, estimate);
+    }
+    if (estimate.state === "no_counter") {
+      if (!estimate.opens_at) return texts.no_counter;
+      var values = { time: estimate.opens_at.slice(11, 16), minutes: estimate.minutes };
+      return format(estimate.minutes === null ? texts.no_counter_until : texts.opens_about, values);
+    }
+    if (estimate.state === "closed") return texts.closed;
+    return "";
+  }
+
   function show(element, visible) {
     if (element) element.hidden = !visible;
   }
@@ -124,6 +143,7 @@
   global.QueueApp = {
     pageData: pageData,
     format: format,
+    estimateText: estimateText,
     show: show,
     request: request,
     Unreachable: Unreachable,

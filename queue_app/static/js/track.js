@@ -31,8 +31,10 @@
     byId("tr-service").textContent = status.service_name;
     byId("tr-ahead").textContent = String(status.ahead);
     byId("tr-position").textContent = String(status.position);
-    byId("tr-estimate").textContent = Q.format(text.estimate, status.estimate);
-    Q.show(byId("tr-estimate"), status.ahead > 0);
+    var estimate = Q.estimateText(status.estimate, text.estimates);
+    byId("tr-estimate").textContent = estimate;
+    Q.show(byId("tr-estimate"), status.status === "waiting" && !!estimate);
+    Q.show(byId("tr-almost"), status.status === "waiting" && !!status.almost_turn);
     Q.show(byId("tr-next"), status.ahead === 0);
     Q.show(byId("tr-postponed"), status.postponed);
     byId("tr-counter").textContent = status.counter || "";
@@ -40,7 +42,8 @@
     Q.show(postponeButton, status.status === "waiting" && !status.postponed);
     Q.show(leaveButton, status.status === "waiting" || status.status === "called");
     document.title = status.status === "called"
-      ? Q.format(text.title_called, { counter: status.counter, label: status.label }) : baseTitle;
+      ? Q.format(text.title_called, { counter: status.counter, label: status.label })
+      : status.almost_turn ? Q.format(text.almost_turn_title, { label: status.label }) : baseTitle;
   }
 
   /** It is the holder's turn: make sure they notice, even with the phone in a pocket. */
@@ -52,8 +55,28 @@
     called.classList.add("pulse");
   }
 
+  /** A short two-tone beep (where the browser lets a page play sound) and a vibration. */
+  function nudgeHolder() {
+    if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    try {
+      var context = new Context();
+      [660, 880].forEach(function (pitch, index) {
+        var tone = context.createOscillator();
+        var gain = context.createGain();
+        tone.frequency.value = pitch;
+        gain.gain.value = 0.15;
+        tone.connect(gain).connect(context.destination);
+        tone.start(context.currentTime + index * 0.25);
+        tone.stop(context.currentTime + index * 0.25 + 0.2);
+      });
+    } catch (blocked) { /* no sound before the first tap on some browsers: the vibration and text remain */ }
+  }
+
   function onTicket(status) {
     var previous = current.status;
+    var wasAlmost = !!current.almost_turn;
     var snapshot = joinPending;
     joinPending = false;
     current = status;
@@ -61,6 +84,7 @@
     // A live push with "called" is the call or a recall; a snapshot only counts if it is news
     // (called while the phone slept), not the state the page already showed.
     if (status.status === "called" && (!snapshot || previous !== "called")) alertHolder();
+    else if (status.status === "waiting" && status.almost_turn && !wasAlmost) nudgeHolder();
   }
 
   function act(method, url, done) {

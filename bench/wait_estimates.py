@@ -1,0 +1,153 @@
+"""How good are the wait estimates? The product's estimator against the naive rule and an oracle.
+
+    python bench/wait_estimates.py [--days 40] [--seed 1] [--scenarios DIR]
+
+Runs each scenario of ../shared/scenarios/ through the branch simulator (the real product on a
+real SQLite file, simulated clock). For every walk-in it records, at issue time:
+
+- the product's estimate (the one stored on the ticket and shown to the customer);
+- the naive rule: (people ahead + 1) x mean service time / open counters serving the service;
+- the oracle: the same branch state re-simulated 400 times for the rest of the day with the
+  scenario's true parameters (true service-time distributions, patience, no-show rate and
+  punctuality) instead of what the product learned from its history.
+
+Scored on walk-ins who were served (their real wait is known): MSE, MAE, bias, the same by real
+wait band (0-5, 5-15, 15+ minutes), and how often the 80 % range held the real wait among those
+who waited at all. The last line is one JSON object with the ratios per scenario.
+
+The oracle plays the queue forward with the product's own engine (ticket-order dispatch), which is
+exact for these scenarios' counters (all serve every service) and bookings; it differs from the
+product only in knowing the true parameters. Baseline and oracle are measured in the same run.
+"""
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from queue_app.domain import estimates  # noqa: E402
+from queue_app.simulation import load_scenario, simulate  # noqa: E402
+
+BANDS = (("0-5", 0, 5), ("5-15", 5, 15), ("15+", 15, math.inf))
+ORACLE_REPLICATIONS = 400
+
+
+def true_parameters(sim, rng: np.random.Generator) -> estimates.Learned:
+    """What an all-knowing estimator would use: large samples from the scenario's distributions."""
+    scenario = sim.scenario
+    samples = {}
+    for spec in scenario.services:
+        source = _Random(rng)
+        draws = np.array([spec.draw(source) for _ in range(20000)])
+        samples[sim.service_ids[spec.code]] = draws
+    mean, sd = scenario.arrival_offset
+    return estimates.Learned(
+        service_samples=samples, service_means={k: float(v.mean()) for k, v in samples.items()},
+        service_visits={k: len(v) for k, v in samples.items()}, counter_speed={},
+        patience_rate=1 / scenario.patience_mean if scenario.patience_mean else 0.0,
+        no_show=scenario.no_show_rate, arrival_offsets=rng.normal(mean, sd, 20000) if sd else np.full(20000, mean),
+        learned_at=None,
+    )
+
+
+class _Random:
+    """random.Random-like view of a numpy generator for ServiceSpec.draw."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def expovariate(self, rate):
+        return self.rng.exponential(1 / rate)
+
+    def lognormvariate(self, mu, sigma):
+        return self.rng.lognormal(mu, sigma)
+
+
+def run(scenario_path: Path, days: int | None, seed: int) -> dict:
+    scenario = load_scenario(scenario_path)
+    naive_mean = scenario.mean_service_minutes()
+    rng = np.random.default_rng(seed)
+    truth = {}
+    records = []
+
+    def observe(sim, now, ticket, row):
+        if row["kind"] != "walk_in":
+            return
+        if "learned" not in truth:
+            truth["learned"] = true_parameters(sim, rng)
+        oracle = estimates.estimate_branch(sim.session, sim.branch, now, replications=ORACLE_REPLICATIONS,
+                                           learned=truth["learned"], per_service=False, seed=len(records))
+        found = oracle.tickets.get(ticket.id)
+        records.append((row, found.mean if found and found.mean is not None else None))
+
+    started = time.time()
+
+    def progress(index, total, day):
+        print(f"  {scenario.name}: day {index}/{total} {day.day} tickets {day.tickets} "
+              f"({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    simulate(scenario, seed, None, days=days, progress=progress, observer=observe)
+    served = [(row, oracle) for row, oracle in records
+              if not row["abandoned"] and row["actual_wait_minutes"] is not None
+              and row["estimate_minutes"] is not None and oracle is not None]
+    actual = np.array([row["actual_wait_minutes"] for row, _ in served])
+    product = np.array([row["estimate_minutes"] for row, _ in served], dtype=float)
+    naive = np.array([(row["n_ahead"] + 1) * naive_mean / max(1, row["open_counters"]) for row, _ in served])
+    oracle = np.array([o for _, o in served])
+    low = np.array([row["low_minutes"] for row, _ in served], dtype=float)
+    high = np.array([row["high_minutes"] for row, _ in served], dtype=float)
+
+    def scores(estimate, mask):
+        error = estimate[mask] - actual[mask]
+        return {"mse": float(np.mean(error ** 2)), "mae": float(np.mean(np.abs(error))),
+                "bias": float(np.mean(error))} if mask.any() else None
+
+    everyone = np.ones(len(actual), dtype=bool)
+    print(f"\n{scenario.name}: {len(records)} walk-ins, {len(served)} served, {time.time() - started:.0f} s")
+    print(f"{'':10}{'band':>6}{'n':>6}{'MSE':>9}{'RMSE':>8}{'MAE':>8}{'bias':>8}")
+    for name, estimate in (("product", product), ("naive", naive), ("oracle", oracle)):
+        for band, lo, hi in (("all", 0, math.inf), *BANDS):
+            mask = everyone if band == "all" else (actual >= lo) & (actual < hi)
+            s = scores(estimate, mask)
+            if s:
+                print(f"{name:10}{band:>6}{int(mask.sum()):>6}{s['mse']:>9.2f}{math.sqrt(s['mse']):>8.2f}"
+                      f"{s['mae']:>8.2f}{s['bias']:>8.2f}")
+    waited = actual > 0
+    coverage = float(np.mean((low[waited] <= actual[waited]) & (actual[waited] <= high[waited])))
+    print(f"80 % range coverage among the {int(waited.sum())} who waited: {coverage:.3f}")
+    big = actual >= 15
+    return {
+        "walk_ins_served": len(served),
+        "mse_vs_naive": round(scores(product, everyone)["mse"] / scores(naive, everyone)["mse"], 3),
+        "mse_vs_oracle": round(scores(product, everyone)["mse"] / scores(oracle, everyone)["mse"], 3),
+        "mse_vs_naive_15plus": round(scores(product, big)["mse"] / scores(naive, big)["mse"], 3) if big.any() else None,
+        "bias_minutes": round(scores(product, everyone)["bias"], 3),
+        "coverage80": round(coverage, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", type=Path, default=ROOT.parent / "shared" / "scenarios")
+    parser.add_argument("--days", type=int, default=None, help="open days per scenario (default: the scenario's)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", help="run one scenario by file stem, e.g. nominal")
+    args = parser.parse_args()
+    import logging
+
+    logging.disable(logging.INFO)
+    paths = sorted(p for p in args.scenarios.glob("*.json") if not args.only or p.stem == args.only)
+    if not paths:
+        sys.exit(f"no scenario files in {args.scenarios}")
+    results = {path.stem: run(path, args.days, args.seed) for path in paths}
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

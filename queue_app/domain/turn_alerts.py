@@ -1,0 +1,92 @@
+""""Almost your turn": tell a waiting customer once, when the call is near.
+
+A waiting ticket is due an alert when its estimate falls to the branch's `almost_turn_minutes`
+or the people ahead of it to `almost_turn_position`. The alert is recorded on the ticket with a
+conditional update (`almost_turn_at IS NULL`), so it is sent once even if two schedulers run;
+the same transaction records an `almost_turn` event (the phone page gets the push, with sound and
+vibration where the browser allows) and, where the customer left an e-mail or phone number, puts
+a message in the outbox.
+"""
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from queue_app.domain import estimates, events, numbering
+from queue_app.domain.transaction import write_transaction
+from queue_app.models import Branch, Customer, Notification, Ticket, utcnow
+
+TEXTS = {
+    "en": ("Almost your turn: {label}", "{label} at {branch}: about {minutes} min to your turn. Please come to the waiting area."),
+    "zh_Hant": ("快輪到您了：{label}", "{branch} {label}：約 {minutes} 分鐘後輪到您，請回到等候區。"),
+    "zh_Hans": ("快轮到您了：{label}", "{branch} {label}：约 {minutes} 分钟后轮到您，请回到等候区。"),
+}
+
+
+def due_tickets(session: Session, branch: Branch, now: datetime) -> list[tuple[int, estimates.Estimate]]:
+    """Waiting tickets whose alert is due now and not yet sent."""
+    found = estimates.estimate_branch(session, branch, now, per_service=False)
+    due = []
+    for ticket_id, estimate in found.tickets.items():
+        near = estimate.state == "waiting" and estimate.minutes <= branch.almost_turn_minutes
+        if near or found.ahead.get(ticket_id, 0) < branch.almost_turn_position:
+            due.append((ticket_id, estimate))
+    if not due:
+        return []
+    unsent = set(session.scalars(
+        select(Ticket.id).where(Ticket.id.in_([t for t, _ in due]), Ticket.almost_turn_at.is_(None))
+    ))
+    return [(ticket_id, estimate) for ticket_id, estimate in due if ticket_id in unsent]
+
+
+def _message(session: Session, ticket: Ticket, estimate: estimates.Estimate, now: datetime) -> None:
+    if ticket.customer_id is None:
+        return
+    customer = session.get(Customer, ticket.customer_id)
+    if customer is None:
+        return
+    language = customer.language if customer.language in TEXTS else "en"
+    subject, body = TEXTS[language]
+    values = {"label": ticket.label, "branch": ticket.branch.name,
+              "minutes": estimate.minutes if estimate.minutes is not None else "-"}
+    for channel, recipient in (("sms", customer.phone), ("email", customer.email)):
+        if not recipient:
+            continue
+        session.add(Notification(
+            channel=channel, recipient=recipient, template="almost_turn", language=language,
+            payload={"subject": subject.format(**values), "body": body.format(**values)},
+            dedupe_key=f"almost_turn:{ticket.id}", status="pending", attempts=0, next_attempt_at=now,
+            last_error="", created_at=now,
+        ))
+        return  # one channel is enough: the phone first, it is the one people look at
+
+
+def send_almost_turn(session: Session, *, now: datetime | None = None) -> int:
+    """Alert every waiting ticket that is near its turn, once. Returns how many were alerted."""
+    now = now or utcnow()
+    sent = 0
+    branch_ids = session.scalars(
+        select(Ticket.branch_id).where(Ticket.status == "waiting", Ticket.almost_turn_at.is_(None)).distinct()
+    ).all()
+    for branch_id in branch_ids:
+        branch = session.get(Branch, branch_id)
+        today = numbering.local_day(now, branch.zone)
+        due = due_tickets(session, branch, now)
+        if not due:
+            continue
+        with write_transaction(session):
+            for ticket_id, estimate in due:
+                claimed = session.execute(
+                    update(Ticket)
+                    .where(Ticket.id == ticket_id, Ticket.status == "waiting", Ticket.local_date == today,
+                           Ticket.almost_turn_at.is_(None))
+                    .values(almost_turn_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if not claimed:
+                    continue  # called meanwhile, or another scheduler sent it
+                ticket = session.get(Ticket, ticket_id, populate_existing=True)
+                events.record(session, ticket, "almost_turn", now, data={"minutes": estimate.minutes})
+                _message(session, ticket, estimate, now)
+                sent += 1
+    return sent

@@ -1,0 +1,238 @@
+"""Wait estimates: queueing theory checks, learning from history, honest states, almost-your-turn."""
+import math
+import random
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from conftest import utc
+from queue_app.domain import catalogue, estimates, queueing, turn_alerts
+from queue_app.domain.catalogue import get_branch
+from queue_app.models import Counter, Notification, Service, Ticket, TicketEvent
+
+MONDAY_0800_TAIPEI = utc(2026, 3, 2, 0, 0)  # demo branch opens at 09:00 local (01:00 UTC)
+
+
+# --- M/M/s: the estimator's engine against queueing theory -------------------------------------
+
+def _mms_delays(servers: int, rho: float, customers: int, seed: int) -> list[tuple[int, float]]:
+    """(people waiting ahead, wait) of each delayed customer of an M/M/s FCFS queue, mu = 1."""
+    rng = random.Random(seed)
+    lam = rho * servers
+    free_at = [0.0] * servers  # FCFS: each customer takes the earliest free server
+    waiting_until: list[float] = []  # call times of customers who are still waiting, in order
+    now, delays = 0.0, []
+    for _ in range(customers):
+        now += rng.expovariate(lam)
+        waiting_until = [t for t in waiting_until if t > now]
+        earliest = min(range(servers), key=free_at.__getitem__)
+        start = max(now, free_at[earliest])
+        if start > now:
+            delays.append((len(waiting_until), start - now))
+            waiting_until.append(start)
+        free_at[earliest] = start + rng.expovariate(1.0)
+    return delays[len(delays) // 10:]  # skip the warm-up
+
+
+def _erlang_quantile(k: int, rate: float, q: float) -> float:
+    """Quantile of Erlang(k, rate) by bisection on its CDF."""
+    def cdf(x):
+        term, total = 1.0, 1.0
+        for i in range(1, k):
+            term *= rate * x / i
+            total += term
+        return 1 - math.exp(-rate * x) * total
+    low, high = 0.0, (k + 10 * math.sqrt(k) + 10) / rate
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < q else (low, mid)
+    return (low + high) / 2
+
+
+@pytest.mark.parametrize("rho", [0.8, 0.9])
+def test_queue_length_estimate_has_the_relative_error_theory_gives(rho):
+    servers = 4
+    delays = _mms_delays(servers, rho, 400_000, seed=int(rho * 10))
+    waits = np.array([w for _, w in delays])
+    estimate = np.array([(n + 1) / servers for n, _ in delays])
+    relative = np.mean((waits - estimate) ** 2) / np.mean(waits) ** 2
+    assert relative == pytest.approx(1 - rho, rel=0.10)
+    ranges = {n: (_erlang_quantile(n + 1, servers, 0.1), _erlang_quantile(n + 1, servers, 0.9))
+              for n in {n for n, _ in delays}}
+    low = np.array([ranges[n][0] for n, _ in delays])
+    high = np.array([ranges[n][1] for n, _ in delays])
+    coverage = np.mean((low <= waits) & (waits <= high))
+    assert abs(coverage - 0.80) <= 0.01
+
+
+def _all_busy_state(servers: int, waiting: int, now):
+    counters = [estimates.CounterNow(i, frozenset({1}), 1.0, [(0.0, math.inf)], busy_service=1, busy_minutes=0.0)
+                for i in range(servers)]
+    queue = [estimates.WaitingNow(100 + i, 1, now + timedelta(seconds=i)) for i in range(waiting)]
+    return estimates.BranchNow(now, counters, queue, [])
+
+
+@pytest.mark.parametrize("ahead", [0, 3, 12])
+def test_engine_reproduces_the_erlang_answer_for_exponential_service(ahead):
+    """With s busy counters and exponential visits the product's engine must give (n+1)/(s mu)
+    and the Erlang(n+1, s mu) range."""
+    servers, now = 4, MONDAY_0800_TAIPEI
+    rng = np.random.default_rng(5)
+    learned = estimates.Learned({1: rng.exponential(1.0, 50_000)}, {1: 1.0}, {1: 50_000}, {}, 0.0, 0.1,
+                                np.zeros(20), now)
+    state = _all_busy_state(servers, ahead + 1, now)
+    runs = estimates._Queue(state, learned, np.random.default_rng(7), 20_000).run()
+    calls = runs.call[:, ahead]
+    assert calls.mean() == pytest.approx((ahead + 1) / servers, rel=0.03)
+    assert np.quantile(calls, 0.1) == pytest.approx(_erlang_quantile(ahead + 1, servers, 0.1), rel=0.06, abs=0.01)
+    assert np.quantile(calls, 0.9) == pytest.approx(_erlang_quantile(ahead + 1, servers, 0.9), rel=0.04)
+
+
+# --- learning from the ticket history ------------------------------------------------------------
+
+def _history(session, branch, minutes_by_code: dict[str, list[float]], start, first_number=0):
+    """Finished visits straight into the ticket table (as the event log's tickets would be)."""
+    counters = session.scalars(select(Counter).where(Counter.branch_id == branch.id)).unique().all()
+    services = {s.code: s for s in session.scalars(select(Service).where(Service.branch_id == branch.id))}
+    moment, number = start, first_number
+    for code, durations in minutes_by_code.items():
+        for minutes in durations:
+            number += 1
+            moment += timedelta(minutes=1)
+            called = moment + timedelta(minutes=2)
+            session.add(Ticket(
+                branch_id=branch.id, service_id=services[code].id, local_date=moment.date(), prefix=code,
+                number=number, label=f"{code}{number:03d}", status="done", priority="normal", effective_at=moment,
+                sort_key=moment, issued_at=moment, called_at=called, started_at=called,
+                finished_at=called + timedelta(minutes=minutes), counter_id=counters[number % len(counters)].id,
+                token_hash=f"history-{code}-{number}",
+            ))
+    session.commit()
+
+
+def test_learned_service_times_match_the_truth_and_shrug_off_an_outlier(session):
+    branch = get_branch(session, "demo")
+    rng = np.random.default_rng(11)
+    truth = {"A": 6.0, "B": 20.0}
+    sigma = math.sqrt(math.log(1 + 0.7 ** 2))
+    history = {code: list(rng.lognormal(math.log(mean) - sigma ** 2 / 2, sigma, 1500)) for code, mean in truth.items()}
+    start = utc(2026, 2, 2, 1, 0)
+    _history(session, branch, history, start)
+    now = utc(2026, 2, 20, 1, 0)
+    learned = estimates.learn(session, branch, now)
+    services = {s.code: s.id for s in branch.services}
+    for code, mean in truth.items():
+        assert learned.service_means[services[code]] == pytest.approx(mean, rel=0.05)
+    # Somebody forgot to press "finish" for three hours.
+    _history(session, branch, {"A": [180.0], "B": [180.0]}, start + timedelta(days=3), first_number=5000)
+    again = estimates.learn(session, branch, now)
+    for code in truth:
+        before, after = learned.service_means[services[code]], again.service_means[services[code]]
+        assert abs(after - before) / before < 0.02
+
+
+def test_thin_history_falls_back_on_the_configured_minutes(session):
+    branch = get_branch(session, "demo")
+    learned = estimates.learn(session, branch, utc(2026, 2, 20, 1, 0))
+    services = {s.code: s for s in branch.services}
+    for service in services.values():
+        assert learned.service_means[service.id] == pytest.approx(service.expected_minutes, rel=0.05)
+        assert learned.service_visits[service.id] == 0
+
+
+# --- honest states -----------------------------------------------------------------------------------
+
+def _close_all_counters(session, branch):
+    for counter in branch.counters:
+        catalogue.update_counter(session, counter.id, state="closed")
+
+
+def test_before_opening_the_estimate_says_when_counters_open(session):
+    branch = get_branch(session, "demo")
+    _close_all_counters(session, branch)
+    ticket = queueing.issue_ticket(session, "demo", "A", now=MONDAY_0800_TAIPEI).ticket
+    found = estimates.estimate_ticket(session, ticket, MONDAY_0800_TAIPEI)
+    assert found.state == "no_counter"
+    assert found.opens_at == utc(2026, 3, 2, 1, 0)  # 09:00 Taipei
+    assert 60 <= found.minutes <= 70  # the hour until opening, then a quick visit at most
+    assert found.as_dict(branch.zone)["opens_at"] == "2026-03-02T09:00+08:00"
+
+
+def test_after_hours_there_is_no_fake_number(session):
+    branch = get_branch(session, "demo")
+    _close_all_counters(session, branch)
+    evening = utc(2026, 3, 2, 10, 0)  # 18:00 Taipei, closed until tomorrow
+    ticket = queueing.issue_ticket(session, "demo", "A", now=evening).ticket
+    found = estimates.estimate_ticket(session, ticket, evening)
+    assert (found.state, found.minutes) == ("closed", None)
+    assert ticket.estimate_minutes is None
+
+
+def test_a_service_no_counter_serves_today_says_so(session):
+    branch = get_branch(session, "demo")
+    catalogue.create_service(session, "demo", "D", "Safe deposit boxes", expected_minutes=15)
+    ticket = queueing.issue_ticket(session, "demo", "D", now=MONDAY_0800_TAIPEI + timedelta(hours=2)).ticket
+    found = estimates.estimate_ticket(session, ticket, MONDAY_0800_TAIPEI + timedelta(hours=2))
+    assert (found.state, found.opens_at, found.minutes) == ("no_counter", None, None)
+    assert branch.id == ticket.branch_id
+
+
+def test_empty_queue_with_a_free_counter_is_called_at_once(session):
+    branch = get_branch(session, "demo")
+    ten = MONDAY_0800_TAIPEI + timedelta(hours=2)
+    found = estimates.estimate_branch(session, branch, ten)
+    assert found.tickets == {}
+    for service in branch.services:
+        assert (found.new_ticket[service.id].state, found.new_ticket[service.id].minutes) == ("waiting", 0)
+
+
+def test_a_counter_whose_shift_has_ended_is_not_capacity(session):
+    """Counter 2 alone serves B now; its shift stops at 10:00 and starts again at 13:30."""
+    branch = get_branch(session, "demo")
+    ten = MONDAY_0800_TAIPEI + timedelta(hours=2)  # 10:00 Taipei
+    counters = {c.name: c for c in branch.counters}
+    catalogue.update_counter(session, counters["Counter 3"].id, state="closed")
+    weekday = {d: [["09:00", "10:00"], ["13:30", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    session.get(Counter, counters["Counter 2"].id).shifts = weekday
+    session.get(Counter, counters["Counter 3"].id).shifts = {d: [["16:00", "17:00"]] for d in weekday}
+    session.commit()
+    first = queueing.issue_ticket(session, "demo", "B", now=ten - timedelta(minutes=5)).ticket
+    assert queueing.call_next(session, counters["Counter 2"].id, now=ten - timedelta(minutes=5)).id == first.id
+    second = queueing.issue_ticket(session, "demo", "B", now=ten - timedelta(minutes=1)).ticket
+    found = estimates.estimate_ticket(session, second, ten - timedelta(minutes=1))
+    # B001's 20-minute visit runs past 10:00, when Counter 2's shift ends: B002 waits for 13:30.
+    assert found.state == "waiting" and 205 <= found.low <= found.minutes <= 215
+    # Without the shift plan the same counter would call B002 when B001's visit ends.
+    session.get(Counter, counters["Counter 2"].id).shifts = {}
+    session.commit()
+    estimates.forget_learned()
+    unplanned = estimates.estimate_ticket(session, second, ten - timedelta(minutes=1))
+    assert unplanned.minutes < 40
+
+
+# --- almost your turn -----------------------------------------------------------------------------------
+
+def test_almost_your_turn_is_sent_once_with_a_message_for_a_customer_with_a_phone(session):
+    ten = MONDAY_0800_TAIPEI + timedelta(hours=2)
+    branch = get_branch(session, "demo")
+    for counter in branch.counters:
+        if counter.name != "Counter 1":
+            catalogue.update_counter(session, counter.id, state="closed")
+    tickets = [queueing.issue_ticket(session, "demo", "A", phone="+886 912 345 678" if i == 2 else None,
+                                     now=ten + timedelta(seconds=i)).ticket for i in range(6)]
+    counter_1 = next(c for c in branch.counters if c.name == "Counter 1")
+    queueing.call_next(session, counter_1.id, now=ten + timedelta(seconds=10))
+    later = ten + timedelta(seconds=20)
+    sent = turn_alerts.send_almost_turn(session, now=later)
+    alerted = set(session.scalars(select(Ticket.label).where(Ticket.almost_turn_at.is_not(None))))
+    # Position 2 (one ahead) or fewer, or within 5 minutes: A002 and A003 at least; never the called one.
+    assert {"A002", "A003"} <= alerted and "A001" not in alerted and sent == len(alerted)
+    assert "A006" not in alerted
+    assert turn_alerts.send_almost_turn(session, now=later + timedelta(seconds=30)) == 0
+    messages = session.scalars(select(Notification).where(Notification.template == "almost_turn")).all()
+    assert [(m.channel, m.recipient) for m in messages] == [("sms", "+886912345678")]
+    assert "A003" in messages[0].payload["body"]
+    events = session.scalars(select(TicketEvent.ticket_id).where(TicketEvent.type == "almost_turn")).all()
+    assert sorted(events) == sorted(t.id for t in tickets if t.label in alerted)
