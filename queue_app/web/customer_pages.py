@@ -181,6 +181,7 @@ def audit_log():
 
 def _feedback_page(ticket, action_url: str, channel: str):
     state = customers.feedback_state(db.session, ticket)
+    status = 200
     if request.method == "POST" and state == "open":
         try:
             rating = int(request.form.get("rating", ""))
@@ -190,11 +191,12 @@ def _feedback_page(ticket, action_url: str, channel: str):
                                       channel=channel)
         except (ValueError, DomainError):
             flash(_("Choose a rating from 1 to 5."), "error")
+            status = 400  # a refused form, as on every other page
         else:
             state = "thanks"
     response = make_response(render_template(
         "public/feedback.html", ticket=ticket, branch=ticket.branch, state=state, action_url=action_url,
-        locale=str(get_locale()), languages=LANGUAGE_NAMES), 200)
+        locale=str(get_locale()), languages=LANGUAGE_NAMES), status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

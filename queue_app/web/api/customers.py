@@ -264,10 +264,6 @@ def _branch(slug: str, role: str = "manager"):
     return branch
 
 
-def _full(staff) -> bool:
-    return staff.has_role("manager")
-
-
 # --- records -------------------------------------------------------------------------------------
 
 @blp.route("/branches/<string:slug>/customers", methods=["GET"])
@@ -294,7 +290,7 @@ def get_customer(customer_id):
     branch_ids = customers.visible_branches(db.session, staff, customer_id)
     customer = customers.get_customer(db.session, customer_id)
     record = customers.summary(db.session, customer, branch_ids)
-    result = {**brief(customer, _full(staff) or True), "language": customer.language, "strikes": customer.strikes,
+    result = {**brief(customer), "language": customer.language, "strikes": customer.strikes,
               "booking_blocked_until": _utc(customer.booking_blocked_until),
               "standings": [standing_dict(s) for s in record["standings"]],
               "recent": [history_dict(e) for e in customers.history(db.session, customer_id, branch_ids, limit=10)]}
