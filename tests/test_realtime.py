@@ -132,3 +132,65 @@ def test_a_client_that_rejoins_gets_the_current_state(app, client, api):
     display.emit("join", {"branch": "demo"}, namespace=NAMESPACE)
     snapshot = received(display, "queue", timeout=0)[0]
     assert {c["name"]: c["ticket"] for c in snapshot["counters"]}["Counter 2"]["status"] == "serving"
+
+
+def _join_ticket(app, client, ticket):
+    phone = live_client(app, client)
+    assert phone.emit("join", {"ticket": ticket["token"]}, namespace=NAMESPACE, callback=True)["ok"]
+    return phone
+
+
+def test_an_estimate_change_reaches_the_tickets_room_and_no_other(app, client, api, display):
+    # Only Counter 1 (A and C) stays open: A tickets queue behind one another.
+    for name in ("Counter 2", "Counter 3"):
+        assert api.call("PATCH", f"/counters/{api.counter_id(name)}", "manager@demo.test",
+                        json={"state": "closed"}).status_code == 200
+    tickets = [api.issue("A") for _ in range(4)]
+    phones = {t["label"]: _join_ticket(app, client, t) for t in tickets[2:]}
+    before = {label: received(phone, "ticket", timeout=0)[-1] for label, phone in phones.items()}
+    assert before["A004"]["estimate"]["state"] == "waiting" and before["A004"]["estimate"]["minutes"] > 0
+    settle()
+    for phone in phones.values():
+        forget(phone)
+
+    counter = api.counter_id("Counter 1")
+    assert api.call("POST", f"/counters/{counter}/call-next", STAFF).json["label"] == "A001"
+    for label, phone in phones.items():
+        moved = received(phone, "ticket", where=lambda t: t["ahead"] < before[label]["ahead"])
+        assert {t["label"] for t in moved} == {label}  # its own status only, never another ticket's
+        assert moved[-1]["estimate"]["state"] == "waiting"
+    # The display gets the wait for a ticket taken now, per service, with no personal data.
+    queue = received(display, "queue", where=lambda q: True)[-1]
+    estimates_by_service = {w["service"]: w["estimate"] for w in queue["waiting"]}
+    assert estimates_by_service["A"]["state"] == "waiting" and estimates_by_service["A"]["minutes"] > 0
+    assert estimates_by_service["B"]["state"] == "no_counter"  # no counter serving B is open
+
+
+def test_almost_your_turn_reaches_the_phone_once(app, client, api):
+    from sqlalchemy.orm import Session
+
+    from queue_app.domain import turn_alerts
+    from queue_app.extensions import db
+
+    tickets = [api.issue("B") for _ in range(3)]
+    phone = _join_ticket(app, client, tickets[1])
+    assert received(phone, "ticket", timeout=0)[-1]["almost_turn"] is False
+    with app.app_context():
+        engine = db.engine
+    with Session(engine) as session:
+        assert turn_alerts.send_almost_turn(session) >= 2
+        assert turn_alerts.send_almost_turn(session) == 0
+    alerted = received(phone, "ticket", where=lambda t: t["almost_turn"])
+    assert alerted[-1]["almost_turn"] is True and alerted[-1]["label"] == "B002"
+    settle()
+    assert sum(1 for t in received(phone, "ticket", timeout=0) if t["almost_turn"]) == 1
+
+
+def test_the_tracking_page_shows_the_estimate_and_the_display_text(app, client, api):
+    for name in ("Counter 2", "Counter 3"):
+        api.call("PATCH", f"/counters/{api.counter_id(name)}", "manager@demo.test", json={"state": "closed"})
+    tickets = [api.issue("A") for _ in range(3)]
+    status = tickets[-1]["estimate"]
+    html = client.get(tickets[-1]["track_url"].replace("http://kiosk.test", "")).data.decode()
+    assert f"About {status['minutes']} min ({status['low']}-{status['high']})" in html
+    assert "The first counter for this opens" in html  # the texts the page formats pushes with
