@@ -2,32 +2,27 @@
 
 The kiosk page passes this `print` object unchanged to the device's loopback print bridge
 (`queue-kiosk run`, kiosk/bridge.py), which lays it out on an ESC/POS printer: the device needs
-no catalogs of its own. The estimate is whatever the ticket's estimate says.
+no catalogs of its own. The estimate reads as on the ticket screen (web/estimate_text.py).
 """
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from queue_app.models import Branch, KioskDevice
+from queue_app.web.estimate_text import estimate_text
 
 BRIDGE_HOST = "http://127.0.0.1"
-
-
-def estimate_text(estimate: dict | None) -> str:
-    estimate = estimate or {}
-    minutes = estimate.get("minutes")
-    if not isinstance(minutes, int) or minutes <= 0:
-        return _("Very soon")
-    return _("About %(m)s min (%(low)s-%(high)s)", m=minutes, low=estimate.get("low", minutes),
-             high=estimate.get("high", minutes))
 
 
 def print_payload(branch: Branch, status: dict, track_url: str, note: str | None = None) -> dict:
     """`status` is lobby.ticket_status(); `issued_at` is already the branch's local time."""
     issued = status.get("issued_at") or ""
-    lines = [
-        _("People ahead of you: %(n)s", n=status["ahead"]),
-        _("Estimated wait: %(estimate)s", estimate=estimate_text(status.get("estimate"))),
-    ]
+    lines = [_("People ahead of you: %(n)s", n=status["ahead"])]
+    estimate = status.get("estimate") or {}
+    wait = estimate_text(estimate)  # the same words as the ticket screen
+    if wait and estimate.get("state", "waiting") == "waiting":
+        lines.append(_("Estimated wait: %(estimate)s", estimate=wait))
+    elif wait:
+        lines.append(wait)  # "The branch is closed now", "The first counter for this opens at 09:00"
     if note:
         lines.insert(0, note)
     return {
