@@ -18,9 +18,9 @@ branch's current state with parameters learned from its own history:
 - people ahead who give up (a patience rate learned from tickets left while waiting).
 
 Every waiting ticket's call time comes out of the same replications, so one run serves the whole
-branch. The point estimate is the mean, the range the 10th-90th percentiles, both among the
-replications in which the holder would still be there (weighted by the chance of not having
-given up), which is what the customers who are served experience.
+branch. The point estimate is the mean, the range the 10th-90th percentiles: the wait of a holder
+who stays. (Weighting replications by the chance the holder has not given up yet made no
+difference overall and biased long waits low in bench/wait_estimates.py.)
 
 The learning and the simulation know nothing of Flask; everything takes a session and `now`, so
 the branch simulator (simulation.py) drives it with its own clock.
@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import and_, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from queue_app.domain import hours, numbering
 from queue_app.domain.booking_rules import rules_for
@@ -280,20 +280,24 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
     today = numbering.local_day(now, branch.zone)
     opening = [] if branch.is_closed_on(today) else hours.day_intervals(branch.opening_hours, today, branch.zone)
     closing = opening[-1][1] if opening else None
-    counters = session.scalars(select(Counter).where(Counter.branch_id == branch.id).order_by(Counter.id)).unique().all()
+    counters = session.scalars(
+        select(Counter).where(Counter.branch_id == branch.id).order_by(Counter.id)
+        .options(selectinload(Counter.service_links))
+    ).unique().all()
     busy = {
-        t.counter_id: t for t in session.scalars(
-            select(Ticket).where(Ticket.branch_id == branch.id, Ticket.status.in_(("called", "serving")),
-                                 Ticket.counter_id.is_not(None)))
+        counter_id: (service_id, called_at) for counter_id, service_id, called_at in session.execute(
+            select(Ticket.counter_id, Ticket.service_id, Ticket.called_at)
+            .where(Ticket.branch_id == branch.id, Ticket.status.in_(("called", "serving")),
+                   Ticket.counter_id.is_not(None)))
     }
     states = []
     for counter in counters:
         state = CounterNow(counter.id, frozenset(counter.service_ids), learned.counter_speed.get(counter.id, 1.0),
                            _counter_windows(counter, branch, now, today, closing))
-        visit = busy.get(counter.id)
-        if visit is not None and visit.called_at is not None:
-            state.busy_service = visit.service_id
-            state.busy_minutes = max(0.0, (now - visit.called_at).total_seconds() / MINUTE)
+        service_id, called_at = busy.get(counter.id, (None, None))
+        if called_at is not None:
+            state.busy_service = service_id
+            state.busy_minutes = max(0.0, (now - called_at).total_seconds() / MINUTE)
             if not state.windows or state.windows[0][0] > 0:
                 state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
         states.append(state)
@@ -350,7 +354,6 @@ def _into_windows(times: np.ndarray, windows: list[tuple[float, float]]) -> np.n
 @dataclass
 class Replications:
     call: np.ndarray  # (replications, waiting) minutes from now until called; inf: not today
-    weight: np.ndarray  # chance the holder has not given up by then
     free: np.ndarray  # (replications, counters) when each counter could next call, after everyone
     state: BranchNow
 
@@ -377,6 +380,9 @@ class _Queue:
                 start = self._remaining(counter.busy_service, counter.busy_minutes) * counter.speed
             self.free[:, index] = _into_windows(start, counter.windows)
         self.capable: dict[int, np.ndarray] = {}
+        # Counters that can call at any time from their first window on need no window arithmetic.
+        self.shifted = [i for i, c in enumerate(counters) if len(c.windows) > 1 or
+                        (c.windows and math.isfinite(c.windows[-1][1]))]
         self.pending = list(state.pending)
         self.pending_arrival = [self._arrival(p) for p in self.pending]
         self.pending_done = [np.zeros(replications, dtype=bool) for _ in self.pending]
@@ -425,9 +431,13 @@ class _Queue:
 
     def _occupy(self, counter: np.ndarray, start: np.ndarray, service_id: int, serve: np.ndarray) -> None:
         ends = start + self._sample(service_id) * self.speed[counter]
-        for index in np.unique(counter[serve]):
-            rows = serve & (counter == index)
-            self.free[rows, index] = _into_windows(ends[rows], self.state.counters[index].windows)
+        rows = np.flatnonzero(serve)
+        self.free[rows, counter[rows]] = ends[rows]
+        # Counters with a break or an early end later today: move those ends into their shifts.
+        for index in self.shifted:
+            moved = rows[counter[rows] == index]
+            if len(moved):
+                self.free[moved, index] = _into_windows(ends[moved], self.state.counters[index].windows)
 
     def _admit_bookings(self, before: datetime, service_id: int) -> None:
         """Bookings ordered before `before` that have arrived by the time the next ticket of
@@ -451,7 +461,6 @@ class _Queue:
     def run(self) -> Replications:
         waiting = self.state.waiting
         call = np.full((self.n, len(waiting)), math.inf)
-        weight = np.ones((self.n, len(waiting)))
         rate = self.learned.patience_rate
         for column, ticket in enumerate(waiting):
             if self.pending:
@@ -460,12 +469,11 @@ class _Queue:
             call[:, column] = start
             finite = np.isfinite(start)
             if rate > 0:
-                weight[:, column] = np.where(finite, np.exp(-rate * np.where(finite, start, 0)), 0)
                 stays = self.rng.exponential(1 / rate, self.n) >= start
             else:
                 stays = np.ones(self.n, dtype=bool)
             self._occupy(counter, start, ticket.service_id, finite & stays)
-        return Replications(call, weight, self.free, self.state)
+        return Replications(call, self.free, self.state)
 
     def next_ticket(self, service_id: int) -> np.ndarray:
         """Call times of a ticket taken now for a service, behind everyone (the display's figure)."""
@@ -474,15 +482,23 @@ class _Queue:
         return self._earliest(service_id)[0]
 
 
-def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles) -> list[float]:
-    order = np.argsort(values)
-    values, weights = values[order], weights[order]
-    cumulative = np.cumsum(weights) / weights.sum()
-    return [float(values[min(np.searchsorted(cumulative, q), len(values) - 1)]) for q in quantiles]
+def _summaries(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per column (ticket): the share of replications with a call today, and the mean and
+    10th/90th percentiles of the call time among them."""
+    finite = np.isfinite(calls)
+    share = finite.mean(axis=0)
+    counted = np.maximum(finite.sum(axis=0), 1)
+    mean = np.where(finite, calls, 0.0).sum(axis=0) / counted
+    ordered = np.sort(calls, axis=0)  # inf sorts last
+    columns = np.arange(calls.shape[1])
+    low = ordered[np.minimum((RANGE[0] * counted).astype(int), counted - 1), columns]
+    high = ordered[np.minimum((RANGE[1] * counted).astype(int), counted - 1), columns]
+    return share, mean, low, high
 
 
-def _summarise(calls: np.ndarray, weights: np.ndarray, service_id: int, state: BranchNow, closed: bool) -> Estimate:
-    """The estimate from one ticket's call times across replications.
+def _summarise(share: float, mean: float, low: float, high: float, service_id: int, state: BranchNow,
+               closed: bool) -> Estimate:
+    """One ticket's estimate from its column of _summaries.
 
     "no_counter" when no counter serves the service right now: with opens_at (and the minutes,
     counted from then on) when one opens later today, without when none does.
@@ -491,14 +507,10 @@ def _summarise(calls: np.ndarray, weights: np.ndarray, service_id: int, state: B
         return Estimate("closed")
     waiting_for_counter = service_id in state.opens_at
     opens_at = state.opens_at.get(service_id)
-    finite = np.isfinite(calls) & (weights > 0)
-    if finite.mean() < 0.5:
+    if share < 0.5:
         return Estimate("no_counter", opens_at=opens_at)
-    values, w = calls[finite], weights[finite]
-    mean = float(np.average(values, weights=w))
-    low, high = _weighted_quantiles(values, w, RANGE)
     return Estimate("no_counter" if waiting_for_counter else "waiting", minutes=max(0, round(mean)),
-                    low=max(0, round(low)), high=max(0, round(high)), opens_at=opens_at, mean=mean)
+                    low=max(0, round(low)), high=max(0, round(high)), opens_at=opens_at, mean=float(mean))
 
 
 @dataclass
@@ -525,20 +537,21 @@ def estimate_branch(session: Session, branch: Branch, now: datetime | None = Non
     closed = not any(c.windows for c in state.counters)
     tickets, ahead = {}, {}
     shared: dict[int, set[int]] = {}
+    if state.waiting:
+        shares, means, lows, highs = _summaries(runs.call)
     for column, ticket in enumerate(state.waiting):
-        tickets[ticket.id] = _summarise(runs.call[:, column], runs.weight[:, column], ticket.service_id, state, closed)
+        tickets[ticket.id] = _summarise(shares[column], means[column], lows[column], highs[column],
+                                        ticket.service_id, state, closed)
         if ticket.service_id not in shared:
             shared[ticket.service_id] = {s for c in state.counters if ticket.service_id in c.service_ids
                                          for s in c.service_ids} or {ticket.service_id}
         ahead[ticket.id] = sum(1 for other in state.waiting[:column] if other.service_id in shared[ticket.service_id])
     new_ticket = {}
-    rate = learned.patience_rate
     for service in branch.services if per_service else []:
         if not service.active:
             continue
-        calls = queue.next_ticket(service.id)
-        weights = np.exp(-rate * np.where(np.isfinite(calls), calls, 0)) if rate > 0 else np.ones_like(calls)
-        new_ticket[service.id] = _summarise(calls, weights, service.id, state, closed)
+        share, mean, low, high = (v[0] for v in _summaries(queue.next_ticket(service.id)[:, None]))
+        new_ticket[service.id] = _summarise(share, mean, low, high, service.id, state, closed)
     return BranchEstimates(tickets, new_ticket, ahead)
 
 

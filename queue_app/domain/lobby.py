@@ -25,11 +25,14 @@ def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate) -> dict:
     }
 
 
-def ticket_status(session: Session, ticket: Ticket, now: datetime | None = None) -> dict:
-    """What the holder of a ticket sees: place in line, estimate, counter; no personal data."""
+def ticket_status(session: Session, ticket: Ticket, now: datetime | None = None,
+                  found: estimates.BranchEstimates | None = None) -> dict:
+    """What the holder of a ticket sees: place in line, estimate, counter; no personal data.
+    `found`: the branch's estimates when the caller already has them (just issued)."""
     if ticket.status != "waiting":
         return _status(ticket, 0, estimates.NOT_WAITING)
-    found = estimates.estimate_branch(session, ticket.branch, now, per_service=False)
+    if found is None or ticket.id not in found.tickets:
+        found = estimates.estimate_branch(session, ticket.branch, now, per_service=False)
     return _status(ticket, found.ahead.get(ticket.id, 0), found.tickets.get(ticket.id, estimates.NOT_WAITING))
 
 

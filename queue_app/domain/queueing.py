@@ -40,6 +40,8 @@ MAX_RECALLS = 3
 class IssuedTicket:
     ticket: Ticket
     token: str  # shown once to the holder (QR link); only its hash is stored
+    # The branch's estimates as the ticket was issued (its response needs them; no second run).
+    estimates: "estimates.BranchEstimates | None" = None
 
 
 def _now(now: datetime | None) -> datetime:
@@ -136,10 +138,11 @@ def add_ticket(
     events.record(session, ticket, "issued", now, data={"priority": priority,
                                                          "credit_minutes": credit.total_seconds() / 60})
     # The estimate given at issue is kept, so estimates can later be judged against real waits.
-    given = estimates.estimate_branch(session, branch, now, per_service=False).tickets.get(ticket.id)
+    found = estimates.estimate_branch(session, branch, now, per_service=False)
+    given = found.tickets.get(ticket.id)
     if given is not None and given.minutes is not None:
         ticket.estimate_minutes, ticket.estimate_low, ticket.estimate_high = given.minutes, given.low, given.high
-    return IssuedTicket(ticket=ticket, token=token)
+    return IssuedTicket(ticket=ticket, token=token, estimates=found)
 
 
 def call_next(

@@ -146,7 +146,7 @@ def issue(slug):
     if not isinstance(body, dict) or not isinstance(body.get("service"), str):
         return _json_error(400, "malformed_json", 'Send JSON {"service": CODE}.')
     issued = queueing.issue_ticket(db.session, slug, body["service"], kiosk_id=device.id)
-    status = lobby.ticket_status(db.session, issued.ticket)
+    status = lobby.ticket_status(db.session, issued.ticket, found=issued.estimates)
     link = tracking_url(issued.token)
     return jsonify({
         "label": status["label"],

@@ -43,7 +43,7 @@ def issue_ticket(body, slug):
     issued = queueing.issue_ticket(db.session, slug, body["service"], priority=body["priority"], kiosk_id=kiosk_id,
                                    phone=body.get("phone"), email=body.get("email"))
     ticket = issued.ticket
-    tracked = ticket_status(db.session, ticket)
+    tracked = ticket_status(db.session, ticket, found=issued.estimates)
     return {
         "id": ticket.id, "label": ticket.label, "token": issued.token, "status": ticket.status,
         "service": tracked["service"], "position": tracked["position"], "ahead": tracked["ahead"],
