@@ -6,12 +6,13 @@ from queue_app.models.counter import COUNTER_STATES, Counter, CounterService
 from queue_app.models.customer import SEGMENTS, AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
 from queue_app.models.kiosk import KioskDevice, KioskPairingCode
 from queue_app.models.notification import NOTIFICATION_STATES, Notification
+from queue_app.models.planning import ArrivalForecast, StaffingPlan
 from queue_app.models.service import Service
 from queue_app.models.staff import ROLES, Staff, staff_branch
 from queue_app.models.ticket import ACTIVE_STATES, TICKET_STATES, Ticket, TicketEvent, TicketSequence
 
 __all__ = [
-    "APPOINTMENT_STATES", "Appointment", "BookingSlot", "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",
+    "APPOINTMENT_STATES", "Appointment", "ArrivalForecast", "StaffingPlan", "BookingSlot", "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",
     "AuditEntry", "ChurnAlert", "CustomerStanding", "Feedback", "SEGMENTS",
     "KioskDevice", "KioskPairingCode", "NOTIFICATION_STATES", "Notification", "ROLES", "Service", "Staff", "TICKET_STATES", "Ticket", "TicketEvent",
     "TicketSequence", "UTCDateTime", "WEEKDAYS", "staff_branch", "utcnow",

@@ -32,6 +32,9 @@ class Branch(Base):
     # or its people-ahead count to this many, whichever comes first.
     almost_turn_minutes: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     almost_turn_position: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    # Staffing and forecast settings that differ from domain.planning.DEFAULT_PLANNING (target,
+    # wait, abandonment cap, walk-in reserve, interval).
+    planning_rules: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     # Customer settings that differ from domain.customers.DEFAULT_RULES (value window, segment
     # thresholds, named tiers, churn days, segment priority credit).
     customer_rules: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
