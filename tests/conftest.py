@@ -8,6 +8,18 @@ from queue_app import create_app
 from queue_app.cli import DEMO_PASSWORD, seed_demo_data
 from queue_app.extensions import db
 
+
+def pytest_configure(config):
+    """Compile the translation catalogs as a build does (hatch_build.py): tests read the current .po."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("hatch_build", Path(__file__).resolve().parent.parent / "hatch_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.compile_catalogs()
+
+
 TEST_CONFIG = {
     "TESTING": True,
     "SECRET_KEY": "test-secret-key",
