@@ -69,6 +69,7 @@ def create_app(config: dict | None = None) -> Flask:
     from queue_app.domain import audit
 
     audit.watch()  # the audit log's flush hooks (role, counter, service and policy changes)
+    from queue_app.domain import webhooks  # noqa: F401  its flush hooks write the webhook outbox
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)

@@ -33,6 +33,14 @@ def from_environment(instance_path: str) -> dict:
         # "log" (logs the text; real gateways plug in behind the same interface) or "console".
         "QUEUE_APP_SMS_DRIVER": env("QUEUE_APP_SMS_DRIVER") or "log",
         "QUEUE_APP_RUN_SCHEDULER": _bool(env("QUEUE_APP_RUN_SCHEDULER"), True),
+        # Webhooks to loopback or private addresses: allowed by default except in production
+        # (managers type the URLs; in production that would reach internal services).
+        "QUEUE_APP_WEBHOOK_ALLOW_PRIVATE": _bool(env("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE"),
+                                                 (env("QUEUE_APP_ENV") or "").strip().lower() != "production"),
+        # "json": one JSON object per log line (time, level, logger, message, request id, method,
+        # path, status, duration); unset: plain text lines.
+        "QUEUE_APP_LOG_FORMAT": (env("QUEUE_APP_LOG_FORMAT") or "text").strip().lower(),
+        "QUEUE_APP_LOG_LEVEL": (env("QUEUE_APP_LOG_LEVEL") or "INFO").strip().upper(),
         "QUEUE_APP_BASE_URL": (env("QUEUE_APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         # Proxies in front of the app (nginx: 1). Their X-Forwarded-* headers are trusted, so rate
         # limits see the client's address, not the proxy's.

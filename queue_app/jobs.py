@@ -37,6 +37,8 @@ CLOSE_DAY_SECONDS = 600
 RETENTION_SECONDS = 6 * 3600  # idempotent; a few runs a day catch up after downtime
 CUSTOMERS_SECONDS = 900  # checks which branches passed 03:00 local since their last recompute
 FEEDBACK_SECONDS = 60  # feedback mail after finished visits
+WEBHOOK_SECONDS = 10  # outbound webhooks (domain/webhooks.py): short, receivers expect events soon
+WEBHOOK_BATCH = 50
 OUTBOX_BATCH = 20
 OUTBOX_ROUNDS = 10  # a backlog drains in rounds of one batch; the next tick takes the rest
 EXTENSION_KEY = "queue_app_scheduler"
@@ -120,6 +122,20 @@ def alert_almost_turn(app, now: datetime | None = None) -> None:
     _run(app, "almost_turn", lambda session: turn_alerts.send_almost_turn(session, now=now))
 
 
+def deliver_webhooks(app, now: datetime | None = None) -> None:
+    from queue_app.domain import webhooks
+
+    def work(session: Session) -> None:
+        allow_private = app.config.get("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE", True)
+        for _ in range(OUTBOX_ROUNDS):
+            report = webhooks.deliver_due(session, now=now, batch=WEBHOOK_BATCH, allow_private=allow_private)
+            if report.handled < WEBHOOK_BATCH:
+                break
+        webhooks.purge_log(session, now=now)
+
+    _run(app, "deliver_webhooks", work)
+
+
 def add_jobs(scheduler, app) -> None:
     start = datetime.now(timezone.utc)  # first run at once: catch up after downtime
     common = {"coalesce": True, "max_instances": 1, "next_run_time": start, "replace_existing": True}
@@ -132,6 +148,8 @@ def add_jobs(scheduler, app) -> None:
     scheduler.add_job(recompute_customers, "interval", seconds=CUSTOMERS_SECONDS, args=[app], id="recompute_customers",
                       **common)
     scheduler.add_job(invite_feedback, "interval", seconds=FEEDBACK_SECONDS, args=[app], id="invite_feedback", **common)
+    scheduler.add_job(deliver_webhooks, "interval", seconds=WEBHOOK_SECONDS, args=[app], id="deliver_webhooks",
+                      **common)
 
 
 def new_scheduler() -> BackgroundScheduler:

@@ -10,10 +10,12 @@ from queue_app.models.planning import ArrivalForecast, StaffingPlan
 from queue_app.models.service import Service
 from queue_app.models.staff import ROLES, Staff, staff_branch
 from queue_app.models.ticket import ACTIVE_STATES, TICKET_STATES, Ticket, TicketEvent, TicketSequence
+from queue_app.models.webhook import WEBHOOK_DELIVERY_STATES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "APPOINTMENT_STATES", "Appointment", "ArrivalForecast", "StaffingPlan", "BookingSlot", "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",
     "AuditEntry", "ChurnAlert", "CustomerStanding", "Feedback", "SEGMENTS",
     "KioskDevice", "KioskPairingCode", "NOTIFICATION_STATES", "Notification", "ROLES", "Service", "Staff", "TICKET_STATES", "Ticket", "TicketEvent",
     "TicketSequence", "UTCDateTime", "WEEKDAYS", "staff_branch", "utcnow",
+    "WEBHOOK_DELIVERY_STATES", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",
 ]

@@ -1,0 +1,528 @@
+"""Signed outbound webhooks: endpoints per branch, an outbox written with the change, delivery with retries.
+
+Events are written to the outbox (`webhook_delivery`, one row per event and endpoint) inside the
+transaction that makes the change: a flush hook notices new ticket events and booking changes,
+and a before-commit hook inserts the rows, whatever path made the change (API, kiosk, staff
+page, timed job). The change and its webhooks commit or roll back together, so a crash loses
+neither and a rolled-back change sends nothing. The insert is idempotent: (endpoint, event id) is
+unique and a second insert of the same event is a no-op.
+
+`deliver_due` is the only sender (a timed job). Each due row is claimed with one conditional
+UPDATE (`pending -> sending` while still pending, as notify.send_due does for mail), so however
+many schedulers run, one claims each row; it is POSTed outside any transaction, every attempt is
+logged (`webhook_attempt`: time, duration, status code, error), a 2xx marks it `delivered`, and
+anything else puts it back to `pending` with exponential backoff until MAX_ATTEMPTS. A sender
+that dies mid-delivery leaves the row `sending`; after the lease it is taken again, so a receiver
+may see an event id twice only after such a crash, and must dedupe on the id.
+
+Signature: HMAC-SHA256 with the endpoint's secret over `timestamp + "." + body` (the raw bytes of
+the body), hex, in `X-Queue-Signature: sha256=<hex>`; the timestamp (Unix seconds) in
+`X-Queue-Timestamp`, the event id in `X-Queue-Event-Id`, its type in `X-Queue-Event`.
+"""
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import case, delete, event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, attributes
+
+from queue_app.domain import events
+from queue_app.domain.catalogue import get_branch
+from queue_app.domain.errors import Invalid, NotFound
+from queue_app.domain.transaction import write_transaction
+from queue_app.models import (
+    Appointment, Branch, Counter, Service, Ticket, TicketEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+TICKET_EVENTS = ("ticket.issued", "ticket.called", "ticket.recalled", "ticket.started", "ticket.finished",
+                 "ticket.no_show", "ticket.transferred", "ticket.left", "ticket.postponed", "ticket.expired")
+BOOKING_EVENTS = ("booking.created", "booking.rescheduled", "booking.cancelled", "booking.checked_in",
+                  "booking.no_show")
+EVENT_TYPES = TICKET_EVENTS + BOOKING_EVENTS
+PING = "ping"  # "Send a test event": delivered to that endpoint whatever it subscribed to
+
+MAX_ATTEMPTS = 12  # 30 s, 1, 2, 4 ... 64 min, then hourly: about 6 hours in all
+FIRST_BACKOFF = timedelta(seconds=30)
+MAX_BACKOFF = timedelta(hours=1)
+LEASE = timedelta(minutes=5)  # far longer than TIMEOUT_S: a row `sending` this long lost its sender
+TIMEOUT_S = 10
+USER_AGENT = "queue-app-webhooks/1"
+SECRET_PREFIX = "whsec_"
+KEEP_LOG = timedelta(days=30)  # delivered and failed rows older than this are purged
+
+_COLLECTED = "queue_app_webhook_events"
+
+
+# --- signing ---------------------------------------------------------------------------------------
+
+def sign(secret: str, timestamp: int | str, body: str | bytes) -> str:
+    """Hex HMAC-SHA256 over `timestamp.body` (the receiver computes the same and compares)."""
+    raw = body.encode() if isinstance(body, str) else body
+    return hmac.new(secret.encode(), str(timestamp).encode() + b"." + raw, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature_header: str, *, tolerance_s: int = 300,
+           now: float | None = None) -> bool:
+    """The receiver's check: signature matches and the timestamp is recent (stops replays)."""
+    try:
+        age = abs((now if now is not None else time.time()) - int(timestamp))
+    except (TypeError, ValueError):
+        return False
+    expected = "sha256=" + sign(secret, timestamp, body)
+    return age <= tolerance_s and hmac.compare_digest(expected, signature_header or "")
+
+
+def headers_for(delivery_event_id: str, event_type: str, secret: str, body: str, timestamp: int) -> dict:
+    return {
+        "Content-Type": "application/json", "User-Agent": USER_AGENT,
+        "X-Queue-Event-Id": delivery_event_id, "X-Queue-Event": event_type,
+        "X-Queue-Timestamp": str(timestamp), "X-Queue-Signature": "sha256=" + sign(secret, timestamp, body),
+    }
+
+
+# --- endpoints -------------------------------------------------------------------------------------
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def _check_url(url: str) -> str:
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if len(url) > 500 or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("invalid_field", "url: an http:// or https:// address.", {"url": ["An http(s) URL."]})
+    if parts.username or parts.password:
+        raise Invalid("invalid_field", "url: no user name or password in the address; the signature "
+                      "authenticates the sender.", {"url": ["No credentials in the URL."]})
+    return url
+
+
+def _check_types(event_types) -> list[str]:
+    wanted = sorted(set(event_types or []))
+    unknown = [t for t in wanted if t not in EVENT_TYPES]
+    if not wanted or unknown:
+        raise Invalid("invalid_field", f"event_types: one or more of {', '.join(EVENT_TYPES)}.",
+                      {"event_types": [f"Unknown: {', '.join(unknown)}" if unknown else "Choose at least one."]})
+    return wanted
+
+
+@dataclass
+class CreatedEndpoint:
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+def create_endpoint(session: Session, branch_slug: str, url: str, event_types, *, description: str = "",
+                    secret: str | None = None, active: bool = True, created_by_id: int | None = None,
+                    now: datetime | None = None) -> CreatedEndpoint:
+    url, types = _check_url(url), _check_types(event_types)
+    secret = secret or new_secret()
+    if len(secret) < 16 or len(secret) > 100:
+        raise Invalid("invalid_field", "secret: 16 to 100 characters.", {"secret": ["16 to 100 characters."]})
+    with write_transaction(session):
+        branch = get_branch(session, branch_slug)
+        endpoint = WebhookEndpoint(branch_id=branch.id, url=url, description=(description or "").strip()[:200],
+                                   secret=secret, event_types=types, active=active, created_at=now or utcnow(),
+                                   created_by_id=created_by_id)
+        session.add(endpoint)
+    return CreatedEndpoint(endpoint, secret)
+
+
+def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFound("webhook_not_found", f"No webhook {endpoint_id}.")
+    return endpoint
+
+
+def branch_endpoints(session: Session, branch_id: int) -> list[WebhookEndpoint]:
+    return list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.branch_id == branch_id)
+                                .order_by(WebhookEndpoint.id)))
+
+
+def update_endpoint(session: Session, endpoint_id: int, **fields) -> WebhookEndpoint:
+    with write_transaction(session):
+        endpoint = get_endpoint(session, endpoint_id)
+        if "url" in fields:
+            endpoint.url = _check_url(fields["url"])
+        if "event_types" in fields:
+            endpoint.event_types = _check_types(fields["event_types"])
+        if "description" in fields:
+            endpoint.description = (fields["description"] or "").strip()[:200]
+        if "active" in fields:
+            endpoint.active = bool(fields["active"])
+    return endpoint
+
+
+def rotate_secret(session: Session, endpoint_id: int) -> str:
+    """A new secret, effective for the next attempt (including retries of older events)."""
+    secret = new_secret()
+    with write_transaction(session):
+        get_endpoint(session, endpoint_id).secret = secret
+    return secret
+
+
+def delete_endpoint(session: Session, endpoint_id: int) -> None:
+    """The endpoint, its pending deliveries and its delivery log."""
+    with write_transaction(session):
+        endpoint = get_endpoint(session, endpoint_id)
+        deliveries = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint.id)
+        session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)))
+        session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
+        session.delete(endpoint)
+
+
+def send_test(session: Session, endpoint_id: int, now: datetime | None = None) -> WebhookDelivery:
+    """Queue a `ping` event for this endpoint; the next delivery run sends it."""
+    now = now or utcnow()
+    with write_transaction(session):
+        endpoint = get_endpoint(session, endpoint_id)
+        event_id = new_event_id()
+        body = _body(event_id, PING, now, endpoint.branch.slug, {"message": "Test event from the manage page."})
+        _insert(session, [{"endpoint_id": endpoint.id, "event_id": event_id, "event_type": PING, "body": body}], now)
+        return session.scalar(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id,
+                                                            WebhookDelivery.event_id == event_id))
+
+
+def retry_delivery(session: Session, delivery_id: int, now: datetime | None = None) -> WebhookDelivery:
+    """A failed (or cancelled) delivery gets one more attempt at once."""
+    with write_transaction(session):
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            raise NotFound("delivery_not_found", f"No webhook delivery {delivery_id}.")
+        if delivery.status in ("failed", "cancelled"):
+            delivery.status, delivery.next_attempt_at = "pending", now or utcnow()
+    return delivery
+
+
+def deliveries(session: Session, endpoint_id: int, *, limit: int = 50, status: str | None = None
+               ) -> list[WebhookDelivery]:
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status:
+        query = query.where(WebhookDelivery.status == status)
+    return list(session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit)))
+
+
+def attempts_of(session: Session, delivery_ids: list[int]) -> dict[int, list[WebhookAttempt]]:
+    found: dict[int, list[WebhookAttempt]] = {i: [] for i in delivery_ids}
+    if delivery_ids:
+        for attempt in session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(delivery_ids))
+                                       .order_by(WebhookAttempt.delivery_id, WebhookAttempt.number)):
+            found[attempt.delivery_id].append(attempt)
+    return found
+
+
+# --- the outbox: rows written in the transaction of the change ------------------------------------
+
+def new_event_id() -> str:
+    return "evt_" + uuid.uuid4().hex
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+
+
+def _body(event_id: str, event_type: str, at: datetime, branch_slug: str, data: dict) -> str:
+    return json.dumps({"id": event_id, "type": event_type, "created_at": _iso(at), "branch": branch_slug,
+                       "data": data}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _insert(session: Session, rows: list[dict], now: datetime) -> None:
+    """Idempotent: an (endpoint, event id) already queued is left as it is."""
+    if not rows:
+        return
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[session.get_bind().dialect.name]
+    values = [{**row, "status": "pending", "attempts": 0, "next_attempt_at": now, "last_error": "",
+               "created_at": now} for row in rows]
+    session.execute(insert(WebhookDelivery).values(values)
+                    .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"]))
+
+
+def enqueue(session: Session, branch_id: int, event_type: str, data: dict, *, at: datetime,
+            event_id: str | None = None) -> str:
+    """Queue one event for every active endpoint of the branch that wants it (inside the caller's
+    transaction). Returns the event id; passing the same id again queues nothing new."""
+    event_id = event_id or new_event_id()
+    endpoints = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+        .where(WebhookEndpoint.branch_id == branch_id, WebhookEndpoint.active.is_(True))
+    ).all()
+    wanted = [endpoint_id for endpoint_id, types in endpoints if event_type in (types or [])]
+    if wanted:
+        slug = session.get(Branch, branch_id).slug
+        body = _body(event_id, event_type, at, slug, data)
+        _insert(session, [{"endpoint_id": e, "event_id": event_id, "event_type": event_type, "body": body}
+                          for e in wanted], utcnow())
+    return event_id
+
+
+def _ticket_data(session: Session, row: TicketEvent) -> dict:
+    ticket = session.get(Ticket, row.ticket_id)
+    service = session.get(Service, ticket.service_id)
+    counter = session.get(Counter, row.counter_id or ticket.counter_id) if (row.counter_id or ticket.counter_id) else None
+    # Numbers and states only, never a customer's name or contact (receivers may be third parties).
+    return {"ticket": {"id": ticket.id, "label": ticket.label, "service": service.code, "status": ticket.status,
+                       "priority": ticket.priority, "local_date": ticket.local_date.isoformat(),
+                       "issued_at": _iso(ticket.issued_at), "appointment": _appointment_id(session, ticket)},
+            "counter": {"id": counter.id, "name": counter.name} if counter else None,
+            "details": {k: v for k, v in (row.data or {}).items() if k in ("counter", "service", "priority", "from",
+                                                                           "to", "places", "recall")}}
+
+
+def _appointment_id(session: Session, ticket: Ticket) -> int | None:
+    if ticket.priority != "appointment":
+        return None
+    return session.scalar(select(Appointment.id).where(Appointment.ticket_id == ticket.id))
+
+
+def _booking_data(session: Session, appointment: Appointment) -> dict:
+    service = session.get(Service, appointment.service_id)
+    return {"booking": {"id": appointment.id, "service": service.code, "status": appointment.status,
+                        "start": _iso(appointment.start_at), "end": _iso(appointment.end_at),
+                        "local_date": appointment.local_date.isoformat(), "sequence": appointment.sequence,
+                        "customer_id": appointment.customer_id, "ticket_id": appointment.ticket_id}}
+
+
+_BOOKING_STATUS_EVENTS = {"cancelled": "booking.cancelled", "checked_in": "booking.checked_in",
+                          "no_show": "booking.no_show"}
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session: Session, _context) -> None:
+    """Remember what this flush changed (new ticket events, booking changes); written before commit."""
+    if session.info.get(events.QUIET_KEY):
+        return
+    found = []
+    for obj in session.new:
+        if isinstance(obj, TicketEvent):
+            found.append(("ticket", obj, "ticket." + obj.type))
+        elif isinstance(obj, Appointment):
+            found.append(("booking", obj, "booking.created"))
+    for obj in session.dirty:
+        if not isinstance(obj, Appointment) or obj in session.new:
+            continue
+        status = attributes.get_history(obj, "status")
+        start = attributes.get_history(obj, "start_at")
+        if status.added and status.deleted and status.added[0] in _BOOKING_STATUS_EVENTS:
+            found.append(("booking", obj, _BOOKING_STATUS_EVENTS[status.added[0]]))
+        elif start.added and start.deleted and obj.status == "booked":
+            found.append(("booking", obj, "booking.rescheduled"))
+    if found:
+        session.info.setdefault(_COLLECTED, []).extend(found)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_outbox(session: Session) -> None:
+    if session.info.get(events.QUIET_KEY):
+        session.info.pop(_COLLECTED, None)
+        return
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # the commit's own flush comes after this hook: collect its changes now
+    collected = session.info.pop(_COLLECTED, None)
+    if not collected:
+        return
+    branches = {obj.branch_id for _kind, obj, _type in collected}
+    subscribed = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.branch_id, WebhookEndpoint.event_types)
+        .where(WebhookEndpoint.branch_id.in_(branches), WebhookEndpoint.active.is_(True))
+    ).all()
+    if not subscribed:
+        return
+    now = utcnow()
+    rows = []
+    for kind, obj, event_type in collected:
+        wanted = [e for e, branch_id, types in subscribed if branch_id == obj.branch_id and event_type in (types or [])]
+        if not wanted:
+            continue
+        if kind == "ticket":
+            data, at = _ticket_data(session, obj), obj.at
+        else:
+            data, at = _booking_data(session, obj), now
+        event_id = new_event_id()
+        body = _body(event_id, event_type, at, session.get(Branch, obj.branch_id).slug, data)
+        rows += [{"endpoint_id": e, "event_id": event_id, "event_type": event_type, "body": body} for e in wanted]
+    _insert(session, rows, now)
+    session.info.pop(_COLLECTED, None)  # the insert's autoflush collects nothing new, but be sure
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_COLLECTED, None)
+
+
+# --- delivery --------------------------------------------------------------------------------------
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    handled_ids: list[int] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return len(self.handled_ids)
+
+
+@dataclass
+class Outcome:
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # a 3xx is an answer, not an instruction to follow
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def destination_allowed(url: str) -> str | None:
+    """None when every address the host resolves to is public; else why not (private networks)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError as error:
+        return f"cannot resolve {host}: {error}"
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global:
+            return f"{host} resolves to a non-public address ({address}); QUEUE_APP_WEBHOOK_ALLOW_PRIVATE is off"
+    return None
+
+
+def post(url: str, headers: dict, body: str, timeout: float = TIMEOUT_S) -> Outcome:
+    started = time.monotonic()
+    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    code, error = None, ""
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            code = response.status
+            response.read(1024)
+    except urllib.error.HTTPError as answer:
+        code = answer.code
+        error = answer.read(300).decode("utf-8", "replace").strip()
+        answer.close()
+    except Exception as failure:  # connection refused, timeout, TLS: retried like an error status
+        error = f"{type(failure).__name__}: {failure}"
+    return Outcome(code, error[:1000], int((time.monotonic() - started) * 1000))
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(FIRST_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def _recover_stuck(session: Session, now: datetime) -> None:
+    with write_transaction(session):
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.status == "sending", WebhookDelivery.next_attempt_at <= now)
+            .values(attempts=WebhookDelivery.attempts + 1,
+                    status=case((WebhookDelivery.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
+                    last_error="sender stopped while delivering (lease expired)")
+            .execution_options(synchronize_session=False)
+        )
+
+
+def deliver_due(session: Session, *, now: datetime | None = None, batch: int = 50, allow_private: bool = True,
+                timeout: float = TIMEOUT_S) -> DeliveryReport:
+    """Deliver the due rows (at most `batch`). Safe to run from several threads or processes at once."""
+    report = DeliveryReport()
+    now = now or utcnow()
+    _recover_stuck(session, now)
+    due = session.scalars(
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(batch)
+    ).all()
+    session.commit()  # end the read; each claim is its own short write transaction
+    for delivery_id in due:
+        with write_transaction(session):
+            claimed = session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending",
+                       WebhookDelivery.next_attempt_at <= now)
+                .values(status="sending", next_attempt_at=now + LEASE)
+                .returning(WebhookDelivery.id)
+                .execution_options(synchronize_session=False)
+            ).first()
+            if claimed is None:
+                continue  # another worker has it
+            row = session.execute(
+                select(WebhookDelivery.event_id, WebhookDelivery.event_type, WebhookDelivery.body,
+                       WebhookDelivery.attempts, WebhookEndpoint.url, WebhookEndpoint.secret, WebhookEndpoint.active)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(WebhookDelivery.id == delivery_id)
+            ).one()
+            if not row.active:
+                session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+                                .values(status="cancelled", last_error="endpoint disabled")
+                                .execution_options(synchronize_session=False))
+        report.handled_ids.append(delivery_id)
+        if not row.active:
+            report.cancelled += 1
+            continue
+        # Outside any transaction: a slow receiver must not hold a database lock.
+        started = utcnow()
+        refused = None if allow_private else destination_allowed(row.url)
+        if refused:
+            outcome = Outcome(None, refused, 0)
+        else:
+            outcome = post(row.url, headers_for(row.event_id, row.event_type, row.secret, row.body,
+                                                int(time.time())), row.body, timeout)
+        attempts = row.attempts + 1
+        ok = outcome.status_code is not None and 200 <= outcome.status_code < 300
+        final = not ok and (attempts >= MAX_ATTEMPTS or bool(refused))
+        error = outcome.error if not ok else ""
+        if not ok and outcome.status_code is not None:
+            error = f"HTTP {outcome.status_code}" + (f": {outcome.error}" if outcome.error else "")
+        values = {"attempts": attempts, "last_attempt_at": started, "last_status_code": outcome.status_code,
+                  "last_error": error[:1000]}
+        if ok:
+            values.update(status="delivered", delivered_at=utcnow(), next_attempt_at=started)
+            report.delivered += 1
+        elif final:
+            values.update(status="failed", next_attempt_at=started)
+            report.failed += 1
+        else:
+            values.update(status="pending", next_attempt_at=utcnow() + backoff(attempts))
+            report.retried += 1
+            log.warning("webhook delivery %s (%s to %s) failed, attempt %s: %s", delivery_id, row.event_type,
+                        row.url, attempts, error)
+        with write_transaction(session):
+            session.add(WebhookAttempt(delivery_id=delivery_id, number=attempts, started_at=started,
+                                       duration_ms=outcome.duration_ms, status_code=outcome.status_code,
+                                       error=error[:1000]))
+            # Only a row still ours: after a lease ran out another worker may have taken it.
+            session.execute(update(WebhookDelivery)
+                            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "sending")
+                            .values(**values).execution_options(synchronize_session=False))
+    return report
+
+
+def purge_log(session: Session, *, now: datetime | None = None, keep: timedelta = KEEP_LOG) -> int:
+    """Delivered, failed and cancelled rows (with their attempts) older than `keep`."""
+    cutoff = (now or utcnow()) - keep
+    with write_transaction(session):
+        old = select(WebhookDelivery.id).where(WebhookDelivery.status.in_(("delivered", "failed", "cancelled")),
+                                               WebhookDelivery.created_at < cutoff)
+        session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(old)))
+        return session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(old))).rowcount or 0
