@@ -46,6 +46,12 @@ POLICY = {
     "api_customers.churn": {"manager", "admin"}, "api_customers.contacted": {"manager", "admin"},
     "api_customers.audit_log": {"admin"},
     "api_customers.ticket_feedback": ALL, "api_customers.mailed_feedback": ALL,  # holders of the link
+    # Outbound webhooks: managers of the branch (web/api/webhooks.py).
+    "api_webhooks.list_webhooks": {"manager", "admin"}, "api_webhooks.create_webhook": {"manager", "admin"},
+    "api_webhooks.get_webhook": {"manager", "admin"}, "api_webhooks.update_webhook": {"manager", "admin"},
+    "api_webhooks.delete_webhook": {"manager", "admin"}, "api_webhooks.rotate_webhook_secret": {"manager", "admin"},
+    "api_webhooks.test_webhook": {"manager", "admin"}, "api_webhooks.webhook_deliveries": {"manager", "admin"},
+    "api_webhooks.retry_webhook_delivery": {"manager", "admin"},
 }
 # Pages: who may open them with a signed-in browser session (tested in test_pages, test_live_pages,
 # test_manage_pages, test_booking_pages); listed here so that every route has a decision.
@@ -62,7 +68,11 @@ PAGES = {
                                          "customer_pages.export", "customer_pages.erase"},
     "customer pages, admin": {"customer_pages.audit_log"},  # tested in test_customer_pages
     "manager or admin": {"manage.index", "manage.counters", "manage.update_counter",
-                         "manage_kiosks.devices", "manage_kiosks.create_pairing_code", "manage_kiosks.retire"},
+                         "manage_kiosks.devices", "manage_kiosks.create_pairing_code", "manage_kiosks.retire",
+                         # tested in test_webhooks
+                         "manage_webhooks.endpoints", "manage_webhooks.create_endpoint", "manage_webhooks.endpoint",
+                         "manage_webhooks.update_endpoint", "manage_webhooks.send_test", "manage_webhooks.rotate_secret",
+                         "manage_webhooks.delete_endpoint", "manage_webhooks.retry_delivery"},
     "admin": {"manage.create_counter", "manage.edit_branch", "manage.services", "manage.new_branch",
               "manage.edit_service", "manage.staff", "manage.edit_staff"},
 }
@@ -97,13 +107,21 @@ def world(app, api, session):
         "slug": "demo", "token": None, "counter_id": session.query(Counter).filter_by(name="Counter 1").one().id,
         "ticket_id": ticket["id"], "service_id": session.query(Service).filter_by(code="A").first().id,
         "staff_id": session.query(Staff).filter_by(email="staff3@demo.test").one().id,
-        "customer_id": 1, "alert_id": session.query(ChurnAlert).one().id,
+        "customer_id": 1, "alert_id": session.query(ChurnAlert).one().id, **_webhook_ids(session),
     }
     tokens = {"api_booking": booked["manage_token"], "api_tickets": ticket["token"], "api_customers": ticket["token"]}
     headers = {"anonymous": {}, "kiosk": api.headers("kiosk"), "other_branch_staff": api.headers("north@demo.test"),
                "staff": api.headers("staff1@demo.test"), "manager": api.headers("manager@demo.test"),
                "admin": api.headers("admin@demo.test")}
     return ids, tokens, headers, slot
+
+
+def _webhook_ids(session):
+    from queue_app.domain import webhooks
+
+    endpoint = webhooks.create_endpoint(session, "demo", "https://example.com/hooks", ["ticket.issued"]).endpoint
+    delivery = webhooks.send_test(session, endpoint.id)
+    return {"endpoint_id": endpoint.id, "delivery_id": delivery.id}
 
 
 def body_for(endpoint, n, slot):
@@ -130,6 +148,8 @@ def body_for(endpoint, n, slot):
         "api_customers.merge_customers": {"other": 2},
         "api_customers.update_rules": {"churn_days": 113},
         "api_customers.ticket_feedback": {"rating": 5}, "api_customers.mailed_feedback": {"rating": 5},
+        "api_webhooks.create_webhook": {"url": "https://example.com/h", "event_types": ["ticket.called"]},
+        "api_webhooks.update_webhook": {"description": "CRM"},
     }.get(endpoint)
 
 
