@@ -65,6 +65,9 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["QUEUE_APP_PROXY_COUNT"]:
         hops = app.config["QUEUE_APP_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    from queue_app import logs
+
+    logs.init_app(app)  # first: request ids and the access line wrap every other hook
     db.init_app(app)
     from queue_app.domain import audit
 
