@@ -1,5 +1,4 @@
 """Customer API: the counter's view, search, feedback once, manager lists, export and erasure, audit."""
-from datetime import timedelta
 
 from sqlalchemy import select
 
