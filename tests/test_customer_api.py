@@ -1,5 +1,4 @@
 """Customer API: the counter's view, search, feedback once, manager lists, export and erasure, audit."""
-
 from sqlalchemy import select
 
 from queue_app.demo_customers import seed_customer_history
