@@ -14,6 +14,7 @@ from queue_app.models import (
 )
 
 from conftest import utc
+from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
 NOW = utc(2026, 6, 1, 4, 0)  # 12:00 in Taipei
 
@@ -274,6 +275,28 @@ def test_one_answer_per_visit_and_the_dashboard_matches(session):
     assert by_counter["Counter 1"]["answers"] == 3 and by_counter["Counter 2"]["average_rating"] == 3.5
     assert summary["by_staff"][0]["answers"] == 5
     assert customers.feedback_state(session, tickets[1], NOW + timedelta(days=20)) == "answered"
+
+
+def test_the_feedback_mail_goes_out_through_the_outbox_to_a_real_smtp_server(app, session, mailbox, driver):
+    from queue_app.domain import notify
+
+    session.commit()
+    with write_transaction(session):
+        customer = customers.find_or_create(session, email="mei@example.test", now=NOW)
+        customer.name, customer.language = "Mei", "zh_Hant"
+    ticket = finished_ticket(session, phone=None, at=NOW)
+    customers.attach_to_ticket(session, ticket.id, staff(session, "staff1@demo.test"), customer_id=customer.id,
+                               now=NOW + timedelta(minutes=7))
+    customers.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=8))
+    notify.send_due(session, driver, NOW + timedelta(minutes=8))
+    notify.send_due(session, driver, NOW + timedelta(minutes=9))  # nothing left: sent once
+    assert len(mailbox.messages) == 1
+    message = mailbox.messages[0]
+    assert message["To"] == "mei@example.test" and "Demo Branch" in message["Subject"]
+    body = message.get_body(("plain",)).get_content()
+    assert "Mei 您好" in body and "http://q.test/f/" in body
+    token = body.split("/f/")[1].split()[0]
+    assert customers.ticket_for_feedback_token(session, token).id == ticket.id
 
 
 def test_a_finished_visit_with_an_email_gets_one_feedback_mail(session):
