@@ -335,7 +335,70 @@ def simulate_command(scenario_path, seed, days, report_path, database):
     click.echo(f"Report written to {report_path}.")
 
 
-COMMANDS = (simulate_command, backup, restore, init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo, scheduler)
+@click.command("forecast")
+@click.option("--history", "history_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV with columns start,count (ISO local start times, any interval).")
+@click.option("--interval", default=15, show_default=True, type=click.IntRange(min=1, max=1440), help="minutes")
+@click.option("--horizon-days", default=1, show_default=True, type=click.IntRange(min=1, max=60))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="CSV written with columns start,mean,p10,p90.")
+def forecast_command(history_path, interval, horizon_days, out_path):
+    """Forecast arrivals per interval for the next open days from a history of counts."""
+    import csv
+    from datetime import datetime, time, timedelta
+
+    from queue_app.domain import forecasting
+
+    rows = []
+    with open(history_path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"start", "count"} <= set(reader.fieldnames):
+            raise click.ClickException("The history needs the columns start,count.")
+        for number, row in enumerate(reader, start=2):
+            try:
+                start = datetime.fromisoformat(row["start"].strip())
+                count = float(row["count"])
+            except (TypeError, ValueError):
+                raise click.ClickException(f"Line {number}: start must be an ISO time and count a number.") from None
+            if count < 0:
+                raise click.ClickException(f"Line {number}: count must not be negative.")
+            rows.append((start.replace(tzinfo=None), count))
+    days, counts, grid = forecasting.series_from_rows(rows, interval)
+    if len(days) < 7:
+        raise click.ClickException("At least a week of history is needed.")
+    targets = forecasting.next_open_days(days, horizon_days)
+    with open(out_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["start", "mean", "p10", "p90"])
+        for day in forecasting.forecast_days(days, counts, targets):
+            for slot, mean, p10, p90 in zip(grid, day.mean, day.p10, day.p90):
+                start = datetime.combine(day.day, time()) + timedelta(minutes=slot * interval)
+                writer.writerow([start.isoformat(timespec="minutes"), f"{mean:.3f}", f"{p10:.3f}", f"{p90:.3f}"])
+    click.echo(f"Forecast for {', '.join(d.isoformat() for d in targets)} written to {out_path}.", err=True)
+
+
+@click.command("staffing")
+@click.option("--rate", required=True, type=click.FloatRange(min=0), help="arrivals per hour")
+@click.option("--aht-minutes", required=True, type=click.FloatRange(min=0, min_open=True), help="mean visit, minutes")
+@click.option("--target", default=0.8, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option("--within-seconds", required=True, type=click.FloatRange(min=0))
+@click.option("--patience-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="mean patience: Erlang A (customers give up) instead of Erlang C")
+@click.option("--max-abandon", default=0.05, show_default=True, type=click.FloatRange(0, 1))
+def staffing_command(rate, aht_minutes, target, within_seconds, patience_minutes, max_abandon):
+    """The fewest counters that meet a service level (Erlang C, or Erlang A with patience)."""
+    import json
+
+    from queue_app.domain.staffing import staff_for
+
+    try:
+        plan = staff_for(rate, aht_minutes, target, within_seconds, patience_minutes, max_abandon)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(plan.as_dict()))
+
+
+COMMANDS = (simulate_command, forecast_command, staffing_command, backup, restore, init_db, seed_demo, create_staff, kiosk_token, close_day, run, demo, scheduler)
 
 
 def init_app(app) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import audit, customers, hours, notify, numbering, queueing
+from queue_app.domain import audit, customers, hours, notify, numbering, planning, queueing
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.booking_rules import BookingRules, rules_for
 from queue_app.domain.errors import Conflict, Invalid, NotFound
@@ -129,17 +129,21 @@ def availability(
     window_start = datetime.combine(first, time.min).replace(tzinfo=branch.zone) - timedelta(days=1)
     window_end = datetime.combine(last, time.min).replace(tzinfo=branch.zone) + timedelta(days=2)
     booked = _booked_counts(session, service, window_start, window_end)
-    result = []
+    grids = {}
     day = first
     while day <= last:
+        grids[day] = [(start, end) for start, end in _grid_starts(branch, day, rules, duration) if start >= earliest]
+        day += timedelta(days=1)
+    covered = sorted({at for slots in grids.values() for start, _ in slots for at in _covered(start, duration, rules)})
+    # Where the staffing plan covers an interval, it says how many bookings the counters can take.
+    planned = planning.booking_capacity(session, branch.id, covered)
+    result = []
+    for day, starts in grids.items():
         slots = []
-        for start, end in _grid_starts(branch, day, rules, duration):
-            if start < earliest:
-                continue
-            remaining = min(capacity - booked.get(at, 0) for at in _covered(start, duration, rules))
+        for start, end in starts:
+            remaining = min(planned.get(at, capacity) - booked.get(at, 0) for at in _covered(start, duration, rules))
             slots.append(Slot(start=start, end=end, remaining=max(0, remaining)))
         result.append({"date": day, "slots": slots})
-        day += timedelta(days=1)
     return {"branch": branch, "service": service, "days": result, "capacity": capacity}
 
 
@@ -162,12 +166,13 @@ def _validate_start(branch: Branch, service: Service, start: datetime, rules: Bo
 
 def _upsert_slot_rows(session: Session, service: Service, starts: list[datetime], capacity: int) -> None:
     insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[session.get_bind().dialect.name]
+    planned = planning.booking_capacity(session, service.branch_id, starts)
     for at in starts:
         stmt = insert(BookingSlot).values(branch_id=service.branch_id, service_id=service.id, start_at=at,
-                                          capacity=capacity, booked=0)
+                                          capacity=planned.get(at, capacity), booked=0)
         # Capacity follows the current plan; what is already booked stays counted.
         session.execute(stmt.on_conflict_do_update(
-            index_elements=["branch_id", "service_id", "start_at"], set_={"capacity": capacity}))
+            index_elements=["branch_id", "service_id", "start_at"], set_={"capacity": planned.get(at, capacity)}))
 
 
 def _claim(session: Session, service: Service, start: datetime, rules: BookingRules) -> None:
