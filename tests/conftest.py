@@ -165,6 +165,30 @@ def require_binary(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def chromium_session():
+    """One Debian Chromium (Playwright, never a downloaded browser) shared by every browser test."""
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import launch_chromium
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    try:
+        from test_browser import SCREENS
+    except ImportError:  # no Playwright here: no browser tests ran
+        return
+    if SCREENS.is_dir() and any(SCREENS.iterdir()):
+        terminalreporter.write_line(f"browser test screenshots: {SCREENS}")
+
+
+@pytest.fixture(scope="session")
 def pg_server():
     """One PostgreSQL server for the whole run (each test gets its own database)."""
     from pg_server import PostgresServer, find_binaries

@@ -18,11 +18,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from conftest import require_binary
 
-SCREENS = Path("/work/screens")
+# Screenshots are kept here (CI keeps the folder; `QUEUE_APP_SCREENSHOTS` puts them elsewhere);
+# the path is printed at the end of the run (conftest.py).
+SCREENS = Path(os.environ.get("QUEUE_APP_SCREENSHOTS") or Path(__file__).resolve().parent / "artifacts" / "screenshots")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 15_000
@@ -95,14 +97,16 @@ def server(seeded, db_path, tmp_path):
     running.stop()
 
 
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+
+
 @pytest.fixture
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def chromium(chromium_session):  # chromium_session (conftest.py): one Chromium for the whole run
+    """The shared browser; each test's pages (contexts) are closed after it, so none outlives its server."""
+    yield chromium_session
+    for context in list(chromium_session.contexts):
+        context.close()
 
 
 def open_page(browser, errors: list, **context_options):

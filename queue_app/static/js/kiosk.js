@@ -217,17 +217,55 @@
     currentTicket = null;
     showPrintStatus("");
     Q.show(startScreen, true);
-    // The next visitor starts in the branch's own language.
+    // The next visitor starts in the branch's own language, with the standard display.
+    applyModes([]);
     if (data.language_changed) navigate(data.home_url);
     else resetIdle();
   }
 
   function resetIdle() {
     clearTimeout(idleTimer);
-    if (data.language_changed) {
-      idleTimer = setTimeout(function () { navigate(data.home_url); }, IDLE_SECONDS * 1000);
+    if (data.language_changed || activeModes().length) {
+      idleTimer = setTimeout(function () {
+        applyModes([]);
+        if (data.language_changed) navigate(data.home_url);
+      }, IDLE_SECONDS * 1000);
     }
   }
+
+  /* Larger text and high contrast, for the visitor in front of the screen (toggle buttons in the
+   * top bar, announced as pressed). They survive a language change (a reload) through
+   * sessionStorage and end with the visitor: after the ticket screen, or when the kiosk is idle. */
+  var MODES_KEY = "kiosk-modes";
+  var modeButtons = Array.prototype.slice.call(document.querySelectorAll(".mode-toggle"));
+
+  function activeModes() {
+    try { return JSON.parse(window.sessionStorage.getItem(MODES_KEY) || "[]"); } catch (error) { return []; }
+  }
+
+  function applyModes(modes) {
+    modeButtons.forEach(function (button) {
+      var mode = button.getAttribute("data-mode");
+      var on = modes.indexOf(mode) !== -1;
+      document.documentElement.classList.toggle("mode-" + mode, on);
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+    try {
+      if (modes.length) window.sessionStorage.setItem(MODES_KEY, JSON.stringify(modes));
+      else window.sessionStorage.removeItem(MODES_KEY);
+    } catch (error) { /* storage refused: the mode lasts until the next page load */ }
+  }
+
+  modeButtons.forEach(function (button) {
+    button.addEventListener("click", function () {
+      var mode = button.getAttribute("data-mode");
+      var modes = activeModes().filter(function (other) { return other !== mode; });
+      if (button.getAttribute("aria-pressed") !== "true") modes.push(mode);
+      applyModes(modes);
+      resetIdle();
+    });
+  });
+  applyModes(activeModes());
 
   /* "I have a booking": the check-in code, typed on the on-screen keyboard (or a real one). */
 
@@ -381,7 +419,13 @@
       event.preventDefault();
       checkIn();
     });
-    byId("checkin-back").addEventListener("click", backToStart);
+    // Back is the same visitor changing their mind: their language and display mode stay.
+    byId("checkin-back").addEventListener("click", function () {
+      closeCheckin();
+      Q.show(startScreen, true);
+      resetIdle();
+      byId("booking-button").focus();
+    });
     byId("walk-in-button").addEventListener("click", function () {
       if (walkInService) issue(walkInService.service);
     });

@@ -119,12 +119,17 @@
       button.type = "button";
       button.setAttribute("data-date", day.date);
       button.setAttribute("aria-pressed", "false");
-      button.appendChild(element("span", "day-weekday", self.weekday.format(date)));
-      button.appendChild(element("span", "day-number", day.date.slice(8, 10).replace(/^0/, "")));
-      button.appendChild(element("span", "day-month", self.month.format(date)));
-      button.appendChild(element("span", "day-free", free ? Q.format(text.free_short, { n: free }) : text.full));
-      button.setAttribute("aria-label", self.fullDate.format(date) + ", " +
-        (free ? Q.format(free === 1 ? text.free_one : text.free, { n: free }) : text.day_full));
+      // The chip shows abbreviations; screen readers get the whole date from a hidden span (its
+      // name is its content, not an aria-label that would differ from the visible text).
+      var shown = element("span", "day-shown");
+      shown.setAttribute("aria-hidden", "true");
+      shown.appendChild(element("span", "day-weekday", self.weekday.format(date)));
+      shown.appendChild(element("span", "day-number", day.date.slice(8, 10).replace(/^0/, "")));
+      shown.appendChild(element("span", "day-month", self.month.format(date)));
+      shown.appendChild(element("span", "day-free", free ? Q.format(text.free_short, { n: free }) : text.full));
+      button.appendChild(shown);
+      button.appendChild(element("span", "visually-hidden", self.fullDate.format(date) + ", " +
+        (free ? Q.format(free === 1 ? text.free_one : text.free, { n: free }) : text.day_full)));
       if (!free) button.disabled = true;
       button.addEventListener("click", function () { self.showDay(day.date); });
       self.daysBox.appendChild(button);
