@@ -171,6 +171,30 @@ def _demo_kiosk_token() -> str:
     return token
 
 
+def _seed_demo_history() -> None:
+    """Weeks of simulated lobby history (once per database), then the forecast and plan from it."""
+    from queue_app.demo_history import has_history, seed_demo_history
+    from queue_app.domain import planning
+    from queue_app.domain.numbering import local_day
+    from queue_app.models import utcnow
+
+    branch = catalogue.get_branch(db.session, DEMO_BRANCH)
+    if not has_history(db.session, DEMO_BRANCH, local_day(utcnow(), branch.zone)):
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = click.progressbar(length=total, label="Simulating three weeks of lobby history", file=None)
+                bar.__enter__()
+            bar.update(1)
+
+        seed_demo_history(db.session, DEMO_BRANCH, progress=progress)
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    planning.plan_branch(db.session, catalogue.get_branch(db.session, DEMO_BRANCH))
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -190,7 +214,10 @@ def demo(host, port, no_traffic):
         # reminder mail, kiosk check-in and the call can all be tried at any hour.
         catalogue.update_branch(db.session, DEMO_BRANCH, opening_hours={d: [["00:00", "24:00"]] for d in WEEKDAYS},
                                 booking_rules={"min_notice_minutes": 10})
+    _seed_demo_history()
     # Weeks of customer history: segments, a churn list and feedback results (once per database).
+    # After the simulated lobby history: its has_history() counts past tickets, and these
+    # customers' past visits would otherwise make it skip.
     from queue_app.demo_customers import seed_customer_history
 
     seed_customer_history(db.session, DEMO_BRANCH)

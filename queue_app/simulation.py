@@ -236,10 +236,19 @@ class DayStats:
 
 class BranchSimulation:
     def __init__(self, session: Session, scenario: Scenario, seed: int, report: Callable[[dict], None],
-                 observer: Callable[["BranchSimulation", datetime, Ticket, dict], None] | None = None):
+                 observer: Callable[["BranchSimulation", datetime, Ticket, dict], None] | None = None,
+                 branch_slug: str | None = None):
+        """`branch_slug`: play the scenario in an existing branch (its services by code, its
+        counters by name) instead of creating the simulated branch."""
         self.session, self.scenario, self.report, self.observer = session, scenario, report, observer
         self.rng = random.Random(seed)
-        self.branch, counter_ids = create_branch(session, scenario)
+        if branch_slug is None:
+            self.slug = BRANCH_SLUG
+            self.branch, counter_ids = create_branch(session, scenario)
+        else:
+            self.slug = branch_slug
+            self.branch = catalogue.get_branch(session, branch_slug)
+            counter_ids = {c.name: c.id for c in self.branch.counters}
         self.counters = {name: CounterRun(counter_ids[name], spec) for spec in scenario.counters
                          for name in [spec.name]}
         self.specs = {s.code: s for s in scenario.services}
@@ -263,7 +272,7 @@ class BranchSimulation:
         self.stats = DayStats(day)
         scenario = self.scenario
         opens, closes = self.local(day, scenario.open), self.local(day, scenario.close)
-        queueing.close_day(self.session, BRANCH_SLUG, now=opens - timedelta(hours=1))
+        queueing.close_day(self.session, self.slug, now=opens - timedelta(hours=1))
         for run in self.counters.values():
             for start, end in run.spec.shifts:
                 self.at(self.local(day, start), self.shift_starts, run)
@@ -333,12 +342,12 @@ class BranchSimulation:
 
     # what customers do
     def walk_in(self, now: datetime, code: str, patience: float) -> None:
-        issued = queueing.issue_ticket(self.session, BRANCH_SLUG, code, now=now)
+        issued = queueing.issue_ticket(self.session, self.slug, code, now=now)
         self.issued(now, issued.ticket, "walk_in", patience)
 
     def appointment_arrives(self, now: datetime, check_in_code: str, code: str) -> None:
         try:
-            done = booking.check_in(self.session, BRANCH_SLUG, check_in_code, now=now)
+            done = booking.check_in(self.session, self.slug, check_in_code, now=now)
         except Conflict as refusal:
             if refusal.code == "too_early":
                 opens = self.session.scalar(select(Appointment.start_at).where(

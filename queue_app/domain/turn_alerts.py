@@ -17,9 +17,12 @@ from queue_app.domain.transaction import write_transaction
 from queue_app.models import Branch, Customer, Notification, Ticket, utcnow
 
 TEXTS = {
-    "en": ("Almost your turn: {label}", "{label} at {branch}: about {minutes} min to your turn. Please come to the waiting area."),
-    "zh_Hant": ("快輪到您了：{label}", "{branch} {label}：約 {minutes} 分鐘後輪到您，請回到等候區。"),
-    "zh_Hans": ("快轮到您了：{label}", "{branch} {label}：约 {minutes} 分钟后轮到您，请回到等候区。"),
+    "en": ("Almost your turn: {label}", "{label} at {branch}: about {minutes} min to your turn. Please come to the waiting area.",
+           "{label} at {branch}: you are about to be called. Please come to the waiting area."),
+    "zh_Hant": ("快輪到您了：{label}", "{branch} {label}：約 {minutes} 分鐘後輪到您，請回到等候區。",
+                "{branch} {label}：即將輪到您，請回到等候區。"),
+    "zh_Hans": ("快轮到您了：{label}", "{branch} {label}：约 {minutes} 分钟后轮到您，请回到等候区。",
+                "{branch} {label}：即将轮到您，请回到等候区。"),
 }
 
 
@@ -46,9 +49,10 @@ def _message(session: Session, ticket: Ticket, estimate: estimates.Estimate, now
     if customer is None:
         return
     language = customer.language if customer.language in TEXTS else "en"
-    subject, body = TEXTS[language]
-    values = {"label": ticket.label, "branch": ticket.branch.name,
-              "minutes": estimate.minutes if estimate.minutes is not None else "-"}
+    subject, body, now_body = TEXTS[language]
+    if not estimate.minutes:
+        body = now_body  # "about 0 min" reads like a bug
+    values = {"label": ticket.label, "branch": ticket.branch.name, "minutes": estimate.minutes}
     for channel, recipient in (("sms", customer.phone), ("email", customer.email)):
         if not recipient:
             continue
