@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = "scheduler.lock"
 OUTBOX_SECONDS = 30
+PLAN_SECONDS = 1800  # forecast and staffing plan: nightly, and the rest of today as arrivals come in
 ALMOST_TURN_SECONDS = 30  # "almost your turn" alerts (estimates move as time passes, not only on changes)
 NO_SHOW_SECONDS = 60
 CLOSE_DAY_SECONDS = 600
@@ -136,10 +137,27 @@ def deliver_webhooks(app, now: datetime | None = None) -> None:
     _run(app, "deliver_webhooks", work)
 
 
+def plan_branches(app, now: datetime | None = None) -> None:
+    """Re-forecast and re-plan every branch (idempotent by data; managers' overrides are kept)."""
+    from queue_app.domain import planning
+
+    def work(session: Session) -> None:
+        branches = session.scalars(select(Branch).order_by(Branch.slug)).all()
+        session.commit()
+        for branch in branches:
+            try:
+                planning.plan_branch(session, branch, now)
+            except Exception:  # one broken branch must not stop the others
+                log.exception("planning failed for branch %s", branch.slug)
+
+    _run(app, "plan_branches", work)
+
+
 def add_jobs(scheduler, app) -> None:
     start = datetime.now(timezone.utc)  # first run at once: catch up after downtime
     common = {"coalesce": True, "max_instances": 1, "next_run_time": start, "replace_existing": True}
     scheduler.add_job(send_outbox, "interval", seconds=OUTBOX_SECONDS, args=[app], id="send_outbox", **common)
+    scheduler.add_job(plan_branches, "interval", seconds=PLAN_SECONDS, args=[app], id="plan_branches", **common)
     scheduler.add_job(alert_almost_turn, "interval", seconds=ALMOST_TURN_SECONDS, args=[app], id="almost_turn",
                       **common)
     scheduler.add_job(sweep_no_shows, "interval", seconds=NO_SHOW_SECONDS, args=[app], id="sweep_no_shows", **common)

@@ -175,3 +175,16 @@ def test_bookings_offered_follow_the_plan(session):
     with pytest.raises(Exception, match="just taken"):
         booking.book(session, "demo", "A", open_, name="P3", phone="+886912000009", now=MONDAY)
     assert session.scalar(select(StaffingPlan.booking_slots_override).where(StaffingPlan.starts_at == open_)) == 2
+
+
+def test_the_planning_job_twice_gives_the_same_plan(app, session):
+    from queue_app import jobs
+
+    branch = get_branch(session, "demo")
+    _walk_in_history(session, branch, date(2026, 3, 2))
+    jobs.plan_branches(app, now=MONDAY)
+    first = [(p.starts_at, p.counters_planned, p.booking_slots) for p in planning.plan_of_day(session, branch, date(2026, 3, 2))]
+    session.expire_all()
+    jobs.plan_branches(app, now=MONDAY)
+    again = [(p.starts_at, p.counters_planned, p.booking_slots) for p in planning.plan_of_day(session, branch, date(2026, 3, 2))]
+    assert first == again and len(first) == 14  # 09:00-12:30 and 13:30-17:00 in half hours
