@@ -72,7 +72,10 @@ PAGES = {
                          # tested in test_webhooks
                          "manage_webhooks.endpoints", "manage_webhooks.create_endpoint", "manage_webhooks.endpoint",
                          "manage_webhooks.update_endpoint", "manage_webhooks.send_test", "manage_webhooks.rotate_secret",
-                         "manage_webhooks.delete_endpoint", "manage_webhooks.retry_delivery"},
+                         "manage_webhooks.delete_endpoint", "manage_webhooks.retry_delivery",
+                         # the manager dashboard, tested in test_dashboard
+                         "dashboard.page", "dashboard.live", "dashboard.export_csv", "dashboard.recompute",
+                         "dashboard.override", "dashboard.run_what_if", "dashboard.update_rules"},
     "admin": {"manage.create_counter", "manage.edit_branch", "manage.services", "manage.new_branch",
               "manage.edit_service", "manage.staff", "manage.edit_staff"},
 }

@@ -31,3 +31,6 @@ def init_app(app) -> None:
     from queue_app.web import customer_pages
 
     app.register_blueprint(customer_pages.bp)
+    from queue_app.web import dashboard
+
+    app.register_blueprint(dashboard.bp)
