@@ -254,6 +254,28 @@ def offered_load(arrivals: np.ndarray, interval: float, survival) -> np.ndarray:
     return load
 
 
+def plan_day(arrivals: np.ndarray, walk_ins: np.ndarray, interval: int, aht: float, patience: float | None,
+             rules: PlanningRules, lag_correction: bool = True) -> tuple[np.ndarray, list[int], list[int]]:
+    """Offered load, counters and booking capacity per interval of one day (pure; the benchmark
+    also calls it with `lag_correction=False` for plain interval-by-interval staffing)."""
+    if lag_correction:
+        load = offered_load(arrivals, interval, lambda minutes: np.exp(-minutes / aht))
+    else:
+        load = arrivals / interval * aht
+    counters, slots = [], []
+    for position in range(len(arrivals)):
+        # Staff for the offered load: the arrival rate that gives it with this visit length.
+        rate = load[position] / aht * 60
+        needed = 0
+        if rate > 0:
+            needed = staff_for(rate, aht, rules.target, rules.target_wait_minutes * 60, patience,
+                               rules.max_abandon).counters
+        walk_in_load = walk_ins[position] / interval * aht
+        counters.append(needed)
+        slots.append(max(0, math.floor(needed * (1 - rules.walk_in_reserve) - walk_in_load)))
+    return load, counters, slots
+
+
 def plan_branch(session: Session, branch: Branch, now: datetime | None = None) -> int:
     """Forecast, then write StaffingPlan rows for the horizon; returns the intervals planned."""
     now = now or utcnow()
@@ -286,21 +308,13 @@ def plan_branch(session: Session, branch: Branch, now: datetime | None = None) -
             total = sum(weights.values())
             aht = (sum(learned.service_means.get(s, 10.0) * v for s, v in weights.items()) / total
                    if total > 0 else float(np.mean(list(learned.service_means.values()) or [10.0])))
-            survival = lambda minutes, aht=aht: np.exp(-minutes / aht)  # noqa: E731
-            load = offered_load(arrivals, interval, survival)
+            load, counters, slots = plan_day(arrivals, walk_ins, interval, aht, patience, rules)
             for position, start in enumerate(starts):
-                # Staff for the offered load: the arrival rate that gives it with this visit length.
-                rate = load[position] / aht * 60
-                counters = 0
-                if rate > 0:
-                    counters = staff_for(rate, aht, rules.target, rules.target_wait_minutes * 60, patience,
-                                         rules.max_abandon).counters
-                walk_in_load = walk_ins[position] / interval * aht
-                slots = max(0, math.floor(counters * (1 - rules.walk_in_reserve) - walk_in_load))
                 _upsert(session, StaffingPlan, ["branch_id", "starts_at"], {
                     "branch_id": branch.id, "local_date": day, "starts_at": start, "minutes": interval,
                     "forecast_arrivals": float(arrivals[position]), "offered_load": float(load[position]),
-                    "counters_planned": int(counters), "booking_slots": int(slots), "computed_at": now,
+                    "counters_planned": int(counters[position]), "booking_slots": int(slots[position]),
+                    "computed_at": now,
                 }, keep=("counters_override", "booking_slots_override"))
                 planned += 1
     return planned
