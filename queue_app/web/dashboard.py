@@ -240,10 +240,13 @@ def run_what_if(slug):
         result = what_if.what_if(db.session, branch, day, offset=body.get("offset", 0),
                                  counters=body.get("counters"), replications=body.get("replications", 200),
                                  seed=body.get("seed", 0))
+    except NotFound:
+        return jsonify({"error": {"code": "plan_not_found",
+                                  "message": _("No plan for that day; recompute the plan first.")}}), 404
     except DomainError as error:
-        return _json_error(_status(error), error)
-    except (TypeError, ValueError) as error:
-        return jsonify({"error": {"code": "invalid_field", "message": str(error)}}), 422
+        return _json_error(_status(error), DomainError(error.code, _(
+            "Counters are whole numbers from 0 to 100 per interval; the whole-day change from -100 to 100."),
+            error.fields))
     return jsonify(result)
 
 
