@@ -1,0 +1,124 @@
+"""The remaining pages a person uses, in a real browser (Playwright + Debian Chromium) on `queue-app run`:
+a phone reschedules and cancels its booking (in Simplified Chinese), a manager pauses a counter
+(the staff console can no longer call) and pairs a kiosk, and the lobby display of a
+Traditional-Chinese branch announces a call in words on screen. Each keeps screenshots.
+"""
+import re
+from datetime import timedelta
+
+import requests
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from queue_app.extensions import db
+from queue_app.models import Appointment, Branch, Counter
+from test_booking_pages import add_appointment, now_minute
+from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
+from test_browser_booking import PHONE, save_full_page
+from test_browser_customers import sign_in
+
+
+def test_phone_reschedules_then_cancels_its_booking_in_simplified_chinese(server, chromium, app, tmp_path):  # noqa: F811
+    add_appointment(app, "MVC4NC2L", now_minute() + timedelta(days=2))
+    errors: list[str] = []
+    phone = open_page(chromium, errors, **PHONE)
+    phone.goto(f"{server.base}/a/MVC4NC2L-manage-token?lang=zh_Hans")
+    expect(phone.locator("html")).to_have_attribute("lang", "zh-Hans")
+    when = phone.locator("#visit-when")
+    before = when.text_content()
+    assert "年" in before and "星期" in before  # the date in the locale's own format
+    phone.get_by_role("button", name="更改时段").click()
+    expect(phone.get_by_role("heading", name="选择新的时段")).to_be_visible()
+    slot = phone.locator("#reschedule button.slot:not([disabled])").nth(1)
+    slot.click()
+    expect(phone.locator("#reschedule-confirm")).to_be_visible()
+    save_full_page(phone, tmp_path, "manage-booking-reschedule-zh-hans.png")
+    phone.locator("#reschedule-submit").click()
+    expect(when).not_to_have_text(before)
+    expect(phone.locator("#reschedule")).to_be_hidden()
+    moved_to = when.text_content()
+    with app.app_context():
+        booking = db.session.scalar(select(Appointment).where(Appointment.check_in_code == "MVC4NC2L"))
+        assert booking.sequence == 1 and booking.status == "booked"
+
+    phone.get_by_role("button", name="取消预约").click()
+    dialog = phone.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    save_full_page(phone, tmp_path, "manage-booking-cancel-dialog-zh-hans.png")
+    dialog.get_by_role("button", name="是的，取消").click()
+    expect(when).to_have_class(re.compile(r"\bstruck\b"))
+    expect(when).to_have_text(moved_to)
+    expect(phone.get_by_role("button", name="更改时段")).to_be_hidden()
+    save_full_page(phone, tmp_path, "manage-booking-cancelled-zh-hans.png")
+    with app.app_context():
+        booking = db.session.scalar(select(Appointment).where(Appointment.check_in_code == "MVC4NC2L"))
+        assert booking.status == "cancelled"
+    assert errors == []
+
+
+def test_manager_pauses_a_counter_the_console_follows_and_pairs_a_kiosk(server, chromium, app, api, seeded,  # noqa: F811
+                                                                          tmp_path):
+    api.issue("B")  # someone waits for Counter 2 (A and B)
+    errors: list[str] = []
+    with app.app_context():
+        counter_id = db.session.scalar(select(Counter.id).where(Counter.name == "Counter 2"))
+    staff = open_page(chromium, errors, viewport={"width": 1366, "height": 900})
+    sign_in(staff, server.base, STAFF, seeded["password"])
+    staff.get_by_role("link", name=re.compile("Counter 2")).click()
+    expect(staff.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    expect(staff.get_by_role("button", name="Call next")).to_be_enabled()
+
+    manager = open_page(chromium, errors, viewport={"width": 1366, "height": 900})
+    sign_in(manager, server.base, "manager@demo.test", seeded["password"])
+    manager.goto(f"{server.base}/manage/?lang=zh_Hant")
+    expect(manager.get_by_role("heading", level=1)).not_to_contain_text("Branches")
+    save_screenshot(manager, tmp_path, "manage-index-zh-hant.png")
+    manager.goto(f"{server.base}/manage/")
+    manager.locator("main").get_by_role("link", name="Counters", exact=True).first.click()
+    expect(manager).to_have_url(f"{server.base}/manage/branches/demo/counters")
+    manager.locator(f"#counter-{counter_id}-state").select_option("paused")
+    manager.locator(f"#counter-{counter_id}-submit").click()
+    expect(manager.locator(".flash")).to_contain_text("Counter 2 saved.")
+    row = manager.locator("table.grid tr", has_text="Counter 2")
+    expect(row).to_contain_text("Paused")
+    save_screenshot(manager, tmp_path, "manage-counters.png")
+    # The console of the paused counter cannot call. (A counter's state change is not pushed yet:
+    # only ticket events are published, so the console shows it when it next loads.)
+    staff.reload()
+    expect(staff.locator("#counter-state")).to_have_text("Paused")
+    expect(staff.get_by_role("button", name="Call next")).to_be_disabled()
+    save_screenshot(staff, tmp_path, "staff-console-paused.png")
+
+    manager.goto(f"{server.base}/manage/branches/demo/kiosks")
+    manager.get_by_label("Device name").fill("Lobby right")
+    manager.get_by_role("button", name=re.compile("pairing code", re.I)).click()
+    expect(manager.locator("#pairing-code")).to_have_text(re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{2}$"))
+    save_screenshot(manager, tmp_path, "manage-kiosks-pairing-code.png")
+    assert errors == []
+
+
+def test_display_of_a_chinese_branch_announces_a_call_in_words(server, chromium, app, api, seeded, tmp_path):  # noqa: F811
+    with app.app_context():
+        branch = db.session.scalar(select(Branch).where(Branch.slug == "demo"))
+        branch.language = "zh_Hant"
+        db.session.commit()
+    errors: list[str] = []
+    display = open_page(chromium, errors, viewport={"width": 1920, "height": 1080})
+    display.goto(f"{server.base}/display/demo")
+    expect(display.locator("html")).to_have_attribute("lang", "zh-Hant")
+    expect(display.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    # Through the running server (the test client's changes would not reach its live pushes).
+    api_base = f"{server.base}/api/v1"
+    ticket = requests.post(f"{api_base}/branches/demo/tickets", json={"service": "A"},
+                           headers={"Authorization": f"Bearer {seeded['kiosk_token']}"}, timeout=10).json()
+    token = requests.post(f"{api_base}/auth/token", json={"email": STAFF, "password": seeded["password"]},
+                          timeout=10).json()["token"]
+    called = requests.post(f"{api_base}/counters/{api.counter_id('Counter 1')}/call-next",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert called.status_code == 200 and called.json()["label"] == ticket["label"]
+    # The spoken announcement is on screen too, in the branch's language, for those who cannot hear it.
+    announcement = display.locator("#announce-text")
+    expect(announcement).to_contain_text(f"請 {ticket['label']} 號到 Counter 1")
+    expect(display.locator('.board-row[data-counter="Counter 1"] .board-ticket')).to_have_text(ticket["label"])
+    save_screenshot(display, tmp_path, "display-zh-hant-announcement.png")
+    assert errors == []
