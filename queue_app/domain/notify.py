@@ -12,8 +12,9 @@ or missed is dropped), renders the text from the booking as it is now, sends it,
 `sending`, `next_attempt_at` is the end of the sender's lease: a sender that died mid-send leaves
 the row to be taken again after the lease (at least once, never silently lost).
 
-Texts live here, per language (en, zh_Hant, zh_Hans), and not in Flask-Babel: the sender runs in
-a scheduler thread with no request, and Babel's gettext needs one.
+Texts are marked here in English and translated from the shared catalogs (queue_app/translations)
+into the booking's language when the message is written (domain/texts.py: the sender runs in a
+scheduler thread, with no request for Flask-Babel to take a language from).
 """
 import logging
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from queue_app import ics
+from queue_app.domain import texts
+from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
 from queue_app.mail import PermanentFailure
 from queue_app.models import Appointment, Notification
@@ -48,102 +51,42 @@ MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "Au
              "October", "November", "December")
 WEEKDAYS_ZH = "一二三四五六日"
 
-TEMPLATES = {
-    "en": {
-        "subject": {
-            CONFIRMED: "Booking confirmed: {service} at {branch}, {short}",
-            CHANGED: "Booking changed: {service} at {branch}, now {short}",
-            CANCELLED: "Booking cancelled: {service} at {branch}, {short}",
-            REMINDER: "Reminder: {service} at {branch}, {short}",
-        },
-        "body": {
-            CONFIRMED: "Hello {name},\n\nyour booking is confirmed.\n\n{details}\n\n"
-                       "When you arrive, enter your check-in code at the kiosk.\n{manage}"
-                       "The attached calendar file adds the visit to your calendar.\n",
-            CHANGED: "Hello {name},\n\nyour booking has been changed. The new time:\n\n{details}\n\n"
-                     "The attached calendar file updates the visit in your calendar. To change your "
-                     "booking again, use the link in your booking confirmation.\n",
-            CANCELLED: "Hello {name},\n\nyour booking has been cancelled:\n\n{details}\n\n"
-                       "The attached calendar file removes the visit from your calendar. "
-                       "You are welcome to book again.\n",
-            REMINDER: "Hello {name},\n\na reminder of your booking:\n\n{details}\n\n"
-                      "When you arrive, enter your check-in code at the kiosk. If you cannot come, "
-                      "please cancel with the link in your booking confirmation, so someone else can "
-                      "have the time.\n",
-        },
-        "sms": {
-            CONFIRMED: "{branch}: booking confirmed, {service}, {short}. Check-in code {code}.{manage_sms}",
-            CHANGED: "{branch}: your booking for {service} is now {short}. Check-in code {code}.",
-            CANCELLED: "{branch}: your booking for {service} on {short} is cancelled.",
-            REMINDER: "{branch}: reminder, {service} {short}. Check-in code {code}.",
-        },
-        "details": "  Service:        {service}\n  Branch:         {branch}\n  When:           {when}\n"
-                   "  Check-in code:  {code}",
-        "manage": "See, change or cancel your booking: {url}\n",
-        "manage_sms": " Manage: {url}",
-        "summary": "{service} at {branch}",
-        "ics_description": "Check-in code: {code}",
+# Messages in English, the catalogs' source language; the customer's language at send time
+# (domain/texts.py). Translations live with every other text in queue_app/translations.
+MESSAGES = {
+    "subject": {
+        CONFIRMED: N_("Booking confirmed: %(service)s at %(branch)s, %(short)s"),
+        CHANGED: N_("Booking changed: %(service)s at %(branch)s, now %(short)s"),
+        CANCELLED: N_("Booking cancelled: %(service)s at %(branch)s, %(short)s"),
+        REMINDER: N_("Reminder: %(service)s at %(branch)s, %(short)s"),
     },
-    "zh_Hant": {
-        "subject": {
-            CONFIRMED: "預約確認：{branch} {service}，{short}",
-            CHANGED: "預約已變更：{branch} {service}，改為 {short}",
-            CANCELLED: "預約已取消：{branch} {service}，{short}",
-            REMINDER: "預約提醒：{branch} {service}，{short}",
-        },
-        "body": {
-            CONFIRMED: "{name} 您好：\n\n您的預約已確認。\n\n{details}\n\n抵達時請在自助報到機輸入報到代碼。\n"
-                       "{manage}附件的行事曆檔案可將這次預約加入您的行事曆。\n",
-            CHANGED: "{name} 您好：\n\n您的預約已變更，新的時間如下：\n\n{details}\n\n"
-                     "附件的行事曆檔案會更新您行事曆中的預約。如需再次變更，請使用預約確認信中的連結。\n",
-            CANCELLED: "{name} 您好：\n\n您的預約已取消：\n\n{details}\n\n"
-                       "附件的行事曆檔案會從您的行事曆移除這次預約。歡迎再次預約。\n",
-            REMINDER: "{name} 您好：\n\n提醒您即將到來的預約：\n\n{details}\n\n"
-                      "抵達時請在自助報到機輸入報到代碼。如無法前來，請使用預約確認信中的連結取消預約，"
-                      "讓其他人可以使用這個時段。\n",
-        },
-        "sms": {
-            CONFIRMED: "【{branch}】預約確認：{service}，{short}。報到代碼 {code}。{manage_sms}",
-            CHANGED: "【{branch}】您的{service}預約已改為 {short}。報到代碼 {code}。",
-            CANCELLED: "【{branch}】您於 {short} 的{service}預約已取消。",
-            REMINDER: "【{branch}】提醒：{service}預約 {short}。報到代碼 {code}。",
-        },
-        "details": "  服務：{service}\n  地點：{branch}\n  時間：{when}\n  報到代碼：{code}",
-        "manage": "查看、變更或取消預約：{url}\n",
-        "manage_sms": "管理預約：{url}",
-        "summary": "{branch} {service}",
-        "ics_description": "報到代碼：{code}",
+    "body": {
+        CONFIRMED: N_("Hello %(name)s,\n\nyour booking is confirmed.\n\n%(details)s\n\n"
+                      "When you arrive, enter your check-in code at the kiosk.\n"
+                      "%(manage)sThe attached calendar file adds the visit to your calendar.\n"),
+        CHANGED: N_("Hello %(name)s,\n\nyour booking has been changed. The new time:\n\n%(details)s\n\n"
+                    "The attached calendar file updates the visit in your calendar. To change your "
+                    "booking again, use the link in your booking confirmation.\n"),
+        CANCELLED: N_("Hello %(name)s,\n\nyour booking has been cancelled:\n\n%(details)s\n\n"
+                      "The attached calendar file removes the visit from your calendar. "
+                      "You are welcome to book again.\n"),
+        REMINDER: N_("Hello %(name)s,\n\na reminder of your booking:\n\n%(details)s\n\n"
+                     "When you arrive, enter your check-in code at the kiosk. If you cannot come, "
+                     "please cancel with the link in your booking confirmation, so someone else can "
+                     "have the time.\n"),
     },
-    "zh_Hans": {
-        "subject": {
-            CONFIRMED: "预约确认：{branch} {service}，{short}",
-            CHANGED: "预约已更改：{branch} {service}，改为 {short}",
-            CANCELLED: "预约已取消：{branch} {service}，{short}",
-            REMINDER: "预约提醒：{branch} {service}，{short}",
-        },
-        "body": {
-            CONFIRMED: "{name} 您好：\n\n您的预约已确认。\n\n{details}\n\n到达时请在自助签到机输入签到码。\n"
-                       "{manage}附件中的日历文件可将本次预约添加到您的日历。\n",
-            CHANGED: "{name} 您好：\n\n您的预约已更改，新的时间如下：\n\n{details}\n\n"
-                     "附件中的日历文件会更新您日历中的预约。如需再次更改，请使用预约确认邮件中的链接。\n",
-            CANCELLED: "{name} 您好：\n\n您的预约已取消：\n\n{details}\n\n"
-                       "附件中的日历文件会从您的日历中删除本次预约。欢迎再次预约。\n",
-            REMINDER: "{name} 您好：\n\n提醒您即将到来的预约：\n\n{details}\n\n"
-                      "到达时请在自助签到机输入签到码。如无法前来，请使用预约确认邮件中的链接取消预约，"
-                      "以便其他人使用该时段。\n",
-        },
-        "sms": {
-            CONFIRMED: "【{branch}】预约确认：{service}，{short}。签到码 {code}。{manage_sms}",
-            CHANGED: "【{branch}】您的{service}预约已改为 {short}。签到码 {code}。",
-            CANCELLED: "【{branch}】您于 {short} 的{service}预约已取消。",
-            REMINDER: "【{branch}】提醒：{service}预约 {short}。签到码 {code}。",
-        },
-        "details": "  服务：{service}\n  地点：{branch}\n  时间：{when}\n  签到码：{code}",
-        "manage": "查看、更改或取消预约：{url}\n",
-        "manage_sms": "管理预约：{url}",
-        "summary": "{branch} {service}",
-        "ics_description": "签到码：{code}",
+    "sms": {
+        CONFIRMED: N_("%(branch)s: booking confirmed, %(service)s, %(short)s. Check-in code %(code)s.%(manage_sms)s"),
+        CHANGED: N_("%(branch)s: your booking for %(service)s is now %(short)s. Check-in code %(code)s."),
+        CANCELLED: N_("%(branch)s: your booking for %(service)s on %(short)s is cancelled."),
+        REMINDER: N_("%(branch)s: reminder, %(service)s %(short)s. Check-in code %(code)s."),
     },
+    "details": N_("  Service:        %(service)s\n  Branch:         %(branch)s\n  When:           %(when)s\n"
+                  "  Check-in code:  %(code)s"),
+    "manage": N_("See, change or cancel your booking: %(url)s\n"),
+    "manage_sms": N_(" Manage: %(url)s"),
+    "summary": N_("%(service)s at %(branch)s"),
+    "ics_description": N_("Check-in code: %(code)s"),
 }
 
 
@@ -185,29 +128,32 @@ class Rendered:
 def render(notification: Notification, appointment: Appointment, now: datetime) -> Rendered:
     """The message as the booking is now: times, service and code read at send time."""
     language = language_of(appointment)
-    texts = TEMPLATES[language]
     long, short = format_when(appointment.start_at, appointment.branch.zone, language)
+
+    def text(message: str, **extra) -> str:
+        return texts.gettext(language, message, **{**values, **extra})
+
     values = {
         "name": appointment.name, "service": appointment.service.name, "branch": appointment.branch.name,
         "when": long, "short": short, "code": appointment.check_in_code,
     }
     url = (notification.payload or {}).get("manage_url") or ""
-    values["manage"] = texts["manage"].format(url=url) if url else ""
-    values["manage_sms"] = texts["manage_sms"].format(url=url) if url else ""
-    values["details"] = texts["details"].format(**values)
+    values["manage"] = text(MESSAGES["manage"], url=url) if url else ""
+    values["manage_sms"] = text(MESSAGES["manage_sms"], url=url) if url else ""
+    values["details"] = text(MESSAGES["details"])
     template = notification.template
-    subject = texts["subject"][template].format(**values)
+    subject = text(MESSAGES["subject"][template])
     if notification.channel == "sms":
-        return Rendered(subject, texts["sms"][template].format(**values), None, None)
-    body = texts["body"][template].format(**values)
+        return Rendered(subject, text(MESSAGES["sms"][template]), None, None)
+    body = text(MESSAGES["body"][template])
     calendar, method = None, None
     if template in (CONFIRMED, CHANGED, CANCELLED):
         cancelled = template == CANCELLED
         method = "CANCEL" if cancelled else "REQUEST"
         calendar = ics.appointment_calendar(
             appointment, host=(notification.payload or {}).get("host") or "localhost", now=now,
-            cancelled=cancelled, summary=texts["summary"].format(**values),
-            description=texts["ics_description"].format(**values), attendee=notification.recipient,
+            cancelled=cancelled, summary=text(MESSAGES["summary"]),
+            description=text(MESSAGES["ics_description"]), attendee=notification.recipient,
         )
     return Rendered(subject, body, calendar, method)
 
