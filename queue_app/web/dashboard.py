@@ -18,7 +18,7 @@ from flask_wtf.csrf import CSRFError
 
 from queue_app.domain import catalogue, numbering, planning, planning_settings, reports, what_if
 from queue_app.domain.errors import DomainError, NotFound
-from queue_app.extensions import db
+from queue_app.extensions import db, limiter
 from queue_app.models import utcnow
 from queue_app.web.roles import role_required
 
@@ -125,6 +125,7 @@ def page(slug, settings_form=None, settings_errors=None):
     return render_template(
         "manage/dashboard.html", branch=branch, stats=stats, live=live, first=first, last=last,
         range_error=range_error, day=day, days=_horizon(branch), plans=plans, rules=rules,
+        closed={d for d in _horizon(branch) if not planning.day_grid(branch, d, rules.interval_minutes)},
         settings=settings, settings_errors=settings_errors or {}, setting_labels=SETTING_LABELS, data=data,
         local_time=lambda m: _local_time(m, branch.zone), today=today,
     ), 400 if settings_errors else 200
@@ -223,6 +224,7 @@ def override(slug):
 @bp.post("/what-if")
 @login_required
 @role_required("manager")
+@limiter.limit("30 per minute")  # each run is a second of CPU
 def run_what_if(slug):
     branch = _branch(slug)
     body = request.get_json(silent=True)
