@@ -213,6 +213,10 @@ def test_dashboard_page_shows_today_stats_plan_and_settings(client, session, his
     assert b"Dashboard" in client.get("/manage/").data
     zh = client.get("/manage/branches/demo/dashboard?lang=zh_Hant")
     assert zh.status_code == 200
+    sunday = next(_today(session) + timedelta(days=n) for n in range(1, 8)
+                  if (_today(session) + timedelta(days=n)).weekday() == 6)  # the demo branch opens Monday to Saturday
+    closed = client.get(f"/manage/branches/demo/dashboard?day={sunday.isoformat()}").data.decode()
+    assert "The branch is closed on this day." in closed and f'<option value="{sunday}" selected>' in closed
 
 
 def test_csv_export_has_the_report_numbers(client, session, history):
