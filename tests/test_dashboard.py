@@ -304,6 +304,12 @@ def test_what_if_endpoint_answers_json_and_refuses_bad_input_with_4xx(client, se
                                ({"date": day.isoformat(), "counters": {"x": 1}}, 422, "invalid_field"),
                                ({"date": "2020-01-01"}, 422, "invalid_field"),
                                ({"date": "soon"}, 422, "invalid_field"),
+                               ({"date": day.isoformat(), "replications": "many"}, 422, "invalid_field"),
+                               ({"date": day.isoformat(), "seed": "x"}, 422, "invalid_field"),
+                               ({"date": day.isoformat(), "offset": None}, 422, "invalid_field"),
+                               ({"date": day.isoformat(), "counters": {"0": None}}, 422, "invalid_field"),
+                               ({"date": day.isoformat(), "counters": {"0": [1]}}, 422, "invalid_field"),
+                               ({"date": ["2026-01-01"]}, 422, "invalid_field"),
                                ([1, 2], 400, "malformed_json")):
         response = client.post(url, json=body, headers=headers)
         assert (response.status_code, response.json["error"]["code"]) == (status, code), body

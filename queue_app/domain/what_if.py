@@ -114,10 +114,7 @@ def simulate(intervals: list[Interval], interval_minutes: int, samples: dict[int
     """Waits per interval for the given counters; see the module docstring for the model."""
     if not intervals:
         return []
-    replications = int(replications)
-    if not 1 <= replications <= MAX_REPLICATIONS:
-        raise Invalid("invalid_field", f"replications: 1 to {MAX_REPLICATIONS}.",
-                      {"replications": [f"1 to {MAX_REPLICATIONS}."]})
+    replications = _whole(replications, "replications", 1, MAX_REPLICATIONS)
     expected = sum(sum(i.arrivals.values()) for i in intervals)
     replications = max(1, min(replications, int(CUSTOMER_BUDGET / max(expected, 1.0))))
     origin = intervals[0].starts_at
