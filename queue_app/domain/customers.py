@@ -45,8 +45,9 @@ from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import audit, numbering
+from queue_app.domain import audit, numbering, texts
 from queue_app.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
     SEGMENTS, Appointment, Branch, ChurnAlert, Counter, Customer, CustomerStanding, Feedback, Notification, Service,
@@ -836,18 +837,14 @@ def ticket_for_feedback_token(session: Session, token: str) -> Ticket:
     return session.get(Ticket, answer.ticket_id)
 
 
-FEEDBACK_TEXTS = {
-    "en": ("How was your visit to {branch}?",
-           "Hello {name},\n\nthank you for visiting {branch} ({service}, ticket {label}).\n\n"
-           "Would you tell us how it went? It takes half a minute:\n{url}\n\n"
-           "The link works for {days} days.\n"),
-    "zh_Hant": ("您在{branch}的服務體驗如何？",
-                "{name} 您好：\n\n感謝您蒞臨{branch}（{service}，號碼 {label}）。\n\n"
-                "能否告訴我們這次服務的感受？只需半分鐘：\n{url}\n\n此連結 {days} 天內有效。\n"),
-    "zh_Hans": ("您在{branch}的服务体验如何？",
-                "{name} 您好：\n\n感谢您光临{branch}（{service}，号码 {label}）。\n\n"
-                "能否告诉我们这次服务的感受？只需半分钟：\n{url}\n\n此链接 {days} 天内有效。\n"),
-}
+# The feedback mail in English, translated into the customer's language from the shared catalogs
+# when it is written (domain/texts.py).
+FEEDBACK_TEXTS = (
+    N_("How was your visit to %(branch)s?"),
+    N_("Hello %(name)s,\n\nthank you for visiting %(branch)s (%(service)s, ticket %(label)s).\n\n"
+       "Would you tell us how it went? It takes half a minute:\n%(url)s\n\n"
+       "The link works for %(days)s days.\n"),
+)
 
 
 def invite_feedback(session: Session, base_url: str, *, now: datetime | None = None,
@@ -867,13 +864,14 @@ def invite_feedback(session: Session, base_url: str, *, now: datetime | None = N
             session.add(Feedback(ticket_id=ticket.id, branch_id=ticket.branch_id, service_id=ticket.service_id,
                                  counter_id=ticket.counter_id, staff_id=ticket.staff_id, customer_id=customer.id,
                                  token_hash=token_hash(token), channel="mail", invited_at=now))
-            language = customer.language if customer.language in FEEDBACK_TEXTS else "en"
-            subject, body = FEEDBACK_TEXTS[language]
+            language = customer.language if customer.language in texts.LANGUAGES else "en"
+            subject, body = FEEDBACK_TEXTS
             values = {"branch": ticket.branch.name, "service": ticket.service.name, "label": ticket.label,
                       "name": customer.name or "", "url": f"{base_url.rstrip('/')}/f/{token}", "days": FEEDBACK_DAYS}
             session.execute(_insert_ignore(session)(Notification).values(
                 channel="email", recipient=customer.email, template="feedback_request", language=language,
-                payload={"subject": subject.format(**values), "body": body.format(**values)},
+                payload={"subject": texts.gettext(language, subject, **values),
+                         "body": texts.gettext(language, body, **values)},
                 dedupe_key=f"feedback:{ticket.id}", status="pending", attempts=0, next_attempt_at=now,
                 last_error="", created_at=now,
             ).on_conflict_do_nothing(index_elements=["dedupe_key"]))

@@ -12,18 +12,18 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from queue_app.domain import estimates, events, numbering
+from queue_app.domain import estimates, events, numbering, texts
+from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import Branch, Customer, Notification, Ticket, utcnow
 
-TEXTS = {
-    "en": ("Almost your turn: {label}", "{label} at {branch}: about {minutes} min to your turn. Please come to the waiting area.",
-           "{label} at {branch}: you are about to be called. Please come to the waiting area."),
-    "zh_Hant": ("快輪到您了：{label}", "{branch} {label}：約 {minutes} 分鐘後輪到您，請回到等候區。",
-                "{branch} {label}：即將輪到您，請回到等候區。"),
-    "zh_Hans": ("快轮到您了：{label}", "{branch} {label}：约 {minutes} 分钟后轮到您，请回到等候区。",
-                "{branch} {label}：即将轮到您，请回到等候区。"),
-}
+# Subject, body, and the body when the estimate is zero; in English, translated into the
+# customer's language from the shared catalogs when the message is written (domain/texts.py).
+TEXTS = (
+    N_("Almost your turn: %(label)s"),
+    N_("%(label)s at %(branch)s: about %(minutes)s min to your turn. Please come to the waiting area."),
+    N_("%(label)s at %(branch)s: you are about to be called. Please come to the waiting area."),
+)
 
 
 def due_tickets(session: Session, branch: Branch, now: datetime) -> list[tuple[int, estimates.Estimate]]:
@@ -48,8 +48,8 @@ def _message(session: Session, ticket: Ticket, estimate: estimates.Estimate, now
     customer = session.get(Customer, ticket.customer_id)
     if customer is None:
         return
-    language = customer.language if customer.language in TEXTS else "en"
-    subject, body, now_body = TEXTS[language]
+    language = customer.language if customer.language in texts.LANGUAGES else "en"
+    subject, body, now_body = TEXTS
     if not estimate.minutes:
         body = now_body  # "about 0 min" reads like a bug
     values = {"label": ticket.label, "branch": ticket.branch.name, "minutes": estimate.minutes}
@@ -58,7 +58,8 @@ def _message(session: Session, ticket: Ticket, estimate: estimates.Estimate, now
             continue
         session.add(Notification(
             channel=channel, recipient=recipient, template="almost_turn", language=language,
-            payload={"subject": subject.format(**values), "body": body.format(**values)},
+            payload={"subject": texts.gettext(language, subject, **values),
+                     "body": texts.gettext(language, body, **values)},
             dedupe_key=f"almost_turn:{ticket.id}", status="pending", attempts=0, next_attempt_at=now,
             last_error="", created_at=now,
         ))
