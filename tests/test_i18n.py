@@ -310,6 +310,9 @@ def test_a_page_a_booking_mail_and_a_printed_ticket_in_each_language(app, api, s
                          headers={"X-CSRFToken": csrf}).json
     printed = ticket["print"]
     assert printed["caption"] == SIGNS[language][0] and printed["language"] == language
+    # The time in the locale's format, on the printed ticket as on the screen.
+    time_pattern = r"\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d" if language == "en" else r"\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d"
+    assert re.fullmatch(time_pattern, printed["time"]) and ticket["issued_text"] == printed["time"]
     others = [SIGNS[other][0] for other in SIGNS if other != language]
     assert not any(other in json.dumps(printed, ensure_ascii=False) for other in others)
     # The mail: the booking remembers the page's language, and later mail uses it.

@@ -178,7 +178,7 @@ def test_ticket_answers_carry_what_the_printer_prints(client, api):
     assert printed["lines"][0] == "People ahead of you: 0"
     assert printed["lines"][1] == estimate_text(issued["estimate"]) or printed["lines"][1] == (
         "Estimated wait: " + estimate_text(issued["estimate"]))
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", printed["time"])
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d", printed["time"])  # in the kiosk's language
     chinese = kiosk.post("/kiosk/demo/tickets?lang=zh_Hant", json={"service": "A"}, headers={"X-CSRFToken": csrf}).json
     assert chinese["print"]["language"] == "zh_Hant" and chinese["print"]["caption"] == "您的號碼"
     assert chinese["print"]["lines"][0] == "前面等候人數：1" and len(chinese["print"]["lines"]) == 2

@@ -38,6 +38,16 @@ def local_when(moment: datetime, zone_name: str, zone) -> str:
     return when_pattern().format(date=long_date(local.date()), time=local.strftime("%H:%M"), zone=zone_name)
 
 
+def issued_text(iso_local: str) -> str:
+    """A ticket's issue time (ISO, already branch-local) in the page's language, as on the screen and the
+    printed ticket: '27 Nov 2026 10:05', '2026年11月27日 10:05'."""
+    if not iso_local:
+        return ""
+    moment = datetime.fromisoformat(iso_local)
+    day = format_date(moment.date(), format="medium", locale=BABEL_LOCALES[current_language()])
+    return f"{day} {moment:%H:%M}"
+
+
 def local_clock(moment: datetime, zone) -> str:
     return moment.astimezone(zone).strftime("%H:%M")
 

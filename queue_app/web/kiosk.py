@@ -27,7 +27,7 @@ from queue_app.domain.errors import DomainError
 from queue_app.extensions import db, limiter
 from queue_app.models import Appointment, Branch, KioskDevice, Service, Ticket
 from queue_app.security import token_hash
-from queue_app.web.dates import local_clock, long_date
+from queue_app.web.dates import issued_text, local_clock, long_date
 from queue_app.web.kiosk_print import bridge_settings, print_payload
 from queue_app.web.qr import qr_svg, tracking_url
 from queue_app.web.screens import LANGUAGE_NAMES, branch_locale, requested_locale
@@ -157,6 +157,7 @@ def issue(slug):
         "track_url": link,
         "qr_svg": qr_svg(link, title=_("QR code: follow ticket %(label)s on your phone", label=status["label"])),
         "issued_at": status["issued_at"],
+        "issued_text": issued_text(status["issued_at"]),
         "print": print_payload(device.branch, status, link),
     }), 201
 
@@ -184,6 +185,7 @@ def check_in(slug):
         "ahead": status["ahead"],
         "estimate": status["estimate"],
         "issued_at": status["issued_at"],
+        "issued_text": issued_text(status["issued_at"]),
         "booked_time": local_clock(done.appointment.start_at, device.branch.zone),
         "repeat": done.tracking_token is None,
     }

@@ -8,6 +8,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from queue_app.models import Branch, KioskDevice
+from queue_app.web.dates import issued_text
 from queue_app.web.estimate_text import estimate_text
 
 BRIDGE_HOST = "http://127.0.0.1"
@@ -15,7 +16,6 @@ BRIDGE_HOST = "http://127.0.0.1"
 
 def print_payload(branch: Branch, status: dict, track_url: str, note: str | None = None) -> dict:
     """`status` is lobby.ticket_status(); `issued_at` is already the branch's local time."""
-    issued = status.get("issued_at") or ""
     lines = [_("People ahead of you: %(n)s", n=status["ahead"])]
     estimate = status.get("estimate") or {}
     wait = estimate_text(estimate)  # the same words as the ticket screen
@@ -30,7 +30,7 @@ def print_payload(branch: Branch, status: dict, track_url: str, note: str | None
         "caption": _("Your number"),
         "label": status["label"],
         "service": status["service_name"],
-        "time": f"{issued[:10]} {issued[11:16]}".strip(),
+        "time": issued_text(status.get("issued_at") or ""),  # in the kiosk's language
         "lines": lines,
         "track_url": track_url,
         "qr_hint": _("Scan to follow your turn on your phone"),

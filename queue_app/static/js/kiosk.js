@@ -180,7 +180,8 @@
     Q.show(byId("t-qr-hint"), !!ticket.qr_svg);
     var time = byId("t-time");
     time.setAttribute("datetime", ticket.issued_at);
-    time.textContent = ticket.issued_at.slice(0, 10) + " " + ticket.issued_at.slice(11, 16);  // branch local time
+    // Branch local time, in the kiosk's language (written by the server, as on the printed ticket).
+    time.textContent = ticket.issued_text || ticket.issued_at.slice(0, 10) + " " + ticket.issued_at.slice(11, 16);
     if (ticket.track_url) ticketScreen.setAttribute("data-track-url", ticket.track_url);
     else ticketScreen.removeAttribute("data-track-url");
     Q.show(startScreen, false);
