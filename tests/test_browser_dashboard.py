@@ -14,7 +14,7 @@ from test_browser import SCREENS, WAIT_MS, chromium, open_page, save_screenshot,
 from test_browser_customers import sign_in
 from test_planning import _walk_in_history
 
-CHARTS = ("chart-today", "chart-arrivals", "chart-waits", "chart-services", "chart-counters")
+CHARTS = ("chart-today", "chart-arrivals", "chart-waits", "chart-days", "chart-services", "chart-counters")
 
 
 def _issue_at_the_kiosk(server, kiosk_token: str, service: str) -> None:

@@ -200,12 +200,12 @@ def planned(session):
 
 def test_dashboard_page_shows_today_stats_plan_and_settings(client, session, history):
     login(client, "manager@demo.test")
-    page = client.get("/manage/branches/demo/dashboard?from=2026-03-02&to=2026-03-02")
+    page = client.get("/manage/branches/demo/dashboard?from=2026-03-01&to=2026-03-02")
     assert page.status_code == 200
     html = page.data.decode()
     for marker in ('id="chart-today"', 'id="chart-arrivals"', 'id="chart-waits"', 'id="chart-services"',
-                   'id="chart-counters"', 'id="page-data"', 'id="live-waiting"', "vendor/chart.umd.min.js",
-                   'id="settings"', "stats.csv?from=2026-03-02&amp;to=2026-03-02"):
+                   'id="chart-counters"', 'id="chart-days"', 'id="page-data"', 'id="live-waiting"', "vendor/chart.umd.min.js",
+                   'id="settings"', "stats.csv?from=2026-03-01&amp;to=2026-03-02"):
         assert marker in html
     assert "<script>" not in html  # nothing inline: the page data is JSON, the code is a file
     bad = client.get("/manage/branches/demo/dashboard?from=2026-03-05&to=2026-03-01")

@@ -100,6 +100,27 @@
     make("chart-arrivals", { data: { labels: labels, datasets: bandDatasets(rows) },
                              options: { scales: { y: { beginAtZero: true } } } });
     make("chart-waits", waitsConfig(labels, rows, "avg_wait", "p90_wait", "service_level"));
+    make("chart-days", {
+      data: {
+        labels: data.stats.days.map(function (r) { return r.date.slice(5); }),
+        datasets: [
+          { type: "bar", label: texts.arrivals, data: data.stats.days.map(function (r) { return r.arrivals; }),
+            backgroundColor: COLORS.arrivals, yAxisID: "y", order: 2 },
+          { type: "line", label: texts.avg_wait, data: data.stats.days.map(function (r) { return r.avg_wait; }),
+            borderColor: COLORS.p90, backgroundColor: COLORS.p90, yAxisID: "y2", order: 1 },
+          { type: "line", label: texts.service_level, data: data.stats.days.map(function (r) { return percent(r.service_level); }),
+            borderColor: COLORS.level, backgroundColor: COLORS.level, borderDash: [6, 4], yAxisID: "y1", order: 1 },
+        ],
+      },
+      options: {
+        scales: {
+          y: { beginAtZero: true },
+          y2: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false },
+                title: { display: true, text: texts.minutes } },
+          y1: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: "%" } },
+        },
+      },
+    });
     make("chart-services", groupConfig(data.stats.services, function (r) { return r.code; }, texts.p90_wait, "p90_wait"));
     make("chart-counters", groupConfig(data.stats.counters, function (r) { return r.name; }, texts.p90_wait, "p90_wait"));
   }
@@ -191,6 +212,7 @@
         borderColor: COLORS.level, backgroundColor: COLORS.level, borderDash: [2, 3], yAxisID: "y1" },
     ];
     if (charts["chart-what-if"]) charts["chart-what-if"].destroy();
+    document.getElementById("what-if-chart-box").hidden = false;
     make("chart-what-if", {
       data: { labels: labels, datasets: datasets },
       options: { scales: { y: { beginAtZero: true, title: { display: true, text: texts.minutes } },
