@@ -52,6 +52,9 @@ POLICY = {
     "api_webhooks.delete_webhook": {"manager", "admin"}, "api_webhooks.rotate_webhook_secret": {"manager", "admin"},
     "api_webhooks.test_webhook": {"manager", "admin"}, "api_webhooks.webhook_deliveries": {"manager", "admin"},
     "api_webhooks.retry_webhook_delivery": {"manager", "admin"},
+    # Forecast and staffing plan: managers of the branch (web/api/planning.py).
+    "api_planning.get_forecast": {"manager", "admin"}, "api_planning.get_staffing": {"manager", "admin"},
+    "api_planning.put_staffing": {"manager", "admin"}, "api_planning.recompute": {"manager", "admin"},
 }
 # Pages: who may open them with a signed-in browser session (tested in test_pages, test_live_pages,
 # test_manage_pages, test_booking_pages); listed here so that every route has a decision.
@@ -153,6 +156,7 @@ def body_for(endpoint, n, slot):
         "api_customers.ticket_feedback": {"rating": 5}, "api_customers.mailed_feedback": {"rating": 5},
         "api_webhooks.create_webhook": {"url": "https://example.com/h", "event_types": ["ticket.called"]},
         "api_webhooks.update_webhook": {"description": "CRM"},
+        "api_planning.put_staffing": {"start": "2026-03-02T09:00:00+08:00", "counters": 2},
     }.get(endpoint)
 
 

@@ -188,3 +188,32 @@ def test_the_planning_job_twice_gives_the_same_plan(app, session):
     jobs.plan_branches(app, now=MONDAY)
     again = [(p.starts_at, p.counters_planned, p.booking_slots) for p in planning.plan_of_day(session, branch, date(2026, 3, 2))]
     assert first == again and len(first) == 14  # 09:00-12:30 and 13:30-17:00 in half hours
+
+
+def test_forecast_and_staffing_through_the_api(app, api, session):
+    manager = "manager@demo.test"
+    branch = get_branch(session, "demo")
+    _walk_in_history(session, branch, date(2026, 3, 2))
+    planning.plan_branch(session, branch, MONDAY)
+    forecast = api.call("GET", "/branches/demo/forecast?date=2026-03-02", manager)
+    assert forecast.status_code == 200, forecast.json
+    first = forecast.json["intervals"][0]
+    assert first["start"] == "2026-03-02T09:00:00+08:00" and {s["service"] for s in first["services"]} == {"A", "B", "C"}
+    assert all(s["walk_in_p10"] <= s["walk_in_mean"] <= s["walk_in_p90"] for s in first["services"])
+    plan = api.call("GET", "/branches/demo/staffing?date=2026-03-02", manager).json["intervals"]
+    assert len(plan) == 14 and all(p["counters"] == p["counters_planned"] for p in plan)
+    changed = api.call("PUT", "/branches/demo/staffing", manager,
+                       json={"start": "2026-03-02T15:00:00+08:00", "counters": 5, "booking_slots": 1})
+    assert changed.status_code == 200, changed.json
+    row = next(p for p in changed.json["intervals"] if p["start"] == "2026-03-02T15:00:00+08:00")
+    assert (row["counters"], row["counters_override"], row["slots"]) == (5, 5, 1)
+    # Bad requests are refused with a reason, never a 500.
+    missing = api.call("PUT", "/branches/demo/staffing", manager, json={"start": "2026-03-02T15:00:00+08:00"})
+    assert missing.status_code == 422 and missing.json["error"]["code"] == "invalid_field"
+    nowhere = api.call("PUT", "/branches/demo/staffing", manager, json={"start": "2031-01-01T03:00:00+08:00", "counters": 1})
+    assert nowhere.status_code == 404 and nowhere.json["error"]["code"] == "plan_not_found"
+    too_many = api.call("PUT", "/branches/demo/staffing", manager, json={"start": "2026-03-02T15:00:00+08:00", "counters": 9999})
+    assert too_many.status_code == 422
+    assert api.call("GET", "/branches/demo/staffing?date=someday", manager).status_code == 422
+    staff = api.call("GET", "/branches/demo/staffing", "staff1@demo.test")
+    assert staff.status_code == 403

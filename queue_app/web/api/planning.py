@@ -1,0 +1,147 @@
+"""REST: a branch's arrival forecast and staffing plan (managers of the branch, admins)."""
+from datetime import date, datetime
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+
+from queue_app.domain import catalogue, numbering, planning
+from queue_app.extensions import db
+from queue_app.models import ArrivalForecast, Service, utcnow
+from queue_app.web.api import abort
+from queue_app.web.api.access import require_staff
+from queue_app.web.api.schemas import StrictSchema
+from queue_app.web.api.serialize import local_iso
+
+blp = Blueprint("api_planning", __name__, description="Arrival forecast and staffing plan")
+BEARER = [{"bearer": []}]
+
+
+class PlanDayQuery(StrictSchema):
+    date = fields.Date(metadata={"description": "Branch local date; default today."})
+
+
+class ForecastOfService(Schema):
+    service = fields.String(required=True)
+    walk_in_mean = fields.Float(required=True)
+    walk_in_p10 = fields.Float(required=True)
+    walk_in_p90 = fields.Float(required=True)
+    booking_mean = fields.Float(required=True)
+
+
+class ForecastInterval(Schema):
+    start = fields.String(required=True, metadata={"description": "Branch local time with offset."})
+    minutes = fields.Integer(required=True)
+    services = fields.List(fields.Nested(ForecastOfService), required=True)
+
+
+class ForecastDay(Schema):
+    branch = fields.String(required=True)
+    date = fields.Date(required=True)
+    intervals = fields.List(fields.Nested(ForecastInterval), required=True)
+
+
+class StaffingInterval(Schema):
+    start = fields.String(required=True)
+    minutes = fields.Integer(required=True)
+    forecast_arrivals = fields.Float(required=True)
+    offered_load = fields.Float(required=True)
+    counters_planned = fields.Integer(required=True)
+    counters_override = fields.Integer(required=True, allow_none=True)
+    counters = fields.Integer(required=True)
+    booking_slots = fields.Integer(required=True)
+    booking_slots_override = fields.Integer(required=True, allow_none=True)
+    slots = fields.Integer(required=True)
+
+
+class StaffingDay(Schema):
+    branch = fields.String(required=True)
+    date = fields.Date(required=True)
+    intervals = fields.List(fields.Nested(StaffingInterval), required=True)
+
+
+class StaffingOverrideRequest(StrictSchema):
+    start = fields.AwareDateTime(required=True, metadata={"description": "The interval's start, with its offset."})
+    counters = fields.Integer(validate=validate.Range(min=0, max=500), allow_none=True)
+    booking_slots = fields.Integer(validate=validate.Range(min=0, max=500), allow_none=True)
+    clear = fields.Boolean(load_default=False, metadata={"description": "Drop both overrides of the interval."})
+
+
+class PlanRecomputed(Schema):
+    intervals = fields.Integer(required=True)
+
+
+def _branch(slug: str):
+    branch = catalogue.get_branch(db.session, slug)
+    require_staff("manager", branch_id=branch.id)
+    return branch
+
+
+def _day(branch, query) -> date:
+    return query.get("date") or numbering.local_day(utcnow(), branch.zone)
+
+
+def _plan_day(branch, day: date) -> dict:
+    rows = planning.plan_of_day(db.session, branch, day)
+    return {"branch": branch.slug, "date": day, "intervals": [
+        {"start": local_iso(p.starts_at, branch.zone), "minutes": p.minutes, "forecast_arrivals": round(p.forecast_arrivals, 3),
+         "offered_load": round(p.offered_load, 3), "counters_planned": p.counters_planned,
+         "counters_override": p.counters_override, "counters": p.counters, "booking_slots": p.booking_slots,
+         "booking_slots_override": p.booking_slots_override, "slots": p.slots}
+        for p in rows]}
+
+
+@blp.route("/branches/<string:slug>/forecast", methods=["GET"])
+@blp.arguments(PlanDayQuery, location="query")
+@blp.response(200, ForecastDay)
+@blp.doc(security=BEARER)
+def get_forecast(query, slug):
+    """Forecast arrivals per interval and service for a day (walk-ins with their 10-90 % band, bookings)."""
+    branch = _branch(slug)
+    day = _day(branch, query)
+    rows = db.session.execute(
+        select(ArrivalForecast, Service.code).join(Service, Service.id == ArrivalForecast.service_id)
+        .where(ArrivalForecast.branch_id == branch.id, ArrivalForecast.local_date == day)
+        .order_by(ArrivalForecast.starts_at, Service.code)
+    ).all()
+    intervals: dict[datetime, dict] = {}
+    for row, code in rows:
+        interval = intervals.setdefault(row.starts_at, {"start": local_iso(row.starts_at, branch.zone),
+                                                        "minutes": row.minutes, "services": []})
+        interval["services"].append({"service": code, "walk_in_mean": round(row.walk_in_mean, 3),
+                                     "walk_in_p10": round(row.walk_in_p10, 3), "walk_in_p90": round(row.walk_in_p90, 3),
+                                     "booking_mean": row.booking_mean})
+    return {"branch": branch.slug, "date": day, "intervals": list(intervals.values())}
+
+
+@blp.route("/branches/<string:slug>/staffing", methods=["GET"])
+@blp.arguments(PlanDayQuery, location="query")
+@blp.response(200, StaffingDay)
+@blp.doc(security=BEARER)
+def get_staffing(query, slug):
+    """The staffing plan of a day: counters and booking slots per interval, with overrides."""
+    branch = _branch(slug)
+    return _plan_day(branch, _day(branch, query))
+
+
+@blp.route("/branches/<string:slug>/staffing", methods=["PUT"])
+@blp.arguments(StaffingOverrideRequest)
+@blp.response(200, StaffingDay)
+@blp.doc(security=BEARER)
+def put_staffing(body, slug):
+    """Override counters and/or booking slots of one interval (kept by every recompute), or clear them."""
+    branch = _branch(slug)
+    if not body.get("clear") and body.get("counters") is None and body.get("booking_slots") is None:
+        abort(422, "invalid_field", "Give counters, booking_slots or clear.")
+    plan = planning.set_override(db.session, branch, body["start"], counters=body.get("counters"),
+                                 booking_slots=body.get("booking_slots"), clear=body.get("clear", False))
+    return _plan_day(branch, plan.local_date)
+
+
+@blp.route("/branches/<string:slug>/staffing/recompute", methods=["POST"])
+@blp.response(200, PlanRecomputed)
+@blp.doc(security=BEARER)
+def recompute(slug):
+    """Forecast and plan the branch's horizon again now (idempotent; overrides stay)."""
+    branch = _branch(slug)
+    return {"intervals": planning.plan_branch(db.session, branch)}
