@@ -379,3 +379,23 @@ def test_writes_are_refused_to_staff_and_other_branches(client, session, planned
         assert fresh.post("/manage/branches/demo/what-if", json={}, headers={"X-CSRFToken": token}).status_code == 403
     session.rollback()  # end the read snapshot: see what the requests committed
     assert session.get(StaffingPlan, plan.id).counters_override is None
+
+
+def test_a_new_interval_replans_on_the_new_grid_and_other_settings_keep_the_plan(session, planned):
+    from queue_app.domain import planning_settings
+
+    today = _today(session)
+    day = min(reports.planned_days(session, planned, today, today + timedelta(days=14)))
+    half_hours = planning.plan_of_day(session, planned, day)
+    planning.set_override(session, planned, half_hours[1].starts_at, counters=5)
+    rules, regridded = planning_settings.update_planning_rules(session, planned, {"target": "0.85"})
+    assert (rules.target, regridded) == (0.85, False)
+    assert planning.plan_of_day(session, planned, day)[1].counters_override == 5
+
+    rules, regridded = planning_settings.update_planning_rules(session, planned, {"interval_minutes": "15"})
+    assert (rules.interval_minutes, regridded) == (15, True)
+    quarters = planning.plan_of_day(session, planned, day)
+    assert len(quarters) == 2 * len(half_hours) and {p.minutes for p in quarters} == {15}
+    assert all(p.counters_override is None for p in quarters)
+    forecast_minutes = set(session.scalars(select(ArrivalForecast.minutes).where(ArrivalForecast.local_date == day)))
+    assert forecast_minutes == {15}

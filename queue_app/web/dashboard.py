@@ -259,10 +259,14 @@ def update_rules(slug):
     branch = _branch(slug)
     values = {key: request.form.get(key, "").strip() for key in SETTING_LABELS}
     try:
-        planning_settings.update_planning_rules(db.session, branch, values)
+        _rules, regridded = planning_settings.update_planning_rules(db.session, branch, values)
     except DomainError as error:
         db.session.rollback()
         return page(slug, settings_form=values,
                     settings_errors={k: v for k, v in error.fields.items()} or {"target": [error.message]})
-    flash(_("Planning settings saved; recompute the plan to apply them."))
+    if regridded:
+        flash(_("Planning settings saved. The plan was recomputed on the new interval; overrides of the old "
+                "intervals were removed."))
+    else:
+        flash(_("Planning settings saved; recompute the plan to apply them."))
     return redirect(url_for(".page", slug=slug) + "#settings")
