@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from kiosk import config as kiosk_config
 from kiosk.cli import chromium_command
@@ -218,7 +218,7 @@ def lan_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_the_kiosk_page_in_chromium_prints_through_the_bridge(seeded, db_path, tmp_path):
+def test_the_kiosk_page_in_chromium_prints_through_the_bridge(seeded, db_path, tmp_path, chromium_session):
     # From a page that is not on loopback, Chromium's Local Network Access blocks calls to
     # 127.0.0.1 unless started the way `queue-kiosk run` starts it: use those switches.
     host = lan_address()
@@ -234,12 +234,12 @@ def test_the_kiosk_page_in_chromium_prints_through_the_bridge(seeded, db_path, t
         config_path = paired_config(server, tmp_path, "Lobby left", {"type": "file", "path": str(printed)})
         kiosk = KioskProcess(config_path, free_port(), tmp_path / "kiosk.log", "--no-browser")
         wait_until(lambda: (bridge_status(kiosk.url) or {}).get("server") == "ok", message="a heartbeat")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + switches)
-            try:
-                print_in_chromium(browser, server, kiosk, printed, errors, tmp_path)
-            finally:
-                browser.close()
+        # Its own Chromium (other switches), from the run's Playwright (only one may run per thread).
+        browser = chromium_session.browser_type.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + switches)
+        try:
+            print_in_chromium(browser, server, kiosk, printed, errors, tmp_path)
+        finally:
+            browser.close()
     finally:
         if kiosk is not None:
             kiosk.stop()
