@@ -1,5 +1,6 @@
 """Accessibility in a real browser: axe-core on the kiosk, booking, booking-management and tracking
-pages in each language, the kiosk's large-type and high-contrast mode, and the keyboard.
+pages and the display in each language, and on the staff console and the manager pages; the
+kiosk's large-type and high-contrast mode, and the keyboard.
 
 axe-core is vendored (tests/vendor/axe-core, from the npm registry) and evaluated in the page
 through Playwright, which the pages' Content-Security-Policy does not apply to; the app never
@@ -182,5 +183,31 @@ def test_booking_manage_and_tracking_pages_pass_axe_in_each_language(server, chr
         expect(display.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
         violations += axe_violations(display, axe_source)
         display.context.close()
+    assert violations == [], "\n".join(violations)
+    assert errors == []
+
+
+def test_staff_console_and_manager_pages_pass_axe(server, chromium, seeded, axe_source, session, tmp_path):  # noqa: F811
+    from queue_app.demo_customers import seed_customer_history
+    from queue_app.models import utcnow
+    from test_browser_customers import sign_in
+
+    seed_customer_history(session, "demo", now=utcnow())  # the customer pages with content
+    errors: list[str] = []
+    violations: list[str] = []
+    admin = open_page(chromium, errors, viewport={"width": 1366, "height": 900})
+    admin.goto(f"{server.base}/login")
+    violations += axe_violations(admin, axe_source)
+    sign_in(admin, server.base, "admin@demo.test", seeded["password"])
+    for path in ("/staff", "/manage/", "/manage/branches/demo/counters", "/manage/branches/demo/services",
+                 "/manage/staff", "/manage/branches/demo/kiosks", "/manage/branches/demo/customers",
+                 "/manage/branches/demo/edit", "/manage/audit", "/manage/?lang=zh_Hant"):
+        admin.goto(server.base + path)
+        violations += axe_violations(admin, axe_source)
+    admin.goto(f"{server.base}/staff")
+    admin.get_by_role("link", name=re.compile("Counter 1")).click()
+    expect(admin.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    violations += axe_violations(admin, axe_source)
+    save_screenshot(admin, tmp_path, "a11y-staff-console.png")
     assert violations == [], "\n".join(violations)
     assert errors == []
