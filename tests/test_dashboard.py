@@ -111,7 +111,8 @@ def test_a_ticket_still_waiting_past_the_target_is_a_miss_already(session, histo
 def test_report_range_is_checked():
     today = date(2026, 3, 9)
     assert reports.parse_range(None, None, today) == (date(2026, 3, 3), today)
-    for first, last in (("2026-03-09", "2026-03-01"), ("yesterday", None), ("2025-01-01", "2026-03-09")):
+    for first, last in (("2026-03-09", "2026-03-01"), ("yesterday", None), ("2025-01-01", "2026-03-09"),
+                        (None, "0001-01-02")):
         with pytest.raises(Invalid):
             reports.parse_range(first, last, today)
 
@@ -399,3 +400,21 @@ def test_a_new_interval_replans_on_the_new_grid_and_other_settings_keep_the_plan
     assert all(p.counters_override is None for p in quarters)
     forecast_minutes = set(session.scalars(select(ArrivalForecast.minutes).where(ArrivalForecast.local_date == day)))
     assert forecast_minutes == {15}
+
+
+def test_stats_api_gives_the_same_numbers_to_managers_of_the_branch(api, session, history):
+    response = api.call("GET", "/branches/demo/stats?from=2026-03-02&to=2026-03-02", "manager@demo.test")
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert (body["from"], body["to"], body["target_wait_minutes"]) == ("2026-03-02", "2026-03-02", 10)
+    assert (body["total"]["arrivals"], body["total"]["avg_wait"], body["total"]["service_level"]) == (5, 8.25, 0.6)
+    first = next(r for r in body["intervals"] if r["local"] == "2026-03-02 10:00")
+    assert (first["arrivals"], first["abandoned"], first["forecast"]) == (4, 1, 3.5)
+    assert {r["code"] for r in body["services"]} == {"A", "B"}
+    assert api.call("GET", "/branches/demo/stats?from=2026-03-02", "staff1@demo.test").status_code == 403
+    for query, code in (("from=2026-03-05&to=2026-03-01", "invalid_field"), ("from=2025-01-01&to=2026-03-01", "invalid_field"),
+                        ("from=soon", "validation_failed")):
+        refused = api.call("GET", f"/branches/demo/stats?{query}", "manager@demo.test")
+        assert (refused.status_code, refused.json["error"]["code"]) == (422, code), query
+    openapi = api.call("GET", "/openapi.json").json
+    assert "/api/v1/branches/{slug}/stats" in openapi["paths"]

@@ -55,6 +55,7 @@ POLICY = {
     # Forecast and staffing plan: managers of the branch (web/api/planning.py).
     "api_planning.get_forecast": {"manager", "admin"}, "api_planning.get_staffing": {"manager", "admin"},
     "api_planning.put_staffing": {"manager", "admin"}, "api_planning.recompute": {"manager", "admin"},
+    "api_reports.stats": {"manager", "admin"},
 }
 # Pages: who may open them with a signed-in browser session (tested in test_pages, test_live_pages,
 # test_manage_pages, test_booking_pages); listed here so that every route has a decision.

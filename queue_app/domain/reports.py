@@ -76,7 +76,7 @@ def parse_range(first: str | None, last: str | None, today: date) -> tuple[date,
     try:
         end = date.fromisoformat(last) if last else today
         start = date.fromisoformat(first) if first else end - timedelta(days=6)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise Invalid("invalid_field", "Dates are YYYY-MM-DD.", {"from": ["YYYY-MM-DD."]})
     if start > end:
         raise Invalid("invalid_field", "The range ends before it starts.", {"to": ["On or after the start."]})

@@ -108,12 +108,13 @@ def init_app(app) -> None:
     from queue_app.domain import audit
     from queue_app.web.api import auth, booking, catalogue, customers, kiosks, tickets
     from queue_app.web.api import planning as planning_api
+    from queue_app.web.api import reports as reports_api
     from queue_app.web.api import webhooks
 
     audit.actor_provider = customers.current_actor_id
     api.init_app(app)
     for blueprint in (auth.blp, catalogue.blp, tickets.blp, booking.blp, kiosks.blp, customers.blp, webhooks.blp,
-                      planning_api.blp):
+                      planning_api.blp, reports_api.blp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
         csrf.exempt(blueprint)  # bearer tokens, not cookies: no cross-site request forgery to stop
     api.spec.options["security"] = []
