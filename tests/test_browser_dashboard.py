@@ -17,10 +17,10 @@ from test_planning import _walk_in_history
 CHARTS = ("chart-today", "chart-arrivals", "chart-waits", "chart-days", "chart-services", "chart-counters")
 
 
-def _issue_at_the_kiosk(server, kiosk_token: str, service: str) -> None:
+def _issue_at_the_kiosk(base: str, kiosk_token: str, service: str) -> None:
     """A ticket through the running server, so that it publishes the change to the branch room."""
     request = urllib.request.Request(
-        f"{server.base}/api/v1/branches/demo/tickets", data=json.dumps({"service": service}).encode(), method="POST",
+        f"{base}/api/v1/branches/demo/tickets", data=json.dumps({"service": service}).encode(), method="POST",
         headers={"Authorization": f"Bearer {kiosk_token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201
@@ -52,7 +52,7 @@ def test_manager_dashboard_draws_charts_saves_an_override_and_runs_a_what_if(app
     # Live: a ticket from the kiosk shows up without a reload (the branch room's push, then the live endpoint).
     expect(manager.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
     waiting = int(manager.locator("#live-waiting").inner_text())
-    _issue_at_the_kiosk(server, seeded["kiosk_token"], "A")
+    _issue_at_the_kiosk(server.base, seeded["kiosk_token"], "A")
     expect(manager.locator("#live-waiting")).to_have_text(str(waiting + 1), timeout=WAIT_MS)
 
     # An override of the second interval of the plan's day.

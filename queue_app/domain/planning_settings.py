@@ -19,7 +19,8 @@ def update_planning_rules(session: Session, branch: Branch, values: dict,
     """
     now = now or utcnow()
     clean = planning.check_rules(values)
-    regrid = "interval_minutes" in clean and clean["interval_minutes"] != planning.planning_rules(branch).interval_minutes
+    old_interval = planning.planning_rules(branch).interval_minutes
+    regrid = "interval_minutes" in clean and clean["interval_minutes"] != old_interval
     with write_transaction(session):
         branch.planning_rules = {**(branch.planning_rules or {}), **clean}
         if regrid:

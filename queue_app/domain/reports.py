@@ -160,7 +160,8 @@ def branch_stats(session: Session, branch: Branch, first: date, last: date, now:
     forecast = forecast_by_interval(session, branch, first, last)
     interval_rows = []
     for starts_at in sorted(set(intervals) | set(forecast)):
-        row = {"starts_at": starts_at.isoformat(), "local": starts_at.astimezone(branch.zone).strftime("%Y-%m-%d %H:%M"),
+        row = {"starts_at": starts_at.isoformat(),
+               "local": starts_at.astimezone(branch.zone).strftime("%Y-%m-%d %H:%M"),
                **intervals.get(starts_at, Bucket()).as_dict()}
         row.update(forecast.get(starts_at, {"forecast": None, "forecast_p10": None, "forecast_p90": None}))
         interval_rows.append(row)
@@ -214,7 +215,8 @@ def today_live(session: Session, branch: Branch, now: datetime | None = None) ->
     current = interval_start(now, branch, stats.interval_minutes)
     forecast_so_far = sum(r["forecast"] or 0 for r in stats.intervals
                           if datetime.fromisoformat(r["starts_at"]) + timedelta(minutes=stats.interval_minutes) <= now)
-    forecast_so_far += sum((r["forecast"] or 0) * min(1.0, (now - current).total_seconds() / 60 / stats.interval_minutes)
+    elapsed = min(1.0, (now - current).total_seconds() / 60 / stats.interval_minutes)
+    forecast_so_far += sum((r["forecast"] or 0) * elapsed
                            for r in stats.intervals if datetime.fromisoformat(r["starts_at"]) == current)
     return {
         "date": today.isoformat(), "at": now.astimezone(branch.zone).isoformat(timespec="seconds"),
@@ -253,7 +255,8 @@ def csv_rows(stats: Stats) -> list[list]:
         rows.append(["service", row["code"], row["name"], *figures(row), "", "", ""])
     for row in stats.counters:
         rows.append(["counter", row["counter_id"], row["name"], *figures(row), "", "", ""])
-    rows.append(["total", f"{stats.first.isoformat()}..{stats.last.isoformat()}", "", *figures(stats.total), "", "", ""])
+    period = f"{stats.first.isoformat()}..{stats.last.isoformat()}"
+    rows.append(["total", period, "", *figures(stats.total), "", "", ""])
     return rows
 
 

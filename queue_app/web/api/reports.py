@@ -13,7 +13,8 @@ BEARER = [{"bearer": []}]
 
 
 class StatsQuery(StrictSchema):
-    from_ = fields.Date(data_key="from", metadata={"description": "First branch-local day; default 6 days before `to`."})
+    from_ = fields.Date(data_key="from",
+                        metadata={"description": "First branch-local day; default 6 days before `to`."})
     to = fields.Date(metadata={"description": "Last branch-local day (inclusive); default today. At most 92 days."})
 
 
@@ -28,7 +29,7 @@ class Figures(Schema):
     avg_wait = fields.Float(required=True, allow_none=True, metadata={"description": "Minutes to the first call."})
     p90_wait = fields.Float(required=True, allow_none=True)
     service_level = fields.Float(required=True, allow_none=True,
-                                 metadata={"description": "Called within the target wait, of those called or who left."})
+                                 metadata={"description": "Called within the target wait, of those called or left."})
     avg_visit = fields.Float(required=True, allow_none=True, metadata={"description": "Minutes from call to finish."})
 
 
