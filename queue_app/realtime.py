@@ -14,10 +14,11 @@ one snapshot per branch, and the REST request that made the change does not wait
 import gc
 import logging
 import queue
+import threading
 import time
 
 from flask_socketio import Namespace, emit, join_room, leave_room
-from socketio import PubSubManager
+from socketio import PubSubManager, RedisManager
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -189,11 +190,67 @@ _last_pushed: dict[int, dict] = {}
 publisher = Publisher()
 
 
+class DegradingRedisManager(RedisManager):
+    """The Redis message queue, degrading to "this instance only" while Redis is unreachable.
+
+    An emit is handled for this instance's own clients first and then published for the others
+    (python-socketio's PubSubManager.emit). The stock publisher tries to reconnect twice on every
+    emit and has no timeouts, so a Redis host that vanished could stall all pushes for minutes.
+    Here publishing has short timeouts and, after a failure, is skipped for RETRY_AFTER_S: this
+    instance's displays and phones keep getting pushes at once, other instances' clients miss
+    them until Redis answers again (the next `queue` push is a full snapshot, so they catch up at
+    the next change). The listener reconnects by itself (with backoff, in the base class).
+    """
+
+    RETRY_AFTER_S = 5.0
+
+    def __init__(self, url: str, **kwargs):
+        # Connect timeout only for the listener: a read timeout would break its idle subscription.
+        super().__init__(url, redis_options={"socket_connect_timeout": 2, "socket_keepalive": True}, **kwargs)
+        self._publisher = None
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._publish_lock = threading.Lock()
+
+    def _publish(self, data):
+        if time.monotonic() < self._retry_at:
+            return
+        with self._publish_lock:
+            try:
+                if self._publisher is None:
+                    self._publisher = self._get_redis_module().Redis.from_url(
+                        self.redis_url, socket_connect_timeout=1, socket_timeout=2)
+                self._publisher.publish(self.channel, self.json.dumps(data))
+            except Exception as error:
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.error("message queue unreachable (%s): pushes reach only this instance's clients "
+                              "until it is back", error)
+                self._retry_at = time.monotonic() + self.RETRY_AFTER_S
+                return
+            if self._down_since is not None:
+                log.warning("message queue reachable again after %.0f s", time.monotonic() - self._down_since)
+                self._down_since = None
+
+    @property
+    def degraded(self) -> bool:
+        return self._down_since is not None
+
+
+def _client_manager(url: str | None) -> dict:
+    if url and url.startswith(("redis://", "rediss://")):
+        return {"client_manager": DegradingRedisManager(url, channel="flask-socketio")}
+    if url:
+        return {"message_queue": url}
+    # Explicitly none: the extension object is shared, and an earlier app's manager must not stay.
+    return {"message_queue": None, "client_manager": None}
+
+
 def init_app(app) -> None:
     socketio.init_app(
         app,
         async_mode=app.config["QUEUE_APP_ASYNC_MODE"],
-        message_queue=app.config["QUEUE_APP_MESSAGE_QUEUE"],
+        **_client_manager(app.config["QUEUE_APP_MESSAGE_QUEUE"]),
         # Same-origin browsers only; non-browser clients (kiosk app, tests) send no Origin.
         cors_allowed_origins=app.config.get("QUEUE_APP_CORS_ORIGINS") or None,
     )

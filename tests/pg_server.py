@@ -29,8 +29,9 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, bindir: str):
+    def __init__(self, bindir: str, max_connections: int = 100):
         self.bindir = bindir
+        self.max_connections = max_connections
         self.port = _free_port()
         self.root = tempfile.mkdtemp(prefix="queue-app-pg-")
         self.data = os.path.join(self.root, "data")
@@ -39,9 +40,17 @@ class PostgresServer:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.root, "postgres")
         self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.start()
+
+    def start(self) -> None:
+        """Start (or start again after `halt`) on the same port and data folder."""
         self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"), "-w", "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  f"-c max_connections=100", "start")
+                  f"-c max_connections={self.max_connections}", "start")
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data (`fast` ends open sessions, as a restart does)."""
+        self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run([*self.as_user, os.path.join(self.bindir, tool), *args], check=True, capture_output=True,

@@ -1,10 +1,42 @@
-"""/healthz for load balancers and orchestrators: the database and the message queue answer."""
-from flask import Blueprint, current_app, jsonify
+"""/healthz for load balancers and orchestrators, and a clear 503 while the database is unreachable."""
+import logging
+
+from flask import Blueprint, current_app, jsonify, make_response
+from flask_babel import gettext as _
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from queue_app.extensions import db
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = 2
+
+
+@bp.app_errorhandler(OperationalError)
+@bp.app_errorhandler(InterfaceError)
+def database_unavailable(error):
+    """The database went away (restart, failover, network): 503 with Retry-After, never a 500.
+
+    The pool drops the broken connection (and pre-pings the others), so the next request gets a
+    fresh one as soon as the server is back. On SQLite a lock held past the busy timeout ends here too.
+    """
+    log.warning("database unavailable: %s", str(error.orig if getattr(error, "orig", None) else error).strip()[:300])
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the session is removed at teardown anyway
+        pass
+    from queue_app.web.api import error_response, is_api_request
+
+    if is_api_request():
+        response = error_response(503, "database_unavailable",
+                                  "The database cannot be reached right now; try again in a moment.")
+    else:
+        response = make_response(_("The service is briefly unavailable. Please try again in a moment."), 503)
+        response.mimetype = "text/plain"
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _database() -> str:
@@ -32,9 +64,18 @@ def _message_queue() -> str:
 
 @bp.get("/healthz")
 def healthz():
+    """200 while the instance can serve: without the database it cannot (503); without the message
+    queue it still issues, calls and pushes to its own clients, so it stays in rotation as
+    `degraded` (taking every instance out because Redis is down would turn a degradation into an
+    outage)."""
     checks = {"database": _database(), "message_queue": _message_queue()}
-    healthy = all(value in ("ok", "not configured") for value in checks.values())
-    response = jsonify({"status": "ok" if healthy else "unavailable", **checks})
-    response.status_code = 200 if healthy else 503
+    if checks["database"] != "ok":
+        status, code = "unavailable", 503
+    elif checks["message_queue"] not in ("ok", "not configured"):
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    response = jsonify({"status": status, **checks})
+    response.status_code = code
     response.headers["Cache-Control"] = "no-store"
     return response
