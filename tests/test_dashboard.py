@@ -338,6 +338,8 @@ def test_planning_settings_form_saves_valid_rules_and_explains_bad_ones(client, 
     session.refresh(branch)
     assert planning.planning_rules(branch).target == 0.9
     assert post_form(client, "/manage/branches/demo/planning-rules", {**values, "target": ""}).status_code == 400
+    chinese = post_form(client, "/manage/branches/demo/planning-rules?lang=zh_Hant", {**values, "target": "x"})
+    assert chinese.status_code == 400 and "需要數字" in chinese.data.decode()
 
 
 def test_live_endpoint_follows_the_queue(client, api, session):

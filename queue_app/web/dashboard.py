@@ -8,6 +8,7 @@ is shown again with its messages, status 400); the JSON endpoints answer errors 
 """
 import csv
 import io
+import re
 from datetime import date, datetime, timedelta
 
 from flask import Blueprint, abort, flash, jsonify, make_response, redirect, render_template, request, url_for
@@ -59,6 +60,19 @@ def csrf_error(error: CSRFError):
     if request.endpoint == "dashboard.run_what_if":
         return jsonify({"error": {"code": "csrf_failed", "message": _("The page expired; reload it.")}}), 400
     return error
+
+
+def _setting_errors(error: DomainError) -> dict[str, list[str]]:
+    """planning.check_rules' field messages in the page's language (the domain speaks English)."""
+    def translate(message: str) -> str:
+        between = re.fullmatch(r"Between (\S+) and (\S+)\.", message)
+        if between:
+            return _("Between %(low)s and %(high)s.", low=between.group(1), high=between.group(2))
+        return {"A number is needed.": _("A number is needed."), "15, 30 or 60.": _("15, 30 or 60.")}.get(
+            message, message)
+
+    return {key: [translate(m) for m in messages] for key, messages in error.fields.items()} or \
+        {"target": [error.message]}
 
 
 def _horizon(branch) -> list[date]:
@@ -262,8 +276,7 @@ def update_rules(slug):
         _rules, regridded = planning_settings.update_planning_rules(db.session, branch, values)
     except DomainError as error:
         db.session.rollback()
-        return page(slug, settings_form=values,
-                    settings_errors={k: v for k, v in error.fields.items()} or {"target": [error.message]})
+        return page(slug, settings_form=values, settings_errors=_setting_errors(error))
     if regridded:
         flash(_("Planning settings saved. The plan was recomputed on the new interval; overrides of the old "
                 "intervals were removed."))
