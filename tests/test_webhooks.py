@@ -206,7 +206,7 @@ def test_an_unreachable_receiver_ends_failed_and_a_manager_can_retry(session, re
     assert webhooks.deliver_due(session).delivered == 1 and len(hooks.accepted) == 1
 
 
-def test_two_delivery_workers_racing_deliver_each_event_exactly_once(app, session, db_path, receiver):
+def test_two_delivery_workers_racing_deliver_each_event_exactly_once(session, receiver):
     hooks = receiver(SECRET)
     webhooks.create_endpoint(session, "demo", hooks.url, ["ticket.issued"], secret=SECRET)
     for _ in range(120):
