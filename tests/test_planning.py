@@ -217,3 +217,18 @@ def test_forecast_and_staffing_through_the_api(app, api, session):
     assert api.call("GET", "/branches/demo/staffing?date=someday", manager).status_code == 422
     staff = api.call("GET", "/branches/demo/staffing", "staff1@demo.test")
     assert staff.status_code == 403
+
+
+def test_without_history_there_is_no_plan_and_bookings_follow_the_open_counters(session):
+    branch = get_branch(session, "demo")
+    assert planning.plan_branch(session, branch, MONDAY) == 0
+    assert planning.plan_of_day(session, branch, date(2026, 3, 2)) == []
+    offered = booking.availability(session, "demo", "B", from_day=date(2026, 3, 2), days=1, now=MONDAY)
+    assert offered["days"][0]["slots"] and all(s.remaining == 2 for s in offered["days"][0]["slots"])  # Counters 2, 3
+
+
+def test_a_quiet_interval_still_has_a_counter_and_a_booking_slot():
+    rules = planning.PlanningRules()
+    _load, counters, slots = planning.plan_day(np.array([0.0, 12.0]), np.array([0.0, 12.0]), 30, 10.0, None, rules)
+    assert counters[0] == 1 and slots[0] == 1
+    assert counters[1] > counters[0] and slots[1] <= counters[1]

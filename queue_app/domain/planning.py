@@ -15,12 +15,11 @@ mean visit of the interval alone.
 Everything is idempotent by data: re-running replaces computed columns and never touches a
 manager's overrides.
 """
-import math
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -161,14 +160,19 @@ def forecast_branch(session: Session, branch: Branch, now: datetime | None = Non
     share = {s.id: (by_service.get(s.id, 0) + 1) / (total + len(walk_in_services)) for s in walk_in_services}
     targets = [today + timedelta(days=i) for i in range(rules.horizon_days)]
     targets = [d for d in targets if day_grid(branch, d, interval)]
-    if len(days) >= 7:
-        forecasts = {f.day: f for f in forecasting.forecast_days(days, counts, targets)}
-    else:  # no usable history yet: nothing is forecast rather than a made-up number
-        forecasts = {}
+    if len(days) < 7:
+        # No usable history yet: no forecast and no plan rather than made-up numbers (booking
+        # capacity then follows the open counters).
+        return 0
+    forecasts = {f.day: f for f in forecasting.forecast_days(days, counts, targets)}
     booked = _bookings_per_interval(session, branch, targets, interval)
     index = {slot: i for i, slot in enumerate(slots)}
     written = 0
     with write_transaction(session):
+        # Rows on another grid (the interval setting changed) would sit beside the new ones.
+        for model in (ArrivalForecast, StaffingPlan):
+            session.execute(delete(model).where(model.branch_id == branch.id, model.local_date >= today,
+                                                model.minutes != interval))
         for day in targets:
             grid = day_grid(branch, day, interval)
             forecast = forecasts.get(day)
@@ -270,9 +274,11 @@ def plan_day(arrivals: np.ndarray, walk_ins: np.ndarray, interval: int, aht: flo
         if rate > 0:
             needed = staff_for(rate, aht, rules.target, rules.target_wait_minutes * 60, patience,
                                rules.max_abandon).counters
+        # Within opening hours at least one counter is open, however quiet the forecast.
+        needed = max(1, needed)
         walk_in_load = walk_ins[position] / interval * aht
         counters.append(needed)
-        slots.append(max(0, math.floor(needed * (1 - rules.walk_in_reserve) - walk_in_load)))
+        slots.append(max(0, round(needed * (1 - rules.walk_in_reserve) - walk_in_load)))
     return load, counters, slots
 
 
