@@ -7,6 +7,12 @@ database), and the ratio against a baseline run (1 kiosk client, 1 counter) meas
 the same process. The last line is one JSON object.
 
     python bench/issuance.py [--clients 20] [--counters 6] [--seconds 10]
+
+PostgreSQL mode starts a throwaway PostgreSQL server from the binaries (as tests/pg_server.py
+does), runs N single-worker gunicorn instances on it (clients spread round-robin over them, as a
+proxy would), and also measures the SQLite single-instance figure at the same load for comparison:
+
+    python bench/issuance.py --db postgresql --instances 2 --clients 20,50
 """
 import argparse
 import json
@@ -34,33 +40,56 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, workdir: Path, threads: int, workers: int):
+    """One or more gunicorn instances on one database (a fresh SQLite file, or a PostgreSQL database)."""
+
+    def __init__(self, workdir: Path, threads: int, workers: int, database_url: str | None = None, instances: int = 1):
         self.db = workdir / "bench.sqlite"
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{self.db}",
-                    "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": self.base}
+        self.database_url = database_url or f"sqlite:///{self.db}"
+        self.ports = [free_port() for _ in range(instances)]
+        self.bases = [f"http://127.0.0.1:{port}" for port in self.ports]
+        self.base = self.bases[0]
+        self.env = {**os.environ, "QUEUE_APP_DATABASE_URL": self.database_url,
+                    "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": self.base,
+                    "QUEUE_APP_RATELIMIT_ENABLED": "0"}
         cli = [sys.executable, "-m", "queue_app.cli"]
         subprocess.run(cli + ["init-db"], env=self.env, cwd=ROOT, check=True, capture_output=True)
         seeded = subprocess.run(cli + ["seed-demo"], env=self.env, cwd=ROOT, check=True, capture_output=True, text=True)
         self.kiosk_token = seeded.stdout.strip().splitlines()[-1].split(": ")[1]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{self.port}",
+        self.processes = [subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
              "--log-level", "warning", "wsgi:app"],
             env=self.env, cwd=ROOT,
-        )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if requests.get(self.base + "/api/v1/branches", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not start")
+        ) for port in self.ports]
+        try:
+            for base in self.bases:
+                deadline = time.time() + 60
+                while True:
+                    try:
+                        if requests.get(base + "/api/v1/branches", timeout=5).ok:
+                            break
+                    except requests.RequestException:
+                        pass
+                    if time.time() > deadline:
+                        raise RuntimeError("server did not start")
+                    time.sleep(0.2)
+        except BaseException:
+            self.stop()
+            raise
+
+    def query(self, sql: str):
+        if self.database_url.startswith("sqlite"):
+            with sqlite3.connect(self.db) as con:
+                return con.execute(sql).fetchone()[0]
+        import psycopg
+
+        with psycopg.connect(self.database_url.replace("postgresql+psycopg://", "postgresql://")) as con:
+            return con.execute(sql).fetchone()[0]
 
     def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
 
 
 def staff_token(base: str) -> str:
@@ -105,23 +134,25 @@ def drive(server: Server, clients: int, counters: int, seconds: float, workers: 
 
     def kiosk(seed):
         rng = random.Random(seed)
+        base = server.bases[seed % len(server.bases)]  # spread over the instances, as a proxy does
         with requests.Session() as session:
             session.headers["Authorization"] = f"Bearer {server.kiosk_token}"
             start_line.wait()
             while time.perf_counter() < stop_at[0]:
-                timed(session, "POST", server.base + "/api/v1/branches/demo/tickets", json={"service": rng.choice("ABC")})
+                timed(session, "POST", base + "/api/v1/branches/demo/tickets", json={"service": rng.choice("ABC")})
 
-    def counter(counter_id):
+    def counter(counter_id, n):
+        base = server.bases[n % len(server.bases)]
         with requests.Session() as session:
             session.headers["Authorization"] = f"Bearer {token}"
             start_line.wait()
             while time.perf_counter() < stop_at[0]:
-                called = timed(session, "POST", server.base + f"/api/v1/counters/{counter_id}/call-next")
+                called = timed(session, "POST", base + f"/api/v1/counters/{counter_id}/call-next")
                 if called.status_code == 200:
-                    timed(session, "POST", server.base + f"/api/v1/tickets/{called.json()['id']}/finish")
+                    timed(session, "POST", base + f"/api/v1/tickets/{called.json()['id']}/finish")
 
     threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(clients)]
-    threads += [threading.Thread(target=counter, args=(cid,)) for cid in counter_ids]
+    threads += [threading.Thread(target=counter, args=(cid, n)) for n, cid in enumerate(counter_ids)]
     for thread in threads:
         thread.start()
     stop_at[0] = time.perf_counter() + seconds
@@ -131,15 +162,12 @@ def drive(server: Server, clients: int, counters: int, seconds: float, workers: 
         thread.join()
     elapsed = time.perf_counter() - began
 
-    with sqlite3.connect(server.db) as con:
-        duplicates = con.execute(
-            "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM ticket GROUP BY branch_id, local_date, label)"
-        ).fetchone()[0]
-        double_calls = con.execute(
-            "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM ticket_event WHERE type='called' GROUP BY ticket_id)"
-        ).fetchone()[0]
-        issued = con.execute("SELECT COUNT(*) FROM ticket").fetchone()[0]
-        called = con.execute("SELECT COUNT(*) FROM ticket_event WHERE type='called'").fetchone()[0]
+    duplicates = server.query(
+        "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM ticket GROUP BY branch_id, local_date, label) t")
+    double_calls = server.query(
+        "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM ticket_event WHERE type='called' GROUP BY ticket_id) t")
+    issued = server.query("SELECT COUNT(*) FROM ticket")
+    called = server.query("SELECT COUNT(*) FROM ticket_event WHERE type='called'")
     ordered = sorted(latencies)
     return {
         "clients": clients, "counters": counters, "seconds": round(elapsed, 2), "operations": len(latencies),
@@ -147,28 +175,87 @@ def drive(server: Server, clients: int, counters: int, seconds: float, workers: 
         "p50_ms": round(statistics.median(ordered) * 1000, 1),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
         "issued": issued, "called": called, "duplicates": duplicates, "double_calls": double_calls,
-        "errors": len(failures), "workers": workers,
+        "errors": len(failures), "workers": workers, "instances": len(server.bases),
+        "database": "postgresql" if server.database_url.startswith("postgresql") else "sqlite",
     }
 
 
-def run(clients: int, counters: int, seconds: float, threads: int, workers: int) -> dict:
+def run(clients: int, counters: int, seconds: float, threads: int, workers: int, postgres=None,
+        instances: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
-        server = Server(Path(workdir), threads, workers)
+        url = None
+        if postgres is not None:
+            url = postgres.create_database(f"bench_{int(time.time() * 1000)}_{clients}")
+        server = Server(Path(workdir), threads, workers, url, instances)
         try:
-            return drive(server, clients, counters, seconds, workers)
+            return int_values(drive(server, clients, counters, seconds, workers))
         finally:
             server.stop()
 
 
+def int_values(result: dict) -> dict:
+    return {k: int(v) if hasattr(v, "__int__") and not isinstance(v, (float, bool, int, str)) else v
+            for k, v in result.items()}
+
+
+def start_postgres():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg_server import PostgresServer, find_binaries
+
+    bindir = find_binaries()
+    if bindir is None:
+        sys.exit("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    # Real durability for a fair figure (the test server turns fsync off).
+    server = PostgresServer(bindir, max_connections=300)
+    server._run("pg_ctl", "-D", server.data, "-m", "fast", "-w", "stop")
+    server._run("pg_ctl", "-D", server.data, "-l", os.path.join(server.root, "log"), "-w", "-o",
+                f"-p {server.port} -k {server.root} -c listen_addresses=127.0.0.1 -c max_connections=300", "start")
+    return server
+
+
+def main_postgres(args):
+    postgres = start_postgres()
+    results = []
+    try:
+        baseline = run(1, 1, min(args.seconds, 5), args.threads, 1, postgres, 1)
+        print(f"PostgreSQL baseline (1 client, 1 counter, 1 instance): {baseline['ops_per_s']} ops/s, "
+              f"p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms")
+        for clients in args.clients:
+            result = run(clients, args.counters, args.seconds, args.threads, 1, postgres, args.instances)
+            sqlite = run(clients, args.counters, args.seconds, args.threads, 1)
+            ratio = result["ops_per_s"] / baseline["ops_per_s"] if baseline["ops_per_s"] else 0
+            print(f"PostgreSQL, {args.instances} instances, {clients} clients + {args.counters} counters: "
+                  f"{result['ops_per_s']} ops/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+                  f"issued {result['issued']}, called {result['called']}, duplicate labels {result['duplicates']}, "
+                  f"double calls {result['double_calls']}, client errors {result['errors']}; x{ratio:.2f} vs baseline")
+            print(f"SQLite, 1 instance, same load: {sqlite['ops_per_s']} ops/s, p50 {sqlite['p50_ms']} ms, "
+                  f"p99 {sqlite['p99_ms']} ms, duplicate labels {sqlite['duplicates']}, "
+                  f"double calls {sqlite['double_calls']}; PostgreSQL/SQLite x"
+                  f"{result['ops_per_s'] / sqlite['ops_per_s']:.2f}")
+            results.append({**result, "ratio_vs_baseline": round(ratio, 2), "sqlite_ops_per_s": sqlite["ops_per_s"],
+                            "sqlite_p50_ms": sqlite["p50_ms"], "sqlite_p99_ms": sqlite["p99_ms"],
+                            "sqlite_duplicates": sqlite["duplicates"]})
+    finally:
+        postgres.stop()
+    print(json.dumps({"cores": os.cpu_count(), "baseline_ops_per_s": baseline["ops_per_s"], "runs": results}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=20, help="concurrent kiosk clients issuing tickets")
+    parser.add_argument("--clients", default="20",
+                        help="concurrent kiosk clients issuing tickets (PostgreSQL mode: a list, e.g. 20,50)")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--instances", type=int, default=2, help="PostgreSQL mode: gunicorn instances")
     parser.add_argument("--counters", type=int, default=6, help="concurrent counter clients calling next")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=32, help="gunicorn threads per worker")
     parser.add_argument("--workers", type=int, default=1,
                         help="gunicorn worker processes (one per instance in production; see README)")
     args = parser.parse_args()
+    args.clients = [int(c) for c in str(args.clients).split(",")]
+    if args.db == "postgresql":
+        return main_postgres(args)
+    args.clients = args.clients[0]
 
     baseline = run(1, 1, min(args.seconds, 5), args.threads, 1)
     print(f"baseline (1 client, 1 counter): {baseline['ops_per_s']} ops/s, p50 {baseline['p50_ms']} ms, "

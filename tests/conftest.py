@@ -9,8 +9,27 @@ from queue_app.cli import DEMO_PASSWORD, seed_demo_data
 from queue_app.extensions import db
 
 
+# QUEUE_APP_TEST_DATABASE=postgresql: the standard `app` / `session` fixtures use a fresh PostgreSQL
+# database per test (CREATE DATABASE ... TEMPLATE of one migrated database) instead of a copy of the
+# SQLite file. Tests that use the SQLite file itself (db_path, migrated_db, limited_app: servers
+# started on the file, backups) or are marked `sqlite_only` are skipped on that pass.
+ON_POSTGRES = __import__("os").environ.get("QUEUE_APP_TEST_DATABASE", "sqlite").lower() in ("postgresql", "postgres")
+SQLITE_FIXTURES = {"db_path", "migrated_db", "limited_app"}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not ON_POSTGRES:
+        return
+    for item in items:
+        if item.get_closest_marker("sqlite_only"):
+            item.add_marker(pytest.mark.skip(reason="SQLite-specific (marked sqlite_only)"))
+        elif SQLITE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.skip(reason="uses the SQLite file directly; runs on the SQLite pass"))
+
+
 def pytest_configure(config):
     """Compile the translation catalogs as a build does (hatch_build.py): tests read the current .po."""
+    config.addinivalue_line("markers", "sqlite_only: SQLite-specific; skipped when QUEUE_APP_TEST_DATABASE=postgresql")
     import importlib.util
     from pathlib import Path
 
@@ -54,10 +73,37 @@ def db_path(migrated_db, tmp_path):
     return path
 
 
+@pytest.fixture(scope="session")
+def pg_template(request):
+    """PostgreSQL pass: one migrated database that each test's database is created from."""
+    from flask_migrate import upgrade
+
+    from queue_app import MIGRATIONS_DIR
+
+    server = request.getfixturevalue("pg_server")
+    url = server.create_database("template_migrated")
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR))
+        db.engine.dispose()
+    return server
+
+
 @pytest.fixture
-def app(db_path):
-    app = make_app(db_path)
+def app(request):
+    if ON_POSTGRES:
+        import uuid
+
+        server = request.getfixturevalue("pg_template")
+        url = server.create_database("t_" + uuid.uuid4().hex[:16], template="template_migrated")
+        app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+    else:
+        app = make_app(request.getfixturevalue("db_path"))
     yield app
+    if ON_POSTGRES:
+        from queue_app.realtime import publisher
+
+        publisher.wait_idle()  # it opens connections of its own; let it finish before closing the pool
     with app.app_context():
         db.engine.dispose()
 
@@ -196,7 +242,7 @@ def pg_server():
     bindir = find_binaries()
     if bindir is None:
         require_binary("initdb")  # skips, or fails when services are required
-    server = PostgresServer(bindir)
+    server = PostgresServer(bindir, max_connections=300)  # the PostgreSQL pass runs threads and servers on it
     yield server
     server.stop()
 

@@ -337,6 +337,7 @@ def _branch_statistics(session):
     ).select_from(Ticket).outerjoin(Feedback, Feedback.ticket_id == Ticket.id)).one()
 
 
+@pytest.mark.sqlite_only  # its statistics query uses SQLite's julianday()
 def test_erasure_leaves_no_personal_field_anywhere_and_statistics_unchanged(session):
     catalogue.update_branch(session, "demo", booking_rules={"min_notice_minutes": 0})
     made = booking.book(session, "demo", "B", NOW + timedelta(hours=2), name="Erin Example",
