@@ -118,3 +118,26 @@ def test_counters_racing_never_share_or_skip_a_ticket(app, session, counters):
     run_lobby(engine, counter_ids)
     session.expire_all()
     check_log(session, TOTAL_TICKETS)
+
+
+def test_kiosks_racing_get_numbers_in_the_order_of_their_place_in_the_queue(app, session):
+    """The issue time is read once the ticket holds its number, so a later number never gets an
+    earlier place (a clock read before waiting for the write lock could call A035 before A027)."""
+    engine = session.get_bind()
+    start_line = threading.Barrier(6)
+
+    def kiosk():
+        start_line.wait()
+        with Session(engine) as own:
+            for _ in range(40):
+                queueing.issue_ticket(own, "demo", "A")
+
+    threads = [threading.Thread(target=kiosk) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    session.expire_all()
+    rows = session.execute(select(Ticket.number, Ticket.sort_key).where(Ticket.prefix == "A").order_by(Ticket.number)).all()
+    assert len(rows) == 240
+    assert [key for _, key in rows] == sorted(key for _, key in rows)

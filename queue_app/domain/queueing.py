@@ -91,6 +91,7 @@ def issue_ticket(
     now: datetime | None = None,
 ) -> IssuedTicket:
     """A walk-in ticket (kiosk, phone or staff), in its own transaction."""
+    live = now is None  # the real clock: read it once this ticket holds its number (see add_ticket)
     now = _now(now)
     if priority not in PRIORITY_CREDITS:
         raise Invalid("bad_priority", f"Unknown priority '{priority}'.",
@@ -102,17 +103,24 @@ def issue_ticket(
             raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
         customer = customers.find_or_create(session, phone=phone, email=email, region=branch.country, now=now)
         issued = add_ticket(session, branch, svc, priority=priority, customer_id=customer.id if customer else None,
-                            kiosk_id=kiosk_id, effective_at=now, now=now)
+                            kiosk_id=kiosk_id, effective_at=now, now=now, live=live)
     return issued
 
 
 def add_ticket(
     session: Session, branch: Branch, service: Service, *, priority: str, customer_id: int | None,
-    kiosk_id: int | None, effective_at: datetime, now: datetime,
+    kiosk_id: int | None, effective_at: datetime, now: datetime, live: bool = False,
 ) -> IssuedTicket:
-    """Number and queue a ticket inside the caller's write transaction (walk-in or check-in)."""
+    """Number and queue a ticket inside the caller's write transaction (walk-in or check-in).
+
+    `live`: a walk-in on the real clock. Its issue time is read after the number is taken (the
+    write lock on SQLite, the counter row's lock on PostgreSQL), so that numbers, issue times and
+    queue order agree: a clock read before waiting for the lock could put A035 ahead of A027.
+    """
     day = numbering.local_day(now, branch.zone)
     number = numbering.next_number(session, branch.id, day, service.code)
+    if live:
+        now = effective_at = max(utcnow(), now)
     token = new_token()
     # A customer segment's credit (customers.priority_credit, off unless a manager enables it)
     # adds to the class credit, capped at MAX_CREDIT so the no-starvation bound still holds.
