@@ -46,7 +46,11 @@ class DatabaseIdConverter(IntegerConverter):
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True, template_folder=_template_folder())
+    # The instance folder holds the SQLite default, the kiosk token of the demo and the scheduler
+    # lock; QUEUE_APP_INSTANCE_PATH moves it (a read-only image, one folder per host).
+    instance_path = os.environ.get("QUEUE_APP_INSTANCE_PATH") or None
+    app = Flask(__name__, instance_relative_config=True, template_folder=_template_folder(),
+                instance_path=os.path.abspath(instance_path) if instance_path else None)
     app.url_map.converters["int"] = DatabaseIdConverter  # before any route is added
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(settings.from_environment(app.instance_path))

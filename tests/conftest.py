@@ -23,6 +23,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("sqlite_only"):
             item.add_marker(pytest.mark.skip(reason="SQLite-specific (marked sqlite_only)"))
+        elif item.get_closest_marker("own_postgres"):
+            item.add_marker(pytest.mark.skip(reason="starts its own PostgreSQL stack on every pass; ran on the first"))
         elif SQLITE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.skip(reason="uses the SQLite file directly; runs on the SQLite pass"))
 
@@ -30,6 +32,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_configure(config):
     """Compile the translation catalogs as a build does (hatch_build.py): tests read the current .po."""
     config.addinivalue_line("markers", "sqlite_only: SQLite-specific; skipped when QUEUE_APP_TEST_DATABASE=postgresql")
+    config.addinivalue_line("markers", "own_postgres: uses PostgreSQL whatever the pass; runs on the SQLite pass only")
     import importlib.util
     from pathlib import Path
 

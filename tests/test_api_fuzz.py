@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from test_scaleout import free_port, wait_for
+from processes import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

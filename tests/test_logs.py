@@ -11,7 +11,7 @@ import requests
 from queue_app import logs
 
 from conftest import make_app
-from test_scaleout import ROOT, free_port, wait_for
+from processes import ROOT, free_port, wait_for
 
 
 def test_a_server_with_json_logs_writes_one_object_per_line_with_request_ids(db_path, tmp_path):

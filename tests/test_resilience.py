@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from queue_app.models import Ticket
 
 from conftest import require_binary
-from test_scaleout import ROOT, free_port, wait_for
+from processes import ROOT, free_port, wait_for
 
 KIOSK_CLIENTS = 6
 

@@ -379,9 +379,11 @@ def sweep_no_shows(session: Session, *, now: datetime | None = None) -> int:
     now = now or utcnow()
     marked = 0
     with write_transaction(session):
+        # Rows another sweeper (a second scheduler) holds are its to flip: skip them, and a row it
+        # already flipped no longer matches once locked, so each no-show is counted once.
         overdue = session.scalars(
             select(Appointment).where(Appointment.status == "booked", Appointment.start_at < now)
-            .order_by(Appointment.start_at)
+            .order_by(Appointment.start_at).with_for_update(of=Appointment, skip_locked=True)
         ).all()
         for appointment in overdue:
             rules = rules_for(appointment.branch)
@@ -392,7 +394,9 @@ def sweep_no_shows(session: Session, *, now: datetime | None = None) -> int:
             customer = appointment.customer
             if customer is None:
                 continue
-            customer.strikes += 1
+            # In SQL, not read-modify-write: two sweepers may flip two bookings of one customer.
+            session.execute(update(Customer).where(Customer.id == customer.id)
+                            .values(strikes=Customer.strikes + 1))
             since = now - timedelta(days=rules.strike_window_days)
             recent = session.scalar(
                 select(func.count(Appointment.id)).where(

@@ -341,7 +341,7 @@ def close_day(session: Session, branch_slug: str, *, now: datetime | None = None
                 Ticket.branch_id == branch.id,
                 Ticket.local_date < today,
                 Ticket.status.in_(("waiting", "called", "serving")),
-            )
+            ).with_for_update(of=Ticket, skip_locked=True)  # a second scheduler's sweep takes the others
         ).all()
         for ticket in stale:
             ticket.status = "cancelled"

@@ -1,0 +1,349 @@
+"""The README's deployment section, run as written: PostgreSQL, a Redis message queue, two
+gunicorn instances (`QUEUE_APP_RUN_SCHEDULER=0`) and `queue-app scheduler`, each a real process.
+
+Clients are separate processes too (multiprocessing), so the races below cross process and
+instance boundaries: nothing in one Python process can serialise them. Branches here are open
+around the clock in a zone where it is about noon now, so the real clock can drive bookings,
+check-ins and the scheduler's jobs on any day the suite runs.
+"""
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+from email.policy import default as email_policy
+
+import pytest
+import requests
+import socketio
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import processes
+from conftest import TEST_CONFIG
+from processes import RedisServer, cli, free_port, start_gunicorn, stop, wait_for
+from queue_app import create_app
+from queue_app.domain import booking, catalogue, queueing
+from queue_app.extensions import db
+from queue_app.models import Appointment, Branch, Customer, Notification, Ticket, TicketEvent
+
+PASSWORD = "production-password"
+ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+GENEROUS = "100000 per minute"  # the races send hundreds of requests from one loopback address
+
+pytestmark = pytest.mark.own_postgres
+
+
+def noon_zone(now: datetime) -> str:
+    """An IANA zone where it is between 10:00 and 14:00 now (Etc/GMT-8 is UTC+8)."""
+    offset = max(-12, min(14, 12 - now.hour))
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def on_grid(at: datetime, minutes: int = 15) -> datetime:
+    """`at` rounded up to the booking grid."""
+    at = at.replace(second=0, microsecond=0)
+    return at + timedelta(minutes=(-at.minute) % minutes)
+
+
+class Stack:
+    """PostgreSQL database, Redis, two app instances; the domain reachable in-process for set-up."""
+
+    def __init__(self, pg_server, folder):
+        self.folder = folder
+        self.redis = RedisServer(processes.redis_binary(), folder)
+        self.database_url = pg_server.create_database("prod_" + uuid.uuid4().hex[:12])
+        self.env = {
+            **os.environ,
+            "QUEUE_APP_DATABASE_URL": self.database_url,
+            "QUEUE_APP_MESSAGE_QUEUE": self.redis.url(0),
+            "QUEUE_APP_SECRET_KEY": "production-test-secret",
+            "QUEUE_APP_RATELIMIT_STORAGE_URI": self.redis.url(1),
+            "QUEUE_APP_PROXY_COUNT": "1",
+            "QUEUE_APP_INSTANCE_PATH": str(folder / "instance-web"),
+            "QUEUE_APP_MAIL_DRIVER": "console",
+        }
+        for limit in ("KIOSK_TICKET", "PUBLIC_TICKET", "BOOKING", "LOOKUP", "TRACK"):
+            self.env[f"QUEUE_APP_{limit}_RATE_LIMIT"] = GENEROUS
+        self.instances = []
+        self.bases = []
+        self.app = None
+
+    def start(self):
+        cli(self.env, "init-db")  # the README's step: migrations on an empty PostgreSQL database
+        self.app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": self.database_url})
+        with self.app.app_context():
+            self.engine = db.engine
+            catalogue.create_staff(db.session, "boss@prod.test", PASSWORD, "admin", [], name="Boss")
+        for name in ("a", "b"):
+            port = free_port()
+            self.env["QUEUE_APP_BASE_URL"] = f"http://127.0.0.1:{port}"
+            self.instances.append(start_gunicorn(self.env, port, self.folder / f"instance-{name}.log"))
+            self.bases.append(f"http://127.0.0.1:{port}")
+        for base, process in zip(self.bases, self.instances):
+            wait_for(base + "/healthz", process, timeout=60)
+        self.staff_token = requests.post(self.bases[0] + "/api/v1/auth/token", timeout=10,
+                                         json={"email": "boss@prod.test", "password": PASSWORD}).json()["token"]
+
+    def branch(self, slug: str, counters: int, service_minutes: int = 5) -> dict:
+        """A branch open all day, service A served by `counters` open counters, a kiosk."""
+        zone = noon_zone(datetime.now(timezone.utc))
+        with Session(self.engine) as session:
+            catalogue.create_branch(session, slug, slug.title(), zone, opening_hours=ALL_DAY, country="TW")
+            catalogue.create_service(session, slug, "A", "Accounts", expected_minutes=service_minutes)
+            ids = [catalogue.create_counter(session, slug, f"Counter {n}", ["A"], state="open").id
+                   for n in range(1, counters + 1)]
+            _device, kiosk = catalogue.create_kiosk_device(session, slug, "Lobby kiosk")
+        return {"slug": slug, "counters": ids, "kiosk": kiosk}
+
+    def session(self) -> Session:
+        return Session(self.engine)
+
+    def stop(self):
+        for process in self.instances:
+            stop(process)
+        if self.app is not None:
+            with self.app.app_context():
+                db.engine.dispose()
+        self.redis.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(pg_server, tmp_path_factory):
+    running = Stack(pg_server, tmp_path_factory.mktemp("production"))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+def run_processes(targets: list[tuple], timeout: float = 240) -> list:
+    """Start one process per (function, args...), release them together, collect one result each."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, results = ctx.Queue(), ctx.Event(), ctx.Queue()
+    extra = {}
+    if any(target[0] is processes.counter_worker for target in targets):
+        extra["kiosks_done"] = ctx.Event()
+    started = []
+    for function, *args in targets:
+        if function is processes.counter_worker:
+            args = [*args, ready, go, extra["kiosks_done"], results]
+        else:
+            args = [*args, ready, go, results]
+        started.append(ctx.Process(target=function, args=args))
+    for process in started:
+        process.start()
+    for _ in started:
+        ready.get(timeout=120)  # every process is up (imports done) before any request goes out
+    go.set()
+    collected = []
+    kiosks = sum(1 for target in targets if target[0] is processes.kiosk_worker)
+    deadline = time.time() + timeout
+    while len(collected) < len(started):
+        item = results.get(timeout=max(1, deadline - time.time()))
+        collected.append(item)
+        if isinstance(item, dict) and item["kind"] == "kiosk":
+            kiosks -= 1
+            if kiosks == 0 and "kiosks_done" in extra:
+                extra["kiosks_done"].set()
+    for process in started:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    return collected
+
+
+def test_kiosks_and_counters_in_separate_processes_on_two_instances_never_share_a_ticket(stack):
+    branch = stack.branch("race", counters=6, service_minutes=1)
+    kiosks = [(processes.kiosk_worker, stack.bases, branch["kiosk"], "race", "A", 60) for _ in range(3)]
+    counters = [(processes.counter_worker, stack.bases, stack.staff_token, counter) for counter in branch["counters"]]
+    reports = run_processes(kiosks + counters)
+
+    issued = [t for r in reports if r["kind"] == "kiosk" for t in r["issued"]]
+    called = [t for r in reports if r["kind"] == "counter" for t in r["called"]]
+    assert [r["errors"] for r in reports if r["errors"]] == []
+    assert len(issued) == 180
+    assert len({label for _id, label in issued}) == 180, "a label was given twice"
+    assert len(called) == len({ticket_id for ticket_id, _ in called}), "two counters got the same ticket"
+    assert sorted(called) == sorted(issued), "a ticket was never called"
+    assert sum(1 for r in reports if r["kind"] == "counter" and r["called"]) >= 2  # the counters really raced
+    with stack.session() as session:
+        statuses = session.execute(select(Ticket.status, func.count()).where(Ticket.branch.has(slug="race"))
+                                   .group_by(Ticket.status)).all()
+    assert dict(statuses) == {"done": 180}
+
+
+def test_phones_in_separate_processes_on_two_instances_book_the_last_seat_once(stack):
+    stack.branch("seat", counters=1)  # one counter: one visit per slot
+    start = on_grid(datetime.now(timezone.utc) + timedelta(hours=3)).isoformat()
+    phones = [(processes.booking_worker, stack.bases[n % 2], "seat", "A", start, n) for n in range(8)]
+    answers = run_processes(phones)
+    assert sorted(status for status, _ in answers) == [201] + [409] * 7
+    assert {code for status, code in answers if status == 409} == {"slot_full"}
+    with stack.session() as session:
+        assert session.scalar(select(func.count(Appointment.id)).where(Appointment.branch.has(slug="seat"))) == 1
+
+
+def test_one_booking_checked_in_by_kiosks_in_separate_processes_on_two_instances_gives_one_ticket(stack):
+    branch = stack.branch("scan", counters=1)
+    now = datetime.now(timezone.utc)
+    start = on_grid(now)  # within the check-in window (opens 30 minutes before)
+    with stack.session() as session:
+        made = booking.book(session, "scan", "A", start, name="Ann", email="ann@example.test",
+                            now=start - timedelta(days=1))
+        code = made.appointment.check_in_code
+    scans = [(processes.check_in_worker, stack.bases[n % 2], branch["kiosk"], "scan", code) for n in range(6)]
+    answers = run_processes(scans)
+    assert sorted(status for status, _ in answers) == [200] * 5 + [201]
+    assert len({ticket for _, ticket in answers}) == 1
+    with stack.session() as session:
+        assert session.scalar(select(func.count(Ticket.id)).where(Ticket.branch.has(slug="scan"))) == 1
+
+
+class Phone:
+    """A Socket.IO client in a ticket's room on one instance, keeping what it is pushed."""
+
+    def __init__(self, base: str, token: str):
+        self.pushes, self.called = [], []
+        self.changed = threading.Event()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("ticket", self._on_ticket, namespace="/live")
+        self.client.connect(base, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+        assert self.client.call("join", {"ticket": token}, namespace="/live", timeout=10)["ok"]
+
+    def _on_ticket(self, data):
+        self.pushes.append(data)
+        self.changed.set()
+
+    def wait_until(self, check, timeout: float = 30) -> bool:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(check(push) for push in self.pushes):
+                return True
+            self.changed.wait(0.5)
+            self.changed.clear()
+        return False
+
+    def close(self):
+        self.client.disconnect()
+
+
+def test_a_call_made_through_one_instance_reaches_a_phone_on_the_other(stack):
+    branch = stack.branch("call", counters=1)
+    kiosk = {"Authorization": f"Bearer {branch['kiosk']}"}
+    ticket = requests.post(stack.bases[0] + "/api/v1/branches/call/tickets", json={"service": "A"}, headers=kiosk,
+                           timeout=10).json()
+    phone = Phone(stack.bases[1], ticket["token"])
+    try:
+        called = requests.post(stack.bases[0] + f"/api/v1/counters/{branch['counters'][0]}/call-next",
+                               headers={"Authorization": f"Bearer {stack.staff_token}"}, timeout=10)
+        assert called.json()["id"] == ticket["id"]
+        assert phone.wait_until(lambda push: push.get("status") == "called", timeout=10), phone.pushes
+    finally:
+        phone.close()
+
+
+class MailCatcher:
+    """aiosmtpd on loopback: every message the schedulers send."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.raw: list[bytes] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.raw.append(envelope.content)
+        return "250 OK"
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.controller.port}"
+
+    def stop(self):
+        self.controller.stop()
+
+
+def test_two_schedulers_started_at_once_do_each_job_once_and_their_pushes_reach_both_instances(stack, tmp_path):
+    branch = stack.branch("jobs", counters=4)  # four visits per slot
+    now = datetime.now(timezone.utc)
+    soon = on_grid(now + timedelta(minutes=75))  # its 2-hour reminder is due now
+    gone = on_grid(now) - timedelta(minutes=45)  # started 30-45 minutes ago, never checked in: a no-show
+    with stack.session() as session:
+        for n in range(4):
+            booking.book(session, "jobs", "A", soon, name=f"Soon {n}", email=f"soon{n}@example.test",
+                         now=soon - timedelta(days=1))
+            booking.book(session, "jobs", "A", gone, name=f"Gone {n}", email=f"gone{n}@example.test",
+                         now=gone - timedelta(days=1))
+    stack.branch("old", counters=1)
+    with stack.session() as session:  # yesterday's tickets, never called: the day close cancels them
+        for _ in range(3):
+            queueing.issue_ticket(session, "old", "A", now=now - timedelta(days=1))
+    kiosk = {"Authorization": f"Bearer {branch['kiosk']}"}
+    tickets = [requests.post(stack.bases[0] + "/api/v1/branches/jobs/tickets", json={"service": "A"},
+                             headers=kiosk, timeout=10).json() for _ in range(2)]
+    phones = [Phone(stack.bases[0], tickets[0]["token"]), Phone(stack.bases[1], tickets[1]["token"])]
+    mail = MailCatcher()
+    env = {**stack.env, "QUEUE_APP_SMTP_URL": mail.url, "QUEUE_APP_MAIL_DRIVER": "smtp",
+           "QUEUE_APP_MAIL_FROM": "queue@prod.test"}
+    schedulers = []
+    try:
+        # Two hosts by mistake: separate instance folders, so the file lock cannot stop either.
+        for name in ("one", "two"):
+            log = open(tmp_path / f"scheduler-{name}.log", "w")
+            schedulers.append((subprocess.Popen(
+                [sys.executable, "-m", "queue_app.cli", "scheduler"],
+                env={**env, "QUEUE_APP_INSTANCE_PATH": str(tmp_path / name)}, cwd=processes.ROOT,
+                stdout=log, stderr=log), log))
+
+        for phone in phones:  # the almost-turn job ran in a scheduler; its push came through Redis
+            assert phone.wait_until(lambda push: push.get("almost_turn") is True, timeout=60), phone.pushes
+
+        def unsettled() -> list:
+            """Messages due by now still unsent, and bookings not yet swept."""
+            with stack.session() as session:
+                due = session.execute(select(Notification.template, Notification.recipient, Notification.status)
+                                      .where(Notification.status.in_(["pending", "sending"]),
+                                             Notification.next_attempt_at <= now)).all()
+                swept = session.scalar(select(func.count(Appointment.id)).where(Appointment.status == "no_show",
+                                                                           Appointment.branch.has(slug="jobs")))
+                expired = session.scalar(select(func.count(Ticket.id)).where(Ticket.status == "cancelled",
+                                                                             Ticket.branch.has(slug="old")))
+            return due + ([] if swept == 4 else [("no-shows swept", swept)]) + (
+                [] if expired == 3 else [("tickets expired", expired)])
+
+        deadline = time.time() + 90
+        while unsettled() and time.time() < deadline:
+            time.sleep(1)
+        assert unsettled() == [], "the schedulers did not send the mail and sweep the no-shows in time"
+        time.sleep(3)  # a second sender that would send again has had its chance
+        for process, _log in schedulers:
+            assert process.poll() is None, "a scheduler stopped: " + (tmp_path / "scheduler-one.log").read_text()
+    finally:
+        for process, log in schedulers:
+            stop(process)
+            log.close()
+        for phone in phones:
+            phone.close()
+        mail.stop()
+
+    messages = [message_from_bytes(raw, policy=email_policy) for raw in mail.raw]
+    sent = [(m["To"], m["Subject"]) for m in messages]
+    assert len(sent) == len(set(sent)), f"a message went out twice: {sorted(sent)}"
+    with stack.session() as session:
+        rows = session.execute(select(Notification.status, Notification.attempts)
+                               .where(Notification.status == "sent")).all()
+        assert len(rows) == len(messages) and {attempts for _, attempts in rows} == {1}
+        reminders = [m for m in messages if m["Subject"].startswith("Reminder")]
+        assert sorted(m["To"] for m in reminders) == [f"soon{n}@example.test" for n in range(4)]
+        strikes = session.scalars(select(Customer.strikes).where(Customer.email.like("gone%"))).all()
+        assert strikes == [1] * 4, "a no-show was counted twice"
+        kinds = dict(session.execute(select(TicketEvent.type, func.count()).join(Ticket).where(
+            Ticket.branch.has(Branch.slug.in_(["jobs", "old"])), TicketEvent.type.in_(["almost_turn", "expired"]))
+            .group_by(TicketEvent.type)).all())
+        assert kinds == {"almost_turn": 2, "expired": 3}, "a scheduler job acted twice on one ticket"
