@@ -55,6 +55,7 @@ class CheckIn:
     appointment: Appointment
     ticket: Ticket
     tracking_token: str | None  # None when the booking was checked in before (same ticket)
+    estimates: "queueing.estimates.BranchEstimates | None" = None  # the branch's, as checked in
 
 
 def _opening_intervals(branch: Branch, day: date) -> list[tuple[datetime, datetime]]:
@@ -368,7 +369,8 @@ def check_in(session: Session, branch_slug: str, code: str, *, kiosk_id: int | N
                                      effective_at=appointment.start_at, now=now)
         appointment.status = "checked_in"
         appointment.ticket_id = issued.ticket.id
-    return CheckIn(appointment, issued.ticket, issued.token)
+    issued = queueing.keep_estimate_at_issue(session, issued, now)
+    return CheckIn(appointment, issued.ticket, issued.token, issued.estimates)
 
 
 def sweep_no_shows(session: Session, *, now: datetime | None = None) -> int:

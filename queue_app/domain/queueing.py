@@ -104,7 +104,7 @@ def issue_ticket(
         customer = customers.find_or_create(session, phone=phone, email=email, region=branch.country, now=now)
         issued = add_ticket(session, branch, svc, priority=priority, customer_id=customer.id if customer else None,
                             kiosk_id=kiosk_id, effective_at=now, now=now, live=live)
-    return issued
+    return keep_estimate_at_issue(session, issued, now)
 
 
 def add_ticket(
@@ -145,12 +145,27 @@ def add_ticket(
     session.flush()
     events.record(session, ticket, "issued", now, data={"priority": priority,
                                                          "credit_minutes": credit.total_seconds() / 60})
-    # The estimate given at issue is kept, so estimates can later be judged against real waits.
-    found = estimates.estimate_branch(session, branch, now, per_service=False)
+    return IssuedTicket(ticket=ticket, token=token)
+
+
+def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime) -> IssuedTicket:
+    """After the issuing transaction: estimate the branch, keep the new ticket's estimate on it (so
+    estimates can later be judged against real waits) and hand the figures to the response.
+
+    Outside the issuing transaction on purpose: a run costs milliseconds per waiting ticket, and
+    on SQLite every writer (counters calling next too) would wait for it behind the write lock.
+    Tickets issued meanwhile are behind this one and do not change its estimate.
+    """
+    ticket = issued.ticket
+    found = estimates.estimate_branch(session, ticket.branch, max(now, ticket.issued_at), per_service=False)
     given = found.tickets.get(ticket.id)
     if given is not None and given.minutes is not None:
-        ticket.estimate_minutes, ticket.estimate_low, ticket.estimate_high = given.minutes, given.low, given.high
-    return IssuedTicket(ticket=ticket, token=token, estimates=found)
+        with write_transaction(session):
+            session.execute(update(Ticket).where(Ticket.id == ticket.id, Ticket.estimate_minutes.is_(None))
+                            .values(estimate_minutes=given.minutes, estimate_low=given.low,
+                                    estimate_high=given.high))
+    session.commit()  # end the read transaction of the estimate
+    return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
 
 
 def call_next(

@@ -177,7 +177,7 @@ def check_in(slug):
         done = booking.check_in(db.session, slug, body["code"], kiosk_id=device.id)
     except DomainError as error:
         return _check_in_refused(device.branch, body["code"], error)
-    status = lobby.ticket_status(db.session, done.ticket)
+    status = lobby.ticket_status(db.session, done.ticket, found=done.estimates)
     answer = {
         "label": status["label"],
         "service": status["service"],

@@ -142,7 +142,7 @@ def check_in(body, slug):
     branch = catalogue.get_branch(db.session, slug)
     principal = require_staff_or_kiosk(branch.id)
     done = booking.check_in(db.session, slug, body["code"], kiosk_id=getattr(principal.kiosk, "id", None))
-    status = lobby.ticket_status(db.session, done.ticket)
+    status = lobby.ticket_status(db.session, done.ticket, found=done.estimates)
     base = current_app.config["QUEUE_APP_BASE_URL"]
     return {
         "appointment_id": done.appointment.id, "ticket_id": done.ticket.id, "label": done.ticket.label,
