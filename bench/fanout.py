@@ -4,17 +4,23 @@ Starts the real server (gunicorn, one worker) on a fresh SQLite file, connects N
 clients to branch `demo` from G load-generator processes (asyncio clients), then triggers E calls
 through REST and measures, for every client, the time from the REST response to the receipt of
 the `called` event. Prints connected/missed counts and p50/p99, the same figures for a baseline
-of 1 client measured in the same run, and a last line of JSON.
+of 1 client measured in the same run, the memory (RSS) of each instance, and a last line of JSON.
 
     pip install -e '.[bench]'
     python bench/fanout.py [--clients 500] [--mode threading|gevent] [--events 20] [--generators 2]
+
+Several instances (`--instances 2`) run as production does: a throwaway PostgreSQL and Redis
+(from the binaries), one gunicorn per instance with `QUEUE_APP_MESSAGE_QUEUE`; the clients are
+split evenly over the instances and every call is made through the first one, so half of the
+clients hear it through Redis:
+
+    python bench/fanout.py --instances 2 --clients 2000 --mode gevent
 """
 import argparse
 import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,45 +30,50 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from servers import ROOT, Redis, free_port, start_postgres, worker_rss_mb
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(workdir: Path, mode: str, clients: int):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{workdir / 'fanout.sqlite'}",
-           "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": base, "QUEUE_APP_ASYNC_MODE": mode}
+def start_servers(workdir: Path, mode: str, clients: int, instances: int, database_url: str | None,
+                  message_queue: str | None):
+    """`instances` gunicorn processes on one database; (processes, base URLs, kiosk token)."""
+    ports = [free_port() for _ in range(instances)]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    env = {**os.environ, "QUEUE_APP_DATABASE_URL": database_url or f"sqlite:///{workdir / 'fanout.sqlite'}",
+           "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": bases[0],
+           "QUEUE_APP_ASYNC_MODE": mode, "QUEUE_APP_RATELIMIT_ENABLED": "0"}
+    if message_queue:
+        env["QUEUE_APP_MESSAGE_QUEUE"] = message_queue
     cli = [sys.executable, "-m", "queue_app.cli"]
     subprocess.run(cli + ["init-db"], env=env, cwd=ROOT, check=True, capture_output=True)
     seeded = subprocess.run(cli + ["seed-demo"], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
     kiosk_token = seeded.stdout.strip().splitlines()[-1].split(": ")[1]
+    per_instance = -(-clients // instances)
     if mode == "gevent":
-        worker = ["-k", "gevent", "--worker-connections", str(max(1000, clients * 2 + 100))]
+        worker = ["-k", "gevent", "--worker-connections", str(max(1000, per_instance * 2 + 100))]
     else:  # threading: each WebSocket holds a thread
-        worker = ["--threads", str(clients + 50)]
-    process = subprocess.Popen(
+        worker = ["--threads", str(per_instance + 50)]
+    processes = [subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "1", *worker, "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", "--timeout", "120", "wsgi:app"],
         env=env, cwd=ROOT,
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if requests.get(base + "/api/v1/branches", timeout=1).ok:
-                return process, base, kiosk_token
-        except requests.ConnectionError:
+    ) for port in ports]
+    for base in bases:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if requests.get(base + "/api/v1/branches", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline:
+                for process in processes:
+                    process.terminate()
+                raise RuntimeError("server did not start")
             time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("server did not start")
+    return processes, bases, kiosk_token
 
 
-def generator(base: str, count: int, ready, go, results, expected_events: int, deadline_s: float):
+def generator(instance: int, base: str, count: int, ready, go, results, expected_events: int, deadline_s: float):
     """One load-generator process: `count` asyncio clients; reports {label: [receipt times]}."""
     import gc
 
@@ -101,20 +112,26 @@ def generator(base: str, count: int, ready, go, results, expected_events: int, d
         while time.time() < end and sum(len(v) for v in receipts.values()) < expected_events * len(clients):
             await asyncio.sleep(0.1)
         await asyncio.sleep(1)
-        results.put(receipts)
+        results.put((instance, receipts))
         await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
 
     asyncio.run(main())
 
 
-def measure(clients: int, mode: str, events: int, generators: int, interval: float) -> dict:
+def measure(clients: int, mode: str, events: int, generators: int, interval: float, instances: int = 1,
+            database_url: str | None = None, message_queue: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
-        server, base, kiosk_token = start_server(Path(workdir), mode, clients)
+        servers, bases, kiosk_token = start_servers(Path(workdir), mode, clients, instances, database_url,
+                                                    message_queue)
+        base = bases[0]  # every call goes through the first instance
         ctx = multiprocessing.get_context("spawn")
         ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
         shares = [clients // generators + (1 if i < clients % generators else 0) for i in range(generators)]
-        procs = [ctx.Process(target=generator, args=(base, n, ready, go, results, events, 60 + events * interval))
-                 for n in shares if n]
+        # Generator i connects to instance i % instances: the clients split evenly over them.
+        procs = [ctx.Process(target=generator, args=(i % instances, bases[i % instances], n, ready, go, results,
+                                                     events, 60 + events * interval))
+                 for i, n in enumerate(shares) if n]
+        rss = []
         try:
             for proc in procs:
                 proc.start()
@@ -134,28 +151,42 @@ def measure(clients: int, mode: str, events: int, generators: int, interval: flo
                 responded[called.json()["label"]] = time.time()
                 requests.post(base + f"/api/v1/tickets/{called.json()['id']}/finish", headers=staff)
                 time.sleep(interval)
-            receipts: dict[str, list[float]] = {}
+            rss = [worker_rss_mb(server.pid) for server in servers]  # with every client still connected
+            by_instance: dict[int, dict[str, list[float]]] = {}
             for _ in procs:
-                for label, times in results.get(timeout=600).items():
-                    receipts.setdefault(label, []).extend(times)
+                instance, found = results.get(timeout=600)
+                into = by_instance.setdefault(instance, {})
+                for label, times in found.items():
+                    into.setdefault(label, []).extend(times)
             for proc in procs:
                 proc.join(timeout=30)
         finally:
             for proc in procs:
                 if proc.is_alive():
                     proc.terminate()
-            server.terminate()
-            server.wait(timeout=10)
-    latencies = sorted((t - responded[label]) * 1000 for label, times in receipts.items()
-                       if label in responded for t in times)
-    received = len(latencies)
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(timeout=10)
+
+    def latencies(found: dict[str, list[float]]) -> list[float]:
+        return sorted((t - responded[label]) * 1000 for label, times in found.items() if label in responded
+                      for t in times)
+
+    every = sorted(x for found in by_instance.values() for x in latencies(found))
     return {
-        "mode": mode, "clients": clients, "connected": connected, "events": events,
-        "received": received, "missed": connected * events - received,
-        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1) if latencies else None,
+        "mode": mode, "instances": instances, "clients": clients, "connected": connected, "events": events,
+        "received": len(every), "missed": connected * events - len(every), **_percentiles(every),
+        "per_instance": {i: _percentiles(latencies(by_instance.get(i, {}))) for i in range(instances)},
+        "rss_mb": [current for current, _peak in rss], "peak_rss_mb": [peak for _current, peak in rss],
     }
 
+
+def _percentiles(latencies: list[float]) -> dict:
+    if not latencies:
+        return {"p50_ms": None, "p99_ms": None}
+    return {"p50_ms": round(statistics.median(latencies), 1),
+            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)}
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -164,18 +195,41 @@ def main():
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--generators", type=int, default=2, help="load-generator processes")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between calls")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="app instances; more than one runs PostgreSQL and a Redis message queue")
     args = parser.parse_args()
+    generators = max(args.generators, args.instances)
 
-    baseline = measure(1, args.mode, min(args.events, 10), 1, args.interval)
-    print(f"baseline ({args.mode}, 1 client): p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms, "
-          f"missed {baseline['missed']}")
-    result = measure(args.clients, args.mode, args.events, args.generators, args.interval)
-    print(f"{args.mode}: {result['connected']}/{result['clients']} clients connected, {result['events']} calls, "
-          f"{result['received']} receipts, {result['missed']} missed; p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
+    postgres = redis = None
+    message_queue = None
+    if args.instances > 1:
+        postgres, redis = start_postgres(), Redis()
+        message_queue = redis.url
+    try:
+        def database(name: str) -> str | None:
+            return postgres.create_database(name) if postgres else None
+
+        baseline = measure(1, args.mode, min(args.events, 10), 1, args.interval, 1, database("baseline"))
+        print(f"baseline ({args.mode}, 1 client, 1 instance): p50 {baseline['p50_ms']} ms, "
+              f"p99 {baseline['p99_ms']} ms, missed {baseline['missed']}")
+        result = measure(args.clients, args.mode, args.events, generators, args.interval, args.instances,
+                         database("fanout"), message_queue)
+    finally:
+        if redis:
+            redis.stop()
+        if postgres:
+            postgres.stop()
+    print(f"{args.mode}, {args.instances} instance(s): {result['connected']}/{result['clients']} clients connected, "
+          f"{result['events']} calls, {result['received']} receipts, {result['missed']} missed; "
+          f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
+    for instance, figures in result["per_instance"].items():
+        via = "the instance called" if instance == 0 else "through Redis"
+        print(f"  instance {instance + 1} ({via}): p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
+              f"RSS {result['rss_mb'][instance]} MiB (peak {result['peak_rss_mb'][instance]} MiB)")
     ratio = (result["p99_ms"] / baseline["p99_ms"]) if result["p99_ms"] and baseline["p99_ms"] else None
     print(f"p99 vs 1-client baseline: x{ratio:.1f}" if ratio else "p99 vs baseline: n/a")
-    print("goal: 2,000 clients connected on one instance, p99 < 250 ms, 0 missed")
-    print(json.dumps({**result, "baseline_p99_ms": baseline["p99_ms"]}))
+    print(f"goal: 2,000 clients, p99 < 250 ms, 0 missed; cores: {os.cpu_count()}")
+    print(json.dumps({**result, "baseline_p99_ms": baseline["p99_ms"], "cores": os.cpu_count()}))
 
 
 if __name__ == "__main__":

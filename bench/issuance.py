@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -30,13 +29,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from servers import ROOT, free_port, start_postgres
 
 
 class Server:
@@ -196,21 +189,6 @@ def run(clients: int, counters: int, seconds: float, threads: int, workers: int,
 def int_values(result: dict) -> dict:
     return {k: int(v) if hasattr(v, "__int__") and not isinstance(v, (float, bool, int, str)) else v
             for k, v in result.items()}
-
-
-def start_postgres():
-    sys.path.insert(0, str(ROOT / "tests"))
-    from pg_server import PostgresServer, find_binaries
-
-    bindir = find_binaries()
-    if bindir is None:
-        sys.exit("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
-    # Real durability for a fair figure (the test server turns fsync off).
-    server = PostgresServer(bindir, max_connections=300)
-    server._run("pg_ctl", "-D", server.data, "-m", "fast", "-w", "stop")
-    server._run("pg_ctl", "-D", server.data, "-l", os.path.join(server.root, "log"), "-w", "-o",
-                f"-p {server.port} -k {server.root} -c listen_addresses=127.0.0.1 -c max_connections=300", "start")
-    return server
 
 
 def main_postgres(args):
