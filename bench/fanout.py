@@ -73,38 +73,15 @@ def start_servers(workdir: Path, mode: str, clients: int, instances: int, databa
     return processes, bases, kiosk_token
 
 
-def generator(instance: int, base: str, count: int, ready, go, results, expected_events: int, deadline_s: float):
-    """One load-generator process: `count` asyncio clients; reports {label: [receipt times]}."""
+def generator(instance: int, base: str, count: int, ready, go, results, expected_events: int, deadline_s: float,
+              client_kind: str = "raw"):
+    """One load-generator process: `count` asyncio clients; reports (instance, {label: [receipt times]})."""
     import gc
-
-    import socketio
 
     async def main():
         receipts: dict[str, list[float]] = {}
-        clients = []
-
-        async def one():
-            client = socketio.AsyncClient(reconnection=False)
-            joined = asyncio.Event()
-
-            async def on_called(data):
-                receipts.setdefault(data["label"], []).append(time.time())
-
-            async def on_queue(_data):
-                joined.set()
-
-            client.on("called", on_called, namespace="/live")
-            client.on("queue", on_queue, namespace="/live")
-            try:
-                await asyncio.wait_for(client.connect(base, namespaces=["/live"], transports=["websocket"]), 30)
-                await client.emit("join", {"branch": "demo"}, namespace="/live")
-                await asyncio.wait_for(joined.wait(), 30)
-                clients.append(client)
-            except Exception:
-                await client.disconnect()
-
-        for start in range(0, count, 50):  # connect in waves, as phones would over a minute
-            await asyncio.gather(*(one() for _ in range(min(50, count - start))))
+        connect = _raw_client if client_kind == "raw" else _socketio_client
+        clients = [c for c in await _in_waves(count, lambda: connect(base, receipts)) if c is not None]
         gc.freeze()  # a full GC pass over thousands of clients would dominate the tail
         ready.put(len(clients))
         await asyncio.get_running_loop().run_in_executor(None, go.wait)
@@ -113,13 +90,102 @@ def generator(instance: int, base: str, count: int, ready, go, results, expected
             await asyncio.sleep(0.1)
         await asyncio.sleep(1)
         results.put((instance, receipts))
-        await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
     asyncio.run(main())
 
 
+async def _in_waves(count: int, connect) -> list:
+    found = []
+    for start in range(0, count, 50):  # connect in waves, as phones would over a minute
+        found += await asyncio.gather(*(connect() for _ in range(min(50, count - start))))
+    return found
+
+
+class _SocketIOClient:
+    """python-socketio's own client: every packet decoded, as a browser would."""
+
+    def __init__(self, client):
+        self.client = client
+
+    async def close(self):
+        await self.client.disconnect()
+
+
+async def _socketio_client(base: str, receipts: dict):
+    import socketio
+
+    client = socketio.AsyncClient(reconnection=False)
+    joined = asyncio.Event()
+
+    async def on_called(data):
+        receipts.setdefault(data["label"], []).append(time.time())
+
+    async def on_queue(_data):
+        joined.set()
+
+    client.on("called", on_called, namespace="/live")
+    client.on("queue", on_queue, namespace="/live")
+    try:
+        await asyncio.wait_for(client.connect(base, namespaces=["/live"], transports=["websocket"]), 30)
+        await client.emit("join", {"branch": "demo"}, namespace="/live")
+        await asyncio.wait_for(joined.wait(), 30)
+        return _SocketIOClient(client)
+    except Exception:
+        await client.disconnect()
+        return None
+
+
+CALLED = '42/live,["called",'
+
+
+class _RawClient:
+    """Engine.IO 4 / Socket.IO 5 over a bare WebSocket (aiohttp): the same frames on the wire, but
+    only `called` is decoded and everything else is skipped by its prefix, so a generator process
+    can hold a thousand clients without its own parsing dominating the measured latency."""
+
+    def __init__(self, session, socket, task):
+        self.session, self.socket, self.task = session, socket, task
+
+    async def close(self):
+        self.task.cancel()
+        await self.socket.close()
+        await self.session.close()
+
+
+async def _raw_client(base: str, receipts: dict):
+    import aiohttp
+
+    session = aiohttp.ClientSession()
+    try:
+        socket = await session.ws_connect(base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
+                                          timeout=30, autoping=False)
+        opened = await asyncio.wait_for(socket.receive_str(), 30)  # "0{sid, pingInterval, ...}"
+        assert opened.startswith("0")
+        await socket.send_str("40/live,")
+        while not (await asyncio.wait_for(socket.receive_str(), 30)).startswith("40/live,"):
+            pass
+        await socket.send_str('42/live,["join",{"branch":"demo"}]')
+        while not (await asyncio.wait_for(socket.receive_str(), 30)).startswith('42/live,["queue"'):
+            pass
+    except Exception:
+        await session.close()
+        return None
+
+    async def listen():
+        async for message in socket:
+            data = message.data
+            if data == "2":  # the server's ping
+                await socket.send_str("3")
+            elif data.startswith(CALLED):
+                label = json.loads(data[len("42/live,"):])[1]["label"]
+                receipts.setdefault(label, []).append(time.time())
+
+    return _RawClient(session, socket, asyncio.get_running_loop().create_task(listen()))
+
+
 def measure(clients: int, mode: str, events: int, generators: int, interval: float, instances: int = 1,
-            database_url: str | None = None, message_queue: str | None = None) -> dict:
+            database_url: str | None = None, message_queue: str | None = None, client_kind: str = "raw") -> dict:
     with tempfile.TemporaryDirectory() as workdir:
         servers, bases, kiosk_token = start_servers(Path(workdir), mode, clients, instances, database_url,
                                                     message_queue)
@@ -129,7 +195,7 @@ def measure(clients: int, mode: str, events: int, generators: int, interval: flo
         shares = [clients // generators + (1 if i < clients % generators else 0) for i in range(generators)]
         # Generator i connects to instance i % instances: the clients split evenly over them.
         procs = [ctx.Process(target=generator, args=(i % instances, bases[i % instances], n, ready, go, results,
-                                                     events, 60 + events * interval))
+                                                     events, 60 + events * interval, client_kind))
                  for i, n in enumerate(shares) if n]
         rss = []
         try:
@@ -195,6 +261,9 @@ def main():
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--generators", type=int, default=2, help="load-generator processes")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between calls")
+    parser.add_argument("--client", choices=["raw", "socketio"], default="raw",
+                        help="raw: bare WebSocket clients decoding only `called` (measures the server); "
+                             "socketio: python-socketio clients decoding everything")
     parser.add_argument("--instances", type=int, default=1,
                         help="app instances; more than one runs PostgreSQL and a Redis message queue")
     args = parser.parse_args()
@@ -209,11 +278,12 @@ def main():
         def database(name: str) -> str | None:
             return postgres.create_database(name) if postgres else None
 
-        baseline = measure(1, args.mode, min(args.events, 10), 1, args.interval, 1, database("baseline"))
+        baseline = measure(1, args.mode, min(args.events, 10), 1, args.interval, 1, database("baseline"),
+                           client_kind=args.client)
         print(f"baseline ({args.mode}, 1 client, 1 instance): p50 {baseline['p50_ms']} ms, "
               f"p99 {baseline['p99_ms']} ms, missed {baseline['missed']}")
         result = measure(args.clients, args.mode, args.events, generators, args.interval, args.instances,
-                         database("fanout"), message_queue)
+                         database("fanout"), message_queue, args.client)
     finally:
         if redis:
             redis.stop()
@@ -229,7 +299,8 @@ def main():
     ratio = (result["p99_ms"] / baseline["p99_ms"]) if result["p99_ms"] and baseline["p99_ms"] else None
     print(f"p99 vs 1-client baseline: x{ratio:.1f}" if ratio else "p99 vs baseline: n/a")
     print(f"goal: 2,000 clients, p99 < 250 ms, 0 missed; cores: {os.cpu_count()}")
-    print(json.dumps({**result, "baseline_p99_ms": baseline["p99_ms"], "cores": os.cpu_count()}))
+    print(json.dumps({**result, "client": args.client, "baseline_p99_ms": baseline["p99_ms"],
+                      "cores": os.cpu_count()}))
 
 
 if __name__ == "__main__":
