@@ -23,6 +23,9 @@ def from_environment(instance_path: str) -> dict:
         "QUEUE_APP_ENV": (env("QUEUE_APP_ENV") or "development").strip().lower(),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "QUEUE_APP_MESSAGE_QUEUE": env("QUEUE_APP_MESSAGE_QUEUE") or None,
+        # Socket.IO accepts browsers from the page's own origin; list others, comma-separated.
+        "QUEUE_APP_CORS_ORIGINS": [o.strip() for o in (env("QUEUE_APP_CORS_ORIGINS") or "").split(",")
+                                   if o.strip()] or None,
         # Set explicitly: Socket.IO silently switches to gevent when it is installed (FIELD-NOTES).
         "QUEUE_APP_ASYNC_MODE": env("QUEUE_APP_ASYNC_MODE") or "threading",
         # Booking mail and SMS (queue_app/mail.py): smtp://user:pass@host:port, smtps://, smtp+starttls://.

@@ -8,6 +8,7 @@ check-ins and the scheduler's jobs on any day the suite runs.
 """
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import processes
-from conftest import TEST_CONFIG
+from conftest import TEST_CONFIG, require_binary
 from processes import RedisServer, cli, free_port, start_gunicorn, stop, wait_for
 from queue_app import create_app
 from queue_app.domain import booking, catalogue, queueing
@@ -347,3 +348,64 @@ def test_two_schedulers_started_at_once_do_each_job_once_and_their_pushes_reach_
             Ticket.branch.has(Branch.slug.in_(["jobs", "old"])), TicketEvent.type.in_(["almost_turn", "expired"]))
             .group_by(TicketEvent.type)).all())
         assert kinds == {"almost_turn": 2, "expired": 3}, "a scheduler job acted twice on one ticket"
+
+
+def readme_nginx_configuration() -> str:
+    """The nginx sample of the README's deployment section, exactly as printed there."""
+    text = (processes.ROOT / "README.md").read_text(encoding="utf-8")
+    after = text.split("nginx, sticky by client address", 1)[1]
+    return after.split("```", 2)[1].strip()
+
+
+def test_nginx_with_the_readme_configuration_serves_polling_and_websocket_clients(stack, tmp_path):
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    binary = binary or require_binary("nginx")
+    port = free_port()
+    sample = readme_nginx_configuration()
+    assert "ip_hash;" in sample and "listen 443 ssl;" in sample
+    # Only the address changes: plain HTTP on a free port, and this test's two instances.
+    site = (sample.replace("listen 443 ssl;", f"listen 127.0.0.1:{port};")
+            .replace("127.0.0.1:8001", stack.bases[0].removeprefix("http://"))
+            .replace("127.0.0.1:8002", stack.bases[1].removeprefix("http://")))
+    temp = " ".join(f"{kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
+                                                                        "scgi"))
+    (tmp_path / "nginx.conf").write_text(
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"worker_processes 1;\npid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\n"
+        + "events { worker_connections 512; }\n"
+        + f"http {{\naccess_log off;\n{temp}\n{site}\n}}\n")
+    proxy = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # errors: error.log
+    base = f"http://127.0.0.1:{port}"
+    displays = []
+    try:
+        wait_for(base + "/healthz", proxy)
+        health = requests.get(base + "/healthz", timeout=10)
+        assert health.json()["message_queue"] == "ok"
+        assert len(health.headers["X-Request-ID"]) == 32  # nginx's $request_id reached the app and came back
+
+        branch = stack.branch("proxied", counters=1)
+        for transport in ("polling", "websocket"):  # long-polling needs every request on one instance
+            heard = []
+            display = socketio.Client(reconnection=False)
+            display.on("called", heard.append, namespace="/live")
+            display.connect(base, namespaces=["/live"], transports=[transport], wait_timeout=10)
+            assert display.call("join", {"branch": "proxied"}, namespace="/live", timeout=10)["ok"]
+            displays.append((display, heard))
+        ticket = requests.post(base + "/api/v1/branches/proxied/tickets", json={"service": "A"}, timeout=10,
+                               headers={"Authorization": f"Bearer {branch['kiosk']}"}).json()
+        for instance in stack.bases:  # one of them is not the instance the displays are on
+            requests.post(instance + f"/api/v1/counters/{branch['counters'][0]}/call-next", timeout=10,
+                          headers={"Authorization": f"Bearer {stack.staff_token}"})
+            requests.post(instance + f"/api/v1/tickets/{ticket['id']}/recall", timeout=10,
+                          headers={"Authorization": f"Bearer {stack.staff_token}"})
+        deadline = time.time() + 10
+        while time.time() < deadline and any(len(heard) < 2 for _, heard in displays):
+            time.sleep(0.1)
+        for display, heard in displays:
+            assert [call["label"] for call in heard[:2]] == [ticket["label"]] * 2, heard
+            assert display.connected  # polling kept its session: every request reached the same instance
+    finally:
+        for display, _ in displays:
+            display.disconnect()
+        stop(proxy)
