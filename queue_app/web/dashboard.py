@@ -11,17 +11,17 @@ import io
 import re
 from datetime import date, datetime, timedelta
 
-from flask import Blueprint, abort, flash, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import login_required
 from flask_wtf.csrf import CSRFError
 
-from queue_app.domain import catalogue, numbering, planning, planning_settings, reports, what_if
+from queue_app.domain import numbering, planning, planning_settings, reports, what_if
 from queue_app.domain.errors import DomainError, NotFound
 from queue_app.extensions import db, limiter
 from queue_app.models import utcnow
-from queue_app.web.roles import role_required
+from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("dashboard", __name__, url_prefix="/manage/branches/<slug>")
 
@@ -34,14 +34,6 @@ SETTING_LABELS = {
 }
 
 
-def _branch(slug: str):
-    try:
-        branch = catalogue.get_branch(db.session, slug)
-    except NotFound:
-        abort(404)
-    if not current_user.can_access_branch(branch.id):
-        abort(403)
-    return branch
 
 
 def _json_error(status: int, error: DomainError):
@@ -102,7 +94,7 @@ def _local_time(moment: datetime, zone) -> str:
 @login_required
 @role_required("manager")
 def page(slug, settings_form=None, settings_errors=None):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     now = utcnow()
     today = numbering.local_day(now, branch.zone)
     try:
@@ -149,7 +141,7 @@ def page(slug, settings_form=None, settings_errors=None):
 @login_required
 @role_required("manager")
 def live(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     response = jsonify(reports.today_live(db.session, branch))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -159,7 +151,7 @@ def live(slug):
 @login_required
 @role_required("manager")
 def export_csv(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     today = numbering.local_day(utcnow(), branch.zone)
     try:
         first, last = reports.parse_range(request.args.get("from"), request.args.get("to"), today)
@@ -180,7 +172,7 @@ def export_csv(slug):
 @login_required
 @role_required("manager")
 def recompute(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     day = request.form.get("day")
     intervals = planning.plan_branch(db.session, branch)
     if intervals:
@@ -194,7 +186,7 @@ def recompute(slug):
 @login_required
 @role_required("manager")
 def override(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     form = request.form
     day = form.get("day")
     target = url_for(".page", slug=slug, day=day) + "#plan"
@@ -240,7 +232,7 @@ def override(slug):
 @role_required("manager")
 @limiter.limit("30 per minute")  # each run is a second of CPU
 def run_what_if(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify({"error": {"code": "malformed_json", "message": _("Send a JSON object.")}}), 400
@@ -270,7 +262,7 @@ def run_what_if(slug):
 @login_required
 @role_required("manager")
 def update_rules(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     values = {key: request.form.get(key, "").strip() for key in SETTING_LABELS}
     try:
         _rules, regridded = planning_settings.update_planning_rules(db.session, branch, values)

@@ -31,7 +31,7 @@ def choices(labels: dict) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in labels.items()]
 
 
-def _strip(value):
+def strip_spaces(value):
     return value.strip() if isinstance(value, str) else value
 
 
@@ -114,8 +114,8 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class BranchForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
-    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)], filters=[_strip],
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)], filters=[strip_spaces])
+    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)], filters=[strip_spaces],
                            description=_l("IANA name, e.g. Asia/Taipei or Europe/Berlin."))
     opening_hours = OpeningHoursField(
         _l("Opening hours"), default=dict, render_kw={"rows": 7},
@@ -132,12 +132,12 @@ class BranchForm(FlaskForm):
 
 
 class NewBranchForm(BranchForm):
-    slug = StringField(_l("Slug"), validators=[DataRequired(), Length(max=63)], filters=[_strip],
+    slug = StringField(_l("Slug"), validators=[DataRequired(), Length(max=63)], filters=[strip_spaces],
                        description=_l("Used in links: lower-case letters, digits and dashes, e.g. taipei-main."))
 
 
 class ServiceForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)], filters=[strip_spaces])
     expected_minutes = IntegerField(_l("Expected minutes per customer"), default=10, validators=[InputRequired()])
     checklist = TextAreaField(_l("Checklist"), filters=[_clean_lines], render_kw={"rows": 4},
                               description=_l("One item per line; staff see it when they call the ticket."))
@@ -149,7 +149,7 @@ class ServiceForm(FlaskForm):
 
 
 class NewServiceForm(ServiceForm):
-    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=2)], filters=[_strip],
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=2)], filters=[strip_spaces],
                        description=_l("One or two letters, the ticket prefix (A gives A001)."))
     submit = SubmitField(_l("Add service"))
 
@@ -173,7 +173,7 @@ class CounterForm(FlaskForm):
 
 
 class NewCounterForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)], filters=[_strip])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)], filters=[strip_spaces])
     services = MultiCheckboxField(_l("Services"))
     submit = SubmitField(_l("Add counter"))
 
@@ -181,8 +181,8 @@ class NewCounterForm(FlaskForm):
 class StaffForm(FlaskForm):
     """A new staff account; `branches.choices` is set by the view (all branches)."""
 
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)], filters=[_strip])
-    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)], filters=[strip_spaces])
+    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[strip_spaces])
     role = SelectField(_l("Role"), choices=choices(ROLE_LABELS))
     branches = SelectMultipleField(_l("Branches"))
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)],
@@ -191,7 +191,7 @@ class StaffForm(FlaskForm):
 
 
 class StaffEditForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
+    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[strip_spaces])
     role = SelectField(_l("Role"), choices=choices(ROLE_LABELS))
     branches = SelectMultipleField(_l("Branches"))
     active = BooleanField(_l("Active (may sign in)"))

@@ -9,14 +9,14 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from queue_app.domain import catalogue
-from queue_app.domain.errors import DomainError, NotFound
+from queue_app.domain.errors import DomainError
 from queue_app.extensions import db
 from queue_app.models import Branch, Counter, Service, Staff
 from queue_app.web.forms import (
     COUNTER_STATE_LABELS, ROLE_LABELS, BranchForm, CounterForm, NewBranchForm, NewCounterForm,
     NewServiceForm, ServiceEditForm, StaffEditForm, StaffForm, choices,
 )
-from queue_app.web.roles import role_required
+from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -36,15 +36,6 @@ def _show_error(form, error: DomainError, default_field: str) -> None:
         form[default_field].errors = [*form[default_field].errors, error.message]
 
 
-def _branch(slug: str) -> Branch:
-    """The branch, if the signed-in user works there (admins: every branch)."""
-    try:
-        branch = catalogue.get_branch(db.session, slug)
-    except NotFound:
-        abort(404)
-    if not current_user.can_access_branch(branch.id):
-        abort(403)
-    return branch
 
 
 def _service_choices(branch: Branch):
@@ -87,7 +78,7 @@ def _counters_page(branch: Branch, row_forms: dict | None = None, add_form: NewC
 @login_required
 @role_required("manager")
 def counters(slug):
-    return _counters_page(_branch(slug))
+    return _counters_page(staff_branch(slug))
 
 
 @bp.post("/counters/<int:counter_id>")
@@ -97,7 +88,7 @@ def update_counter(counter_id):
     counter = db.session.get(Counter, counter_id)
     if counter is None:
         abort(404)
-    branch = _branch(counter.branch.slug)
+    branch = staff_branch(counter.branch.slug)
     name = counter.name
     form = CounterForm()
     form.services.choices = _service_choices(branch)
@@ -116,7 +107,7 @@ def update_counter(counter_id):
 @login_required
 @role_required("admin")
 def create_counter(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     form = NewCounterForm()
     form.services.choices = _service_choices(branch)
     if form.validate_on_submit():
@@ -152,7 +143,7 @@ def new_branch():
 @login_required
 @role_required("admin")
 def edit_branch(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     form = BranchForm(obj=branch)
     if form.validate_on_submit():
         try:
@@ -169,7 +160,7 @@ def edit_branch(slug):
 @login_required
 @role_required("admin")
 def services(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     form = NewServiceForm()
     if form.validate_on_submit():
         try:

@@ -14,11 +14,11 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from queue_app.domain import catalogue, kiosks
-from queue_app.domain.errors import DomainError, NotFound
+from queue_app.domain import kiosks
+from queue_app.domain.errors import DomainError
 from queue_app.extensions import db
 from queue_app.models import Branch, KioskDevice
-from queue_app.web.roles import role_required
+from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage_kiosks", __name__, url_prefix="/manage")
 
@@ -41,14 +41,6 @@ class RetireForm(FlaskForm):
     submit = SubmitField(_l("Retire device"))
 
 
-def _branch(slug: str) -> Branch:
-    try:
-        branch = catalogue.get_branch(db.session, slug)
-    except NotFound:
-        abort(404)
-    if not current_user.can_access_branch(branch.id):
-        abort(403)
-    return branch
 
 
 def _local(moment: datetime | None, branch: Branch) -> str:
@@ -80,14 +72,14 @@ def _page(branch: Branch, form: PairingCodeForm | None = None):
 @login_required
 @role_required("manager")
 def devices(slug):
-    return _page(_branch(slug))
+    return _page(staff_branch(slug))
 
 
 @bp.post("/branches/<slug>/kiosks")
 @login_required
 @role_required("manager")
 def create_pairing_code(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     form = PairingCodeForm()
     if form.validate_on_submit():
         try:
@@ -109,7 +101,7 @@ def retire(device_id):
     device = db.session.get(KioskDevice, device_id)
     if device is None:
         abort(404)
-    branch = _branch(device.branch.slug)
+    branch = staff_branch(device.branch.slug)
     if not RetireForm().validate_on_submit():
         abort(400)
     name = device.name

@@ -12,12 +12,12 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from queue_app.domain import catalogue, webhooks
-from queue_app.domain.errors import DomainError, NotFound
+from queue_app.domain import webhooks
+from queue_app.domain.errors import DomainError
 from queue_app.extensions import db
 from queue_app.models import Branch, WebhookDelivery, WebhookEndpoint
-from queue_app.web.forms import MultiCheckboxField, choices
-from queue_app.web.roles import role_required
+from queue_app.web.forms import MultiCheckboxField, choices, strip_spaces
+from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage_webhooks", __name__, url_prefix="/manage")
 
@@ -36,14 +36,10 @@ STATUS_LABELS = {"pending": _l("Waiting to be sent"), "sending": _l("Sending"), 
                  "failed": _l("Failed"), "cancelled": _l("Dropped")}
 
 
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
 class EndpointForm(FlaskForm):
-    url = StringField(_l("Receiver URL"), validators=[DataRequired(), Length(max=500)], filters=[_strip],
+    url = StringField(_l("Receiver URL"), validators=[DataRequired(), Length(max=500)], filters=[strip_spaces],
                       description=_l("An https:// address of your system that accepts POST requests."))
-    description = StringField(_l("Description"), validators=[Length(max=200)], filters=[_strip])
+    description = StringField(_l("Description"), validators=[Length(max=200)], filters=[strip_spaces])
     event_types = MultiCheckboxField(_l("Events to send"), choices=choices(EVENT_LABELS),
                                      validators=[DataRequired()])
     active = BooleanField(_l("Send events"), default=True)
@@ -54,21 +50,13 @@ class ActionForm(FlaskForm):
     submit = SubmitField()
 
 
-def _branch(slug: str) -> Branch:
-    try:
-        branch = catalogue.get_branch(db.session, slug)
-    except NotFound:
-        abort(404)
-    if not current_user.can_access_branch(branch.id):
-        abort(403)
-    return branch
 
 
 def _endpoint(endpoint_id: int) -> WebhookEndpoint:
     endpoint = db.session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None:
         abort(404)
-    _branch(endpoint.branch.slug)
+    staff_branch(endpoint.branch.slug)
     return endpoint
 
 
@@ -90,14 +78,14 @@ def _list_page(branch: Branch, form: EndpointForm | None = None):
 @login_required
 @role_required("manager")
 def endpoints(slug):
-    return _list_page(_branch(slug))
+    return _list_page(staff_branch(slug))
 
 
 @bp.post("/branches/<slug>/webhooks")
 @login_required
 @role_required("manager")
 def create_endpoint(slug):
-    branch = _branch(slug)
+    branch = staff_branch(slug)
     form = EndpointForm()
     if form.validate_on_submit():
         try:

@@ -4,6 +4,11 @@ from functools import wraps
 from flask import abort
 from flask_login import current_user
 
+from queue_app.domain import catalogue
+from queue_app.domain.errors import NotFound
+from queue_app.extensions import db
+from queue_app.models import Branch
+
 
 def role_required(role: str):
     def decorator(view):
@@ -16,3 +21,14 @@ def role_required(role: str):
         return wrapped
 
     return decorator
+
+
+def staff_branch(slug: str) -> Branch:
+    """The branch, if the signed-in user works there (admins: every branch); else 404 or 403."""
+    try:
+        branch = catalogue.get_branch(db.session, slug)
+    except NotFound:
+        abort(404)
+    if not current_user.can_access_branch(branch.id):
+        abort(403)
+    return branch
