@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import case, select, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from queue_app import ics
-from queue_app.domain import texts
+from queue_app.domain import outbox, texts
 from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
 from queue_app.mail import PermanentFailure
@@ -264,7 +264,7 @@ class SendReport:
 
 def backoff(attempts: int) -> timedelta:
     """1, 2, 4, 8 ... minutes after the 1st, 2nd, 3rd ... failure, at most an hour."""
-    return min(timedelta(minutes=2 ** (attempts - 1)), MAX_BACKOFF)
+    return outbox.backoff(attempts, timedelta(minutes=1), MAX_BACKOFF)
 
 
 def _stale_reason(notification: Notification, appointment: Appointment | None, now: datetime) -> str | None:
@@ -290,60 +290,20 @@ def _stale_reason(notification: Notification, appointment: Appointment | None, n
     return None
 
 
-def _recover_stuck(session: Session, now: datetime) -> None:
-    """Rows whose sender died mid-send (lease over) count an attempt and go back to pending."""
-    with write_transaction(session):
-        session.execute(
-            update(Notification)
-            .where(Notification.status == "sending", Notification.next_attempt_at <= now)
-            .values(
-                attempts=Notification.attempts + 1,
-                status=case((Notification.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
-                last_error="sender stopped while sending (lease expired)",
-            )
-            .execution_options(synchronize_session=False)
-        )
-
-
-def _claim(session: Session, notification_id: int, now: datetime) -> Notification | None:
-    """pending -> sending in one conditional UPDATE; only the sender whose UPDATE hit the row gets it."""
-    claimed = session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.status == "pending",
-               Notification.next_attempt_at <= now)
-        .values(status="sending", next_attempt_at=now + LEASE)
-        .returning(Notification.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if claimed is None:
-        return None
-    return session.get(Notification, notification_id, populate_existing=True)
-
-
 def _finish(session: Session, notification_id: int, values: dict) -> None:
     with write_transaction(session):
-        # Only a row still ours: after a lease ran out another sender may have taken it.
-        session.execute(
-            update(Notification).where(Notification.id == notification_id, Notification.status == "sending")
-            .values(**values).execution_options(synchronize_session=False)
-        )
+        outbox.settle(session, Notification, notification_id, values)
 
 
 def send_due(session: Session, driver, now: datetime, batch: int = 20) -> SendReport:
     """Send the messages due at `now` (at most `batch`). Safe to run from several threads or processes."""
     report = SendReport()
-    _recover_stuck(session, now)
-    due = session.scalars(
-        select(Notification.id)
-        .where(Notification.status == "pending", Notification.next_attempt_at <= now)
-        .order_by(Notification.next_attempt_at, Notification.id).limit(batch)
-    ).all()
-    session.commit()  # end the read; each claim is its own short write transaction
-    for notification_id in due:
+    outbox.recover_stuck(session, Notification, now, MAX_ATTEMPTS, "sender stopped while sending (lease expired)")
+    for notification_id in outbox.due_ids(session, Notification, now, batch):
         with write_transaction(session):
-            notification = _claim(session, notification_id, now)
-            if notification is None:
+            if not outbox.claim(session, Notification, notification_id, now, LEASE):
                 continue  # another sender has it, or it changed since the read
+            notification = session.get(Notification, notification_id, populate_existing=True)
             appointment = session.get(Appointment, notification.appointment_id) if notification.appointment_id else None
             reason = _stale_reason(notification, appointment, now)
             if reason:

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import case, delete, event, select, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
-from queue_app.domain import events
+from queue_app.domain import events, outbox
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.errors import Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
@@ -427,19 +427,7 @@ def post(url: str, headers: dict, body: str, timeout: float = TIMEOUT_S) -> Outc
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(FIRST_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
-
-
-def _recover_stuck(session: Session, now: datetime) -> None:
-    with write_transaction(session):
-        session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.status == "sending", WebhookDelivery.next_attempt_at <= now)
-            .values(attempts=WebhookDelivery.attempts + 1,
-                    status=case((WebhookDelivery.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
-                    last_error="sender stopped while delivering (lease expired)")
-            .execution_options(synchronize_session=False)
-        )
+    return outbox.backoff(attempts, FIRST_BACKOFF, MAX_BACKOFF)
 
 
 def deliver_due(session: Session, *, now: datetime | None = None, batch: int = 50, allow_private: bool = True,
@@ -447,24 +435,10 @@ def deliver_due(session: Session, *, now: datetime | None = None, batch: int = 5
     """Deliver the due rows (at most `batch`). Safe to run from several threads or processes at once."""
     report = DeliveryReport()
     now = now or utcnow()
-    _recover_stuck(session, now)
-    due = session.scalars(
-        select(WebhookDelivery.id)
-        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(batch)
-    ).all()
-    session.commit()  # end the read; each claim is its own short write transaction
-    for delivery_id in due:
+    outbox.recover_stuck(session, WebhookDelivery, now, MAX_ATTEMPTS, "sender stopped while delivering (lease expired)")
+    for delivery_id in outbox.due_ids(session, WebhookDelivery, now, batch):
         with write_transaction(session):
-            claimed = session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending",
-                       WebhookDelivery.next_attempt_at <= now)
-                .values(status="sending", next_attempt_at=now + LEASE)
-                .returning(WebhookDelivery.id)
-                .execution_options(synchronize_session=False)
-            ).first()
-            if claimed is None:
+            if not outbox.claim(session, WebhookDelivery, delivery_id, now, LEASE):
                 continue  # another worker has it
             row = session.execute(
                 select(WebhookDelivery.event_id, WebhookDelivery.event_type, WebhookDelivery.body,
@@ -511,10 +485,7 @@ def deliver_due(session: Session, *, now: datetime | None = None, batch: int = 5
             session.add(WebhookAttempt(delivery_id=delivery_id, number=attempts, started_at=started,
                                        duration_ms=outcome.duration_ms, status_code=outcome.status_code,
                                        error=error[:1000]))
-            # Only a row still ours: after a lease ran out another worker may have taken it.
-            session.execute(update(WebhookDelivery)
-                            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "sending")
-                            .values(**values).execution_options(synchronize_session=False))
+            outbox.settle(session, WebhookDelivery, delivery_id, values)
     return report
 
 
