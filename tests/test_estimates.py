@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from conftest import utc
-from queue_app.domain import catalogue, estimates, queueing, turn_alerts
+from queue_app import mail
+from queue_app.domain import catalogue, estimates, notify, queueing, turn_alerts
 from queue_app.domain.catalogue import get_branch
 from queue_app.models import Counter, Notification, Service, Ticket, TicketEvent
 
@@ -236,3 +237,25 @@ def test_almost_your_turn_is_sent_once_with_a_message_for_a_customer_with_a_phon
     assert "A003" in messages[0].payload["body"]
     events = session.scalars(select(TicketEvent.ticket_id).where(TicketEvent.type == "almost_turn")).all()
     assert sorted(events) == sorted(t.id for t in tickets if t.label in alerted)
+
+
+def test_an_almost_your_turn_message_is_dropped_if_the_ticket_was_called_before_it_went_out(session, caplog):
+    ten = MONDAY_0800_TAIPEI + timedelta(hours=2)
+    branch = get_branch(session, "demo")
+    counter_1 = next(c for c in branch.counters if c.name == "Counter 1")
+    for counter in branch.counters:
+        if counter is not counter_1:
+            catalogue.update_counter(session, counter.id, state="closed")
+    early = queueing.issue_ticket(session, "demo", "A", phone="+886 912 345 678", now=ten).ticket
+    late = queueing.issue_ticket(session, "demo", "A", phone="+886 912 000 111", now=ten + timedelta(seconds=1)).ticket
+    assert turn_alerts.send_almost_turn(session, now=ten + timedelta(seconds=5)) == 2
+    # A001 is called before the outbox runs; A002 still waits.
+    assert queueing.call_next(session, counter_1.id, now=ten + timedelta(seconds=10)).id == early.id
+    driver = mail.driver_for({"QUEUE_APP_SMS_DRIVER": "log", "QUEUE_APP_MAIL_DRIVER": "console"})
+    report = notify.send_due(session, driver, ten + timedelta(seconds=20))
+    assert (report.sent, report.dropped) == (1, 1)
+    session.expire_all()
+    rows = {row.payload["ticket_id"]: row for row in
+            session.scalars(select(Notification).where(Notification.template == "almost_turn"))}
+    assert (rows[early.id].status, rows[early.id].last_error) == ("cancelled", "ticket is called")
+    assert rows[late.id].status == "sent"

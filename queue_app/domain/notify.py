@@ -30,11 +30,12 @@ from queue_app.domain import outbox, texts
 from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
 from queue_app.mail import PermanentFailure
-from queue_app.models import Appointment, Notification
+from queue_app.models import Appointment, Notification, Ticket
 
 log = logging.getLogger(__name__)
 
 CONFIRMED, CHANGED, CANCELLED, REMINDER = "booking_confirmed", "booking_changed", "booking_cancelled", "reminder"
+ALMOST_TURN = "almost_turn"  # written by domain/turn_alerts.py; the text is in its payload
 # Longest lead first. A reminder is worth sending from start - lead until the next shorter
 # reminder is due (or the visit starts): a 24 h reminder delayed past start - 2 h is dropped.
 REMINDER_LEADS = (timedelta(hours=24), timedelta(hours=2))
@@ -290,6 +291,16 @@ def _stale_reason(notification: Notification, appointment: Appointment | None, n
     return None
 
 
+def _too_late_for_ticket(session: Session, notification: Notification) -> str | None:
+    """An "almost your turn" message whose ticket was called (or left) before it went out: sent
+    now it would send the customer back to the waiting area."""
+    ticket_id = (notification.payload or {}).get("ticket_id")
+    if notification.template != ALMOST_TURN or ticket_id is None:
+        return None
+    ticket = session.get(Ticket, ticket_id)
+    return f"ticket is {ticket.status}" if ticket is not None and ticket.status != "waiting" else None
+
+
 def _finish(session: Session, notification_id: int, values: dict) -> None:
     with write_transaction(session):
         outbox.settle(session, Notification, notification_id, values)
@@ -305,7 +316,7 @@ def send_due(session: Session, driver, now: datetime, batch: int = 20) -> SendRe
                 continue  # another sender has it, or it changed since the read
             notification = session.get(Notification, notification_id, populate_existing=True)
             appointment = session.get(Appointment, notification.appointment_id) if notification.appointment_id else None
-            reason = _stale_reason(notification, appointment, now)
+            reason = _stale_reason(notification, appointment, now) or _too_late_for_ticket(session, notification)
             if reason:
                 notification.status, notification.last_error = "cancelled", reason
             elif appointment is not None:

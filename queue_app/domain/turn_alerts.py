@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from queue_app.domain import estimates, events, numbering, texts
+from queue_app.domain import estimates, events, notify, numbering, texts
 from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import Branch, Customer, Notification, Ticket, utcnow
@@ -57,9 +57,9 @@ def _message(session: Session, ticket: Ticket, estimate: estimates.Estimate, now
         if not recipient:
             continue
         session.add(Notification(
-            channel=channel, recipient=recipient, template="almost_turn", language=language,
+            channel=channel, recipient=recipient, template=notify.ALMOST_TURN, language=language,
             payload={"subject": texts.gettext(language, subject, **values),
-                     "body": texts.gettext(language, body, **values)},
+                     "body": texts.gettext(language, body, **values), "ticket_id": ticket.id},
             dedupe_key=f"almost_turn:{ticket.id}", status="pending", attempts=0, next_attempt_at=now,
             last_error="", created_at=now,
         ))
