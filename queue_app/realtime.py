@@ -147,7 +147,8 @@ def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
     changed_tickets: set[int] = set()
     for change in changes:
         branches.add(change.branch_id)
-        changed_tickets.add(change.ticket_id)
+        if change.ticket_id is not None:
+            changed_tickets.add(change.ticket_id)
         if change.type in ("called", "recalled"):
             branch = session.get(Branch, change.branch_id)
             socketio.emit("called", {

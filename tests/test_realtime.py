@@ -194,3 +194,14 @@ def test_the_tracking_page_shows_the_estimate_and_the_display_text(app, client, 
     html = client.get(tickets[-1]["track_url"].replace("http://kiosk.test", "")).data.decode()
     assert f"About {status['minutes']} min ({status['low']}-{status['high']})" in html
     assert "The first counter for this opens" in html  # the texts the page formats pushes with
+
+
+def test_a_counter_paused_elsewhere_reaches_displays_and_consoles_at_once(app, client, api, display):
+    forget(display)
+    counter = api.counter_id("Counter 2")
+    paused = api.call("PATCH", f"/counters/{counter}", "manager@demo.test", json={"state": "paused"})
+    assert paused.status_code == 200
+    snapshots = received(display, "queue", where=lambda s: any(c["id"] == counter and c["state"] == "paused"
+                                                               for c in s["counters"]))
+    assert snapshots, "no snapshot followed the counter's change"
+    assert next(c for c in snapshots[-1]["counters"] if c["id"] == counter)["state"] == "paused"

@@ -6,11 +6,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.domain import events
 from queue_app.domain.booking_rules import check_rules
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
-    COUNTER_STATES, ROLES, WEEKDAYS, Branch, Counter, CounterService, KioskDevice, Service, Staff,
+    COUNTER_STATES, ROLES, WEEKDAYS, Branch, Counter, CounterService, KioskDevice, Service, Staff, utcnow,
 )
 from queue_app.security import hash_password, new_token, token_hash
 
@@ -187,6 +188,7 @@ def create_counter(session: Session, branch_slug: str, name: str, services: list
         session.add(counter)
         session.flush()
         _set_counter_services(session, counter, services)
+        events.counters_changed(session, branch.id, utcnow())
     return counter
 
 
@@ -205,6 +207,7 @@ def update_counter(session: Session, counter_id: int, **fields) -> Counter:
             counter.name = str(fields["name"]).strip()
         if "services" in fields:
             _set_counter_services(session, counter, fields["services"])
+        events.counters_changed(session, counter.branch_id, utcnow())
     return counter
 
 

@@ -24,9 +24,9 @@ QUIET_KEY = "queue_app_quiet"
 class QueueChange:
     type: str
     branch_id: int
-    ticket_id: int
+    ticket_id: int | None  # None: a change to the branch's counters, not to one ticket
     label: str
-    service_id: int
+    service_id: int | None
     status: str
     counter_id: int | None
     at: datetime
@@ -85,6 +85,16 @@ def record(
         )
     )
     return row
+
+
+def counters_changed(session: Session, branch_id: int, at: datetime) -> None:
+    """A counter opened, paused, closed or changed its services: no ticket moved, but displays and
+    staff consoles show counter states and every waiting ticket's estimate may have changed."""
+    session.info.setdefault(BIND_KEY, session.get_bind())
+    session.info.setdefault(PENDING_KEY, []).append(
+        QueueChange(type="counters", branch_id=branch_id, ticket_id=None, label="", service_id=None, status="",
+                    counter_id=None, at=at)
+    )
 
 
 @event.listens_for(Session, "after_commit")
