@@ -76,3 +76,21 @@ def test_customer_paths_are_in_the_openapi_document(client):
                  "/api/v1/tickets/{token}/feedback", "/api/v1/branches/{slug}/segments",
                  "/api/v1/branches/{slug}/churn", "/api/v1/branches/{slug}/feedback", "/api/v1/audit"):
         assert path in paths
+
+
+def test_a_ticket_with_a_phone_remembers_the_language_for_the_customers_messages(api, session):
+    from queue_app.domain import catalogue
+
+    def issue(**body):
+        return api.call("POST", "/branches/demo/tickets", "kiosk", json={"service": "A", **body})
+
+    assert issue(phone="+886 912 555 001", language="zh_Hans").status_code == 201
+    catalogue.update_branch(session, "demo", language="zh_Hant")
+    unstated = issue(phone="+886 912 555 002")
+    again = issue(phone="+886 912 555 001", language="en")  # the latest choice wins
+    refused = issue(phone="+886 912 555 003", language="klingon")
+    assert (unstated.status_code, again.status_code, refused.status_code) == (201, 201, 422)
+    session.expire_all()
+    languages = dict(session.execute(select(Customer.phone, Customer.language)
+                                     .where(Customer.phone.in_(["+886912555001", "+886912555002"]))).all())
+    assert languages == {"+886912555001": "en", "+886912555002": "zh_Hant"}  # unstated: the branch's language

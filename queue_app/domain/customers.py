@@ -88,7 +88,8 @@ def normalise_email(email: str) -> str:
 
 
 def find_or_create(session: Session, phone: str | None = None, email: str | None = None, *,
-                   region: str | None = None, name: str = "", now: datetime | None = None) -> Customer | None:
+                   region: str | None = None, name: str = "", now: datetime | None = None,
+                   language: str = "en") -> Customer | None:
     """The customer with this phone (first) or e-mail, created if new; inside the caller's transaction.
 
     A phone and an e-mail that belong to two different records are not merged here (anyone can
@@ -102,7 +103,7 @@ def find_or_create(session: Session, phone: str | None = None, email: str | None
     by_email = session.scalar(select(Customer).where(Customer.email == email)) if email else None
     customer = by_phone or by_email
     if customer is None:
-        customer = Customer(phone=phone, email=email, name=(name or "")[:200], language="en", tier="standard",
+        customer = Customer(phone=phone, email=email, name=(name or "")[:200], language=language, tier="standard",
                             strikes=0, created_at=now or utcnow())
         session.add(customer)
         session.flush()

@@ -88,9 +88,12 @@ def issue_ticket(
     phone: str | None = None,
     email: str | None = None,
     kiosk_id: int | None = None,
+    language: str | None = None,
     now: datetime | None = None,
 ) -> IssuedTicket:
-    """A walk-in ticket (kiosk, phone or staff), in its own transaction."""
+    """A walk-in ticket (kiosk, phone or staff), in its own transaction. With a phone or e-mail
+    the customer is remembered; `language` (else the branch's, for a new customer) is the one
+    their messages are written in."""
     live = now is None  # the real clock: read it once this ticket holds its number (see add_ticket)
     now = _now(now)
     if priority not in PRIORITY_CREDITS:
@@ -101,7 +104,10 @@ def issue_ticket(
         svc = find_service(session, branch, service)
         if not svc.walk_in_enabled:
             raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
-        customer = customers.find_or_create(session, phone=phone, email=email, region=branch.country, now=now)
+        customer = customers.find_or_create(session, phone=phone, email=email, region=branch.country, now=now,
+                                            language=language or branch.language)
+        if customer is not None and language:
+            customer.language = language  # the latest choice, as a booking does
         issued = add_ticket(session, branch, svc, priority=priority, customer_id=customer.id if customer else None,
                             kiosk_id=kiosk_id, effective_at=now, now=now, live=live)
     return keep_estimate_at_issue(session, issued, now)

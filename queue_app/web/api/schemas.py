@@ -137,6 +137,8 @@ class TicketRequest(StrictSchema):
     phone = fields.String(validate=validate.Length(max=32))
     email = fields.Email(validate=validate.Length(max=254))
     priority = fields.String(validate=validate.OneOf(list(PRIORITY_CREDITS)), load_default="normal")
+    language = fields.String(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]), metadata={
+        "description": "With a phone or e-mail: the language of the customer's messages (default: the branch's)."})
 
 
 class IssuedTicketSchema(Schema):

@@ -41,7 +41,7 @@ def issue_ticket(body, slug):
     elif not branch.allow_remote_tickets:
         abort(401, "token_missing", "Tickets at this branch are issued by its kiosks.", {"WWW-Authenticate": "Bearer"})
     issued = queueing.issue_ticket(db.session, slug, body["service"], priority=body["priority"], kiosk_id=kiosk_id,
-                                   phone=body.get("phone"), email=body.get("email"))
+                                   phone=body.get("phone"), email=body.get("email"), language=body.get("language"))
     ticket = issued.ticket
     tracked = ticket_status(db.session, ticket, found=issued.estimates)
     return {
