@@ -18,12 +18,11 @@ from queue_app.domain.catalogue import get_branch
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import Counter, WebhookAttempt, WebhookDelivery, utcnow
 
-from conftest import utc
 
 
 class Receiver:
-    """A webhook receiver as a customer would write one: checks the signature and the timestamp,
-    then dedupes on the event id. `fail_first` answers 500 to the first N requests."""
+    """A webhook receiver as a customer would write one: checks that one of the signatures is its
+    secret's (two during a rotation) and the timestamp, then dedupes on the event id. `fail_first` answers 500 to the first N requests."""
 
     def __init__(self, secret: str, fail_first: int = 0):
         self.secret = secret
@@ -32,6 +31,7 @@ class Receiver:
         self.accepted: list[dict] = []  # bodies with a valid signature, in arrival order
         self.bad_signatures = 0
         self.headers: list[dict] = []
+        self.raw: list[bytes] = []
         self.lock = threading.Lock()
         receiver = self
 
@@ -44,9 +44,11 @@ class Receiver:
                 with receiver.lock:
                     receiver.requests += 1
                     receiver.headers.append(dict(self.headers))
+                    receiver.raw.append(raw)
                     if receiver.requests <= receiver.fail_first:
                         status = 500
-                    elif not hmac.compare_digest("sha256=" + expected, self.headers["X-Queue-Signature"]) or \
+                    elif not any(hmac.compare_digest("sha256=" + expected, offered.strip())
+                                 for offered in self.headers["X-Queue-Signature"].split(",")) or \
                             abs(time.time() - int(timestamp)) > 300:
                         receiver.bad_signatures += 1
                         status = 400
@@ -321,8 +323,12 @@ def test_managers_configure_webhooks_through_the_api(api, receiver):
     assert [d["event_type"] for d in log] == ["ticket.issued", "ping"]
     assert log[0]["status"] == "delivered" and log[0]["attempt_log"][0]["status_code"] == 200
 
-    rotated = api.call("POST", f"/webhooks/{hook_id}/rotate-secret", "manager@demo.test").json["secret"]
-    assert rotated != secret
+    rotated = api.call("POST", f"/webhooks/{hook_id}/rotate-secret", "manager@demo.test").json
+    assert rotated["secret"] != secret and rotated["previous_secret_until"] is not None  # 24 h by default
+    at_once = api.call("POST", f"/webhooks/{hook_id}/rotate-secret?overlap_hours=0", "manager@demo.test").json
+    assert at_once["previous_secret_until"] is None
+    too_long = api.call("POST", f"/webhooks/{hook_id}/rotate-secret?overlap_hours=500", "manager@demo.test")
+    assert too_long.status_code == 422
     assert api.call("DELETE", f"/webhooks/{hook_id}", "manager@demo.test").status_code == 204
     assert api.call("GET", f"/webhooks/{hook_id}", "manager@demo.test").status_code == 404
 
@@ -363,3 +369,28 @@ def test_the_manage_page_adds_an_endpoint_shows_its_secret_once_and_the_delivery
     assert "ticket.issued" in detail and "200" in detail and hooks.accepted[0]["id"] in detail
     refused = client.post("/manage/branches/demo/webhooks", data={"url": hooks.url, "event_types": ["ticket.issued"]})
     assert refused.status_code == 400  # no CSRF token
+
+
+def test_after_a_rotation_the_old_secret_signs_too_until_the_overlap_ends(session, receiver):
+    still_old = receiver(SECRET)  # a receiver not yet given the new secret
+    endpoint = webhooks.create_endpoint(session, "demo", still_old.url, ["ticket.issued"], secret=SECRET).endpoint
+    new = webhooks.rotate_secret(session, endpoint.id, overlap=timedelta(hours=1))
+    queueing.issue_ticket(session, "demo", "A")
+    assert drain(session).delivered == 1 and still_old.bad_signatures == 0
+    headers = still_old.headers[-1]
+    assert len(headers["X-Queue-Signature"].split(",")) == 2
+    for secret in (new, SECRET):  # the documented check accepts either during the overlap
+        assert webhooks.verify(secret, headers["X-Queue-Timestamp"], still_old.raw[-1], headers["X-Queue-Signature"])
+    assert not webhooks.verify("whsec_someone-else-0123456789", headers["X-Queue-Timestamp"], still_old.raw[-1],
+                               headers["X-Queue-Signature"])
+    # An overlap that has ended (a rotation two hours ago with one hour of overlap): the new secret only.
+    switched = receiver(new)
+    webhooks.update_endpoint(session, endpoint.id, url=switched.url)
+    newer = webhooks.rotate_secret(session, endpoint.id, overlap=timedelta(hours=1), now=utcnow() - timedelta(hours=2))
+    switched.secret = newer
+    queueing.issue_ticket(session, "demo", "A")
+    assert drain(session).delivered == 1 and switched.bad_signatures == 0
+    assert len(switched.headers[-1]["X-Queue-Signature"].split(",")) == 1
+    webhooks.rotate_secret(session, endpoint.id, overlap=timedelta(0))
+    session.expire_all()
+    assert webhooks.get_endpoint(session, endpoint.id).previous_secret is None

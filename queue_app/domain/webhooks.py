@@ -17,7 +17,8 @@ may see an event id twice only after such a crash, and must dedupe on the id.
 
 Signature: HMAC-SHA256 with the endpoint's secret over `timestamp + "." + body` (the raw bytes of
 the body), hex, in `X-Queue-Signature: sha256=<hex>`; the timestamp (Unix seconds) in
-`X-Queue-Timestamp`, the event id in `X-Queue-Event-Id`, its type in `X-Queue-Event`.
+`X-Queue-Timestamp`, the event id in `X-Queue-Event-Id`, its type in `X-Queue-Event`. For a while
+after a rotation (24 hours by default) the old secret signs too: `sha256=<new>, sha256=<old>`.
 """
 import hashlib
 import hmac
@@ -59,6 +60,8 @@ PING = "ping"  # "Send a test event": delivered to that endpoint whatever it sub
 MAX_ATTEMPTS = 12  # 30 s, 1, 2, 4 ... 64 min, then hourly: about 6 hours in all
 FIRST_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
+ROTATION_OVERLAP = timedelta(hours=24)  # how long the old secret keeps signing after a rotation
+MAX_ROTATION_OVERLAP = timedelta(hours=168)
 LEASE = timedelta(minutes=5)  # far longer than TIMEOUT_S: a row `sending` this long lost its sender
 TIMEOUT_S = 10
 USER_AGENT = "queue-app-webhooks/1"
@@ -78,20 +81,24 @@ def sign(secret: str, timestamp: int | str, body: str | bytes) -> str:
 
 def verify(secret: str, timestamp: str, body: bytes, signature_header: str, *, tolerance_s: int = 300,
            now: float | None = None) -> bool:
-    """The receiver's check: signature matches and the timestamp is recent (stops replays)."""
+    """The receiver's check: one of the signatures matches and the timestamp is recent (stops
+    replays). During a rotation's overlap the header carries two: `sha256=NEW, sha256=OLD`."""
     try:
         age = abs((now if now is not None else time.time()) - int(timestamp))
     except (TypeError, ValueError):
         return False
     expected = "sha256=" + sign(secret, timestamp, body)
-    return age <= tolerance_s and hmac.compare_digest(expected, signature_header or "")
+    offered = [part.strip() for part in (signature_header or "").split(",")]
+    return age <= tolerance_s and any(hmac.compare_digest(expected, part) for part in offered)
 
 
-def headers_for(delivery_event_id: str, event_type: str, secret: str, body: str, timestamp: int) -> dict:
+def headers_for(delivery_event_id: str, event_type: str, secret: str, body: str, timestamp: int,
+                previous_secret: str | None = None) -> dict:
+    signatures = ["sha256=" + sign(key, timestamp, body) for key in (secret, previous_secret) if key]
     return {
         "Content-Type": "application/json", "User-Agent": USER_AGENT,
         "X-Queue-Event-Id": delivery_event_id, "X-Queue-Event": event_type,
-        "X-Queue-Timestamp": str(timestamp), "X-Queue-Signature": "sha256=" + sign(secret, timestamp, body),
+        "X-Queue-Timestamp": str(timestamp), "X-Queue-Signature": ", ".join(signatures),
     }
 
 
@@ -169,11 +176,19 @@ def update_endpoint(session: Session, endpoint_id: int, **fields) -> WebhookEndp
     return endpoint
 
 
-def rotate_secret(session: Session, endpoint_id: int) -> str:
-    """A new secret, effective for the next attempt (including retries of older events)."""
+def rotate_secret(session: Session, endpoint_id: int, *, overlap: timedelta = ROTATION_OVERLAP,
+                  now: datetime | None = None) -> str:
+    """A new secret, signing from the next attempt on (retries of older events too). For `overlap`
+    the old one signs as well, so a receiver can switch secrets at its own pace without
+    refusing a delivery; a second rotation within the window ends the first one's overlap."""
+    if not timedelta(0) <= overlap <= MAX_ROTATION_OVERLAP:
+        raise Invalid("invalid_field", "overlap: 0 to 168 hours.", {"overlap_hours": ["0 to 168 hours."]})
     secret = new_secret()
     with write_transaction(session):
-        get_endpoint(session, endpoint_id).secret = secret
+        endpoint = get_endpoint(session, endpoint_id)
+        endpoint.previous_secret = endpoint.secret if overlap else None
+        endpoint.previous_secret_until = (now or utcnow()) + overlap if overlap else None
+        endpoint.secret = secret
     return secret
 
 
@@ -442,7 +457,8 @@ def deliver_due(session: Session, *, now: datetime | None = None, batch: int = 5
                 continue  # another worker has it
             row = session.execute(
                 select(WebhookDelivery.event_id, WebhookDelivery.event_type, WebhookDelivery.body,
-                       WebhookDelivery.attempts, WebhookEndpoint.url, WebhookEndpoint.secret, WebhookEndpoint.active)
+                       WebhookDelivery.attempts, WebhookEndpoint.url, WebhookEndpoint.secret, WebhookEndpoint.active,
+                       WebhookEndpoint.previous_secret, WebhookEndpoint.previous_secret_until)
                 .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
                 .where(WebhookDelivery.id == delivery_id)
             ).one()
@@ -460,8 +476,10 @@ def deliver_due(session: Session, *, now: datetime | None = None, batch: int = 5
         if refused:
             outcome = Outcome(None, refused, 0)
         else:
+            previous = row.previous_secret if row.previous_secret_until and started < row.previous_secret_until \
+                else None
             outcome = post(row.url, headers_for(row.event_id, row.event_type, row.secret, row.body,
-                                                int(time.time())), row.body, timeout)
+                                                int(time.time()), previous), row.body, timeout)
         attempts = row.attempts + 1
         ok = outcome.status_code is not None and 200 <= outcome.status_code < 300
         final = not ok and (attempts >= MAX_ATTEMPTS or bool(refused))

@@ -19,6 +19,9 @@ class WebhookEndpoint(Base):
     description: Mapped[str] = mapped_column(String(200), default="")
     # Kept as is: the sender needs it to sign (an HMAC key cannot be stored as a hash).
     secret: Mapped[str] = mapped_column(String(100))
+    # After a rotation the old secret signs too, until this time: receivers switch without a gap.
+    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     event_types: Mapped[list] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length
 from queue_app.domain import webhooks
 from queue_app.domain.errors import DomainError
 from queue_app.extensions import db
-from queue_app.models import Branch, WebhookDelivery, WebhookEndpoint
+from queue_app.models import Branch, WebhookDelivery, WebhookEndpoint, utcnow
 from queue_app.web.forms import MultiCheckboxField, choices, strip_spaces
 from queue_app.web.roles import role_required, staff_branch
 
@@ -109,8 +109,10 @@ def _detail_page(endpoint: WebhookEndpoint, form: EndpointForm | None = None):
     rows = webhooks.deliveries(db.session, endpoint.id, limit=100, status=shown)
     if form is None:
         form = EndpointForm(formdata=None, obj=endpoint)
+    until = endpoint.previous_secret_until
+    overlap_until = _local(until, branch) if until and until > utcnow() else None
     return render_template(
-        "manage/webhook.html", branch=branch, endpoint=endpoint, form=form, rows=rows,
+        "manage/webhook.html", branch=branch, endpoint=endpoint, form=form, rows=rows, overlap_until=overlap_until,
         attempts=webhooks.attempts_of(db.session, [r.id for r in rows]), status_labels=STATUS_LABELS,
         event_labels=EVENT_LABELS, shown=shown, action_form=ActionForm(formdata=None), new_secret=secret,
         local=lambda moment: _local(moment, branch),

@@ -1,4 +1,6 @@
 """Outbound webhooks per branch (managers of the branch, admins): endpoints, delivery log, tests, retries."""
+from datetime import timedelta
+
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
@@ -47,6 +49,13 @@ class EndpointWithSecret(EndpointSchema):
 
 class SecretSchema(Schema):
     secret = fields.String(required=True)
+    previous_secret_until = fields.String(allow_none=True, required=True, metadata={
+        "description": "Until when (UTC) the old secret signs as well; null without an overlap."})
+
+
+class RotateQuery(Schema):
+    overlap_hours = fields.Integer(load_default=24, validate=validate.Range(min=0, max=168), metadata={
+        "description": "How long the old secret keeps signing next to the new one (0: stop at once)."})
 
 
 class AttemptSchema(Schema):
@@ -165,12 +174,16 @@ def delete_webhook(endpoint_id):
 
 
 @blp.route("/webhooks/<int:endpoint_id>/rotate-secret", methods=["POST"])
+@blp.arguments(RotateQuery, location="query")
 @blp.response(200, SecretSchema)
 @blp.doc(security=BEARER)
-def rotate_webhook_secret(endpoint_id):
-    """A new signing secret, used from the next attempt on; shown once."""
+def rotate_webhook_secret(query, endpoint_id):
+    """A new signing secret, used from the next attempt on; shown once. The old one signs too
+    (a second signature in the header) for `overlap_hours`, so the receiver can switch over."""
     endpoint, _staff = _managed_endpoint(endpoint_id)
-    return {"secret": webhooks.rotate_secret(db.session, endpoint.id)}
+    secret = webhooks.rotate_secret(db.session, endpoint.id, overlap=timedelta(hours=query["overlap_hours"]))
+    until = endpoint.previous_secret_until
+    return {"secret": secret, "previous_secret_until": until.isoformat() if until else None}
 
 
 @blp.route("/webhooks/<int:endpoint_id>/test", methods=["POST"])
