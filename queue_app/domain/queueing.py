@@ -160,7 +160,8 @@ def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime
 
     Outside the issuing transaction on purpose: a run costs milliseconds per waiting ticket, and
     on SQLite every writer (counters calling next too) would wait for it behind the write lock.
-    Tickets issued meanwhile are behind this one and do not change its estimate.
+    Tickets issued meanwhile are behind this one (or, with a priority credit, really ahead of it,
+    which the estimate then rightly counts).
     """
     ticket = issued.ticket
     found = estimates.estimate_branch(session, ticket.branch, max(now, ticket.issued_at), per_service=False)
