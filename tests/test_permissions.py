@@ -186,3 +186,24 @@ def test_each_api_route_admits_exactly_its_callers(app, api, world):
                     problems.append(f"{method} {path} as {caller}: {response.status_code}")
                 assert response.status_code < 500, f"{method} {path} as {caller}: {response.status_code}"
     assert problems == []
+
+
+def test_anonymous_callers_are_refused_before_their_body_is_read(app, client, seeded):
+    from queue_app.web.api.access import PUBLIC_ENDPOINTS
+
+    # The app's list of public endpoints is this matrix's, not a second opinion.
+    # (Plus remote tickets, which the handler refuses unless the branch allows them.)
+    assert PUBLIC_ENDPOINTS == {e for e, who in POLICY.items() if "anonymous" in who and e.startswith("api_")} | {
+        "api_tickets.issue_ticket"}
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api_") or rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        path = rule.rule
+        for arg in rule.arguments:
+            path = path.replace(f"<string:{arg}>", "demo").replace(f"<int:{arg}>", "1").replace(f"<{arg}>", "x")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            answer = client.open(path, method=method, data="{broken", content_type="application/json")
+            assert (answer.status_code, answer.json["error"]["code"]) == (401, "token_missing"), (method, path)
+            checked += 1
+    assert checked > 40

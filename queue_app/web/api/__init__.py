@@ -106,7 +106,7 @@ def abort(status: int, code: str, message: str, headers: dict | None = None):
 
 def init_app(app) -> None:
     from queue_app.domain import audit
-    from queue_app.web.api import auth, booking, catalogue, customers, kiosks, tickets
+    from queue_app.web.api import access, auth, booking, catalogue, customers, kiosks, tickets
     from queue_app.web.api import planning as planning_api
     from queue_app.web.api import reports as reports_api
     from queue_app.web.api import webhooks
@@ -118,4 +118,5 @@ def init_app(app) -> None:
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
         csrf.exempt(blueprint)  # bearer tokens, not cookies: no cross-site request forgery to stop
     api.spec.options["security"] = []
+    app.before_request(access.refuse_anonymous_early)
     app.register_error_handler(DomainError, handle_domain_error)

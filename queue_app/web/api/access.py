@@ -1,9 +1,29 @@
 """One access check per handler: who is calling, and may they act on this branch."""
+from flask import request
+
 from queue_app.models import KioskDevice, Staff
 from queue_app.web.api import abort
 from queue_app.web.auth import Principal, bearer_token, current_principal
 
 _BEARER = {"WWW-Authenticate": "Bearer"}
+
+# API endpoints open to anonymous callers: sign-in, device pairing, the public catalogue and
+# booking form, remote tickets where a branch allows them, and the holders of a link or code.
+PUBLIC_ENDPOINTS = frozenset({
+    "api_auth.create_token", "api_kiosks.pair",
+    "api_catalogue.list_branches", "api_catalogue.get_branch", "api_catalogue.list_services",
+    "api_booking.availability", "api_booking.create_appointment", "api_booking.get_appointment",
+    "api_booking.reschedule_appointment", "api_booking.cancel_appointment",
+    "api_tickets.issue_ticket", "api_tickets.track_ticket", "api_tickets.leave_queue", "api_tickets.postpone",
+    "api_customers.ticket_feedback", "api_customers.mailed_feedback",
+})
+
+
+def refuse_anonymous_early() -> None:
+    """Before a handler parses its body (flask-smorest validates first): an anonymous call to a
+    non-public endpoint is a 401, not a 422 that would describe the body to a stranger."""
+    if (request.blueprint or "").startswith("api_") and request.endpoint not in PUBLIC_ENDPOINTS:
+        _refuse_anonymous(current_principal())
 
 
 def _refuse_anonymous(principal: Principal) -> None:
