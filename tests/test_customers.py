@@ -237,6 +237,18 @@ def test_staff_see_todays_customers_managers_their_branches_admins_all(session):
     assert customers.visible_branches(session, staff(session, "staff1@demo.test"), known.id, now=NOW) == [demo(session).id]
 
 
+def test_a_managers_export_holds_the_visits_at_their_branches_an_admins_all(session):
+    catalogue.create_branch(session, "north", "North", "Asia/Tokyo", country="TW")
+    catalogue.create_service(session, "north", "A", "Accounts")
+    for branch in ("demo", "north"):
+        queueing.issue_ticket(session, branch, "A", phone="+886912000002", now=NOW)
+    customer_id = session.scalar(select(Customer.id).where(Customer.phone == "+886912000002"))
+    mine = customers.export(session, customer_id, staff(session, "manager@demo.test"), now=NOW)
+    assert mine["branches"] == ["demo"] and {e["branch"] for e in mine["history"]} == {"demo"}
+    everything = customers.export(session, customer_id, staff(session, "admin@demo.test"), now=NOW)
+    assert everything["branches"] is None and {e["branch"] for e in everything["history"]} == {"demo", "north"}
+
+
 # --- feedback ------------------------------------------------------------------------------------
 
 def finished_ticket(session, phone=None, at=NOW, counter="Counter 1"):

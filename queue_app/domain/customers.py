@@ -715,9 +715,15 @@ def _iso(moment):
 
 
 def export(session: Session, customer_id: int, staff: Staff, *, now: datetime | None = None) -> dict:
-    """Everything stored about the person (JSON-ready); audited."""
-    require_manager_of(session, staff, customer_id)
+    """Everything stored about the person (JSON-ready); audited. A manager gets the visits at
+    their own branches (another branch's visits are that branch's to disclose); an admin, all."""
+    visible = require_manager_of(session, staff, customer_id)
     customer = get_customer(session, customer_id)
+    standings = select(CustomerStanding).where(CustomerStanding.customer_id == customer_id)
+    bookings = select(Appointment).where(Appointment.customer_id == customer_id)
+    if visible is not None:
+        standings = standings.where(CustomerStanding.branch_id.in_(visible))
+        bookings = bookings.where(Appointment.branch_id.in_(visible))
     data = {
         "customer": {"id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
                      "language": customer.language, "tier": customer.tier, "strikes": customer.strikes,
@@ -728,11 +734,12 @@ def export(session: Session, customer_id: int, staff: Staff, *, now: datetime | 
                        "value_score": s.value_score, "loyalty_score": s.loyalty_score,
                        "usual_interval_days": s.usual_interval_days,
                        "first_visit_at": _iso(s.first_visit_at), "last_visit_at": _iso(s.last_visit_at)}
-                      for s in session.scalars(select(CustomerStanding).where(CustomerStanding.customer_id == customer_id))],
-        "history": [{k: _iso(v) for k, v in entry.items()} for entry in history(session, customer_id)],
+                      for s in session.scalars(standings)],
+        "history": [{k: _iso(v) for k, v in entry.items()} for entry in history(session, customer_id, visible)],
         "bookings": [{"branch": a.branch.slug, "service": a.service.code, "name": a.name, "start": _iso(a.start_at),
                       "status": a.status, "language": a.language, "created_at": _iso(a.created_at)}
-                     for a in session.scalars(select(Appointment).where(Appointment.customer_id == customer_id))],
+                     for a in session.scalars(bookings)],
+        "branches": None if visible is None else sorted(session.get(Branch, b).slug for b in visible),
         "exported_at": _iso(now or utcnow()),
     }
     with write_transaction(session):

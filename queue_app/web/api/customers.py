@@ -314,10 +314,13 @@ def customer_history(customer_id):
 @blp.response(200, Schema.from_dict({
     "customer": fields.Dict(required=True), "standings": fields.List(fields.Dict(), required=True),
     "history": fields.List(fields.Dict(), required=True), "bookings": fields.List(fields.Dict(), required=True),
+    "branches": fields.List(fields.String(), required=True, allow_none=True, metadata={
+        "description": "The branches whose visits are included (a manager's own); null: all (admins)."}),
     "exported_at": fields.String(required=True)}, name="CustomerExport"))
 @blp.doc(security=BEARER)
 def export_customer(customer_id):
-    """Everything stored about the person, as JSON (manager of a branch that knows them, or admin); audited."""
+    """Everything stored about the person, as JSON; audited. Managers of a branch that knows them
+    get that branch's visits, admins every branch's."""
     staff = require_staff("manager")
     return customers.export(db.session, customer_id, staff)
 
