@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from servers import ROOT, Redis, free_port, start_postgres, worker_rss_mb
+from servers import ROOT, Redis, free_port, start_postgres, wait_until_serving, worker_rss_mb
 
 
 def start_servers(workdir: Path, mode: str, clients: int, instances: int, database_url: str | None,
@@ -57,19 +57,7 @@ def start_servers(workdir: Path, mode: str, clients: int, instances: int, databa
          "--log-level", "warning", "--timeout", "120", "wsgi:app"],
         env=env, cwd=ROOT,
     ) for port in ports]
-    for base in bases:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(base + "/api/v1/branches", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.time() > deadline:
-                for process in processes:
-                    process.terminate()
-                raise RuntimeError("server did not start")
-            time.sleep(0.2)
+    wait_until_serving(bases, processes)
     return processes, bases, kiosk_token
 
 

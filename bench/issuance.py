@@ -29,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from servers import ROOT, free_port, start_postgres
+from servers import ROOT, free_port, start_postgres, wait_until_serving
 
 
 class Server:
@@ -54,17 +54,7 @@ class Server:
             env=self.env, cwd=ROOT,
         ) for port in self.ports]
         try:
-            for base in self.bases:
-                deadline = time.time() + 60
-                while True:
-                    try:
-                        if requests.get(base + "/api/v1/branches", timeout=5).ok:
-                            break
-                    except requests.RequestException:
-                        pass
-                    if time.time() > deadline:
-                        raise RuntimeError("server did not start")
-                    time.sleep(0.2)
+            wait_until_serving(self.bases, self.processes)
         except BaseException:
             self.stop()
             raise

@@ -17,6 +17,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(bases: list[str], processes: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Return once every instance answers; otherwise stop them all and raise."""
+    import requests
+
+    for base in bases:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                if requests.get(base + "/api/v1/branches", timeout=5).ok:
+                    break
+            except requests.RequestException:  # not listening yet, or still importing
+                pass
+            if time.time() > deadline:
+                for process in processes:
+                    process.terminate()
+                raise RuntimeError(f"{base} did not start")
+            time.sleep(0.2)
+
+
 def start_postgres():
     """A PostgreSQL server with fsync on (real durability, a fair figure); `.stop()` removes it."""
     sys.path.insert(0, str(ROOT / "tests"))
