@@ -56,10 +56,17 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings.from_environment(app.instance_path))
     if config:
         app.config.update(config)
+        if config.get("SECRET_KEY") and "SECRET_KEY_IS_EPHEMERAL" not in config:
+            app.config["SECRET_KEY_IS_EPHEMERAL"] = False  # a key given here is as good as the environment's
+    # Production is the default (gunicorn, `queue-app run`); `queue-app demo` and the tests set
+    # QUEUE_APP_ENV=development. Commands that serve nothing (init-db, tools) pass
+    # QUEUE_APP_REQUIRE_SECRET_KEY=False (cli.py).
     if app.config["QUEUE_APP_ENV"] == "production":
-        if app.config["SECRET_KEY_IS_EPHEMERAL"]:
-            raise RuntimeError("QUEUE_APP_ENV=production needs QUEUE_APP_SECRET_KEY: sessions, staff tokens "
-                               "and kiosk registrations would not survive a restart or work across instances.")
+        if app.config["SECRET_KEY_IS_EPHEMERAL"] and app.config.get("QUEUE_APP_REQUIRE_SECRET_KEY", True):
+            raise RuntimeError("QUEUE_APP_ENV=production (the default) needs QUEUE_APP_SECRET_KEY: sessions, staff "
+                               "tokens and kiosk registrations would not survive a restart or work across "
+                               "instances. For a try-out on this machine use `queue-app demo`, or set "
+                               "QUEUE_APP_ENV=development.")
         app.config["SESSION_COOKIE_SECURE"] = True
         app.config["REMEMBER_COOKIE_SECURE"] = True
     app.config.setdefault(
@@ -88,6 +95,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     estimate_text.init_app(app)
     limiter.init_app(app)
+    from queue_app.web import input_rules
+
+    input_rules.init_app(app)  # JSON nested too deeply, NUL in the path: refused before any view reads them
 
     from queue_app.web import api, pages
 

@@ -433,17 +433,49 @@ def init_app(app) -> None:
         app.cli.add_command(command)
 
 
-def _create_app():
-    from queue_app import create_app
+# Production is the default mode (queue_app/config.py). `demo` runs in development, and only the
+# commands that serve or run the timed jobs refuse to start without QUEUE_APP_SECRET_KEY in
+# production; init-db, seed-demo, kiosk-token, the tools (forecast, staffing, simulate) and the
+# like need no key.
+DEVELOPMENT_COMMANDS = ("demo",)
+SECRET_KEY_COMMANDS = ("run", "scheduler")
+_GROUP_OPTIONS_WITH_VALUES = ("-e", "--env-file", "-A", "--app")
 
-    return create_app()
+
+def command_name(args: list[str]) -> str | None:
+    """The sub-command in a `queue-app` command line (the first word that is not a group option)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _GROUP_OPTIONS_WITH_VALUES:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 class QueueAppGroup(FlaskGroup):
     def __init__(self, **kwargs):
-        super().__init__(create_app=_create_app, add_default_commands=False, add_version_option=False, **kwargs)
+        super().__init__(create_app=self._create_app, add_default_commands=False, add_version_option=False,
+                         **kwargs)
         self.add_command(shell_command)
         self.add_command(routes_command)
+        self.invoked = None  # the sub-command of this run (not `command`: Group.command is a decorator)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        self.invoked = None if "--help" in args else command_name(list(args))
+        if self.invoked in DEVELOPMENT_COMMANDS:
+            os.environ.setdefault("QUEUE_APP_ENV", "development")
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+    def _create_app(self):
+        from queue_app import create_app
+
+        try:
+            return create_app(None if self.invoked in SECRET_KEY_COMMANDS else {"QUEUE_APP_REQUIRE_SECRET_KEY": False})
+        except RuntimeError as refused:  # production without a secret key: one line, not a traceback
+            raise click.ClickException(str(refused)) from None
 
 
 main = QueueAppGroup(help="Appointment and queue management: queue-app COMMAND --help for each.")

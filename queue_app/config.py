@@ -19,8 +19,9 @@ def from_environment(instance_path: str) -> dict:
     return {
         "SECRET_KEY": secret_key or secrets.token_hex(32),
         "SECRET_KEY_IS_EPHEMERAL": not secret_key,
-        # "production": refuse to start without a secret key; cookies only over HTTPS.
-        "QUEUE_APP_ENV": (env("QUEUE_APP_ENV") or "development").strip().lower(),
+        # "production" (the default: gunicorn, `queue-app run`): refuse to serve without a secret key;
+        # cookies only over HTTPS; HSTS. "development": `queue-app demo` and the tests.
+        "QUEUE_APP_ENV": (env("QUEUE_APP_ENV") or "production").strip().lower(),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "QUEUE_APP_MESSAGE_QUEUE": env("QUEUE_APP_MESSAGE_QUEUE") or None,
         # Socket.IO accepts browsers from the page's own origin; list others, comma-separated.
@@ -36,10 +37,9 @@ def from_environment(instance_path: str) -> dict:
         # "log" (logs the text; real gateways plug in behind the same interface) or "console".
         "QUEUE_APP_SMS_DRIVER": env("QUEUE_APP_SMS_DRIVER") or "log",
         "QUEUE_APP_RUN_SCHEDULER": _bool(env("QUEUE_APP_RUN_SCHEDULER"), True),
-        # Webhooks to loopback or private addresses: allowed by default except in production
-        # (managers type the URLs; in production that would reach internal services).
-        "QUEUE_APP_WEBHOOK_ALLOW_PRIVATE": _bool(env("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE"),
-                                                 (env("QUEUE_APP_ENV") or "").strip().lower() != "production"),
+        # Webhooks to loopback, private, link-local and other non-public addresses: refused in every
+        # mode unless this is on (managers type the URLs; they would reach internal services).
+        "QUEUE_APP_WEBHOOK_ALLOW_PRIVATE": _bool(env("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE"), False),
         # "json": one JSON object per log line (time, level, logger, message, request id, method,
         # path, status, duration); unset: plain text lines.
         "QUEUE_APP_LOG_FORMAT": (env("QUEUE_APP_LOG_FORMAT") or "text").strip().lower(),

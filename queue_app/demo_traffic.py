@@ -28,7 +28,8 @@ def _tick(session: Session, branch_slug: str, rng: random.Random) -> None:
         service = rng.choice(services)
         priority = "accessibility" if rng.random() < 0.08 else "normal"
         # Some arrivals are the seeded returning customers, so the counter shows their history.
-        queueing.issue_ticket(session, branch_slug, service.code, priority=priority, phone=returning_phone(rng))
+        queueing.issue_ticket(session, branch_slug, service.code, priority=priority, phone=returning_phone(rng),
+                              issued_by="kiosk")  # the lobby's kiosk (its accessibility button)
     now = utcnow()
     counters = session.scalars(
         select(Counter).where(Counter.branch_id == branch.id, Counter.state == "open", Counter.name != HUMAN_COUNTER)

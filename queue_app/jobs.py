@@ -127,7 +127,7 @@ def deliver_webhooks(app, now: datetime | None = None) -> None:
     from queue_app.domain import webhooks
 
     def work(session: Session) -> None:
-        allow_private = app.config.get("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE", True)
+        allow_private = app.config.get("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE", False)
         for _ in range(OUTBOX_ROUNDS):
             report = webhooks.deliver_due(session, now=now, batch=WEBHOOK_BATCH, allow_private=allow_private)
             if report.handled < WEBHOOK_BATCH:

@@ -17,12 +17,42 @@ from datetime import datetime, timezone
 from flask import g, has_request_context, request
 
 HEADER = "X-Request-ID"
+REDACTED = "[redacted]"
+# Credentials in URLs never reach a log line: the token of a ticket, booking or feedback link
+# (/t/, /a/, /f/ and their API paths; numeric staff ids stay) and a kiosk's ?device= token.
+_TOKEN_PATH = re.compile(
+    r"(?<![\w.~%-])((?:https?://[^/\s\"?]+)?"
+    r"(?:/(?:t|a|f)/|/api/v1/(?:appointments|feedback)/|/api/v1/tickets/(?!\d+(?:[/?#\s\"]|$))))"
+    r"[^/?#\s\"]+"
+)
+_TOKEN_QUERY = re.compile(r"([?&](?:device|token)=)[^&#\s\"]+", re.IGNORECASE)
 _ACCEPTED = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")  # anything else (or too long) gets a fresh id
 _MARK = "_queue_app_handler"
 access_log = logging.getLogger("queue_app.access")
 
 # Attributes every LogRecord has; anything else passed with `extra=` is copied into the JSON line.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    """`text` with URL tokens replaced by [redacted] (request lines, paths, whole URLs)."""
+    return _TOKEN_QUERY.sub(r"\1" + REDACTED, _TOKEN_PATH.sub(r"\1" + REDACTED, text))
+
+
+class RedactFilter(logging.Filter):
+    """Redacts URL tokens in a record's message and arguments (Werkzeug's request lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def safe_path() -> str:
+    """The request's path without its tokens, for logs."""
+    return redact(request.path)
 
 
 def request_id() -> str | None:
@@ -36,7 +66,7 @@ class RequestContextFilter(logging.Filter):
         if has_request_context():
             record.request_id = getattr(record, "request_id", None) or getattr(g, "request_id", None)
             record.method = getattr(record, "method", None) or request.method
-            record.path = getattr(record, "path", None) or request.path
+            record.path = getattr(record, "path", None) or safe_path()
         return True
 
 
@@ -86,6 +116,10 @@ def configure(log_format: str, level: str = "INFO") -> None:
 
 
 def init_app(app) -> None:
+    # Werkzeug's development server (`queue-app run`) prints each request line with its query.
+    werkzeug = logging.getLogger("werkzeug")
+    if not any(isinstance(f, RedactFilter) for f in werkzeug.filters):
+        werkzeug.addFilter(RedactFilter())
     if app.config.get("QUEUE_APP_LOG_FORMAT") == "json":
         configure("json", app.config.get("QUEUE_APP_LOG_LEVEL", "INFO"))
 
@@ -102,8 +136,9 @@ def init_app(app) -> None:
             response.headers[HEADER] = rid
             started = getattr(g, "request_started", None)
             duration = round((time.perf_counter() - started) * 1000, 1) if started else None
-            access_log.info("%s %s %s", request.method, request.path, response.status_code,
-                            extra={"request_id": rid, "method": request.method, "path": request.path,
+            path = safe_path()
+            access_log.info("%s %s %s", request.method, path, response.status_code,
+                            extra={"request_id": rid, "method": request.method, "path": path,
                                    "status": response.status_code, "duration_ms": duration,
                                    "remote_addr": request.remote_addr})
         return response

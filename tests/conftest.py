@@ -9,6 +9,10 @@ from queue_app.cli import DEMO_PASSWORD, seed_demo_data
 from queue_app.extensions import db
 
 
+# Production is the app's default mode; tests (and the servers they start, which inherit this
+# environment) run in development unless a test asks for production (tests/test_production.py).
+__import__("os").environ.setdefault("QUEUE_APP_ENV", "development")
+
 # QUEUE_APP_TEST_DATABASE=postgresql: the standard `app` / `session` fixtures use a fresh PostgreSQL
 # database per test (CREATE DATABASE ... TEMPLATE of one migrated database) instead of a copy of the
 # SQLite file. Tests that use the SQLite file itself (db_path, migrated_db, limited_app: servers

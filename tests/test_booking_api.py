@@ -159,6 +159,9 @@ def test_a_manager_lifts_a_booking_pause(app, api):
     assert (blocked.status_code, error_code(blocked)) == (409, "strikes_exceeded")
     assert api.call("POST", f"/customers/{customer_id}/unblock", STAFF).status_code == 403
     assert api.call("POST", "/customers/999999/unblock", "manager@demo.test").status_code == 404
+    # The access policy: a manager lifts the pause of a customer their branch knows.
+    assert api.call("POST", f"/customers/{customer_id}/unblock", "manager@demo.test").status_code == 403
+    api.issue("A", phone="+886900000001")  # at the counter today: now a customer of this branch
     lifted = api.call("POST", f"/customers/{customer_id}/unblock", "manager@demo.test")
     assert lifted.status_code == 200 and lifted.json["booking_blocked_until"] is None
     assert book(api, slot["start"], phone="+886900000001").status_code == 201

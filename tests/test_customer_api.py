@@ -27,8 +27,13 @@ def test_the_counter_sees_a_returning_customer_and_staff_search_is_masked(api, s
     assert api.call("GET", f"/customers/{other}", "staff1@demo.test").status_code == 403
     assert api.call("GET", f"/customers/{other}", "manager@demo.test").status_code == 200
     walk_in = api.issue("C")
-    attached = api.call("POST", f"/tickets/{walk_in['id']}/customer", "staff1@demo.test", json={"customer_id": other})
-    assert attached.status_code == 200
+    # By id, a record the caller cannot see is refused (ids are not a way in); by the phone the
+    # person at the counter gives, it is linked.
+    by_id = api.call("POST", f"/tickets/{walk_in['id']}/customer", "staff1@demo.test", json={"customer_id": other})
+    assert by_id.status_code == 403
+    phone = session.scalar(select(Customer.phone).where(Customer.id == other))
+    attached = api.call("POST", f"/tickets/{walk_in['id']}/customer", "staff1@demo.test", json={"phone": phone})
+    assert attached.status_code == 200 and attached.json["id"] == other and "•" in attached.json["phone"]
     assert api.call("GET", f"/customers/{other}", "staff1@demo.test").status_code == 200  # today's customer now
 
 
@@ -91,6 +96,13 @@ def test_a_ticket_with_a_phone_remembers_the_language_for_the_customers_messages
     refused = issue(phone="+886 912 555 003", language="klingon")
     assert (unstated.status_code, again.status_code, refused.status_code) == (201, 201, 422)
     session.expire_all()
+    # Each ticket carries the language it was taken in (its messages use it); typed input never
+    # rewrites the record's language (domain/identity.py), which keeps the one it was created with.
+    from queue_app.models import Ticket
+
+    tickets = session.execute(select(Ticket.phone, Ticket.language).where(Ticket.phone.is_not(None))
+                              .order_by(Ticket.id)).all()
+    assert tickets == [("+886912555001", "zh_Hans"), ("+886912555002", "zh_Hant"), ("+886912555001", "en")]
     languages = dict(session.execute(select(Customer.phone, Customer.language)
                                      .where(Customer.phone.in_(["+886912555001", "+886912555002"]))).all())
-    assert languages == {"+886912555001": "en", "+886912555002": "zh_Hant"}  # unstated: the branch's language
+    assert languages == {"+886912555001": "zh_Hans", "+886912555002": "zh_Hant"}  # unstated: the branch's

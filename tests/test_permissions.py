@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from queue_app.models import Counter, Service, Staff, Ticket
+from queue_app.models import Counter, Customer, Service, Staff, Ticket
 
 CALLERS = ("anonymous", "kiosk", "other_branch_staff", "staff", "manager", "admin")
 ALL = set(CALLERS)
@@ -207,3 +207,63 @@ def test_anonymous_callers_are_refused_before_their_body_is_read(app, client, se
             assert (answer.status_code, answer.json["error"]["code"]) == (401, "token_missing"), (method, path)
             checked += 1
     assert checked > 40
+
+
+# The "customer of another branch" column: every route that returns or changes a customer, a
+# customer's contact or a customer-bearing ticket, called by staff and a manager of a second
+# branch about a customer only the first branch knows (customers.visible_branches, identity.py).
+CUSTOMER_ROUTES = {
+    "api_customers.get_customer", "api_customers.customer_history", "api_customers.export_customer",
+    "api_customers.erase_customer", "api_customers.merge_customers", "api_customers.ticket_customer",
+    "api_customers.attach_customer", "api_booking.unblock_customer", "api_booking.day_appointments",
+    "api_customers.search_customers", "api_customers.segments", "api_customers.churn",
+    "api_customers.contacted", "api_customers.feedback_summary",
+}
+
+
+def test_a_customer_of_another_branch_is_out_of_reach(app, api, world, session):
+    ids, _tokens, headers, slot = world
+    api.call("POST", "/staff", "admin@demo.test", json={"email": "north.manager@demo.test", "password": "demo-password",
+                                                        "role": "manager", "branches": ["north"]})
+    callers = {"other_branch_staff": headers["other_branch_staff"],
+               "other_branch_manager": api.headers("north.manager@demo.test")}
+    with_customer = {rule.endpoint for rule in app.url_map.iter_rules()
+                     if "customer_id" in rule.arguments and rule.endpoint.startswith("api_")}
+    assert with_customer <= CUSTOMER_ROUTES, "a new customer route needs a decision in CUSTOMER_ROUTES"
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint not in CUSTOMER_ROUTES:
+            continue
+        path = rule.rule
+        for arg in rule.arguments:
+            path = path.replace(f"<string:{arg}>", str(ids[arg])).replace(f"<int:{arg}>", str(ids[arg]))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for caller, header in callers.items():
+                body = body_for(rule.endpoint, 0, slot)
+                if rule.endpoint == "api_customers.attach_customer":
+                    body = {"customer_id": ids["customer_id"]}  # by id: the enumeration path
+                query = "?q=+886912000777" if rule.endpoint == "api_customers.search_customers" else ""
+                response = api.client.open(path + query, method=method, headers=header,
+                                           json=body if method != "GET" else None)
+                assert response.status_code in (403, 404), f"{method} {path} as {caller}: {response.status_code}"
+                assert "912000777" not in response.get_data(as_text=True), f"{method} {path} as {caller}"
+                checked += 1
+    # A search at their own branch, by the demo customer's exact phone, finds nobody.
+    for caller, header in callers.items():
+        found = api.client.get("/api/v1/branches/north/customers?q=%2B886912000777", headers=header)
+        assert (found.status_code, found.json) == (200, []), caller
+    assert checked >= 2 * len(CUSTOMER_ROUTES)
+    # The pages take the same policy: the record, its export and erasure, signed in as north's manager.
+    from test_manage_pages import login, post_form
+
+    page_client = app.test_client()
+    login(page_client, "north.manager@demo.test")
+    customer_id = ids["customer_id"]
+    for url in (f"/customers/{customer_id}", f"/customers/{customer_id}/export.json"):
+        answer = page_client.get(url)
+        assert answer.status_code in (403, 404) and "912000777" not in answer.get_data(as_text=True), url
+    erase_rule = next(r.rule for r in app.url_map.iter_rules() if r.endpoint == "customer_pages.erase")
+    answer = post_form(page_client, erase_rule.replace("<int:customer_id>", str(customer_id)), {})
+    assert answer.status_code in (403, 404), answer.status_code
+    session.rollback()
+    assert session.get(Customer, customer_id) is not None

@@ -30,7 +30,7 @@ from processes import RedisServer, cli, free_port, start_gunicorn, stop, wait_fo
 from queue_app import create_app
 from queue_app.domain import booking, catalogue, queueing
 from queue_app.extensions import db
-from queue_app.models import Appointment, Branch, Customer, Notification, Ticket, TicketEvent
+from queue_app.models import Appointment, Branch, Customer, Notification, Staff, Ticket, TicketEvent
 
 PASSWORD = "production-password"
 ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -59,7 +59,9 @@ class Stack:
         self.redis = RedisServer(processes.redis_binary(), folder)
         self.database_url = pg_server.create_database("prod_" + uuid.uuid4().hex[:12])
         self.env = {
-            **os.environ,
+            # The README's commands as an operator's shell runs them: no QUEUE_APP_ENV (the tests'
+            # development setting), so gunicorn and the scheduler run in the default production mode.
+            **{k: v for k, v in os.environ.items() if k != "QUEUE_APP_ENV"},
             "QUEUE_APP_DATABASE_URL": self.database_url,
             "QUEUE_APP_MESSAGE_QUEUE": self.redis.url(0),
             "QUEUE_APP_SECRET_KEY": "production-test-secret",
@@ -276,11 +278,13 @@ def test_two_schedulers_started_at_once_do_each_job_once_and_their_pushes_reach_
     soon = on_grid(now + timedelta(minutes=75))  # its 2-hour reminder is due now
     gone = on_grid(now) - timedelta(minutes=45)  # started 30-45 minutes ago, never checked in: a no-show
     with stack.session() as session:
+        staff_id = session.scalar(select(Staff.id).where(Staff.role == "admin"))
         for n in range(4):
             booking.book(session, "jobs", "A", soon, name=f"Soon {n}", email=f"soon{n}@example.test",
                          now=soon - timedelta(days=1))
+            # Booked by staff, so a miss is a strike on the record (unproven ones are not: identity.py).
             booking.book(session, "jobs", "A", gone, name=f"Gone {n}", email=f"gone{n}@example.test",
-                         now=gone - timedelta(days=1))
+                         now=gone - timedelta(days=1), staff_id=staff_id)
     stack.branch("old", counters=1)
     with stack.session() as session:  # yesterday's tickets, never called: the day close cancels them
         for _ in range(3):
@@ -364,9 +368,11 @@ def test_nginx_with_the_readme_configuration_serves_polling_and_websocket_client
     sample = readme_nginx_configuration()
     assert "ip_hash;" in sample and "listen 443 ssl;" in sample
     # Only the address changes: plain HTTP on a free port, and this test's two instances.
+    assert "/var/log/nginx/queue_app.access.log queue_app;" in sample
     site = (sample.replace("listen 443 ssl;", f"listen 127.0.0.1:{port};")
             .replace("127.0.0.1:8001", stack.bases[0].removeprefix("http://"))
-            .replace("127.0.0.1:8002", stack.bases[1].removeprefix("http://")))
+            .replace("127.0.0.1:8002", stack.bases[1].removeprefix("http://"))
+            .replace("/var/log/nginx/queue_app.access.log", str(tmp_path / "access.log")))
     temp = " ".join(f"{kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
                                                                         "scgi"))
     (tmp_path / "nginx.conf").write_text(
@@ -383,6 +389,11 @@ def test_nginx_with_the_readme_configuration_serves_polling_and_websocket_client
         health = requests.get(base + "/healthz", timeout=10)
         assert health.json()["message_queue"] == "ok"
         assert len(health.headers["X-Request-ID"]) == 32  # nginx's $request_id reached the app and came back
+        # The instances run in production mode by default (they send HSTS themselves); through nginx
+        # HSTS comes once (nginx's; the app's copy is hidden), on errors too.
+        assert requests.get(stack.bases[0] + "/healthz", timeout=10).headers["Strict-Transport-Security"]
+        for answer in (health, requests.get(base + "/no-such-page", timeout=10)):
+            assert answer.raw.headers.getlist("Strict-Transport-Security") == ["max-age=31536000; includeSubDomains"]
 
         branch = stack.branch("proxied", counters=1)
         for transport in ("polling", "websocket"):  # long-polling needs every request on one instance
@@ -394,6 +405,10 @@ def test_nginx_with_the_readme_configuration_serves_polling_and_websocket_client
             displays.append((display, heard))
         ticket = requests.post(base + "/api/v1/branches/proxied/tickets", json={"service": "A"}, timeout=10,
                                headers={"Authorization": f"Bearer {branch['kiosk']}"}).json()
+        # Tokens in links never reach nginx's access log (nor the ticket's page its referrers).
+        assert requests.get(base + f"/t/{ticket['token']}", timeout=10).status_code == 200
+        assert requests.get(base + f"/api/v1/tickets/{ticket['token']}", timeout=10).status_code == 200
+        requests.get(base + f"/kiosk/proxied?device={branch['kiosk']}", timeout=10, allow_redirects=False)
         for instance in stack.bases:  # one of them is not the instance the displays are on
             requests.post(instance + f"/api/v1/counters/{branch['counters'][0]}/call-next", timeout=10,
                           headers={"Authorization": f"Bearer {stack.staff_token}"})
@@ -405,6 +420,10 @@ def test_nginx_with_the_readme_configuration_serves_polling_and_websocket_client
         for display, heard in displays:
             assert [call["label"] for call in heard[:2]] == [ticket["label"]] * 2, heard
             assert display.connected  # polling kept its session: every request reached the same instance
+        logged = (tmp_path / "access.log").read_text()
+        assert "GET /t/[redacted] HTTP/1.1" in logged and "GET /api/v1/tickets/[redacted] HTTP/1.1" in logged
+        assert "GET /kiosk/proxied HTTP/1.1" in logged and "/healthz" in logged
+        assert ticket["token"] not in logged and branch["kiosk"] not in logged
     finally:
         for display, _ in displays:
             display.disconnect()

@@ -38,7 +38,7 @@ def test_accessibility_credit_moves_ahead_by_at_most_its_credit(session):
     c1 = counter_id(session, "Counter 1")
     early = queueing.issue_ticket(session, "demo", "A", now=T0).ticket.label  # 11 min before the priority one
     recent = queueing.issue_ticket(session, "demo", "A", now=T0 + timedelta(minutes=5)).ticket.label
-    priority = queueing.issue_ticket(session, "demo", "A", priority="accessibility",
+    priority = queueing.issue_ticket(session, "demo", "A", priority="accessibility", issued_by="kiosk",
                                      now=T0 + timedelta(minutes=11)).ticket.label
     order = []
     for i in range(3):
@@ -59,7 +59,7 @@ def test_a_normal_ticket_is_not_starved_by_a_stream_of_priority_tickets(session)
     # One accessibility ticket a minute, and the counter serves one a minute: a steady high-class stream.
     for minute in range(1, 60):
         clock = T0 + timedelta(minutes=minute)
-        queueing.issue_ticket(session, "demo", "A", priority="accessibility", now=clock)
+        queueing.issue_ticket(session, "demo", "A", priority="accessibility", issued_by="kiosk", now=clock)
         ticket = queueing.call_next(session, c1, now=clock + timedelta(seconds=30))
         queueing.finish(session, ticket.id, now=clock + timedelta(seconds=40))
         if ticket.id == normal.id:

@@ -32,7 +32,7 @@ def run_lobby(engine, counter_ids, total=TOTAL_TICKETS):
                         return
                     issued_left[0] -= 1
                 priority = "accessibility" if rng.random() < 0.1 else "normal"
-                queueing.issue_ticket(session, "demo", rng.choice("AB"), priority=priority)
+                queueing.issue_ticket(session, "demo", rng.choice("AB"), priority=priority, issued_by="kiosk")
 
     def counter(counter_id):
         start_line.wait()

@@ -33,6 +33,9 @@ def test_old_visits_lose_their_personal_data_and_keep_their_numbers(session):
     assert session.get(Ticket, old.id).customer_id is None and session.get(Ticket, old.id).status == "done"
     appointment = session.get(Appointment, made.appointment.id)
     assert (appointment.name, appointment.customer_id, appointment.status) == ("", None, "no_show")
+    # The contacts typed on old bookings and tickets go too (they carry the messages: identity.py).
+    assert (appointment.phone, appointment.email) == (None, None)
+    assert (session.get(Ticket, old.id).phone, session.get(Ticket, recent.id).phone) == (None, "+886911000003")
     phones = set(session.scalars(select(Customer.phone)))
     assert phones == {None, "+886911000003"}  # only the recent visitor is still identifiable
     assert session.get(Ticket, recent.id).customer_id is not None

@@ -11,22 +11,23 @@ interval its service duration touches; it claims each with one conditional incre
 slot can never be overbooked, on SQLite (write lock taken up front) or PostgreSQL (row lock held
 by the UPDATE until commit). If any interval is full the whole transaction rolls back.
 """
+import json
 import math
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import audit, customers, hours, notify, numbering, planning, queueing
+from queue_app.domain import audit, customers, day_range, hours, identity, notify, numbering, planning, queueing
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.booking_rules import BookingRules, rules_for
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
-    Appointment, BookingSlot, Branch, Counter, CounterService, Customer, Service, Ticket, utcnow,
+    Appointment, BookingSlot, Branch, Counter, CounterService, Customer, Service, Staff, Ticket, utcnow,
 )
 from queue_app.security import new_token, token_hash
 
@@ -122,6 +123,9 @@ def availability(
         raise Invalid("invalid_field", "days: 1 to 62.", {"days": ["1 to 62."]})
     rules = rules_for(branch)
     today = numbering.local_day(now, branch.zone)
+    if from_day is not None and not day_range.in_range(from_day):
+        raise Invalid("invalid_field", f"from: {day_range.FIRST_DAY} to {day_range.LAST_DAY}.",
+                      {"from": [f"From {day_range.FIRST_DAY} to {day_range.LAST_DAY}."]})
     first = max(from_day or today, today)
     last = min(first + timedelta(days=days - 1), today + timedelta(days=rules.max_days_ahead))
     duration = timedelta(minutes=service.expected_minutes)
@@ -152,6 +156,8 @@ def _validate_start(branch: Branch, service: Service, start: datetime, rules: Bo
     if start.tzinfo is None:
         raise Invalid("naive_time", "Give the time with its offset, e.g. 2026-12-01T10:30:00+08:00.",
                       {"start": ["Needs an offset."]})
+    if not day_range.in_range(start):  # before converting: year 1 or 9999 would overflow
+        raise Conflict("outside_window", f"Bookings are open from today to {rules.max_days_ahead} days ahead.")
     start = start.astimezone(timezone.utc)
     day = numbering.local_day(start, branch.zone)
     today = numbering.local_day(now, branch.zone)
@@ -210,18 +216,68 @@ def _new_code(session: Session) -> str:
             return code
 
 
-def _check_customer(session: Session, customer: Customer | None, rules: BookingRules, now: datetime) -> None:
-    if customer is None:
-        return
-    if customer.booking_blocked_until and customer.booking_blocked_until > now:
+def _same_contacts(contacts: "identity.Contacts"):
+    """Bookings typed with exactly these contacts (a missing one must be missing there too)."""
+    return and_(Appointment.phone.is_(None) if contacts.phone is None else Appointment.phone == contacts.phone,
+                Appointment.email.is_(None) if contacts.email is None else Appointment.email == contacts.email)
+
+
+def _check_limits(session: Session, customer: Customer | None, contacts: "identity.Contacts",
+                  rules: BookingRules, now: datetime) -> None:
+    """Limits a stranger cannot trigger for a phone's owner (domain/identity.py): the record's own
+    pause (set by proven bookings only) and bookings counted per record only where proven,
+    otherwise per exact typed contacts."""
+    if customer is not None and customer.booking_blocked_until and customer.booking_blocked_until > now:
         raise Conflict("strikes_exceeded",
                        "Online booking is paused after repeated missed visits; please contact the branch.")
+    same = _same_contacts(contacts)
+    mine = or_(same, and_(Appointment.customer_id == customer.id, Appointment.contact_proven_at.is_not(None))) \
+        if customer is not None else same
     active = session.scalar(
         select(func.count(Appointment.id))
-        .where(Appointment.customer_id == customer.id, Appointment.status == "booked", Appointment.end_at > now)
+        .where(mine, Appointment.status == "booked", Appointment.end_at > now)
     )
     if active >= rules.max_active_bookings:
         raise Conflict("limit_reached", f"At most {rules.max_active_bookings} upcoming bookings per person.")
+    # Missed unproven bookings pause only these exact contacts, not the record behind them.
+    since = now - timedelta(days=rules.strike_window_days)
+    if customer is not None and customer.strikes_reset_at is not None:
+        since = max(since, customer.strikes_reset_at)  # staff lifted the pause
+    missed = session.scalar(
+        select(func.count(Appointment.id))
+        .where(same, Appointment.status == "no_show", Appointment.contact_proven_at.is_(None),
+               Appointment.booked_by_staff_id.is_(None), Appointment.start_at >= since)
+    )
+    if missed >= rules.strike_limit:
+        raise Conflict("strikes_exceeded",
+                       "Online booking is paused after repeated missed visits; please contact the branch.")
+
+
+def _idempotency(key: str, staff_id: int | None, request: dict) -> tuple[str, str]:
+    """What is stored of an Idempotency-Key: a hash of the key with its caller (a staff member's
+    keys are theirs alone; anonymous callers share one space, nothing tells them apart), and a
+    hash of the request. The same key and request again is a replay; the same key with another
+    request is refused, so a reused or guessed key never hands out someone else's booking."""
+    caller = "public" if staff_id is None else f"staff:{staff_id}"
+    return (token_hash(f"{caller}\n{key}"),
+            token_hash(json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)))
+
+
+def _replay(session: Session, scoped_key: str, fingerprint: str) -> Booked | None:
+    if session.get_bind().dialect.name == "postgresql":
+        # Requests with one key take turns (SQLite's write lock already does this): the second
+        # waits for the first to commit and finds its booking, rather than racing it to a
+        # unique-key error or to the slot it just took.
+        session.execute(select(func.pg_advisory_xact_lock(int(scoped_key[:15], 16))))
+    earlier = session.scalar(select(Appointment).where(Appointment.idempotency_key == scoped_key))
+    if earlier is None:
+        return None
+    if earlier.idempotency_fingerprint != fingerprint:
+        raise Invalid("idempotency_key_reused",
+                      "This Idempotency-Key was used for a different request; send a new key for a new booking.")
+    if earlier.idempotency_token is None:
+        raise Conflict("idempotency_key_reused", "This Idempotency-Key was used for another request.")
+    return Booked(earlier, earlier.idempotency_token, replayed=True)
 
 
 def book(
@@ -237,40 +293,43 @@ def book(
     if not phone and not email:
         raise Invalid("invalid_field", "Give a phone number or an e-mail address.",
                       {"phone": ["A phone number or an e-mail address is needed."]})
+    scoped_key = fingerprint = None
+    if idempotency_key:
+        scoped_key, fingerprint = _idempotency(idempotency_key, staff_id, {
+            "branch": branch_slug, "service": service_code, "start": start.isoformat(), "name": name,
+            "phone": phone, "email": email, "language": language})
     with write_transaction(session):
-        if idempotency_key:
-            earlier = session.scalar(select(Appointment).where(Appointment.idempotency_key == idempotency_key))
-            if earlier is not None:
-                if earlier.idempotency_token is None:
-                    raise Conflict("idempotency_key_reused", "This Idempotency-Key was used for another request.")
-                return Booked(earlier, earlier.idempotency_token, replayed=True)
+        if scoped_key:
+            replayed = _replay(session, scoped_key, fingerprint)
+            if replayed is not None:
+                return replayed
         branch = get_branch(session, branch_slug)
         service = queueing.find_service(session, branch, service_code)
         if not service.booking_enabled:
             raise Conflict("booking_disabled", f"Service {service.code} cannot be booked online.")
         rules = rules_for(branch)
         start = _validate_start(branch, service, start, rules, now)
-        customer = customers.find_or_create(session, phone=phone, email=email, region=branch.country, now=now)
+        contacts = identity.typed(phone, email, branch.country)
+        customer = identity.link(session, contacts, name=name, language=language, now=now)
         if staff_id is None:
-            _check_customer(session, customer, rules, now)
-        if customer is not None:
-            customer.name = customer.name or name
-            customer.language = language
+            _check_limits(session, customer, contacts, rules, now)
         _claim(session, service, start, rules)
         token = new_token()
         appointment = Appointment(
             branch_id=branch.id, service_id=service.id, customer_id=customer.id if customer else None,
-            name=name, language=language, start_at=start,
+            name=name, language=language, phone=contacts.phone, email=contacts.email, start_at=start,
             end_at=start + timedelta(minutes=service.expected_minutes),
             local_date=numbering.local_day(start, branch.zone), status="booked",
             manage_token_hash=token_hash(token), check_in_code=_new_code(session),
-            idempotency_key=idempotency_key, idempotency_token=token if idempotency_key else None,
+            idempotency_key=scoped_key, idempotency_fingerprint=fingerprint,
+            idempotency_token=token if scoped_key else None,
             sequence=0, booked_by_staff_id=staff_id, created_at=now,
         )
         session.add(appointment)
         session.flush()
         # Same transaction: the booking and its mail commit or roll back together.
-        notify.booking_confirmed(session, appointment, token, base_url=base_url, now=now)
+        notify.booking_confirmed(session, appointment, token, base_url=base_url, now=now,
+                                 proof_token=identity.new_proof(session, appointment, now))
     return Booked(appointment, token)
 
 
@@ -369,6 +428,8 @@ def check_in(session: Session, branch_slug: str, code: str, *, kiosk_id: int | N
                                      effective_at=appointment.start_at, now=now)
         appointment.status = "checked_in"
         appointment.ticket_id = issued.ticket.id
+        issued.ticket.phone, issued.ticket.email = appointment.phone, appointment.email
+        issued.ticket.language = appointment.language
     issued = queueing.keep_estimate_at_issue(session, issued, now)
     return CheckIn(appointment, issued.ticket, issued.token, issued.estimates)
 
@@ -396,14 +457,19 @@ def sweep_no_shows(session: Session, *, now: datetime | None = None) -> int:
             customer = appointment.customer
             if customer is None:
                 continue
+            if appointment.contact_proven_at is None and appointment.booked_by_staff_id is None:
+                continue  # typed by anyone: counted against those contacts only (_check_limits)
             # In SQL, not read-modify-write: two sweepers may flip two bookings of one customer.
             session.execute(update(Customer).where(Customer.id == customer.id)
                             .values(strikes=Customer.strikes + 1))
             since = now - timedelta(days=rules.strike_window_days)
+            if customer.strikes_reset_at is not None:
+                since = max(since, customer.strikes_reset_at)
             recent = session.scalar(
                 select(func.count(Appointment.id)).where(
                     Appointment.customer_id == customer.id, Appointment.status == "no_show",
-                    Appointment.start_at >= since)
+                    Appointment.start_at >= since,
+                    or_(Appointment.contact_proven_at.is_not(None), Appointment.booked_by_staff_id.is_not(None)))
             )
             if recent >= rules.strike_limit:
                 customer.booking_blocked_until = now + timedelta(days=rules.block_days)
@@ -417,14 +483,16 @@ def sweep_no_shows(session: Session, *, now: datetime | None = None) -> int:
     return marked
 
 
-def lift_block(session: Session, customer_id: int) -> Customer:
-    """Staff let a customer book online again."""
+def lift_block(session: Session, customer_id: int, staff: Staff, *, now: datetime | None = None) -> Customer:
+    """A manager of a branch that knows the customer (or an admin) lets them book online again."""
+    customers.require_manager_of(session, staff, customer_id)
     with write_transaction(session):
         customer = session.get(Customer, customer_id)
         if customer is None:
             raise NotFound("customer_not_found", f"No customer {customer_id}.")
         customer.booking_blocked_until = None
-        audit.record(session, "customer.unblocked", "customer", customer.id)
+        customer.strikes_reset_at = now or utcnow()
+        audit.record(session, "customer.unblocked", "customer", customer.id, actor_id=staff.id)
     return customer
 
 

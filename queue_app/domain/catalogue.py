@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import events
+from queue_app.domain import day_range, events
 from queue_app.domain.booking_rules import check_rules
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
@@ -69,9 +69,12 @@ def check_closed_dates(dates: list) -> list:
     if not isinstance(dates, list):
         raise _invalid("closed_dates", "must be a list of YYYY-MM-DD dates.")
     try:
-        return sorted({date.fromisoformat(d).isoformat() for d in dates})
+        days = {d if isinstance(d, date) else date.fromisoformat(d) for d in dates}
     except (TypeError, ValueError):
         raise _invalid("closed_dates", "must be a list of YYYY-MM-DD dates.") from None
+    if not all(day_range.in_range(d) for d in days):
+        raise _invalid("closed_dates", f"dates run from {day_range.FIRST_DAY} to {day_range.LAST_DAY}.")
+    return sorted(d.isoformat() for d in days)
 
 
 def get_branch(session: Session, slug: str) -> Branch:
@@ -202,9 +205,13 @@ def update_counter(session: Session, counter_id: int, **fields) -> Counter:
                 raise _invalid("state", f"one of {', '.join(COUNTER_STATES)}.")
             counter.state = fields["state"]
         if "name" in fields:
-            if not str(fields["name"]).strip():
+            name = str(fields["name"]).strip()
+            if not name:
                 raise _invalid("name", "must not be empty.")
-            counter.name = str(fields["name"]).strip()
+            if session.scalar(select(Counter.id).where(Counter.branch_id == counter.branch_id, Counter.name == name,
+                                                       Counter.id != counter.id)):
+                raise Conflict("already_exists", f"Another counter of the branch is named '{name}'.")
+            counter.name = name
         if "services" in fields:
             _set_counter_services(session, counter, fields["services"])
         events.counters_changed(session, counter.branch_id, utcnow())

@@ -40,57 +40,33 @@ import statistics
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
-import phonenumbers
 from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import audit, numbering, texts
+from queue_app.domain import audit, identity, numbering, texts
+from queue_app.domain.identity import normalise_email, normalise_phone
 from queue_app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
-    SEGMENTS, Appointment, Branch, ChurnAlert, Counter, Customer, CustomerStanding, Feedback, Notification, Service,
+    SEGMENTS, Appointment, Branch, ChurnAlert, ContactProof, Counter, Customer, CustomerStanding, Feedback, Notification, Service,
     Staff, Ticket, utcnow,
 )
 from queue_app.security import new_token, token_hash
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HIGH_VALUE = ("core", "at_risk_valuable")
 FEEDBACK_DAYS = 14  # a visit can be rated this long after it ended
 
 
 # --- identity ------------------------------------------------------------------------------------
 
-def _bad_phone() -> Invalid:
-    return Invalid("invalid_field", "phone: not a phone number.", {"phone": ["Not a phone number."]})
-
-
-def normalise_phone(phone: str, region: str | None = None) -> str:
-    """E.164 ("+886912345678"); a number without country code is read in `region` (the branch's)."""
-    raw = (phone or "").strip()
-    if not raw or len(raw) > 40:
-        raise _bad_phone()
-    try:
-        parsed = phonenumbers.parse(raw, (region or "").upper() or None)
-    except phonenumbers.NumberParseException:
-        raise _bad_phone() from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise _bad_phone()
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalise_email(email: str) -> str:
-    cleaned = (email or "").strip().lower()
-    if len(cleaned) > 254 or not _EMAIL.match(cleaned):
-        raise Invalid("invalid_field", "email: not an e-mail address.", {"email": ["Not an e-mail address."]})
-    return cleaned
-
-
 def find_or_create(session: Session, phone: str | None = None, email: str | None = None, *,
                    region: str | None = None, name: str = "", now: datetime | None = None,
                    language: str = "en") -> Customer | None:
-    """The customer with this phone (first) or e-mail, created if new; inside the caller's transaction.
+    """Staff at the counter: the customer with this phone (first) or e-mail, created if new, with
+    gaps filled from what staff typed; inside the caller's transaction. Customers' own typed
+    contacts go through identity.link instead, which never changes a record.
 
     A phone and an e-mail that belong to two different records are not merged here (anyone can
     type anything into a booking form): the phone's record is used, and a manager merges.
@@ -126,6 +102,14 @@ def get_customer(session: Session, customer_id: int) -> Customer:
 
 def mask_phone(phone: str | None) -> str | None:
     return None if not phone else "•" * max(0, len(phone) - 3) + phone[-3:]
+
+
+def contact_view(customer: Customer, staff: Staff) -> dict:
+    """The one rule for showing a record's contacts: managers and admins in full, staff a masked
+    phone and no e-mail; with whether each was proven by the customer (identity.py)."""
+    full = staff.has_role("manager")
+    return {"phone": customer.phone if full else mask_phone(customer.phone),
+            "email": customer.email if full else None, "verified": identity.verified(customer)}
 
 
 # --- access: the one rule for pages and API ------------------------------------------------------
@@ -167,10 +151,21 @@ def visible_branches(session: Session, staff: Staff, customer_id: int, *, now: d
 
 
 def require_manager_of(session: Session, staff: Staff, customer_id: int) -> list[int] | None:
-    """Export, erase, merge: managers of a branch that knows the customer, and admins."""
+    """Export, unblock: managers of a branch that knows the customer, and admins."""
     if not staff.has_role("manager"):
         raise Forbidden("role_required", "This needs the manager role.")
     return visible_branches(session, staff, customer_id)
+
+
+def require_whole_record(session: Session, staff: Staff, customer_id: int) -> None:
+    """Erase and merge act on the person everywhere: admins, or a manager of every branch that
+    knows the customer (a visit elsewhere is another branch's record to keep)."""
+    require_manager_of(session, staff, customer_id)
+    if staff.role == "admin":
+        return
+    everywhere = _known_at(session, customer_id, None, False, utcnow())
+    if not everywhere <= {b.id for b in staff.branches}:
+        raise Forbidden("other_branch", "This customer is also known at other branches; an admin can do this.")
 
 
 def require_branch(staff: Staff, branch: Branch, role: str = "manager") -> None:
@@ -616,19 +611,19 @@ def search(session: Session, staff: Staff, text: str, branch: Branch, *, limit: 
         conditions.append(func.lower(Customer.name).like(pattern))
     query = select(Customer).where(or_(*conditions)).order_by(Customer.name, Customer.id).limit(limit)
     if staff.role != "admin":
-        own = [b.id for b in staff.branches]
-        known = or_(select(Ticket.id).where(Ticket.customer_id == Customer.id, Ticket.branch_id.in_(own)).exists(),
-                    select(Appointment.id).where(Appointment.customer_id == Customer.id,
-                                                 Appointment.branch_id.in_(own)).exists())
-        exact = []
-        try:
-            exact.append(Customer.phone == normalise_phone(text, branch.country))
-        except Invalid:
-            pass
-        query = query.where(or_(known, *exact))
+        # The access policy: only customers this branch knows (staff: today), even for an exact phone.
+        own = [branch.id]
+        ticket_known = select(Ticket.id).where(Ticket.customer_id == Customer.id, Ticket.branch_id.in_(own))
+        booking_known = select(Appointment.id).where(Appointment.customer_id == Customer.id,
+                                                     Appointment.branch_id.in_(own))
+        if not staff.has_role("manager"):
+            today = numbering.local_day(utcnow(), branch.zone)
+            ticket_known = ticket_known.where(Ticket.local_date == today)
+            booking_known = booking_known.where(Appointment.local_date == today)
+        query = query.where(or_(ticket_known.exists(), booking_known.exists()))
     full = staff.has_role("manager")
     return [{"id": c.id, "name": c.name, "phone": c.phone if full else mask_phone(c.phone),
-             "email": c.email if full else None, "tier": c.tier,
+             "email": c.email if full else None, "tier": c.tier, "verified": identity.verified(c),
              "last_visit_at": c.last_visit_at} for c in session.scalars(query)]
 
 
@@ -643,6 +638,8 @@ def attach_to_ticket(session: Session, ticket_id: int, staff: Staff, *, customer
             raise NotFound("ticket_not_found", f"No ticket {ticket_id}.")
         require_branch(staff, ticket.branch, "staff")
         if customer_id is not None:
+            # By id only a record the caller may already see: ids are not a way to reach others.
+            visible_branches(session, staff, customer_id, now=now)
             customer = get_customer(session, customer_id)
         else:
             if not phone and not email:
@@ -654,6 +651,10 @@ def attach_to_ticket(session: Session, ticket_id: int, staff: Staff, *, customer
             customer.name = name[:200]
         previous = ticket.customer_id
         ticket.customer_id = customer.id
+        # Staff vouch for the person at the counter: the ticket's messages go to these contacts.
+        ticket.phone = customer.phone if customer_id is not None else (customer.phone if phone else None)
+        ticket.email = customer.email if customer_id is not None else (customer.email if email else None)
+        ticket.language = ticket.language or customer.language
         if ticket.status == "done":
             customer.last_visit_at = max(filter(None, [customer.last_visit_at, ticket.finished_at]))
         audit.record(session, "customer.attached", "customer", customer.id, actor_id=staff.id,
@@ -682,8 +683,8 @@ def merge(session: Session, keep_id: int, other_id: int, staff: Staff, *, now: d
     """Fold `other` into `keep`: every ticket, booking, answer and alert moves; contacts fill gaps."""
     if keep_id == other_id:
         raise Invalid("same_customer", "A record cannot be merged into itself.")
-    require_manager_of(session, staff, keep_id)
-    require_manager_of(session, staff, other_id)
+    require_whole_record(session, staff, keep_id)
+    require_whole_record(session, staff, other_id)
     now = now or utcnow()
     with write_transaction(session):
         keep, other = get_customer(session, keep_id), get_customer(session, other_id)
@@ -749,12 +750,16 @@ def export(session: Session, customer_id: int, staff: Staff, *, now: datetime | 
 
 def erase(session: Session, customer_id: int, staff: Staff, *, now: datetime | None = None) -> dict:
     """Remove the person; keep anonymous tickets, waits, bookings and ratings. Audited."""
-    require_manager_of(session, staff, customer_id)
+    require_whole_record(session, staff, customer_id)
     now = now or utcnow()
     with write_transaction(session):
         customer = get_customer(session, customer_id)
-        contacts = [c for c in (customer.phone, customer.email) if c]
         booking_ids = select(Appointment.id).where(Appointment.customer_id == customer_id)
+        # Every contact of the person: the record's and those typed on their bookings and tickets.
+        typed = session.execute(select(Appointment.phone, Appointment.email)
+                                .where(Appointment.customer_id == customer_id)).all() + \
+            session.execute(select(Ticket.phone, Ticket.email).where(Ticket.customer_id == customer_id)).all()
+        contacts = sorted({c for c in (customer.phone, customer.email, *(v for row in typed for v in row)) if c})
         feedback_ids = select(Feedback.id).where(Feedback.customer_id == customer_id)
         # Messages to the person: unsent ones are dropped, every one loses recipient and text.
         feedback_keys = [f"feedback:{ticket_id}" for ticket_id in session.scalars(
@@ -768,10 +773,15 @@ def erase(session: Session, customer_id: int, staff: Staff, *, now: datetime | N
         messages = session.execute(update(Notification).where(about_them)
                                    .values(recipient="", payload={}, last_error="")
                                    .execution_options(synchronize_session=False)).rowcount
-        session.execute(update(Appointment).where(Appointment.customer_id == customer_id)
-                        .values(name="", customer_id=None, idempotency_token=None)
+        session.execute(update(ContactProof).where(ContactProof.appointment_id.in_(booking_ids))
+                        .values(contact="", used_at=func.coalesce(ContactProof.used_at, now))
                         .execution_options(synchronize_session=False))
-        tickets = session.execute(update(Ticket).where(Ticket.customer_id == customer_id).values(customer_id=None)
+        session.execute(update(Appointment).where(Appointment.customer_id == customer_id)
+                        .values(name="", phone=None, email=None, customer_id=None, idempotency_token=None,
+                                idempotency_fingerprint=None)
+                        .execution_options(synchronize_session=False))
+        tickets = session.execute(update(Ticket).where(Ticket.customer_id == customer_id)
+                                  .values(customer_id=None, phone=None, email=None)
                                   .execution_options(synchronize_session=False)).rowcount
         session.execute(update(Feedback).where(Feedback.id.in_(feedback_ids)).values(customer_id=None, comment="")
                         .execution_options(synchronize_session=False))
@@ -857,27 +867,30 @@ FEEDBACK_TEXTS = (
 
 def invite_feedback(session: Session, base_url: str, *, now: datetime | None = None,
                     since: timedelta = timedelta(days=1)) -> int:
-    """Mail a feedback link (through the outbox) after each finished visit of a customer with an
-    e-mail address. Idempotent: one Feedback row per ticket, one message per dedupe key."""
+    """Mail a feedback link (through the outbox) after each finished visit that left an e-mail
+    address (the ticket's own, identity.py). Idempotent: one Feedback row per ticket, one message
+    per dedupe key."""
     now = now or utcnow()
     with write_transaction(session):
         rows = session.execute(
             select(Ticket, Customer).join(Customer, Customer.id == Ticket.customer_id)
             .outerjoin(Feedback, Feedback.ticket_id == Ticket.id)
             .where(Ticket.status == "done", Ticket.finished_at >= now - since, Ticket.finished_at <= now,
-                   Customer.email.is_not(None), Feedback.id.is_(None))
+                   Ticket.email.is_not(None), Feedback.id.is_(None))
         ).all()
         for ticket, customer in rows:
             token = new_token()
             session.add(Feedback(ticket_id=ticket.id, branch_id=ticket.branch_id, service_id=ticket.service_id,
                                  counter_id=ticket.counter_id, staff_id=ticket.staff_id, customer_id=customer.id,
                                  token_hash=token_hash(token), channel="mail", invited_at=now))
-            language = customer.language if customer.language in texts.LANGUAGES else "en"
+            language = ticket.language if ticket.language in texts.LANGUAGES else "en"
             subject, body = FEEDBACK_TEXTS
             values = {"branch": ticket.branch.name, "service": ticket.service.name, "label": ticket.label,
-                      "name": customer.name or "", "url": f"{base_url.rstrip('/')}/f/{token}", "days": FEEDBACK_DAYS}
+                      # The record's name only when the record holds this address (identity.py).
+                      "name": (customer.name or "") if customer.email == ticket.email else "",
+                      "url": f"{base_url.rstrip('/')}/f/{token}", "days": FEEDBACK_DAYS}
             session.execute(_insert_ignore(session)(Notification).values(
-                channel="email", recipient=customer.email, template="feedback_request", language=language,
+                channel="email", recipient=ticket.email, template="feedback_request", language=language,
                 payload={"subject": texts.gettext(language, subject, **values),
                          "body": texts.gettext(language, body, **values)},
                 dedupe_key=f"feedback:{ticket.id}", status="pending", attempts=0, next_attempt_at=now,

@@ -162,14 +162,13 @@ def render(notification: Notification, appointment: Appointment, now: datetime) 
 # --- enqueueing (inside the caller's transaction) -------------------------------------------------
 
 def _recipient(appointment: Appointment) -> tuple[str, str] | None:
-    """E-mail when the customer has one, else SMS to the phone; None when there is neither."""
-    customer = appointment.customer
-    if customer is None:
-        return None
-    if customer.email:
-        return "email", customer.email
-    if customer.phone:
-        return "sms", customer.phone
+    """E-mail when the booking has one, else SMS to its phone; None when there is neither.
+
+    The booking's own contacts, as typed on it: never the linked record's (domain/identity.py)."""
+    if appointment.email:
+        return "email", appointment.email
+    if appointment.phone:
+        return "sms", appointment.phone
     return None
 
 
@@ -216,7 +215,7 @@ def _reminders(session: Session, appointment: Appointment, base: dict, now: date
 
 
 def booking_confirmed(session: Session, appointment: Appointment, manage_token: str, *,
-                      base_url: str = "", now: datetime) -> None:
+                      base_url: str = "", now: datetime, proof_token: str | None = None) -> None:
     """Confirmation with the manage link, and the reminders. Call inside `book`'s transaction.
 
     The raw manage token exists only here (the database keeps its hash); the confirmation's
@@ -225,7 +224,9 @@ def booking_confirmed(session: Session, appointment: Appointment, manage_token: 
     base = {"host": _host(base_url)}
     payload = dict(base)
     if base_url:
-        payload["manage_url"] = f"{base_url.rstrip('/')}/a/{manage_token}"
+        # Opening the mailed link also proves the contact it went to (identity.prove).
+        proof = f"?proof={proof_token}" if proof_token else ""
+        payload["manage_url"] = f"{base_url.rstrip('/')}/a/{manage_token}{proof}"
     _insert(session, appointment, CONFIRMED, f"confirmation:{appointment.id}:{appointment.sequence}",
             now, now, payload)
     _reminders(session, appointment, base, now)

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import estimates, forecasting, hours, numbering
+from queue_app.domain import day_range, estimates, forecasting, hours, numbering
 from queue_app.domain.errors import Invalid, NotFound
 from queue_app.domain.staffing import staff_for
 from queue_app.domain.transaction import write_transaction
@@ -332,6 +332,8 @@ def set_override(session: Session, branch: Branch, starts_at: datetime, *, count
     for name, value in (("counters", counters), ("booking_slots", booking_slots)):
         if value is not None and not 0 <= value <= 500:
             raise Invalid("invalid_field", f"{name}: 0 to 500.", {name: ["0 to 500."]})
+    if not day_range.in_range(starts_at):  # no plan there, and year 1 or 9999 would overflow in the query
+        raise NotFound("plan_not_found", "No plan for that interval; recompute the plan first.")
     with write_transaction(session):
         plan = session.scalar(select(StaffingPlan).where(StaffingPlan.branch_id == branch.id,
                                                          StaffingPlan.starts_at == starts_at))

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from queue_app.domain import customers, estimates, events, numbering
+from queue_app.domain import customers, estimates, events, identity, numbering
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
@@ -34,6 +34,10 @@ PRIORITY_CREDITS: dict[str, timedelta] = {
 }
 MAX_CREDIT = max(PRIORITY_CREDITS.values())
 MAX_RECALLS = 3
+# Who issues a walk-in ticket. A class other than "normal" moves a ticket ahead of people already
+# waiting, so only staff and the branch's kiosks (its accessibility button) may give one; a
+# phone's remote ticket ("public") may not claim one for itself.
+ISSUERS = ("staff", "kiosk", "public")
 
 
 @dataclass(frozen=True)
@@ -89,27 +93,37 @@ def issue_ticket(
     email: str | None = None,
     kiosk_id: int | None = None,
     language: str | None = None,
+    issued_by: str = "public",
     now: datetime | None = None,
 ) -> IssuedTicket:
     """A walk-in ticket (kiosk, phone or staff), in its own transaction. With a phone or e-mail
     the customer is remembered; `language` (else the branch's, for a new customer) is the one
-    their messages are written in."""
+    their messages are written in. `issued_by` (ISSUERS) decides whether `priority` may be other
+    than "normal": only for "staff" and "kiosk"."""
     live = now is None  # the real clock: read it once this ticket holds its number (see add_ticket)
     now = _now(now)
+    if issued_by not in ISSUERS:
+        raise ValueError(f"issued_by: one of {ISSUERS}, not {issued_by!r}")
     if priority not in PRIORITY_CREDITS:
         raise Invalid("bad_priority", f"Unknown priority '{priority}'.",
                       {"priority": [f"One of: {', '.join(PRIORITY_CREDITS)}."]})
+    if priority != "normal" and issued_by == "public":
+        raise Invalid("priority_not_allowed",
+                      "Priority tickets are given by staff or at the branch's kiosk; ask there.",
+                      {"priority": ["Only normal for remote tickets."]})
     with write_transaction(session):
         branch = get_branch(session, branch_slug)
         svc = find_service(session, branch, service)
         if not svc.walk_in_enabled:
             raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
-        customer = customers.find_or_create(session, phone=phone, email=email, region=branch.country, now=now,
-                                            language=language or branch.language)
-        if customer is not None and language:
-            customer.language = language  # the latest choice, as a booking does
+        # Typed contacts link a record for history and carry this ticket's messages (identity.py).
+        contacts = identity.typed(phone, email, branch.country)
+        customer = identity.link(session, contacts, language=language or branch.language, now=now)
         issued = add_ticket(session, branch, svc, priority=priority, customer_id=customer.id if customer else None,
                             kiosk_id=kiosk_id, effective_at=now, now=now, live=live)
+        if contacts:
+            issued.ticket.phone, issued.ticket.email = contacts.phone, contacts.email
+            issued.ticket.language = language or (customer.language if customer else branch.language)
     return keep_estimate_at_issue(session, issued, now)
 
 

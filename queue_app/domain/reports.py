@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import numbering
+from queue_app.domain import day_range, numbering
 from queue_app.domain.errors import Invalid
 from queue_app.domain.planning import planning_rules
 from queue_app.models import ArrivalForecast, Branch, Counter, Service, StaffingPlan, Ticket, TicketEvent, utcnow
@@ -78,6 +78,10 @@ def parse_range(first: str | None, last: str | None, today: date) -> tuple[date,
         start = date.fromisoformat(first) if first else end - timedelta(days=6)
     except (TypeError, ValueError, OverflowError):
         raise Invalid("invalid_field", "Dates are YYYY-MM-DD.", {"from": ["YYYY-MM-DD."]})
+    for name, day in (("from", start), ("to", end)):
+        if not day_range.in_range(day):
+            raise Invalid("invalid_field", f"Dates run from {day_range.FIRST_DAY} to {day_range.LAST_DAY}.",
+                          {name: [f"From {day_range.FIRST_DAY} to {day_range.LAST_DAY}."]})
     if start > end:
         raise Invalid("invalid_field", "The range ends before it starts.", {"to": ["On or after the start."]})
     if (end - start).days + 1 > MAX_RANGE_DAYS:
@@ -257,7 +261,17 @@ def csv_rows(stats: Stats) -> list[list]:
         rows.append(["counter", row["counter_id"], row["name"], *figures(row), "", "", ""])
     period = f"{stats.first.isoformat()}..{stats.last.isoformat()}"
     rows.append(["total", period, "", *figures(stats.total), "", "", ""])
-    return rows
+    return [[spreadsheet_safe(cell) for cell in row] for row in rows]
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): a service
+# called `=HYPERLINK(...)` would become a link or worse. Text cells get a leading quote; numbers stay.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell):
+    """The cell as a spreadsheet shows it but never evaluates it."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
 
 
 

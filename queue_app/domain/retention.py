@@ -2,7 +2,7 @@
 
 Tickets, bookings and their events are kept (waits, service times and no-show rates need them);
 what identifies a person is cleared once every visit of theirs is older than the retention
-period: the booking's name, the link from tickets, bookings and feedback answers to the
+period: the booking's name and the contacts typed on bookings and tickets, the link from tickets, bookings and feedback answers to the
 customer (and the answers' comments), the addresses in sent messages, and finally the customer's
 own phone, e-mail and name (and the churn alerts of such anonymous records). Idempotent.
 """
@@ -30,14 +30,16 @@ def purge_personal_data(session: Session, keep: timedelta, *, now: datetime | No
         appointments = session.execute(
             update(Appointment)
             .where(Appointment.start_at < cutoff, Appointment.status.not_in(("booked", "checked_in")),
-                   (Appointment.name != "") | Appointment.customer_id.is_not(None))
-            .values(name="", customer_id=None)
+                   (Appointment.name != "") | Appointment.customer_id.is_not(None)
+                   | Appointment.phone.is_not(None) | Appointment.email.is_not(None))
+            # the contacts typed on it too (identity.py); the fingerprint is a hash of name and contacts
+            .values(name="", customer_id=None, phone=None, email=None, idempotency_fingerprint=None)
         ).rowcount
         tickets = session.execute(
             update(Ticket)
             .where(Ticket.issued_at < cutoff, Ticket.status.not_in(("waiting", "called", "serving")),
-                   Ticket.customer_id.is_not(None))
-            .values(customer_id=None)
+                   Ticket.customer_id.is_not(None) | Ticket.phone.is_not(None) | Ticket.email.is_not(None))
+            .values(customer_id=None, phone=None, email=None)
         ).rowcount
         # A message still unsent after the whole retention period will never be useful.
         session.execute(

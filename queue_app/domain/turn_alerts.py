@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from queue_app.domain import estimates, events, notify, numbering, texts
 from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
-from queue_app.models import Branch, Customer, Notification, Ticket, utcnow
+from queue_app.models import Branch, Notification, Ticket, utcnow
 
 # Subject, body, and the body when the estimate is zero; in English, translated into the
 # customer's language from the shared catalogs when the message is written (domain/texts.py).
@@ -43,17 +43,15 @@ def due_tickets(session: Session, branch: Branch, now: datetime) -> list[tuple[i
 
 
 def _message(session: Session, ticket: Ticket, estimate: estimates.Estimate, now: datetime) -> None:
-    if ticket.customer_id is None:
+    # The contacts given with this ticket (or its booking), never the linked record's (identity.py).
+    if not (ticket.phone or ticket.email):
         return
-    customer = session.get(Customer, ticket.customer_id)
-    if customer is None:
-        return
-    language = customer.language if customer.language in texts.LANGUAGES else "en"
+    language = ticket.language if ticket.language in texts.LANGUAGES else "en"
     subject, body, now_body = TEXTS
     if not estimate.minutes:
         body = now_body  # "about 0 min" reads like a bug
     values = {"label": ticket.label, "branch": ticket.branch.name, "minutes": estimate.minutes}
-    for channel, recipient in (("sms", customer.phone), ("email", customer.email)):
+    for channel, recipient in (("sms", ticket.phone), ("email", ticket.email)):
         if not recipient:
             continue
         session.add(Notification(

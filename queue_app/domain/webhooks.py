@@ -13,24 +13,28 @@ many schedulers run, one claims each row; it is POSTed outside any transaction, 
 logged (`webhook_attempt`: time, duration, status code, error), a 2xx marks it `delivered`, and
 anything else puts it back to `pending` with exponential backoff until MAX_ATTEMPTS. A sender
 that dies mid-delivery leaves the row `sending`; after the lease it is taken again, so a receiver
-may see an event id twice only after such a crash, and must dedupe on the id.
+may see an event id twice only after such a crash, and must dedupe on the id. Each attempt
+resolves the receiver's host once, refuses it if any answer is a non-public address (unless
+private destinations are allowed) and connects to exactly the addresses it checked (`post`).
 
 Signature: HMAC-SHA256 with the endpoint's secret over `timestamp + "." + body` (the raw bytes of
 the body), hex, in `X-Queue-Signature: sha256=<hex>`; the timestamp (Unix seconds) in
 `X-Queue-Timestamp`, the event id in `X-Queue-Event-Id`, its type in `X-Queue-Event`. For a while
 after a rotation (24 hours by default) the old secret signs too: `sha256=<new>, sha256=<old>`.
 """
+import functools
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import secrets
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -400,45 +404,124 @@ class Outcome:
     status_code: int | None
     error: str
     duration_ms: int
+    refused: bool = False  # the destination is not allowed (a non-public address): not retried
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # a 3xx is an answer, not an instruction to follow
-        return None
+# --- the connection: resolved once, checked, and connected to exactly what was checked --------------
+#
+# The receiver's host name is resolved once per attempt (`resolve`, or the `resolver` passed in).
+# Unless private destinations are allowed, every answer must be a public address; the connection
+# then goes to one of those same addresses (`_connect_pinned`), never to a second lookup of the
+# name, so a DNS answer that changes between the check and the connection (DNS rebinding) cannot
+# reach loopback or the internal network. The Host header, TLS SNI and the certificate check use
+# the host name from the URL.
+
+Resolver = Callable[[str, int], list[str]]  # (host, port) -> IP addresses as text, in preference order
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to (the system resolver), each once, in the order given."""
+    found = []
+    for _family, _type, _proto, _name, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        address = str(sockaddr[0]).split("%")[0]
+        if address not in found:
+            found.append(address)
+    return found
 
 
-def destination_allowed(url: str) -> str | None:
-    """None when every address the host resolves to is public; else why not (private networks)."""
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError as error:
-        return f"cannot resolve {host}: {error}"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global:
-            return f"{host} resolves to a non-public address ({address}); QUEUE_APP_WEBHOOK_ALLOW_PRIVATE is off"
+def _non_public(text: str) -> bool:
+    address = ipaddress.ip_address(text)
+    if address.version == 6 and address.ipv4_mapped:  # ::ffff:127.0.0.1 reaches 127.0.0.1
+        address = address.ipv4_mapped
+    return (not address.is_global or address.is_private or address.is_loopback or address.is_link_local
+            or address.is_reserved or address.is_multicast or address.is_unspecified)
+
+
+def refusal(host: str, addresses: list[str]) -> str | None:
+    """None when every address is public; else why the destination is refused (one private answer is enough)."""
+    for text in addresses:
+        try:
+            blocked = _non_public(text)
+        except ValueError:
+            return f"{host} resolves to an address that is not an IP address ({text!r})"
+        if blocked:
+            return f"{host} resolves to a non-public address ({text}); QUEUE_APP_WEBHOOK_ALLOW_PRIVATE is off"
     return None
 
 
-def post(url: str, headers: dict, body: str, timeout: float = TIMEOUT_S) -> Outcome:
+def _connect_pinned(pinned: list[str], address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+    """Open the socket to one of the checked addresses (in order, the first that answers), whatever
+    the name in `address` resolves to now."""
+    _host, port = address
+    failure: OSError | None = None
+    for ip in pinned:
+        try:
+            sock = socket.create_connection((ip, port), timeout, source_address)
+        except OSError as error:
+            failure = error
+            continue
+        if ipaddress.ip_address(sock.getpeername()[0].split("%")[0]) != ipaddress.ip_address(ip):
+            sock.close()  # cannot happen when connecting to an IP literal; never send anywhere else
+            raise OSError(f"connected to {sock.getpeername()[0]}, not the checked {ip}")
+        return sock
+    raise failure or OSError("no address to connect to")
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, pinned: list[str], timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self._create_connection = functools.partial(_connect_pinned, list(pinned))  # how connect() opens its socket
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to the pinned address; SNI and the certificate check use the host name (connect() wraps
+    the socket with server_hostname=self.host)."""
+
+    def __init__(self, host: str, port: int, pinned: list[str], timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._create_connection = functools.partial(_connect_pinned, list(pinned))
+
+
+class Refused(Exception):
+    """The destination may not be contacted (a non-public address): no retry."""
+
+
+def post(url: str, headers: dict, body: str, timeout: float = TIMEOUT_S, *, allow_private: bool = False,
+         resolver: Resolver = resolve) -> Outcome:
+    """One POST: resolve the host once, refuse it unless every answer is public (or private
+    destinations are allowed), connect to those very addresses. Redirects are not followed (a 3xx
+    is an answer); proxies from the environment are not used (they would resolve the name again)."""
     started = time.monotonic()
-    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
-    code, error = None, ""
+    code, error, refused = None, "", False
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = resolver(host, port)
+        except (OSError, UnicodeError, ValueError) as failure:
+            raise OSError(f"cannot resolve {host}: {failure}") from None
+        if not addresses:
+            raise OSError(f"cannot resolve {host}: no addresses")
+        reason = None if allow_private else refusal(host, addresses)
+        if reason:
+            raise Refused(reason)
+        kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+        connection = kind(host, port, addresses, timeout)
+        try:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            connection.request("POST", target, body=body.encode(), headers=headers)
+            response = connection.getresponse()
             code = response.status
-            response.read(1024)
-    except urllib.error.HTTPError as answer:
-        code = answer.code
-        error = answer.read(300).decode("utf-8", "replace").strip()
-        answer.close()
+            answer = response.read(1024 if 200 <= code < 300 else 300)
+            if not 200 <= code < 300:
+                error = answer.decode("utf-8", "replace").strip()
+        finally:
+            connection.close()
+    except Refused as reason:
+        refused, error = True, str(reason)
     except Exception as failure:  # connection refused, timeout, TLS: retried like an error status
         error = f"{type(failure).__name__}: {failure}"
-    return Outcome(code, error[:1000], int((time.monotonic() - started) * 1000))
+    return Outcome(code, error[:1000], int((time.monotonic() - started) * 1000), refused)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -446,8 +529,11 @@ def backoff(attempts: int) -> timedelta:
 
 
 def deliver_due(session: Session, *, now: datetime | None = None, batch: int = 50, allow_private: bool = True,
-                timeout: float = TIMEOUT_S) -> DeliveryReport:
-    """Deliver the due rows (at most `batch`). Safe to run from several threads or processes at once."""
+                timeout: float = TIMEOUT_S, resolver: Resolver = resolve) -> DeliveryReport:
+    """Deliver the due rows (at most `batch`). Safe to run from several threads or processes at once.
+
+    `allow_private=False` (the app's default, QUEUE_APP_WEBHOOK_ALLOW_PRIVATE) refuses a receiver
+    whose host has any non-public address; `resolver` replaces the system's DNS look-up (tests)."""
     report = DeliveryReport()
     now = now or utcnow()
     outbox.recover_stuck(session, WebhookDelivery, now, MAX_ATTEMPTS, "sender stopped while delivering (lease expired)")
@@ -472,17 +558,13 @@ def deliver_due(session: Session, *, now: datetime | None = None, batch: int = 5
             continue
         # Outside any transaction: a slow receiver must not hold a database lock.
         started = utcnow()
-        refused = None if allow_private else destination_allowed(row.url)
-        if refused:
-            outcome = Outcome(None, refused, 0)
-        else:
-            previous = row.previous_secret if row.previous_secret_until and started < row.previous_secret_until \
-                else None
-            outcome = post(row.url, headers_for(row.event_id, row.event_type, row.secret, row.body,
-                                                int(time.time()), previous), row.body, timeout)
+        previous = row.previous_secret if row.previous_secret_until and started < row.previous_secret_until else None
+        outcome = post(row.url, headers_for(row.event_id, row.event_type, row.secret, row.body, int(time.time()),
+                                            previous), row.body, timeout, allow_private=allow_private,
+                       resolver=resolver)
         attempts = row.attempts + 1
         ok = outcome.status_code is not None and 200 <= outcome.status_code < 300
-        final = not ok and (attempts >= MAX_ATTEMPTS or bool(refused))
+        final = not ok and (attempts >= MAX_ATTEMPTS or outcome.refused)
         error = outcome.error if not ok else ""
         if not ok and outcome.status_code is not None:
             error = f"HTTP {outcome.status_code}" + (f": {outcome.error}" if outcome.error else "")

@@ -96,14 +96,29 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        # SQLite: a batch migration that rebuilds a table other tables reference (DROP TABLE of the
+        # old copy) fails with foreign keys on, and the pragma is ignored inside a transaction. So
+        # they are off before the first transaction begins (such a migration runs
+        # PRAGMA foreign_key_check itself) and on again before the connection goes back to the pool.
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                connection.rollback()  # whatever is still open (each migration has committed)
+                raw = connection.connection.driver_connection
+                raw.execute("PRAGMA foreign_keys=ON")
+                if raw.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+                    connection.invalidate()  # never pool a connection without foreign keys
 
 
 if context.is_offline_mode():

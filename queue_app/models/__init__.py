@@ -3,7 +3,7 @@ from queue_app.models.appointment import APPOINTMENT_STATES, Appointment, Bookin
 from queue_app.models.base import Base, UTCDateTime, utcnow
 from queue_app.models.branch import WEEKDAYS, Branch
 from queue_app.models.counter import COUNTER_STATES, Counter, CounterService
-from queue_app.models.customer import SEGMENTS, AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
+from queue_app.models.customer import SEGMENTS, AuditEntry, ChurnAlert, ContactProof, Customer, CustomerStanding, Feedback
 from queue_app.models.kiosk import KioskDevice, KioskPairingCode
 from queue_app.models.notification import NOTIFICATION_STATES, Notification
 from queue_app.models.planning import ArrivalForecast, StaffingPlan
@@ -14,7 +14,7 @@ from queue_app.models.webhook import WEBHOOK_DELIVERY_STATES, WebhookAttempt, We
 
 __all__ = [
     "APPOINTMENT_STATES", "Appointment", "ArrivalForecast", "StaffingPlan", "BookingSlot", "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",
-    "AuditEntry", "ChurnAlert", "CustomerStanding", "Feedback", "SEGMENTS",
+    "AuditEntry", "ChurnAlert", "ContactProof", "CustomerStanding", "Feedback", "SEGMENTS",
     "KioskDevice", "KioskPairingCode", "NOTIFICATION_STATES", "Notification", "ROLES", "Service", "Staff", "TICKET_STATES", "Ticket", "TicketEvent",
     "TicketSequence", "UTCDateTime", "WEEKDAYS", "staff_branch", "utcnow",
     "WEBHOOK_DELIVERY_STATES", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",

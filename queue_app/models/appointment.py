@@ -18,6 +18,12 @@ class Appointment(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     language: Mapped[str] = mapped_column(String(16), default="en")
+    # The contacts typed on this booking (normalised): its messages go here, never to whatever
+    # the linked customer record holds, so typing someone's phone number redirects nothing.
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True, index=True)
+    # When the booker opened the proof link sent to that contact (domain/identity.py).
+    contact_proven_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
     local_date: Mapped[date] = mapped_column(Date)
@@ -26,8 +32,11 @@ class Appointment(Base):
     manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # Short code for the kiosk (typed or scanned); unguessable enough with rate limits.
     check_in_code: Mapped[str] = mapped_column(String(16), unique=True)
-    # A double tap with the same Idempotency-Key returns the same booking.
+    # A double tap with the same Idempotency-Key returns the same booking. A hash of the key and
+    # its caller (the staff member, or nobody), and of the request: the same key with another
+    # body is refused, never answered with this booking (domain/booking.py).
     idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True, nullable=True)
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The manage token, kept only so a replay of that key can answer with the same link (as
     # payment APIs replay their stored response); the no-show sweep clears it after a day.
     idempotency_token: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -34,6 +34,13 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc)
 
 
+# Table option for tables whose ids leave the database (API paths, audit entries, webhook payloads)
+# and whose rows are deleted: SQLite otherwise gives a new row the highest id + 1, so the id of a
+# deleted highest row (an erased customer) would go to the next one. PostgreSQL sequences never
+# reuse ids; the option means nothing there. Migration 0012 rebuilt the existing tables with it.
+NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

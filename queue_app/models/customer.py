@@ -11,25 +11,32 @@ from datetime import datetime
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base, UTCDateTime
+from queue_app.models.base import NEVER_REUSED_IDS, Base, UTCDateTime
 
 SEGMENTS = ("core", "at_risk_valuable", "loyal_regular", "occasional")
 
 
 class Customer(Base):
     __tablename__ = "customer"
+    __table_args__ = NEVER_REUSED_IDS  # an erased customer's id is never another person's
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
     email: Mapped[str | None] = mapped_column(String(254), unique=True, nullable=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     language: Mapped[str] = mapped_column(String(16), default="en")
+    # When the person proved control of the phone / e-mail (a proof link sent there); None means
+    # the value was typed by someone and is shown to staff as unverified (domain/identity.py).
+    phone_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Best tier over the customer's branches (CustomerStanding has the per-branch tier).
     tier: Mapped[str] = mapped_column(String(32), default="standard")
     strikes: Mapped[int] = mapped_column(Integer, default=0)
     last_visit_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Online booking is refused until then (too many no-shows); staff can lift it.
     booking_blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Staff lifted a pause then: missed visits before it no longer count (domain/booking.py).
+    strikes_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
@@ -86,7 +93,7 @@ class ChurnAlert(Base):
     """A customer a branch may be losing; one row per absence (customer, branch, last visit)."""
 
     __tablename__ = "churn_alert"
-    __table_args__ = (UniqueConstraint("branch_id", "customer_id", "last_visit_at"),)
+    __table_args__ = (UniqueConstraint("branch_id", "customer_id", "last_visit_at"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"), index=True)
@@ -121,3 +128,18 @@ class AuditEntry(Base):
     details: Mapped[dict] = mapped_column(JSON, default=dict)
 
     actor = relationship("Staff")
+
+
+class ContactProof(Base):
+    """A one-time link sent to a phone or e-mail typed on a booking; opening it proves control."""
+
+    __tablename__ = "contact_proof"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(8))  # "email" or "sms"
+    contact: Mapped[str] = mapped_column(String(254))  # normalised
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -49,6 +49,10 @@ class Ticket(Base):
     counter_id: Mapped[int | None] = mapped_column(ForeignKey("counter.id"), nullable=True, index=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), nullable=True)
+    # Contacts and language given with this ticket: its messages go here (see Appointment.phone).
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     kiosk_id: Mapped[int | None] = mapped_column(ForeignKey("kiosk_device.id"), nullable=True)
     # SHA-256 of the holder's tracking token (the QR link); the token is returned once.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base, UTCDateTime
+from queue_app.models.base import NEVER_REUSED_IDS, Base, UTCDateTime
 
 WEBHOOK_DELIVERY_STATES = ("pending", "sending", "delivered", "failed", "cancelled")
 
@@ -12,6 +12,7 @@ class WebhookEndpoint(Base):
     """A branch's receiver of signed event callbacks: URL, shared secret, the event types it wants."""
 
     __tablename__ = "webhook_endpoint"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"), index=True)
@@ -40,6 +41,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id"),
         Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -72,3 +72,18 @@ def current_principal() -> Principal:
     g.principal = principal
     return principal
 
+
+def caller_rate_key() -> str:
+    """Whom a per-caller rate limit counts: a kiosk device by its id (`kiosk:<id>`, the same key as
+    the kiosk page's), another bearer by the token's hash, else the client address. Never the
+    token itself: limiter keys sit in Redis."""
+    token = bearer_token()
+    if token is None:
+        return request.remote_addr or "unknown"
+    kiosk = current_principal().kiosk
+    return f"kiosk:{kiosk.id}" if kiosk is not None else "bearer:" + token_hash(token)[:32]
+
+
+def not_a_kiosk() -> bool:
+    """For `exempt_when`: the per-device limits apply to kiosk tokens only."""
+    return bearer_token() is None or current_principal().kiosk is None

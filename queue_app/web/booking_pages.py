@@ -10,17 +10,17 @@ honeypot field that bots fill and people never see, and the page's language for 
 `Cache-Control: no-store` and `Referrer-Policy: no-referrer`, so the token does not linger in
 caches or leak to other sites.
 """
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, make_response, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
 from queue_app import ics
-from queue_app.domain import booking
+from queue_app.domain import booking, identity
 from queue_app.domain.booking_rules import rules_for
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.errors import DomainError, NotFound
@@ -28,6 +28,7 @@ from queue_app.extensions import db, limiter
 from queue_app.models import Branch, Service, Ticket, utcnow
 from queue_app.web.api.booking import appointment_dict
 from queue_app.web.dates import current_language, local_when, page_calendar
+from queue_app.web.input_rules import InputRejected, parse_moment, text_problem
 from queue_app.web.qr import qr_svg
 from queue_app.web.screens import LANGUAGE_NAMES
 
@@ -70,6 +71,8 @@ def booking_messages(branch: Branch | None = None) -> dict:
         "naive_time": _("That time cannot be booked. Please pick one of the times shown."),
         "invalid_time": _("That time cannot be booked. Please pick one of the times shown."),
         "rejected": _("Sorry, this booking could not be accepted. Please call the branch."),
+        "idempotency_key_reused": _("This form was already sent with other details, and that booking may have "
+                                    "been made. Check your confirmation message, or reload the page to book again."),
         "csrf_failed": _("This page was open for a long time. Please try again."),
         "too_many_requests": _("Too many attempts in a short time. Please wait a minute and try again."),
         "failed": _("Sorry, that did not work. Please try again."),
@@ -106,6 +109,7 @@ def field_messages() -> dict:
         "phone": _("This does not look like a phone number."),
         "email": _("This does not look like an e-mail address."),
         "too_long": _("This is too long."),
+        "unstorable": _("This contains characters that cannot be saved."),
     }
 
 
@@ -179,6 +183,7 @@ def book(slug):
     values = {name: _text(body, name) for name in ("service", "start", "name", "phone", "email")}
     wrong = field_messages()
     fields = {name: wrong["too_long"] for name, limit in LIMITS.items() if len(values[name] or "") > limit}
+    fields.update({name: wrong["unstorable"] for name, value in values.items() if value and text_problem(value)})
     if not values["name"]:
         fields["name"] = wrong["name"]
     if not values["phone"] and not values["email"]:
@@ -186,9 +191,10 @@ def book(slug):
     if fields:
         return _json_error(422, "invalid_field", messages["invalid_field"], fields)
     try:
-        start = datetime.fromisoformat(values["start"] or "")
-    except ValueError:
-        return _json_error(422, "invalid_time", messages["invalid_time"])
+        start = parse_moment(values["start"] or "")  # the app's one rule: ISO 8601, offset, 2000-2100
+    except InputRejected as refused:
+        code = "naive_time" if refused.code == "naive_time" else "invalid_time"
+        return _json_error(422, code, messages[code])
     made = booking.book(
         db.session, slug, values["service"] or "", start, name=values["name"], phone=values["phone"],
         email=values["email"], language=current_language(), idempotency_key=f"{slug}:{key}" if key else None,
@@ -254,6 +260,15 @@ def manage(token):
     appointment = _appointment_or_none(token)
     if appointment is None:
         return _missing_booking()
+    if request.args.get("proof"):
+        # The link in the confirmation proves the contact it was sent to (domain/identity.py);
+        # then the proof token leaves the address bar (and logs, and Referer headers).
+        try:
+            proof = identity.prove(db.session, request.args["proof"], now=utcnow())
+            proven = "1" if proof.appointment_id == appointment.id else "0"
+        except DomainError:
+            proven = "0"
+        return redirect(url_for(".manage", token=token, proven=proven, lang=request.args.get("lang")))
     branch = appointment.branch
     rules = rules_for(branch)
     now = utcnow()
@@ -275,6 +290,8 @@ def manage(token):
 
 
 def _banner(appointment) -> str | None:
+    if request.args.get("proven") in ("0", "1"):
+        return "proven" if request.args["proven"] == "1" else "not_proven"
     if request.args.get("new") and appointment.status == "booked":
         return "new"
     if request.args.get("changed") and appointment.status == "booked":

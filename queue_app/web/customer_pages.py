@@ -15,6 +15,7 @@ from queue_app.domain import catalogue, customers, queueing
 from queue_app.domain.errors import DomainError, Forbidden, NotFound
 from queue_app.extensions import db, limiter
 from queue_app.models import SEGMENTS, Staff
+from queue_app.web.input_rules import InputRejected, clean_text, text_problem
 from queue_app.web.roles import role_required
 from queue_app.web.screens import LANGUAGE_NAMES
 
@@ -134,7 +135,8 @@ def record(customer_id):
     from zoneinfo import ZoneInfo
 
     return render_template(
-        "customers/record.html", customer=customer, standings=card["standings"], entries=entries,
+        "customers/record.html", customer=customer, contacts=customers.contact_view(customer, current_user),
+        standings=card["standings"], entries=entries,
         branches={s.branch_id: db.session.get(customers.Branch, s.branch_id) for s in card["standings"]},
         local=lambda m, zone: _local(m, ZoneInfo(zone)), segment_labels=SEGMENT_LABELS, kind_labels=KIND_LABELS,
         manager=current_user.has_role("manager"),
@@ -173,6 +175,8 @@ def erase(customer_id):
 def audit_log():
     from queue_app.web.api.customers import audit_entries
 
+    if text_problem(request.args.get("target_type") or ""):
+        abort(400)
     return render_template("manage/audit.html", entries=audit_entries(
         request.args.get("target_type") or None, request.args.get("target_id", type=int), 300))
 
@@ -187,8 +191,11 @@ def _feedback_page(ticket, action_url: str, channel: str):
             rating = int(request.form.get("rating", ""))
             nps_text = request.form.get("nps", "")
             nps = int(nps_text) if nps_text != "" else None
-            customers.submit_feedback(db.session, ticket.id, rating, nps, request.form.get("comment", ""),
-                                      channel=channel)
+            comment = clean_text(request.form.get("comment", ""), trim=False)
+            customers.submit_feedback(db.session, ticket.id, rating, nps, comment, channel=channel)
+        except InputRejected:
+            flash(_("This contains characters that cannot be saved."), "error")
+            status = 400
         except (ValueError, DomainError):
             flash(_("Choose a rating from 1 to 5."), "error")
             status = 400  # a refused form, as on every other page

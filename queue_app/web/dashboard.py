@@ -21,6 +21,7 @@ from queue_app.domain import numbering, planning, planning_settings, reports, wh
 from queue_app.domain.errors import DomainError, NotFound
 from queue_app.extensions import db, limiter
 from queue_app.models import utcnow
+from queue_app.web.input_rules import InputRejected, parse_moment
 from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("dashboard", __name__, url_prefix="/manage/branches/<slug>")
@@ -191,10 +192,8 @@ def override(slug):
     day = form.get("day")
     target = url_for(".page", slug=slug, day=day) + "#plan"
     try:
-        starts_at = datetime.fromisoformat(form.get("starts_at", ""))
-        if starts_at.tzinfo is None:
-            raise ValueError
-    except ValueError:
+        starts_at = parse_moment(form.get("starts_at", ""))  # with its offset, 2000-2100
+    except InputRejected:
         flash(_("That interval is not in the plan."), "error")
         return redirect(target)
     values = {}

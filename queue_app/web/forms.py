@@ -7,16 +7,17 @@ from wtforms import (
     BooleanField, EmailField, IntegerField, PasswordField, SelectChoice, SelectField, SelectMultipleField,
     StringField, SubmitField, TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from queue_app.domain.catalogue import MIN_PASSWORD
 from queue_app.models import WEEKDAYS
+from queue_app.web.input_rules import StrictText
 
 
 class LoginForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), StrictText(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), StrictText(max=1024)])
     submit = SubmitField(_l("Sign in"))
 
 
@@ -114,8 +115,8 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class BranchForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)], filters=[strip_spaces])
-    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)], filters=[strip_spaces],
+    name = StringField(_l("Name"), validators=[DataRequired(), StrictText(max=200)], filters=[strip_spaces])
+    timezone = StringField(_l("Time zone"), validators=[DataRequired(), StrictText(max=64)], filters=[strip_spaces],
                            description=_l("IANA name, e.g. Asia/Taipei or Europe/Berlin."))
     opening_hours = OpeningHoursField(
         _l("Opening hours"), default=dict, render_kw={"rows": 7},
@@ -132,14 +133,15 @@ class BranchForm(FlaskForm):
 
 
 class NewBranchForm(BranchForm):
-    slug = StringField(_l("Slug"), validators=[DataRequired(), Length(max=63)], filters=[strip_spaces],
+    slug = StringField(_l("Slug"), validators=[DataRequired(), StrictText(max=63)], filters=[strip_spaces],
                        description=_l("Used in links: lower-case letters, digits and dashes, e.g. taipei-main."))
 
 
 class ServiceForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)], filters=[strip_spaces])
+    name = StringField(_l("Name"), validators=[DataRequired(), StrictText(max=200)], filters=[strip_spaces])
     expected_minutes = IntegerField(_l("Expected minutes per customer"), default=10, validators=[InputRequired()])
-    checklist = TextAreaField(_l("Checklist"), filters=[_clean_lines], render_kw={"rows": 4},
+    checklist = TextAreaField(_l("Checklist"), validators=[StrictText(max=5000)], filters=[_clean_lines],
+                              render_kw={"rows": 4},
                               description=_l("One item per line; staff see it when they call the ticket."))
     submit = SubmitField(_l("Save"))
 
@@ -149,7 +151,7 @@ class ServiceForm(FlaskForm):
 
 
 class NewServiceForm(ServiceForm):
-    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=2)], filters=[strip_spaces],
+    code = StringField(_l("Code"), validators=[DataRequired(), StrictText(max=2)], filters=[strip_spaces],
                        description=_l("One or two letters, the ticket prefix (A gives A001)."))
     submit = SubmitField(_l("Add service"))
 
@@ -173,7 +175,7 @@ class CounterForm(FlaskForm):
 
 
 class NewCounterForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)], filters=[strip_spaces])
+    name = StringField(_l("Name"), validators=[DataRequired(), StrictText(max=64)], filters=[strip_spaces])
     services = MultiCheckboxField(_l("Services"))
     submit = SubmitField(_l("Add counter"))
 
@@ -181,21 +183,21 @@ class NewCounterForm(FlaskForm):
 class StaffForm(FlaskForm):
     """A new staff account; `branches.choices` is set by the view (all branches)."""
 
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)], filters=[strip_spaces])
-    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[strip_spaces])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), StrictText(max=254)], filters=[strip_spaces])
+    name = StringField(_l("Name"), validators=[StrictText(max=200)], filters=[strip_spaces])
     role = SelectField(_l("Role"), choices=choices(ROLE_LABELS))
     branches = SelectMultipleField(_l("Branches"))
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)],
+    password = PasswordField(_l("Password"), validators=[DataRequired(), StrictText(max=1024)],
                              description=_l("At least %(count)d characters.", count=MIN_PASSWORD))
     submit = SubmitField(_l("Add staff"))
 
 
 class StaffEditForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[strip_spaces])
+    name = StringField(_l("Name"), validators=[StrictText(max=200)], filters=[strip_spaces])
     role = SelectField(_l("Role"), choices=choices(ROLE_LABELS))
     branches = SelectMultipleField(_l("Branches"))
     active = BooleanField(_l("Active (may sign in)"))
-    password = PasswordField(_l("New password"), validators=[Optional(), Length(max=1024)],
+    password = PasswordField(_l("New password"), validators=[Optional(), StrictText(max=1024)],
                              description=_l("Leave empty to keep the current password."))
     submit = SubmitField(_l("Save"))
 

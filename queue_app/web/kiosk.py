@@ -28,6 +28,7 @@ from queue_app.extensions import db, limiter
 from queue_app.models import Appointment, Branch, KioskDevice, Service, Ticket
 from queue_app.security import token_hash
 from queue_app.web.dates import issued_text, local_clock, long_date
+from queue_app.web.input_rules import text_problem
 from queue_app.web.kiosk_print import bridge_settings, print_payload
 from queue_app.web.qr import qr_svg, tracking_url
 from queue_app.web.screens import LANGUAGE_NAMES, branch_locale, requested_locale
@@ -143,9 +144,9 @@ def issue(slug):
     if device is None:
         return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("service"), str):
+    if not isinstance(body, dict) or not isinstance(body.get("service"), str) or text_problem(body["service"]):
         return _json_error(400, "malformed_json", 'Send JSON {"service": CODE}.')
-    issued = queueing.issue_ticket(db.session, slug, body["service"], kiosk_id=device.id)
+    issued = queueing.issue_ticket(db.session, slug, body["service"], kiosk_id=device.id, issued_by="kiosk")
     status = lobby.ticket_status(db.session, issued.ticket, found=issued.estimates)
     link = tracking_url(issued.token)
     return jsonify({
@@ -171,7 +172,8 @@ def check_in(slug):
     if device is None:
         return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("code"), str) or len(body["code"]) > 40:
+    if (not isinstance(body, dict) or not isinstance(body.get("code"), str) or len(body["code"]) > 40
+            or text_problem(body["code"])):
         return _json_error(400, "malformed_json", 'Send JSON {"code": CODE}.')
     try:
         done = booking.check_in(db.session, slug, body["code"], kiosk_id=device.id)

@@ -12,12 +12,13 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired
 
 from queue_app.domain import kiosks
 from queue_app.domain.errors import DomainError
 from queue_app.extensions import db
 from queue_app.models import Branch, KioskDevice
+from queue_app.web.input_rules import StrictText
 from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage_kiosks", __name__, url_prefix="/manage")
@@ -31,7 +32,7 @@ STATUS_LABELS = {"online": _l("Online"), "offline": _l("Not responding"), "never
 
 
 class PairingCodeForm(FlaskForm):
-    name = StringField(_l("Device name"), validators=[DataRequired(), Length(max=100)],
+    name = StringField(_l("Device name"), validators=[DataRequired(), StrictText(max=100)],
                        description=_l("Where the kiosk stands, e.g. “Lobby left”."),
                        filters=[lambda v: v.strip() if isinstance(v, str) else v])
     submit = SubmitField(_l("Create pairing code"))

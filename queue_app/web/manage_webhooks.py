@@ -10,13 +10,14 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired
 
 from queue_app.domain import webhooks
 from queue_app.domain.errors import DomainError
 from queue_app.extensions import db
 from queue_app.models import Branch, WebhookDelivery, WebhookEndpoint, utcnow
 from queue_app.web.forms import MultiCheckboxField, choices, strip_spaces
+from queue_app.web.input_rules import StrictText
 from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage_webhooks", __name__, url_prefix="/manage")
@@ -37,9 +38,9 @@ STATUS_LABELS = {"pending": _l("Waiting to be sent"), "sending": _l("Sending"), 
 
 
 class EndpointForm(FlaskForm):
-    url = StringField(_l("Receiver URL"), validators=[DataRequired(), Length(max=500)], filters=[strip_spaces],
+    url = StringField(_l("Receiver URL"), validators=[DataRequired(), StrictText(max=500)], filters=[strip_spaces],
                       description=_l("An https:// address of your system that accepts POST requests."))
-    description = StringField(_l("Description"), validators=[Length(max=200)], filters=[strip_spaces])
+    description = StringField(_l("Description"), validators=[StrictText(max=200)], filters=[strip_spaces])
     event_types = MultiCheckboxField(_l("Events to send"), choices=choices(EVENT_LABELS),
                                      validators=[DataRequired()])
     active = BooleanField(_l("Send events"), default=True)

@@ -1,5 +1,6 @@
-"""Security headers on every response: no inline scripts, no sniffing, no framing but the display."""
-from flask import request
+"""Security headers on every response: no inline scripts, no sniffing, no framing but the display;
+HSTS in production."""
+from flask import current_app, request
 
 # Pages keep their JavaScript in /static/js and pass data in JSON blocks, so scripts can be
 # limited to this origin. Inline style attributes stay allowed (harmless, and templates use a few).
@@ -18,12 +19,16 @@ DOCS_POLICY = (
 
 # The kiosk page posts tickets to its device's print bridge on loopback (`queue-kiosk run`).
 KIOSK_BRIDGE_SOURCES = "http://127.0.0.1:*"
+# Production only: browsers then use HTTPS for this host for a year (they ignore it over plain HTTP).
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def _add_headers(response):
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if current_app.config.get("QUEUE_APP_ENV") == "production":
+        headers.setdefault("Strict-Transport-Security", HSTS)
     if request.path.startswith("/api/v1/docs"):
         headers.setdefault("Content-Security-Policy", DOCS_POLICY)
         headers.setdefault("X-Frame-Options", "DENY")

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 
-from queue_app.domain import booking, catalogue, lobby, numbering
+from queue_app.domain import booking, catalogue, customers, lobby, numbering
 from queue_app.domain.booking_rules import rules_for
 from queue_app.extensions import db, limiter
 from queue_app.models import Appointment, Ticket, utcnow
@@ -14,7 +14,8 @@ from queue_app.web.api.schemas import (
     AppointmentRequest, AppointmentSchema, AvailabilityQuery, AvailabilitySchema, BookedSchema, CheckedInSchema,
     CheckInRequest, CustomerBlockSchema, DayQuery, RescheduleRequest, StaffAppointmentSchema,
 )
-from queue_app.web.auth import bearer_token, current_principal
+from queue_app.web.auth import bearer_token, caller_rate_key, current_principal
+from queue_app.web.input_rules import InputRejected, parse_moment
 
 blp = Blueprint("api_booking", __name__, description="Online booking and kiosk check-in")
 BEARER = [{"bearer": []}]
@@ -25,18 +26,17 @@ def _limit(name: str):
 
 
 def _caller_key() -> str:
-    # Per device for kiosks (one kiosk, many people), per address otherwise.
-    return bearer_token() or request.remote_addr or "unknown"
+    # Per device for kiosks (one kiosk, many people), per address otherwise; never the raw token.
+    return caller_rate_key()
 
 
 def parse_time(value: str, field: str = "start") -> datetime:
+    """An aware time by the app's one rule (input_rules.parse_moment): refused as 422 naive_time
+    without an offset, else invalid_time (not ISO 8601, a day outside 2000-2100, an odd offset)."""
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        abort(422, "invalid_time", f"{field}: not an ISO 8601 time, e.g. 2026-12-01T10:30:00+08:00.")
-    if moment.tzinfo is None:
-        abort(422, "naive_time", f"{field}: give the time with its offset, e.g. 2026-12-01T10:30:00+08:00.")
-    return moment
+        return parse_moment(value)
+    except InputRejected as refused:
+        abort(422, "naive_time" if refused.code == "naive_time" else "invalid_time", f"{field}: {refused.message}")
 
 
 def appointment_dict(appointment: Appointment) -> dict:
@@ -85,7 +85,8 @@ def availability(query, slug):
 @blp.alt_response(200, schema=BookedSchema, description="A replay of the same Idempotency-Key: the same booking.")
 @blp.doc(security=[{}, {"bearer": []}], parameters=[{
     "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 100},
-    "description": "Send the same key again (a double tap, a retry) to get the same booking back."}])
+    "description": "Send the same key with the same body again (a double tap, a retry) to get the same booking "
+                   "back; the key with another body is refused (422 idempotency_key_reused). Keys are per caller."}])
 def create_appointment(body, slug):
     """Book a visit (anyone; staff may book on behalf of a customer, without the strike and limit checks)."""
     staff_id = None
@@ -159,13 +160,18 @@ def check_in(body, slug):
 def day_appointments(query, slug):
     """A day's bookings at the branch (staff of the branch), by start time."""
     branch = catalogue.get_branch(db.session, slug)
-    require_staff(branch_id=branch.id)
-    day = query.get("date") or numbering.local_day(utcnow(), branch.zone)
+    staff = require_staff(branch_id=branch.id)
+    today = numbering.local_day(utcnow(), branch.zone)
+    day = query.get("date") or today
+    # The customer-data policy: staff see today's customers, with masked phones; managers any day.
+    if day != today and not staff.has_role("manager"):
+        abort(403, "not_today", "Staff see today's bookings; other days need the manager role.")
+    full = staff.has_role("manager")
     rows = []
     for appointment in booking.appointments_of_day(db.session, branch, day):
-        customer = appointment.customer
         rows.append({**appointment_dict(appointment),
-                     "phone": customer.phone if customer else None, "email": customer.email if customer else None,
+                     "phone": appointment.phone if full else customers.mask_phone(appointment.phone),
+                     "email": appointment.email if full else None,
                      "ticket_label": db.session.get(Ticket, appointment.ticket_id).label
                      if appointment.ticket_id else None})
     return rows
@@ -176,6 +182,6 @@ def day_appointments(query, slug):
 @blp.doc(security=BEARER)
 def unblock_customer(customer_id):
     """Let a customer book online again after missed visits paused it (managers)."""
-    require_staff("manager")
-    customer = booking.lift_block(db.session, customer_id)
+    staff = require_staff("manager")
+    customer = booking.lift_block(db.session, customer_id, staff)
     return {"id": customer.id, "strikes": customer.strikes, "booking_blocked_until": None}

@@ -16,6 +16,7 @@ from queue_app.models import SEGMENTS, AuditEntry, Customer, Ticket
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff
 from queue_app.web.api.serialize import local_iso
+from queue_app.web.input_rules import Text, When
 
 blp = Blueprint("api_customers", __name__, description="Customer records, feedback, segments and churn")
 BEARER = [{"bearer": []}]
@@ -25,7 +26,12 @@ BEARER = [{"bearer": []}]
 
 class CustomerSearchQuery(Schema):
     # Needed; checked after the caller is known, so a stranger gets 401/403, not a field list.
-    q = fields.String(validate=validate.Length(min=2, max=100))
+    q = Text(min=2, max=100)
+
+
+class ContactsVerified(Schema):
+    phone = fields.Boolean(allow_none=True, metadata={"description": "proven by the customer; null: no phone"})
+    email = fields.Boolean(allow_none=True, metadata={"description": "proven by the customer; null: no e-mail"})
 
 
 class CustomerBrief(Schema):
@@ -33,6 +39,7 @@ class CustomerBrief(Schema):
     name = fields.String(required=True)
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
+    verified = fields.Nested(ContactsVerified)
     tier = fields.String(required=True)
     last_visit_at = fields.String(allow_none=True)
 
@@ -89,9 +96,9 @@ class TicketCustomerSchema(Schema):
 
 class AttachRequest(Schema):
     customer_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
-    phone = fields.String(validate=validate.Length(max=40))
-    email = fields.String(validate=validate.Length(max=254))
-    name = fields.String(validate=validate.Length(max=200))
+    phone = Text(max=40)
+    email = Text(max=254)
+    name = Text(max=200)
 
 
 class MergeRequest(Schema):
@@ -107,7 +114,7 @@ class ErasedSchema(Schema):
 class FeedbackRequest(Schema):
     rating = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
     nps = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=10))
-    comment = fields.String(validate=validate.Length(max=2000))
+    comment = Text(max=2000)
 
 
 class FeedbackAnswerSchema(Schema):
@@ -146,12 +153,12 @@ class FeedbackSummarySchema(Schema):
 
 
 class PeriodQuery(Schema):
-    from_ = fields.Date(data_key="from")
-    to = fields.Date()
+    from_ = When("date", data_key="from")
+    to = When("date")
 
 
 class SegmentsQuery(Schema):
-    segment = fields.String(validate=validate.OneOf(SEGMENTS))
+    segment = Text(validate=validate.OneOf(SEGMENTS))
 
 
 class SegmentRowSchema(StandingSchema):
@@ -173,7 +180,7 @@ class RecomputedSchema(Schema):
 
 
 class TierSchema(Schema):
-    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_-]{0,31}$"))
+    name = Text(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_-]{0,31}$"))
     min_value = fields.Float(validate=validate.Range(min=0, max=10_000))
     min_loyalty = fields.Float(validate=validate.Range(min=0, max=1))
 
@@ -190,7 +197,7 @@ class RulesSchema(Schema):
     churn_grace_days = fields.Integer(validate=validate.Range(min=0, max=365))
     tiers = fields.List(fields.Nested(TierSchema), validate=validate.Length(max=10))
     segment_priority = fields.Boolean()
-    segment_credits = fields.Dict(keys=fields.String(validate=validate.OneOf(SEGMENTS)),
+    segment_credits = fields.Dict(keys=Text(validate=validate.OneOf(SEGMENTS)),
                                   values=fields.Integer(validate=validate.Range(min=0, max=10)))
 
 
@@ -207,7 +214,7 @@ class ChurnAlertSchema(Schema):
 
 
 class AuditQuery(Schema):
-    target_type = fields.String(validate=validate.Length(max=32))
+    target_type = Text(max=32)
     target_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
     limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
 
@@ -229,10 +236,10 @@ def _utc(moment):
     return moment.isoformat(timespec="seconds") if moment else None
 
 
-def brief(customer: Customer, full: bool = True) -> dict:
-    return {"id": customer.id, "name": customer.name, "phone": customer.phone if full else customers.mask_phone(customer.phone),
-            "email": customer.email if full else None, "tier": customer.tier,
-            "last_visit_at": _utc(customer.last_visit_at)}
+def brief(customer: Customer, staff) -> dict:
+    """A record's card as the caller may see it (customers.contact_view: staff get masked phones)."""
+    return {"id": customer.id, "name": customer.name, **customers.contact_view(customer, staff),
+            "tier": customer.tier, "last_visit_at": _utc(customer.last_visit_at)}
 
 
 def standing_dict(standing) -> dict:
@@ -290,7 +297,7 @@ def get_customer(customer_id):
     branch_ids = customers.visible_branches(db.session, staff, customer_id)
     customer = customers.get_customer(db.session, customer_id)
     record = customers.summary(db.session, customer, branch_ids)
-    result = {**brief(customer), "language": customer.language, "strikes": customer.strikes,
+    result = {**brief(customer, staff), "language": customer.language, "strikes": customer.strikes,
               "booking_blocked_until": _utc(customer.booking_blocked_until),
               "standings": [standing_dict(s) for s in record["standings"]],
               "recent": [history_dict(e) for e in customers.history(db.session, customer_id, branch_ids, limit=10)]}
@@ -341,7 +348,7 @@ def erase_customer(customer_id):
 def merge_customers(body, customer_id):
     """Fold record `other` into this one: every visit, booking and answer moves over."""
     staff = require_staff("manager")
-    return brief(customers.merge(db.session, customer_id, body["other"], staff))
+    return brief(customers.merge(db.session, customer_id, body["other"], staff), staff)
 
 
 @blp.route("/tickets/<int:ticket_id>/customer", methods=["GET"])
@@ -354,7 +361,7 @@ def ticket_customer(ticket_id):
     if found["customer"] is None:
         return found
     customers.record_view(db.session, found["customer"].id, staff, "counter")
-    return {"customer": brief(found["customer"]), "standing": standing_dict(found["standing"]) if found["standing"] else None,
+    return {"customer": brief(found["customer"], staff), "standing": standing_dict(found["standing"]) if found["standing"] else None,
             "recent": [history_dict(e) for e in found["recent"]]}
 
 
@@ -367,7 +374,7 @@ def attach_customer(body, ticket_id):
     staff = require_staff()
     customer = customers.attach_to_ticket(db.session, ticket_id, staff, customer_id=body.get("customer_id"),
                                           phone=body.get("phone"), email=body.get("email"), name=body.get("name", ""))
-    return brief(customer)
+    return brief(customer, staff)
 
 
 # --- feedback ------------------------------------------------------------------------------------
@@ -426,11 +433,12 @@ def feedback_summary(query, slug):
 def segments(query, slug):
     """Customers per segment and tier, and the most valuable customers (of a segment) (manager)."""
     branch = _branch(slug)
+    staff = require_staff("manager", branch_id=branch.id)
     overview = customers.segment_overview(db.session, branch)
     rows = customers.standings(db.session, branch, segment=query.get("segment"))
     return {"branch": branch.slug, "segments": overview["segments"], "tiers": overview["tiers"],
             "computed_at": local_iso(overview["computed_at"], branch.zone),
-            "customers": [{**standing_dict(s), "customer": brief(s.customer)} for s in rows]}
+            "customers": [{**standing_dict(s), "customer": brief(s.customer, staff)} for s in rows]}
 
 
 @blp.route("/branches/<string:slug>/segments/recompute", methods=["POST"])
@@ -466,11 +474,11 @@ def update_rules(body, slug):
     return _rules_dict(customers.update_rules(db.session, branch.slug, body))
 
 
-def alert_dict(alert, zone) -> dict:
+def alert_dict(alert, zone, staff) -> dict:
     from queue_app.models import Staff
 
     by = db.session.get(Staff, alert.contacted_by_id) if alert.contacted_by_id else None
-    return {"id": alert.id, "customer": brief(alert.customer), "reason": alert.reason, "segment": alert.segment,
+    return {"id": alert.id, "customer": brief(alert.customer, staff), "reason": alert.reason, "segment": alert.segment,
             "last_visit_at": local_iso(alert.last_visit_at, zone), "usual_interval_days": alert.usual_interval_days,
             "created_at": local_iso(alert.created_at, zone), "contacted_at": local_iso(alert.contacted_at, zone),
             "contacted_by": (by.name or by.email) if by else None}
@@ -482,7 +490,8 @@ def alert_dict(alert, zone) -> dict:
 def churn(slug):
     """Customers the branch may be losing: usual interval exceeded, or valued and unseen (manager)."""
     branch = _branch(slug)
-    return [alert_dict(a, branch.zone) for a in customers.churn_list(db.session, branch)]
+    staff = require_staff("manager", branch_id=branch.id)
+    return [alert_dict(a, branch.zone, staff) for a in customers.churn_list(db.session, branch)]
 
 
 @blp.route("/churn-alerts/<int:alert_id>/contacted", methods=["POST"])
@@ -494,7 +503,7 @@ def contacted(alert_id):
     alert = customers.mark_contacted(db.session, alert_id, staff)
     from queue_app.models import Branch
 
-    return alert_dict(alert, db.session.get(Branch, alert.branch_id).zone)
+    return alert_dict(alert, db.session.get(Branch, alert.branch_id).zone, staff)
 
 
 # --- audit ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from queue_app.domain import kiosks
 from queue_app.extensions import db, limiter
 from queue_app.web.api.access import require_kiosk
+from queue_app.web.input_rules import Text
 from queue_app.web.screens import branch_locale
 
 blp = Blueprint("api_kiosks", __name__, description="Kiosk devices: pairing and heartbeats")
@@ -15,7 +16,7 @@ BEARER = [{"bearer": []}]
 
 
 class PairRequest(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    code = Text(required=True, min=1, max=40)
 
 
 class KioskTextsSchema(Schema):
@@ -37,8 +38,8 @@ class PairedSchema(Schema):
 
 
 class PrinterStateSchema(Schema):
-    state = fields.String(required=True, validate=validate.OneOf(kiosks.PRINTER_STATES))
-    detail = fields.String(validate=validate.Length(max=200), load_default="")
+    state = Text(required=True, validate=validate.OneOf(kiosks.PRINTER_STATES))
+    detail = Text(max=200, load_default="")
 
 
 class HeartbeatRequest(Schema):

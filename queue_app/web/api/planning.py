@@ -12,13 +12,14 @@ from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff
 from queue_app.web.api.schemas import StrictSchema
 from queue_app.web.api.serialize import local_iso
+from queue_app.web.input_rules import When
 
 blp = Blueprint("api_planning", __name__, description="Arrival forecast and staffing plan")
 BEARER = [{"bearer": []}]
 
 
 class PlanDayQuery(StrictSchema):
-    date = fields.Date(metadata={"description": "Branch local date; default today."})
+    date = When("date", metadata={"description": "Branch local date; default today."})
 
 
 class ForecastOfService(Schema):
@@ -61,7 +62,7 @@ class StaffingDay(Schema):
 
 
 class StaffingOverrideRequest(StrictSchema):
-    start = fields.AwareDateTime(required=True, metadata={"description": "The interval's start, with its offset."})
+    start = When("datetime", required=True, metadata={"description": "The interval's start, with its offset."})
     counters = fields.Integer(validate=validate.Range(min=0, max=500), allow_none=True)
     booking_slots = fields.Integer(validate=validate.Range(min=0, max=500), allow_none=True)
     clear = fields.Boolean(load_default=False, metadata={"description": "Drop both overrides of the interval."})

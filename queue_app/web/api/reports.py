@@ -7,15 +7,16 @@ from queue_app.extensions import db
 from queue_app.models import utcnow
 from queue_app.web.api.access import require_staff
 from queue_app.web.api.schemas import StrictSchema
+from queue_app.web.input_rules import When
 
 blp = Blueprint("api_reports", __name__, description="Branch statistics")
 BEARER = [{"bearer": []}]
 
 
 class StatsQuery(StrictSchema):
-    from_ = fields.Date(data_key="from",
-                        metadata={"description": "First branch-local day; default 6 days before `to`."})
-    to = fields.Date(metadata={"description": "Last branch-local day (inclusive); default today. At most 92 days."})
+    from_ = When("date", data_key="from",
+                 metadata={"description": "First branch-local day; default 6 days before `to`."})
+    to = When("date", metadata={"description": "Last branch-local day (inclusive); default today. At most 92 days."})
 
 
 class Figures(Schema):

@@ -3,15 +3,19 @@ from marshmallow import Schema, fields, validate
 
 from queue_app.domain.queueing import PRIORITY_CREDITS
 from queue_app.models import COUNTER_STATES, ROLES
+from queue_app.web.input_rules import Text, When
 
 
 class StrictSchema(Schema):
-    """Unknown fields are an error (marshmallow's default), so a typo does not pass silently."""
+    """Unknown fields are an error (marshmallow's default), so a typo does not pass silently.
+
+    Request fields are `Text` and `When` (queue_app/web/input_rules.py): no NUL or lone surrogate,
+    bounded lengths, days from 2000 to 2100."""
 
 
 class TokenRequest(StrictSchema):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    email = Text(required=True, min=1, max=254)
+    password = Text(required=True, min=1, max=1024, trim=False)
 
 
 class TokenResponse(Schema):
@@ -35,21 +39,21 @@ class BranchSchema(Schema):
 
 
 class BranchUpdate(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    timezone = fields.String(validate=validate.Length(min=1, max=64))
-    language = fields.String(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]))
-    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"))
-    opening_hours = fields.Dict(keys=fields.String(), values=fields.Raw())
-    closed_dates = fields.List(fields.String())
+    name = Text(min=1, max=200)
+    timezone = Text(min=1, max=64)
+    language = Text(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]))
+    country = Text(validate=validate.Regexp(r"^[A-Z]{2}$"))
+    opening_hours = fields.Dict(keys=Text(max=16), values=fields.Raw())
+    closed_dates = fields.List(When("date"))
     allow_remote_tickets = fields.Boolean()
     postpone_places = fields.Integer(validate=validate.Range(min=1, max=50))
-    booking_rules = fields.Dict(keys=fields.String(), values=fields.Integer())
+    booking_rules = fields.Dict(keys=Text(max=64), values=fields.Integer())
 
 
 class BranchCreate(BranchUpdate):
-    slug = fields.String(required=True, validate=validate.Length(min=1, max=63))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    timezone = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    slug = Text(required=True, min=1, max=63)
+    name = Text(required=True, min=1, max=200)
+    timezone = Text(required=True, min=1, max=64)
 
 
 class ServiceSchema(Schema):
@@ -64,17 +68,17 @@ class ServiceSchema(Schema):
 
 
 class ServiceUpdate(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = Text(min=1, max=200)
     expected_minutes = fields.Integer(validate=validate.Range(min=1, max=480))
     walk_in_enabled = fields.Boolean()
     booking_enabled = fields.Boolean()
-    checklist = fields.String(validate=validate.Length(max=5000))
+    checklist = Text(max=5000)
     active = fields.Boolean()
 
 
 class ServiceCreate(ServiceUpdate):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{1,2}$"))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    code = Text(required=True, validate=validate.Regexp(r"^[A-Za-z]{1,2}$"))
+    name = Text(required=True, min=1, max=200)
 
 
 class CounterSchema(Schema):
@@ -85,15 +89,15 @@ class CounterSchema(Schema):
 
 
 class CounterCreate(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    services = fields.List(fields.String(validate=validate.Length(min=1, max=4)), load_default=list)
-    state = fields.String(validate=validate.OneOf(COUNTER_STATES), load_default="closed")
+    name = Text(required=True, min=1, max=64)
+    services = fields.List(Text(min=1, max=4), load_default=list)
+    state = Text(validate=validate.OneOf(COUNTER_STATES), load_default="closed")
 
 
 class CounterUpdate(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=64))
-    services = fields.List(fields.String(validate=validate.Length(min=1, max=4)))
-    state = fields.String(validate=validate.OneOf(COUNTER_STATES))
+    name = Text(min=1, max=64)
+    services = fields.List(Text(min=1, max=4))
+    state = Text(validate=validate.OneOf(COUNTER_STATES))
 
 
 class StaffSchema(Schema):
@@ -106,18 +110,18 @@ class StaffSchema(Schema):
 
 
 class StaffCreate(StrictSchema):
-    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
-    password = fields.String(required=True, validate=validate.Length(min=10, max=1024))
-    role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    branches = fields.List(fields.String(), load_default=list)
-    name = fields.String(validate=validate.Length(max=200), load_default="")
+    email = Text(required=True, min=3, max=254)
+    password = Text(required=True, min=10, max=1024, trim=False)
+    role = Text(required=True, validate=validate.OneOf(ROLES))
+    branches = fields.List(Text(max=63), load_default=list)
+    name = Text(max=200, load_default="")
 
 
 class StaffUpdate(StrictSchema):
-    password = fields.String(validate=validate.Length(min=10, max=1024))
-    role = fields.String(validate=validate.OneOf(ROLES))
-    branches = fields.List(fields.String())
-    name = fields.String(validate=validate.Length(max=200))
+    password = Text(min=10, max=1024, trim=False)
+    role = Text(validate=validate.OneOf(ROLES))
+    branches = fields.List(Text(max=63))
+    name = Text(max=200)
     active = fields.Boolean()
 
 
@@ -133,11 +137,11 @@ class EstimateSchema(Schema):
 
 
 class TicketRequest(StrictSchema):
-    service = fields.String(required=True, validate=validate.Length(min=1, max=4))
-    phone = fields.String(validate=validate.Length(max=32))
-    email = fields.Email(validate=validate.Length(max=254))
-    priority = fields.String(validate=validate.OneOf(list(PRIORITY_CREDITS)), load_default="normal")
-    language = fields.String(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]), metadata={
+    service = Text(required=True, min=1, max=4)
+    phone = Text(max=32)
+    email = Text(max=254, email=True)
+    priority = Text(validate=validate.OneOf(list(PRIORITY_CREDITS)), load_default="normal")
+    language = Text(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]), metadata={
         "description": "With a phone or e-mail: the language of the customer's messages (default: the branch's)."})
 
 
@@ -192,7 +196,7 @@ class CounterDetailSchema(CounterSchema):
 
 
 class TransferRequest(StrictSchema):
-    service = fields.String(required=True, validate=validate.Length(min=1, max=4))
+    service = Text(required=True, min=1, max=4)
 
 
 class WaitingSchema(Schema):
@@ -217,9 +221,9 @@ class QueueSchema(Schema):
 
 
 class AvailabilityQuery(StrictSchema):
-    service = fields.String(required=True, validate=validate.Length(min=1, max=4))
+    service = Text(required=True, min=1, max=4)
     # "from" is a Python keyword: the field is named from_ and read from the "from" parameter.
-    from_ = fields.Date(data_key="from")
+    from_ = When("date", data_key="from")
     days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=62))
 
 
@@ -241,17 +245,23 @@ class AvailabilitySchema(Schema):
     days = fields.List(fields.Nested(DaySlotsSchema), required=True)
 
 
+# `start` stays text here: the view parses it (input_rules.parse_moment) so that its refusals keep
+# their own codes, invalid_time and naive_time, which the booking pages word for customers.
+START = {"description": "ISO 8601 with the offset, e.g. 2026-12-01T10:30:00+08:00; days 2000 to 2100.",
+         "format": "date-time"}
+
+
 class AppointmentRequest(StrictSchema):
-    service = fields.String(required=True, validate=validate.Length(min=1, max=4))
-    start = fields.String(required=True, validate=validate.Length(min=10, max=40))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    phone = fields.String(validate=validate.Length(max=32))
-    email = fields.Email(validate=validate.Length(max=254))
-    language = fields.String(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]), load_default="en")
+    service = Text(required=True, min=1, max=4)
+    start = Text(required=True, min=10, max=40, metadata=START)
+    name = Text(required=True, min=1, max=200)
+    phone = Text(max=32)
+    email = Text(max=254, email=True)
+    language = Text(validate=validate.OneOf(["en", "zh_Hant", "zh_Hans"]), load_default="en")
 
 
 class RescheduleRequest(StrictSchema):
-    start = fields.String(required=True, validate=validate.Length(min=10, max=40))
+    start = Text(required=True, min=10, max=40, metadata=START)
 
 
 class AppointmentSchema(Schema):
@@ -275,7 +285,7 @@ class BookedSchema(AppointmentSchema):
 
 
 class CheckInRequest(StrictSchema):
-    code = fields.String(required=True, validate=validate.Length(min=4, max=20))
+    code = Text(required=True, min=4, max=20)
 
 
 class CheckedInSchema(Schema):
@@ -292,7 +302,7 @@ class CheckedInSchema(Schema):
 
 
 class DayQuery(StrictSchema):
-    date = fields.Date()
+    date = When("date")
 
 
 class StaffAppointmentSchema(AppointmentSchema):

@@ -13,7 +13,7 @@ from queue_app.web.api.schemas import (
     CounterDetailSchema, IssuedTicketSchema, QueueSchema, StaffTicketSchema, TicketRequest, TrackedTicketSchema, TransferRequest,
 )
 from queue_app.web.api.serialize import counter_dict, staff_ticket_dict
-from queue_app.web.auth import bearer_token, current_principal
+from queue_app.web.auth import bearer_token, caller_rate_key, current_principal, not_a_kiosk
 
 blp = Blueprint("api_tickets", __name__, description="Walk-in tickets and counter actions")
 BEARER = [{"bearer": []}]
@@ -29,19 +29,24 @@ def _track_url(token: str) -> str:
 
 @blp.route("/branches/<string:slug>/tickets", methods=["POST"])
 @limiter.limit(_public_rate_limit, exempt_when=lambda: bearer_token() is not None)
+# A kiosk token: per device, as on the kiosk page (a device tapped or scripted in a loop).
+@limiter.limit(lambda: current_app.config["KIOSK_TICKET_RATE_LIMIT"], key_func=caller_rate_key,
+               exempt_when=not_a_kiosk)
 @blp.arguments(TicketRequest)
 @blp.response(201, IssuedTicketSchema)
 @blp.doc(security=BEARER + [{}])
 def issue_ticket(body, slug):
     """Take a walk-in ticket: a kiosk or staff token, or anonymous where the branch allows remote tickets."""
     branch = catalogue.get_branch(db.session, slug)
-    kiosk_id = None
+    kiosk_id, issued_by = None, "public"  # anonymous: "normal" only (queueing.ISSUERS)
     if bearer_token() is not None or current_principal().staff is not None:
         kiosk_id = getattr(require_staff_or_kiosk(branch.id).kiosk, "id", None)
+        issued_by = "staff" if kiosk_id is None else "kiosk"
     elif not branch.allow_remote_tickets:
         abort(401, "token_missing", "Tickets at this branch are issued by its kiosks.", {"WWW-Authenticate": "Bearer"})
     issued = queueing.issue_ticket(db.session, slug, body["service"], priority=body["priority"], kiosk_id=kiosk_id,
-                                   phone=body.get("phone"), email=body.get("email"), language=body.get("language"))
+                                   phone=body.get("phone"), email=body.get("email"), language=body.get("language"),
+                                   issued_by=issued_by)
     ticket = issued.ticket
     tracked = ticket_status(db.session, ticket, found=issued.estimates)
     return {

@@ -9,26 +9,27 @@ from queue_app.extensions import db
 from queue_app.models import WebhookDelivery, WebhookEndpoint
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff
+from queue_app.web.input_rules import Text
 
 blp = Blueprint("api_webhooks", __name__, description="Signed outbound webhooks and their delivery log")
 BEARER = [{"bearer": []}]
 
 
 class EndpointCreate(Schema):
-    url = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    event_types = fields.List(fields.String(validate=validate.OneOf(webhooks.EVENT_TYPES)), required=True,
+    url = Text(required=True, min=1, max=500)
+    event_types = fields.List(Text(validate=validate.OneOf(webhooks.EVENT_TYPES)), required=True,
                               validate=validate.Length(min=1))
-    description = fields.String(load_default="", validate=validate.Length(max=200))
+    description = Text(load_default="", max=200)
     active = fields.Boolean(load_default=True)
-    secret = fields.String(validate=validate.Length(min=16, max=100),
-                           metadata={"description": "Leave out to get a generated one (recommended)."})
+    secret = Text(min=16, max=100, trim=False,
+                  metadata={"description": "Leave out to get a generated one (recommended)."})
 
 
 class EndpointUpdate(Schema):
-    url = fields.String(validate=validate.Length(min=1, max=500))
-    event_types = fields.List(fields.String(validate=validate.OneOf(webhooks.EVENT_TYPES)),
+    url = Text(min=1, max=500)
+    event_types = fields.List(Text(validate=validate.OneOf(webhooks.EVENT_TYPES)),
                               validate=validate.Length(min=1))
-    description = fields.String(validate=validate.Length(max=200))
+    description = Text(max=200)
     active = fields.Boolean()
 
 
@@ -82,7 +83,7 @@ class DeliverySchema(Schema):
 
 
 class DeliveriesQuery(Schema):
-    status = fields.String(validate=validate.OneOf(("pending", "sending", "delivered", "failed", "cancelled")))
+    status = Text(validate=validate.OneOf(("pending", "sending", "delivered", "failed", "cancelled")))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
