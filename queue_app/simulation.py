@@ -368,6 +368,9 @@ class BranchSimulation:
         self.rows[ticket.id] = {
             "label": ticket.label, "service": ticket.prefix, "kind": kind,
             "issued_at": now.isoformat(timespec="seconds"),
+            # ISO 8601: the booked start for a booked visit (None for a walk-in), the call time.
+            "booked_start": ticket.effective_at.isoformat(timespec="seconds") if kind == "appointment" else None,
+            "called_at": None,
             "n_ahead": ahead_sharing_counters(self.session, ticket),
             "open_counters": estimates.open_counters_for(self.session, ticket.service_id),
             "estimate_minutes": ticket.estimate_minutes, "low_minutes": ticket.estimate_low,
@@ -420,6 +423,7 @@ class BranchSimulation:
         row = self.rows[ticket.id]
         wait = (now - self.issued_at[ticket.id]).total_seconds() / 60
         row["actual_wait_minutes"] = round(wait, 3)
+        row["called_at"] = now.isoformat(timespec="seconds")
         self.stats.served += 1
         self.stats.waits.append(wait)
         length = self.specs[ticket.prefix].draw(self.rng)

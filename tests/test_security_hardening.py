@@ -221,13 +221,18 @@ def test_tests_and_explicit_development_keep_development(app):
 def test_production_responses_carry_hsts_and_development_ones_do_not(app, client):
     assert "Strict-Transport-Security" not in client.get("/healthz").headers
     production = app_in_mode(app, "production")
-    for path in ("/healthz", "/login", "/api/v1/branches", "/display/demo"):
-        header = production.test_client().get(path).headers.get("Strict-Transport-Security", "")
-        assert header.startswith("max-age=") and int(header.split("=")[1].split(";")[0]) >= 15552000, path
+    try:
+        for path in ("/healthz", "/login", "/api/v1/branches", "/display/demo"):
+            header = production.test_client().get(path).headers.get("Strict-Transport-Security", "")
+            assert header.startswith("max-age=") and int(header.split("=")[1].split(";")[0]) >= 15552000, path
+    finally:
+        dispose(production)
 
 
 def test_a_secret_key_passed_in_the_config_is_not_ephemeral(app):
-    assert app_in_mode(app, "production", SECRET_KEY="from-config-" + "y" * 20).config["SESSION_COOKIE_SECURE"]
+    production = app_in_mode(app, "production", SECRET_KEY="from-config-" + "y" * 20)
+    dispose(production)
+    assert production.config["SESSION_COOKIE_SECURE"]
 
 
 # --- tokens never in access logs --------------------------------------------------------------------

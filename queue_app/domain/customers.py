@@ -611,15 +611,11 @@ def search(session: Session, staff: Staff, text: str, branch: Branch, *, limit: 
         conditions.append(func.lower(Customer.name).like(pattern))
     query = select(Customer).where(or_(*conditions)).order_by(Customer.name, Customer.id).limit(limit)
     if staff.role != "admin":
-        # The access policy: only customers this branch knows (staff: today), even for an exact phone.
-        own = [branch.id]
-        ticket_known = select(Ticket.id).where(Ticket.customer_id == Customer.id, Ticket.branch_id.in_(own))
+        # The access policy: only customers this branch knows, even for an exact phone. Staff get a
+        # card to attach at the counter (masked phone, no e-mail), not the record (today's only).
+        ticket_known = select(Ticket.id).where(Ticket.customer_id == Customer.id, Ticket.branch_id == branch.id)
         booking_known = select(Appointment.id).where(Appointment.customer_id == Customer.id,
-                                                     Appointment.branch_id.in_(own))
-        if not staff.has_role("manager"):
-            today = numbering.local_day(utcnow(), branch.zone)
-            ticket_known = ticket_known.where(Ticket.local_date == today)
-            booking_known = booking_known.where(Appointment.local_date == today)
+                                                     Appointment.branch_id == branch.id)
         query = query.where(or_(ticket_known.exists(), booking_known.exists()))
     full = staff.has_role("manager")
     return [{"id": c.id, "name": c.name, "phone": c.phone if full else mask_phone(c.phone),
@@ -638,9 +634,12 @@ def attach_to_ticket(session: Session, ticket_id: int, staff: Staff, *, customer
             raise NotFound("ticket_not_found", f"No ticket {ticket_id}.")
         require_branch(staff, ticket.branch, "staff")
         if customer_id is not None:
-            # By id only a record the caller may already see: ids are not a way to reach others.
-            visible_branches(session, staff, customer_id, now=now)
+            # By id only a customer this branch knows (as its search finds them): ids are not a
+            # way to reach another branch's customers.
             customer = get_customer(session, customer_id)
+            if staff.role != "admin" and not _known_at(session, customer_id, [ticket.branch_id], False, now):
+                raise Forbidden("other_branch", "This customer is not known at this branch; "
+                                                "attach by the phone or e-mail they give.")
         else:
             if not phone and not email:
                 raise Invalid("contact_required", "Give a customer, a phone number or an e-mail address.",

@@ -13,8 +13,10 @@ branch's current state with parameters learned from its own history:
 - counter shifts: a counter serves until its shift ends and starts at its next shift; counters
   whose shift ends at closing time finish the queue (everyone with a ticket is served);
 - skills: each counter takes the earliest ticket of the services it serves, as call_next does;
-- appointments booked earlier in the order and not yet checked in: they take their place when
-  they arrive, with the learned no-show rate and punctuality;
+- bookings, checked in or still to come (with the learned no-show rate and punctuality), in the
+  queue order of queue_order.py: a counter freeing at or after a booking's start (and its
+  arrival) calls it before any walk-in; a booking checked in early is called before its start
+  only when no waiting ticket is left for the counter;
 - people ahead who give up (a patience rate learned from tickets left while waiting).
 
 Every waiting ticket's call time comes out of the same replications, so one run serves the whole
@@ -35,7 +37,7 @@ import numpy as np
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from queue_app.domain import hours, numbering
+from queue_app.domain import hours, numbering, queue_order
 from queue_app.domain.booking_rules import rules_for
 from queue_app.models import Appointment, Branch, Counter, CounterService, Service, Ticket, TicketEvent, utcnow
 
@@ -236,6 +238,8 @@ class WaitingNow:
     id: int
     service_id: int
     sort_key: datetime
+    booked: bool = False  # a checked-in booking (queue_order.py)
+    start_at: datetime | None = None  # its booked start
 
 
 @dataclass
@@ -306,8 +310,10 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
                 state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
         states.append(state)
     waiting = [
-        WaitingNow(*row) for row in session.execute(
-            select(Ticket.id, Ticket.service_id, Ticket.sort_key)
+        WaitingNow(ticket_id, service_id, sort_key, queue_order.is_booked(priority),
+                   effective_at if queue_order.is_booked(priority) else None)
+        for ticket_id, service_id, sort_key, priority, effective_at in session.execute(
+            select(Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority, Ticket.effective_at)
             .where(Ticket.branch_id == branch.id, Ticket.local_date == today, Ticket.status == "waiting")
             .order_by(Ticket.sort_key, Ticket.id)
         )
@@ -315,12 +321,12 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
     rules = rules_for(branch)
     pending = []
     if waiting:
-        last_key = waiting[-1].sort_key
+        # Any booking of today still to come may be due before a waiting walk-in is called.
         for service_id, start_at in session.execute(
             select(Appointment.service_id, Appointment.start_at)
             .where(Appointment.branch_id == branch.id, Appointment.status == "booked",
-                   Appointment.start_at > now - timedelta(minutes=rules.check_in_late_minutes),
-                   Appointment.start_at < max(last_key, now))
+                   Appointment.local_date == today,
+                   Appointment.start_at > now - timedelta(minutes=rules.check_in_late_minutes))
             .order_by(Appointment.start_at)
         ):
             pending.append(PendingBooking(service_id, start_at, (now - start_at).total_seconds() / MINUTE,
@@ -362,12 +368,28 @@ class Replications:
     state: BranchNow
 
 
+@dataclass(eq=False)  # identity: the play removes placed bookings from its list
+class _Booked:
+    """A booking in the play: checked in (a column of the call matrix, arrival 0) or still to come."""
+
+    service_id: int
+    start_at: datetime
+    start: float  # booked start, minutes from now
+    arrival: np.ndarray  # per replication, minutes from now; inf: does not come
+    done: np.ndarray  # per replication: already placed (or never comes)
+    column: int | None = None
+
+
 class _Queue:
     """One vectorised run of all replications, ticket by ticket in call order.
 
-    Ticket order equals call order for counters with the same skills; with different skills a
-    counter takes the earliest ticket it can serve, which is what taking each ticket's earliest
-    free capable counter reproduces.
+    Walk-ins (and other classes but bookings) go in sort-key order, each to its earliest free
+    capable counter: ticket order equals call order for counters with the same skills; with
+    different skills a counter takes the earliest ticket it can serve, which is what taking each
+    ticket's earliest free capable counter reproduces. Bookings follow queue_order.py: before
+    each walk-in, every booking due (started and arrived) by the time that walk-in would be
+    called goes first, by start; bookings checked in early and not yet due when the walk-ins run
+    out are called as counters free up (the idle fallback).
     """
 
     def __init__(self, state: BranchNow, learned: Learned, rng: np.random.Generator, replications: int):
@@ -387,9 +409,22 @@ class _Queue:
         # Counters that can call at any time from their first window on need no window arithmetic.
         self.shifted = [i for i, c in enumerate(counters) if len(c.windows) > 1 or
                         (c.windows and math.isfinite(c.windows[-1][1]))]
-        self.pending = list(state.pending)
-        self.pending_arrival = [self._arrival(p) for p in self.pending]
-        self.pending_done = [np.zeros(replications, dtype=bool) for _ in self.pending]
+        self.call = np.full((replications, len(state.waiting)), math.inf)
+        booked = []
+        for column, ticket in enumerate(state.waiting):
+            if ticket.booked:
+                booked.append(_Booked(ticket.service_id, ticket.start_at, self._minutes(ticket.start_at),
+                                      np.zeros(replications), np.zeros(replications, dtype=bool), column))
+        for pending in state.pending:
+            arrival = self._arrival(pending)
+            booked.append(_Booked(pending.service_id, pending.start_at, self._minutes(pending.start_at),
+                                  arrival, ~np.isfinite(arrival)))
+        # Due bookings among themselves by start (checked-in ones first at equal starts).
+        self.bookings = [b for b in sorted(booked, key=lambda b: (b.start_at, b.column is None))
+                         if not b.done.all()]
+
+    def _minutes(self, moment: datetime) -> float:
+        return (moment - self.state.now).total_seconds() / MINUTE
 
     def capable_of(self, service_id: int) -> np.ndarray:
         if service_id not in self.capable:
@@ -443,32 +478,54 @@ class _Queue:
             if len(moved):
                 self.free[moved, index] = _into_windows(ends[moved], self.state.counters[index].windows)
 
-    def _admit_bookings(self, before: datetime, service_id: int) -> None:
-        """Bookings ordered before `before` that have arrived by the time the next ticket of
-        `service_id` would be called go first, as call_next would take them."""
+    def _share(self, one: int, other: int) -> bool:
+        """Whether some counter serves both services."""
+        return one == other or bool(set(self.capable_of(one).tolist()) & set(self.capable_of(other).tolist()))
+
+    def _place(self, booking: _Booked, due: np.ndarray, ready: np.ndarray) -> None:
+        free, counter = self._earliest(booking.service_id)
+        start = np.maximum(free, due)
+        self._occupy(counter, start, booking.service_id, ready & np.isfinite(start))
+        if booking.column is not None:
+            self.call[ready, booking.column] = start[ready]
+        booking.done |= ready
+        if booking.done.all():
+            self.bookings.remove(booking)
+
+    def _admit_bookings(self, service_id: int) -> None:
+        """Bookings due (booked start reached and arrived) by the time the next ticket of
+        `service_id` would be called go first, by start, as call_next would take them."""
         changed = True
-        while changed:
+        while changed and self.bookings:
             changed = False
             next_call = self._earliest(service_id)[0]
-            for index, booking in enumerate(self.pending):
-                if booking.start_at >= before:
-                    continue
-                ready = ~self.pending_done[index] & (self.pending_arrival[index] <= next_call)
-                if not ready.any():
-                    continue
-                free, counter = self._earliest(booking.service_id)
-                start = np.maximum(free, self.pending_arrival[index])
-                self._occupy(counter, start, booking.service_id, ready & np.isfinite(start))
-                self.pending_done[index] |= ready
-                changed = True
+            latest = float(next_call.max())
+            for booking in list(self.bookings):
+                if booking.start > latest:  # sorted by start: none later is due either
+                    break
+                if not self._share(service_id, booking.service_id):
+                    continue  # its counters take it when their own next ticket comes along
+                due = np.maximum(booking.arrival, booking.start)
+                ready = ~booking.done & (due <= next_call)
+                if ready.any():
+                    self._place(booking, due, ready)
+                    changed = True
+
+    def _idle_fallback(self) -> None:
+        """Checked-in bookings left when no walk-in waits: called as soon as a counter is free,
+        before their start if need be (a counter does not stand idle)."""
+        for booking in [b for b in self.bookings if b.column is not None]:
+            self._place(booking, booking.arrival, ~booking.done)
 
     def run(self) -> Replications:
         waiting = self.state.waiting
-        call = np.full((self.n, len(waiting)), math.inf)
+        call = self.call
         rate = self.learned.patience_rate
         for column, ticket in enumerate(waiting):
-            if self.pending:
-                self._admit_bookings(ticket.sort_key, ticket.service_id)
+            if ticket.booked:
+                continue  # placed by _admit_bookings or _idle_fallback
+            if self.bookings:
+                self._admit_bookings(ticket.service_id)
             start, counter = self._earliest(ticket.service_id)
             call[:, column] = start
             finite = np.isfinite(start)
@@ -477,12 +534,13 @@ class _Queue:
             else:
                 stays = np.ones(self.n, dtype=bool)
             self._occupy(counter, start, ticket.service_id, finite & stays)
+        self._idle_fallback()
         return Replications(call, self.free, self.state)
 
     def next_ticket(self, service_id: int) -> np.ndarray:
         """Call times of a ticket taken now for a service, behind everyone (the display's figure)."""
-        if self.pending:
-            self._admit_bookings(self.state.now, service_id)
+        if self.bookings:
+            self._admit_bookings(service_id)
         return self._earliest(service_id)[0]
 
 

@@ -4,7 +4,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import estimates, numbering
+from queue_app.domain import estimates, numbering, queue_order
 from queue_app.models import Branch, Counter, Service, Ticket, TicketEvent, utcnow
 
 
@@ -22,6 +22,9 @@ def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate) -> dict:
         "counter": ticket.counter.name if ticket.counter and ticket.status in ("called", "serving") else None,
         "postponed": ticket.postponed,
         "issued_at": ticket.issued_at.astimezone(ticket.branch.zone).isoformat(timespec="seconds"),
+        # A booked visit (served at its time, queue_order.py): its booked start, branch local.
+        "booked_start": ticket.effective_at.astimezone(ticket.branch.zone).isoformat(timespec="minutes")
+        if queue_order.is_booked(ticket.priority) else None,
     }
 
 

@@ -3,15 +3,18 @@
 Each public function is one write transaction and returns what changed; events are recorded in
 the same transaction and published after commit (events.py).
 
-Queue order. A counter calls, among the services it serves, the waiting ticket of the branch's
-current local day with the smallest sort key, ties broken by ticket id:
+Queue order (queue_order.py, the one place the rule lives). A counter calls, among the services
+it serves, the waiting ticket of the branch's current local day: a checked-in booking whose booked
+start has come first (by start); otherwise the smallest sort key, ties broken by ticket id:
 
     sort_key = effective_at - PRIORITY_CREDITS[priority]
 
+and a booking checked in before its start only when nothing else waits for the counter.
 `effective_at` is the issue time for a walk-in and the booked start for an appointment. A credit
 moves a ticket ahead of ordinary tickets issued less than that many minutes before it, never
-further. So no class starves: a ticket issued at t is called before every ticket issued at or after
-t + max(PRIORITY_CREDITS), whatever their class (equal keys go to the older ticket).
+further. So no walk-in class starves: a ticket issued at t is called before every ticket issued at
+or after t + max(PRIORITY_CREDITS), whatever their class (equal keys go to the older ticket), and
+due bookings are bounded by booking capacity.
 """
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from queue_app.domain import customers, estimates, events, identity, numbering
+from queue_app.domain import customers, estimates, events, identity, numbering, queue_order
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
@@ -107,6 +110,9 @@ def issue_ticket(
     if priority not in PRIORITY_CREDITS:
         raise Invalid("bad_priority", f"Unknown priority '{priority}'.",
                       {"priority": [f"One of: {', '.join(PRIORITY_CREDITS)}."]})
+    if queue_order.is_booked(priority):  # it would go before every walk-in at once
+        raise Invalid("priority_not_allowed", "Booked-visit tickets come from checking in a booking.",
+                      {"priority": ["Check in the booking instead."]})
     if priority != "normal" and issued_by == "public":
         raise Invalid("priority_not_allowed",
                       "Priority tickets are given by staff or at the branch's kiosk; ask there.",
@@ -223,7 +229,7 @@ def call_next(
                 waiting.local_date == today,
                 waiting.service_id.in_(served),
             )
-            .order_by(waiting.sort_key, waiting.id)
+            .order_by(*queue_order.claim_order(waiting, now))  # due bookings, line, early bookings
             .limit(1)
             .with_for_update(skip_locked=True)
             .scalar_subquery()

@@ -171,6 +171,8 @@ class TrackedTicketSchema(Schema):
     counter = fields.String(allow_none=True)
     postponed = fields.Boolean(required=True)
     issued_at = fields.String(required=True)
+    booked_start = fields.String(allow_none=True, metadata={
+        "description": "A booked visit's start (branch local time; it is served at its time); null for a walk-in."})
 
 
 class StaffTicketSchema(Schema):
