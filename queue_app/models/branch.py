@@ -39,6 +39,11 @@ class Branch(Base):
     # thresholds, named tiers, churn days, segment priority credit).
     customer_rules: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
 
+    # Shown where a booking can no longer be changed online.
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Languages the lobby display announces calls in, in turn; empty: the display's own language.
+    announcement_languages: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+
     services = relationship("Service", back_populates="branch", order_by="Service.code")
     counters = relationship("Counter", back_populates="branch", order_by="Counter.name")
 

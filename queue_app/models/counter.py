@@ -25,6 +25,8 @@ class Counter(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
+    # The name in other languages, like Service.names.
+    names: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     state: Mapped[str] = mapped_column(String(16), default="closed")
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     # Planned hours per weekday, like Branch.opening_hours; empty means the branch's hours.

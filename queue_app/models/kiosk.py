@@ -16,6 +16,8 @@ class KioskDevice(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The kiosk page's own pings; last_seen_at is the print bridge's heartbeat.
+    page_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     printer_state: Mapped[dict] = mapped_column(JSON, default=dict)
 
     branch = relationship("Branch")

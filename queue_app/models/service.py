@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from queue_app.models.base import Base
@@ -13,6 +13,8 @@ class Service(Base):
     # The ticket prefix: "A" gives A001, A002...
     code: Mapped[str] = mapped_column(String(4))
     name: Mapped[str] = mapped_column(String(200))
+    # The name in other languages, {"zh_Hant": ..., "zh_Hans": ...}; missing ones fall back to `name`.
+    names: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     expected_minutes: Mapped[int] = mapped_column(Integer, default=10)
     walk_in_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     booking_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
