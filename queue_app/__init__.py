@@ -91,6 +91,15 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    from queue_app.domain.catalogue import localized_name, pick_name
+
+    # {{ service|localized }}: a service's or counter's name in the page's language, else its `name`;
+    # {{ pick_name(status.service_name, status.service_names) }} the same over a read model's values.
+    app.jinja_env.filters["localized"] = lambda thing: localized_name(thing, get_locale())
+    app.jinja_env.globals["pick_name"] = lambda name, names: pick_name(name, names, get_locale())
+    from queue_app.web import customer_labels
+
+    customer_labels.init_app(app)  # segment_label() and tier_label() for pages
     from queue_app.web import estimate_text
 
     estimate_text.init_app(app)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from queue_app.domain import catalogue, queueing
 from queue_app.domain.errors import DomainError
 from queue_app.extensions import db, socketio
-from queue_app.models import WEEKDAYS, Branch
+from queue_app.models import Branch
 
 DEMO_PASSWORD = "demo-password"
 DEMO_BRANCH = "demo"
@@ -40,14 +40,19 @@ def seed_demo_data() -> str | None:
         session, DEMO_BRANCH, "Demo Branch", "Asia/Taipei", country="TW",
         opening_hours={d: weekday for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": [["09:00", "12:00"]]},
     )
+    # Names in the other shipped languages (the glossary's terms: queue_app/translations/glossary.json).
     catalogue.create_service(session, DEMO_BRANCH, "A", "Accounts and deposits", expected_minutes=6,
+                             names={"zh_Hant": "帳戶與存款", "zh_Hans": "账户与存款"},
                              checklist="Photo ID\nAccount number or bank book")
     catalogue.create_service(session, DEMO_BRANCH, "B", "Loans and mortgages", expected_minutes=20,
+                             names={"zh_Hant": "貸款與房貸", "zh_Hans": "贷款与房贷"},
                              checklist="Photo ID\nProof of income (last 3 months)\nProof of address")
     catalogue.create_service(session, DEMO_BRANCH, "C", "Cards and enquiries", expected_minutes=5,
+                             names={"zh_Hant": "信用卡與諮詢", "zh_Hans": "信用卡与咨询"},
                              checklist="Photo ID\nThe card, if replacing one")
-    for name, services in (("Counter 1", ["A", "C"]), ("Counter 2", ["A", "B"]), ("Counter 3", ["B", "C"])):
-        catalogue.create_counter(session, DEMO_BRANCH, name, services, state="open")
+    for n, services in ((1, ["A", "C"]), (2, ["A", "B"]), (3, ["B", "C"])):
+        catalogue.create_counter(session, DEMO_BRANCH, f"Counter {n}", services, state="open",
+                                 names={"zh_Hant": f"{n} 號櫃檯", "zh_Hans": f"{n} 号柜台"})
     catalogue.create_staff(session, "admin@demo.test", DEMO_PASSWORD, "admin", [DEMO_BRANCH], name="Ada Admin")
     catalogue.create_staff(session, "manager@demo.test", DEMO_PASSWORD, "manager", [DEMO_BRANCH], name="Max Manager")
     for n in (1, 2, 3):
@@ -173,25 +178,22 @@ def _demo_kiosk_token() -> str:
 
 def _seed_demo_history() -> None:
     """Weeks of simulated lobby history (once per database), then the forecast and plan from it."""
-    from queue_app.demo_history import has_history, seed_demo_history
+    from queue_app.demo_history import HISTORY_WEEKS, has_history, seed_demo_history
     from queue_app.domain import planning
     from queue_app.domain.numbering import local_day
     from queue_app.models import utcnow
 
     branch = catalogue.get_branch(db.session, DEMO_BRANCH)
     if not has_history(db.session, DEMO_BRANCH, local_day(utcnow(), branch.zone)):
-        bar = None
+        click.echo(f"Simulating the last {HISTORY_WEEKS} weeks of the demo lobby, day by day "
+                   "(once per database):")
 
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = click.progressbar(length=total, label="Simulating three weeks of lobby history", file=None)
-                bar.__enter__()
-            bar.update(1)
+        def progress(done: int, total: int, stats) -> None:
+            # Plain lines, so a log or a terminal without a TTY shows progress too.
+            click.echo(f"  {stats.day:%a %Y-%m-%d}  {stats.tickets:3d} tickets, {stats.abandoned:2d} gave up"
+                       f"   ({done}/{total})")
 
-        seed_demo_history(db.session, DEMO_BRANCH, progress=progress)
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        seed_demo_history(db.session, DEMO_BRANCH, weeks=HISTORY_WEEKS, progress=progress)
     planning.plan_branch(db.session, catalogue.get_branch(db.session, DEMO_BRANCH))
 
 
@@ -202,18 +204,18 @@ def _seed_demo_history() -> None:
 @click.option("--no-traffic", is_flag=True, help="Do not simulate arrivals and counters.")
 def demo(host, port, no_traffic):
     """Create and seed the database, start simulated lobby traffic, and serve."""
-    from queue_app import MIGRATIONS_DIR
-    from queue_app.demo_traffic import HUMAN_COUNTER, start_demo_traffic
-
-    from queue_app import jobs
+    from queue_app import MIGRATIONS_DIR, jobs
+    from queue_app.demo_traffic import (
+        HUMAN_COUNTER,
+        DemoTraffic,
+        open_around_the_clock,
+        start_demo_traffic,
+    )
 
     app = current_app._get_current_object()
     upgrade(directory=str(MIGRATIONS_DIR))
     if seed_demo_data() is not None:
-        # The demo branch never closes and takes bookings 10 minutes ahead, so booking, the
-        # reminder mail, kiosk check-in and the call can all be tried at any hour.
-        catalogue.update_branch(db.session, DEMO_BRANCH, opening_hours={d: [["00:00", "24:00"]] for d in WEEKDAYS},
-                                booking_rules={"min_notice_minutes": 10})
+        open_around_the_clock(db.session, DEMO_BRANCH)
     _seed_demo_history()
     # Weeks of customer history: segments, a churn list and feedback results (once per database).
     # After the simulated lobby history: its has_history() counts past tickets, and these
@@ -228,14 +230,20 @@ def demo(host, port, no_traffic):
     if not os.environ.get("QUEUE_APP_BASE_URL"):
         app.config["QUEUE_APP_BASE_URL"] = base  # tracking links and QR codes point here
     kiosk = _demo_kiosk_token()
+    traffic = DemoTraffic(DEMO_BRANCH)
+    if not no_traffic:
+        # People already waiting, then your ticket behind them: still waiting when the pages are up.
+        traffic.fill_queue(db.session)
     phone = queueing.issue_ticket(db.session, DEMO_BRANCH, "A")
     click.echo(f"""
 Queue app demo at {base}/
 
   Lobby display   {base}/display/{DEMO_BRANCH}
   Kiosk           {base}/kiosk/{DEMO_BRANCH}?device={kiosk}
-  Staff console   {base}/staff   ({HUMAN_COUNTER} is left for you; the others are simulated)
+  Staff console   {base}/staff   (all counters are simulated; {HUMAN_COUNTER} is yours once you work it there)
+  Booking page    {base}/b/{DEMO_BRANCH}
   Manage          {base}/manage/
+  Dashboard       {base}/manage/branches/{DEMO_BRANCH}/dashboard   (forecast, plan, waits)
   Customers       {base}/manage/branches/{DEMO_BRANCH}/customers   (segments, churn list, feedback)
   Your phone      {base}/t/{phone.token}   (ticket {phone.ticket.label})
   API docs        {base}/api/v1/docs
@@ -244,7 +252,7 @@ Queue app demo at {base}/
   Database: {db.engine.url.render_as_string(hide_password=True)}
 """)
     if not no_traffic:
-        start_demo_traffic(app, DEMO_BRANCH)
+        start_demo_traffic(app, traffic)
         click.echo("Simulated walk-ins and counters are running. Stop with Ctrl+C.")
     if jobs.start_background(app):
         click.echo("Timed jobs are running here; booking mail and SMS are printed below.")

@@ -4,9 +4,10 @@ Clients emit `join` with {"branch": slug} (displays, staff consoles) or {"ticket
 holder's phone) and get the current snapshot at once, so a reconnecting client is never stale.
 After each committed queue change the server pushes:
   queue   - branch summary (waiting per service, now serving per counter, recent calls) to the branch room
-  called  - {label, counter, service, recall, at} to the branch room, on every call and recall
+  called  - {label, counter, counter_names, service, recall, at} to the branch room, on every call and recall
   ticket  - the holder's status, position and estimate, to that ticket's room only
-Rooms carry numbers only; names and phone numbers never leave the server this way.
+Rooms carry numbers only; names and phone numbers never leave the server this way. Service and
+counter names come in every language (`names`); each page shows its own (live.js localName).
 
 Publishing runs on one background task fed by a queue: a burst of changes is coalesced into
 one snapshot per branch, and the REST request that made the change does not wait for it.
@@ -153,6 +154,7 @@ def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
             branch = session.get(Branch, change.branch_id)
             socketio.emit("called", {
                 "label": change.label, "counter": change.data.get("counter"),
+                "counter_names": change.data.get("counter_names") or {},
                 "service": change.data.get("service"), "recall": change.type == "recalled",
                 "at": change.at.astimezone(branch.zone).isoformat(timespec="seconds"),
             }, to=branch_room(change.branch_id), namespace=NAMESPACE)

@@ -23,14 +23,22 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import booking, catalogue, estimates, hours, queueing
+from queue_app.domain import (
+    booking,
+    catalogue,
+    estimates,
+    hours,
+    planning,
+    queue_order,
+    queueing,
+)
 from queue_app.domain.errors import Conflict
 from queue_app.domain.events import QUIET_KEY
 from queue_app.domain.transaction import write_transaction
-from queue_app.models import WEEKDAYS, Appointment, Counter, CounterService, Ticket
+from queue_app.models import WEEKDAYS, Appointment, Counter, Ticket
 from queue_app.security import new_token, token_hash
 
 BRANCH_SLUG = "sim"
@@ -97,6 +105,15 @@ class Scenario:
                 result.append(day)
             day += timedelta(days=1)
         return result
+
+    def days_before(self, days: int) -> list[date]:
+        """The `days` open days just before the start, oldest first."""
+        day, result = self.start_date, []
+        while len(result) < days:
+            day -= timedelta(days=1)
+            if not self.weekdays_only or day.weekday() < 5:
+                result.append(day)
+        return result[::-1]
 
     def mean_service_minutes(self) -> float:
         """Mean visit length over the walk-in mix (the naive rule's figure)."""
@@ -237,10 +254,15 @@ class DayStats:
 class BranchSimulation:
     def __init__(self, session: Session, scenario: Scenario, seed: int, report: Callable[[dict], None],
                  observer: Callable[["BranchSimulation", datetime, Ticket, dict], None] | None = None,
-                 branch_slug: str | None = None):
+                 branch_slug: str | None = None, within_capacity: bool = False):
         """`branch_slug`: play the scenario in an existing branch (its services by code, its
-        counters by name) instead of creating the simulated branch."""
+        counters by name) instead of creating the simulated branch. `within_capacity`: bookings
+        go through the product's slot capacity (plan_appointments); off by default so the
+        benchmarks' scenarios keep their booked volume."""
         self.session, self.scenario, self.report, self.observer = session, scenario, report, observer
+        self.within_capacity = within_capacity
+        self.unbooked_walk_in = True  # a customer who found no time with room walks in instead
+        self.history = False  # playing history days: not reported, bookings as wanted
         self.rng = random.Random(seed)
         if branch_slug is None:
             self.slug = BRANCH_SLUG
@@ -287,7 +309,8 @@ class BranchSimulation:
             when, _, handler, args = heapq.heappop(self.events)
             handler(when, *args)
         for ticket_id in sorted(self.rows):
-            self.report(self.rows[ticket_id])
+            if not self.history:
+                self.report(self.rows[ticket_id])
         self.rows.clear()
         self.status.clear()
         self.issued_at.clear()
@@ -316,29 +339,71 @@ class BranchSimulation:
         return self.rng.expovariate(1 / mean) if mean else math.inf
 
     def plan_appointments(self, day: date, opens: datetime, closes: datetime) -> None:
+        """The day's bookings, made the day before. Played days book through the product
+        (booking.book: the slot capacity of the branch's plan, which keeps the walk-in reserve); a
+        customer whose time is full takes the nearest time with room that day, else walks in at
+        their time. History days, days without a plan (under a week of history: see
+        `simulate(history_days=...)`) and `within_capacity=False` put every wanted booking in as is."""
         per_slot = self.scenario.appointments_per_30_minutes
         if not per_slot or not any(s.appointment_share > 0 for s in self.scenario.services):
             return
         mean, sd = self.scenario.arrival_offset
         slot, number = opens, 0
+        wanted = []
+        while slot + timedelta(minutes=30) <= closes:
+            for _ in range(per_slot):
+                number += 1
+                code = self.pick_service("appointment_share")
+                shows = self.rng.random() >= self.scenario.no_show_rate
+                offset = self.rng.gauss(mean, sd) if shows else None
+                wanted.append((number, slot, code, offset))
+            slot += timedelta(minutes=30)
+        booked_at = opens - timedelta(days=1)
+        # The nightly plan job; under a week of history there is no plan, and the product's
+        # fallback (the counters open when booking, at night none) says nothing about the day.
+        planned = (self.within_capacity and not self.history
+                   and planning.plan_branch(self.session, self.branch, booked_at) > 0)
+        for number, start, code, offset in wanted:
+            if planned:
+                start, check_in_code = self.book(day, number, start, code, booked_at)
+            else:
+                check_in_code = self.insert_booking(day, number, start, code)
+            if offset is None:
+                continue
+            if check_in_code is None:  # no time with room that day: comes without a booking (or not)
+                if self.unbooked_walk_in:
+                    self.at(start + timedelta(minutes=offset), self.walk_in, code, self.patience())
+            else:
+                self.at(start + timedelta(minutes=offset), self.appointment_arrives, check_in_code, code)
+
+    def book(self, day: date, number: int, start: datetime, code: str, now: datetime) -> tuple[datetime, str | None]:
+        for attempt in (start, None):
+            if attempt is None:  # full: the nearest time with room (availability lists only those)
+                days = booking.availability(self.session, self.slug, code, day, days=1, now=now)["days"]
+                free = [s.start for d in days for s in d["slots"] if s.remaining > 0]
+                if not free:
+                    return start, None
+                attempt = min(free, key=lambda at: (abs(at - start), at))
+            try:
+                made = booking.book(self.session, self.slug, code, attempt, name="Simulated visitor",
+                                    email=f"visitor{day:%y%m%d}{number:03d}@sim.example", now=now)
+            except Conflict as refusal:
+                if refusal.code != "slot_full":
+                    raise
+                continue
+            return attempt, made.appointment.check_in_code
+        return start, None
+
+    def insert_booking(self, day: date, number: int, start: datetime, code: str) -> str:
+        check_in_code = f"SIM{day:%y%m%d}{number:03d}"
         with write_transaction(self.session):
-            while slot + timedelta(minutes=30) <= closes:
-                for _ in range(per_slot):
-                    number += 1
-                    code = self.pick_service("appointment_share")
-                    service_id = self.service_ids[code]
-                    expected = self.specs[code].mean_minutes
-                    check_in_code = f"SIM{day:%y%m%d}{number:03d}"
-                    self.session.add(Appointment(
-                        branch_id=self.branch.id, service_id=service_id, name="Simulated visitor",
-                        start_at=slot, end_at=slot + timedelta(minutes=expected), local_date=day,
-                        status="booked", manage_token_hash=token_hash(new_token()), check_in_code=check_in_code,
-                        sequence=0, created_at=slot - timedelta(days=1),
-                    ))
-                    if self.rng.random() >= self.scenario.no_show_rate:
-                        arrival = slot + timedelta(minutes=self.rng.gauss(mean, sd))
-                        self.at(arrival, self.appointment_arrives, check_in_code, code)
-                slot += timedelta(minutes=30)
+            self.session.add(Appointment(
+                branch_id=self.branch.id, service_id=self.service_ids[code], name="Simulated visitor",
+                start_at=start, end_at=start + timedelta(minutes=self.specs[code].mean_minutes), local_date=day,
+                status="booked", manage_token_hash=token_hash(new_token()), check_in_code=check_in_code,
+                sequence=0, created_at=start - timedelta(days=1),
+            ))
+        return check_in_code
 
     # what customers do
     def walk_in(self, now: datetime, code: str, patience: float) -> None:
@@ -371,7 +436,7 @@ class BranchSimulation:
             # ISO 8601: the booked start for a booked visit (None for a walk-in), the call time.
             "booked_start": ticket.effective_at.isoformat(timespec="seconds") if kind == "appointment" else None,
             "called_at": None,
-            "n_ahead": ahead_sharing_counters(self.session, ticket),
+            "n_ahead": queue_order.count_ahead(self.session, ticket, now),
             "open_counters": estimates.open_counters_for(self.session, ticket.service_id),
             "estimate_minutes": ticket.estimate_minutes, "low_minutes": ticket.estimate_low,
             "high_minutes": ticket.estimate_high, "actual_wait_minutes": None, "abandoned": False,
@@ -441,27 +506,18 @@ class BranchSimulation:
         booking.sweep_no_shows(self.session, now=now)
 
 
-def ahead_sharing_counters(session: Session, ticket: Ticket) -> int:
-    """Waiting tickets before this one, of any service that shares a counter with its service."""
-    linked = select(CounterService.counter_id).where(CounterService.service_id == ticket.service_id)
-    services = select(CounterService.service_id).where(CounterService.counter_id.in_(linked))
-    return session.scalar(
-        select(func.count(Ticket.id)).where(
-            Ticket.branch_id == ticket.branch_id, Ticket.local_date == ticket.local_date,
-            Ticket.status == "waiting", Ticket.service_id.in_(services),
-            or_(Ticket.sort_key < ticket.sort_key, and_(Ticket.sort_key == ticket.sort_key, Ticket.id < ticket.id)),
-        )
-    ) or 0
-
-
 def simulate(
     scenario: Scenario, seed: int, report_path: str | Path | None = None, *, days: int | None = None,
     database: str | Path | None = None, progress: Callable[[int, int, DayStats], None] | None = None,
     observer: Callable[[BranchSimulation, datetime, Ticket, dict], None] | None = None,
+    history_days: int = 0, within_capacity: bool = False, unbooked_walk_in: bool = True,
 ) -> list[DayStats]:
     """Run the scenario on a fresh database (a temporary file unless `database` is given).
 
-    Writes one JSON line per ticket to `report_path`; returns per-day figures.
+    Writes one JSON line per ticket to `report_path`; returns per-day figures. `history_days`:
+    first play that many open days before the scenario's start, unreported, so the branch has the
+    history a running branch has (learned estimates, a forecast and a staffing plan, hence booking
+    capacity); the reported days then draw the same arrivals as without them.
     """
     from flask_migrate import upgrade
 
@@ -482,7 +538,13 @@ def simulate(
                 with Session(db.engine, info={QUIET_KEY: True}) as session:
                     sim = BranchSimulation(session, scenario, seed,
                                            lambda row: out.write(json.dumps(row) + "\n") if out else None,
-                                           observer)
+                                           observer, within_capacity=within_capacity)
+                    sim.unbooked_walk_in = unbooked_walk_in
+                    if history_days:
+                        sim.history, watching, sim.observer = True, sim.observer, None
+                        for day in scenario.days_before(history_days):
+                            sim.run_day(day)
+                        sim.history, sim.observer, sim.rng = False, watching, random.Random(seed)
                     open_days = scenario.open_days(days)
                     results = []
                     for index, day in enumerate(open_days, 1):

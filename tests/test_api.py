@@ -174,6 +174,7 @@ def test_manager_opens_closes_counters_and_sets_services(api):
     assert api.call("PATCH", f"/counters/{counter}", STAFF, json={"state": "closed"}).status_code == 403
     response = api.call("PATCH", f"/counters/{counter}", MANAGER, json={"state": "paused", "services": ["c", "A"]})
     assert response.status_code == 200 and response.json == {"id": counter, "name": "Counter 3", "state": "paused",
+                                                             "names": {"zh_Hant": "3 號櫃檯", "zh_Hans": "3 号柜台"},
                                                              "services": ["C", "A"]}
     assert api.call("PATCH", f"/counters/{counter}", MANAGER, json={"state": "broken"}).status_code == 422
     assert api.call("PATCH", f"/counters/{counter}", MANAGER, json={"services": ["Q"]}).status_code == 422

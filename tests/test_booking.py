@@ -204,10 +204,49 @@ def test_change_cutoff_in_a_negative_offset_zone(session):
     made = book(session, "ny", local(NY, 2026, 12, 3, 14, 0), "+12125550001", now=utc(2026, 12, 1, 12, 0))
     # 11:59 EST (16:59 UTC) is still two hours before 14:00 EST (19:00 UTC): it moves to 14:15...
     booking.reschedule(session, made.manage_token, local(NY, 2026, 12, 3, 14, 15), now=local(NY, 2026, 12, 3, 11, 59))
-    # ...and from 12:16 EST on, two hours before 14:15, it cannot change any more.
+    # ...and from 12:16 EST on, two hours before 14:15, it cannot move any more...
     with pytest.raises(Conflict) as late:
-        booking.cancel(session, made.manage_token, now=local(NY, 2026, 12, 3, 12, 16))
+        booking.reschedule(session, made.manage_token, local(NY, 2026, 12, 3, 15, 0),
+                           now=local(NY, 2026, 12, 3, 12, 16))
     assert late.value.code == "cutoff_passed"
+    # ...but it can still be cancelled until the visit starts.
+    assert booking.cancel(session, made.manage_token, now=local(NY, 2026, 12, 3, 14, 14)).status == "cancelled"
+
+
+def test_cancel_stays_open_until_the_start_and_refusals_name_the_branch_phone(session):
+    make_branch(session, "tp", "Asia/Taipei", [["09:00", "17:00"]], counters=2,
+                rules={"change_cutoff_minutes": 60, "min_notice_minutes": 0})
+    now = local(TAIPEI, 2026, 6, 1, 9, 10)
+    inside = book(session, "tp", local(TAIPEI, 2026, 6, 1, 9, 30), "+886912000001", now=now)
+    with pytest.raises(Conflict) as moved:
+        booking.reschedule(session, inside.manage_token, local(TAIPEI, 2026, 6, 1, 15, 0), now=now)
+    assert moved.value.code == "cutoff_passed" and moved.value.message.endswith("contact the branch.")
+    catalogue.update_branch(session, "tp", phone="(212) 555-0123")  # read in the branch's country, US
+    assert catalogue.get_branch(session, "tp").phone == "+12125550123"
+    with pytest.raises(Invalid) as bad:
+        catalogue.update_branch(session, "tp", phone="12345")
+    assert bad.value.fields == {"phone": ["not a phone number; write it with its country code, e.g. +886 2 2345 6789."]}
+    catalogue.update_branch(session, "tp", phone="+886 2 2345 6789")
+    with pytest.raises(Conflict) as moved:
+        booking.reschedule(session, inside.manage_token, local(TAIPEI, 2026, 6, 1, 15, 0), now=now)
+    assert moved.value.message.endswith("call the branch at +886223456789.")
+    started = book(session, "tp", local(TAIPEI, 2026, 6, 1, 9, 45), "+886912000002", now=now)
+    with pytest.raises(Conflict) as late:
+        booking.cancel(session, started.manage_token, now=local(TAIPEI, 2026, 6, 1, 9, 45))
+    assert late.value.code == "visit_started" and "+886223456789" in late.value.message
+    assert booking.cancel(session, inside.manage_token, now=local(TAIPEI, 2026, 6, 1, 9, 29)).status == "cancelled"
+    catalogue.update_branch(session, "tp", phone="")
+    assert catalogue.get_branch(session, "tp").phone is None
+
+
+def test_slots_inside_the_change_cut_off_are_flagged(session):
+    make_branch(session, "tp", "Asia/Taipei", [["09:00", "12:00"]],
+                rules={"change_cutoff_minutes": 60, "min_notice_minutes": 0})
+    now = local(TAIPEI, 2026, 6, 1, 9, 10)
+    [day] = booking.availability(session, "tp", "A", date(2026, 6, 1), 1, now=now)["days"]
+    flags = {s.start.astimezone(TAIPEI).strftime("%H:%M"): s.inside_cutoff for s in day["slots"][:6]}
+    # 10:15 can be moved until 09:15, after now; 10:00 only until 09:00, before it.
+    assert flags == {"09:15": True, "09:30": True, "09:45": True, "10:00": True, "10:15": False, "10:30": False}
 
 
 def test_booking_refusals_have_their_codes(session):

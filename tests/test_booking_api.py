@@ -39,13 +39,43 @@ def test_availability_lists_local_slots_with_remaining_capacity(api):
     assert api.call("GET", "/branches/demo/availability?service=B&from=yesterday").status_code == 422
 
 
+def test_slots_say_whether_they_fall_inside_the_change_cut_off(api):
+    plain = first_free_slot(api)
+    assert plain["inside_cutoff"] is False  # the demo's notice (60 min) is as long as its cut-off
+    week = 10_000  # minutes, about a week: every free time in the next few days is inside it
+    assert api.call("PATCH", "/branches/demo", "admin@demo.test", json={
+        "booking_rules": {"min_notice_minutes": 0, "change_cutoff_minutes": week}}).status_code == 200
+    asked = datetime.now(timezone.utc)
+    days = api.call("GET", "/branches/demo/availability?service=B&days=9").json["days"]
+    slots = [s for d in days for s in d["slots"]]
+    assert slots and {"start", "end", "remaining", "inside_cutoff"} == set(slots[0])
+    for slot in slots:
+        until = datetime.fromisoformat(slot["start"]) - timedelta(minutes=week)
+        if abs(until - asked) > timedelta(minutes=1):  # not the one slot whose cut-off is this very minute
+            assert slot["inside_cutoff"] is (until < asked), slot
+    assert any(s["inside_cutoff"] for s in slots)
+
+
+def test_the_branch_phone_is_set_through_the_api_and_checked(api):
+    set_phone = api.call("PATCH", "/branches/demo", "admin@demo.test", json={"phone": "02 2345 6789"})
+    assert set_phone.status_code == 200 and set_phone.json["phone"] == "+886223456789"  # the branch is in TW
+    assert api.call("GET", "/branches/demo").json["phone"] == "+886223456789"
+    bad = api.call("PATCH", "/branches/demo", "admin@demo.test", json={"phone": "call us"})
+    assert bad.status_code == 422 and "phone" in bad.json["error"]["fields"]
+    by_staff = api.call("PATCH", "/branches/demo", "staff1@demo.test", json={"phone": "+886 2 1111 2222"})
+    assert by_staff.status_code == 403
+    cleared = api.call("PATCH", "/branches/demo", "admin@demo.test", json={"phone": None})
+    assert cleared.status_code == 200 and cleared.json["phone"] is None
+
+
 def test_book_view_reschedule_and_cancel_by_the_manage_link(api):
     slot = first_free_slot(api)
     made = book(api, slot["start"])
     assert made.status_code == 201, made.json
     booked = made.json
     assert booked["status"] == "booked" and booked["start"] == slot["start"] and len(booked["check_in_code"]) == 8
-    assert booked["manage_url"].endswith("/a/" + booked["manage_token"]) and len(booked["manage_token"]) >= 22
+    # The link opens the page in the booking's language, whatever the browser prefers.
+    assert booked["manage_url"].endswith(f"/a/{booked['manage_token']}?lang=en") and len(booked["manage_token"]) >= 22
     token = booked["manage_token"]
     seen = api.call("GET", f"/appointments/{token}")
     assert seen.status_code == 200 and seen.json["id"] == booked["id"] and "manage_token" not in seen.json

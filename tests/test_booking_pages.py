@@ -4,16 +4,17 @@ file, the kiosk's check-in endpoint, the staff console's bookings and the branch
 Real SQLite through the app's fixtures, the real clock (bookings that must start "now" are
 written directly as rows, as in test_booking_api.py).
 """
+import re
 from datetime import datetime, timedelta, timezone
 
 import icalendar
 import pytest
 from sqlalchemy import func, select
 
-from queue_app.domain import booking, catalogue
+from queue_app.domain import booking, catalogue, notify
 from queue_app.domain.booking import CODE_ALPHABET
 from queue_app.extensions import db
-from queue_app.models import Appointment, Branch, Customer, Service
+from queue_app.models import Appointment, Branch, Customer, Notification, Service
 from queue_app.security import token_hash
 from test_booking_api import first_free_slot
 from test_live_pages import kiosk, north, page_data  # noqa: F401 (fixtures)
@@ -141,6 +142,13 @@ def test_form_refusals_name_the_fields_and_the_slot(client, api, session):
     assert empty.json["error"]["fields"]["phone"].startswith("Please give a mobile number or an e-mail")
     bad = post_booking(client, data, key="k2", start=slot["start"], phone="", email="not-an-address")
     assert bad.status_code == 422 and bad.json["error"]["fields"] == {"email": "This does not look like an e-mail address."}
+    # Every field's problem in one answer, not the first one met.
+    everything = post_booking(client, data, key="k3", start=slot["start"], name="", phone="12", email="nope")
+    assert everything.status_code == 422 and everything.json["error"]["fields"] == {
+        "name": "Please enter your name.", "phone": "This does not look like a phone number.",
+        "email": "This does not look like an e-mail address."}
+    both = post_booking(client, data, key="k4", start=slot["start"], phone="+886 12", email="nope@")
+    assert set(both.json["error"]["fields"]) == {"phone", "email"}
     # Service B has two counters: the third booking of one slot finds it full.
     for n in range(slot["remaining"]):
         assert post_booking(client, data, key=f"k-fill-{n}", start=slot["start"], phone=f"+88691234000{n}").status_code == 201
@@ -224,11 +232,84 @@ def test_calendar_file_has_the_stable_uid_and_the_times(client, api):
     assert str(event["SUMMARY"]) == "Loans and mortgages at Demo Branch"
 
 
-def test_after_the_cut_off_the_page_says_until_when_changes_were_possible(client, app, seeded):
+CANCEL_ONLY = "You can cancel until the visit starts; changes are no longer possible online."
+CALL_DEMO = "To change it, call the branch at +886223456789."
+
+
+def test_inside_the_cut_off_it_can_be_cancelled_not_moved_and_the_page_gives_the_branch_phone(
+        client, api, app, session):
+    catalogue.update_branch(session, "demo", phone="02 2345 6789")  # read in the branch's country (TW)
     add_appointment(app, "CUTQFF22", now_minute() + timedelta(minutes=20))
-    html = client.get("/a/CUTQFF22-manage-token").data.decode()
-    assert "Changes were possible until" in html and "please call the branch" in html
-    assert 'id="reschedule-button"' not in html and 'id="cancel-button"' not in html
+    page = client.get("/a/CUTQFF22-manage-token")
+    html = page.data.decode()
+    assert f"{CANCEL_ONLY} {CALL_DEMO}" in html
+    assert 'id="cancel-button"' in html and 'id="reschedule-button"' not in html
+    assert "were possible" not in html and "See, change" not in html
+    assert page_data(page.data)["messages"]["cutoff_passed"].endswith(CALL_DEMO)
+    shown = api.call("GET", "/appointments/CUTQFF22-manage-token").json
+    assert (shown["can_reschedule"], shown["can_cancel"], shown["branch_phone"]) == (False, True, "+886223456789")
+    slot = first_free_slot(api)
+    moved = api.call("PATCH", "/appointments/CUTQFF22-manage-token", json={"start": slot["start"]})
+    assert moved.status_code == 409 and moved.json["error"]["code"] == "cutoff_passed"
+    assert "cancelled until it starts" in moved.json["error"]["message"]
+    assert moved.json["error"]["message"].endswith("call the branch at +886223456789.")
+    cancelled = api.call("DELETE", "/appointments/CUTQFF22-manage-token")
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+
+
+def test_without_a_branch_phone_the_page_sends_nobody_to_call(client, app, seeded):
+    add_appointment(app, "CUTQFF23", now_minute() + timedelta(minutes=20))
+    html = client.get("/a/CUTQFF23-manage-token").data.decode()
+    note = re.search(r'id="change-note">(.*?)</p>', html).group(1)
+    assert note == CANCEL_ONLY
+
+
+def test_once_the_visit_has_started_it_can_neither_move_nor_be_cancelled_online(client, api, app, session):
+    catalogue.update_branch(session, "demo", phone="+886 2 2345 6789")
+    add_appointment(app, "CUTQFF24", now_minute() - timedelta(minutes=1))
+    html = client.get("/a/CUTQFF24-manage-token").data.decode()
+    assert "Your visit time has begun; it can no longer be changed or cancelled online." in html and CALL_DEMO in html
+    assert 'id="cancel-button"' not in html and 'id="reschedule-button"' not in html
+    refused = api.call("DELETE", "/appointments/CUTQFF24-manage-token")
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "visit_started"
+    assert "+886223456789" in refused.json["error"]["message"]
+
+
+def test_the_mail_and_the_page_say_the_same_about_changes_and_the_link_opens_in_the_booking_language(
+        client, api, app, session):
+    # No notice and a cut-off of about a week: the first free time is inside the cut-off.
+    catalogue.update_branch(session, "demo", phone="+886223456789",
+                            booking_rules={"min_notice_minutes": 0, "change_cutoff_minutes": 10_000})
+    slot = first_free_slot(api)
+    assert slot["inside_cutoff"] is True
+    data = booking_form(client)
+    assert data["picker"]["inside_cutoff"] == "no online changes"
+    made = post_booking(client, data, start=slot["start"], email="mei@example.com", phone="")
+    assert made.status_code == 201, made.json
+    with app.app_context():
+        appointment = db.session.scalar(select(Appointment))
+        confirmation = db.session.scalar(select(Notification).where(Notification.template == "booking_confirmed"))
+        mail = notify.render(confirmation, appointment, datetime.now(timezone.utc)).body
+        link = confirmation.payload["manage_url"]
+    page = client.get(made.json["redirect"]).data.decode()
+    assert f"{CANCEL_ONLY} {CALL_DEMO}" in mail and f"{CANCEL_ONLY} {CALL_DEMO}" in page
+    assert "See or cancel your booking: " in mail and "See, change" not in mail
+
+    zh = booking_form(client, "zh_Hant")
+    later = next(s for d in api.call("GET", "/branches/demo/availability?service=B&days=7").json["days"]
+                 for s in d["slots"] if s["remaining"] > 0 and s["start"] != slot["start"])
+    made_zh = post_booking(client, zh, key="zh-key", start=later["start"], email="lin@example.com", phone="",
+                           name=OTHER_NAME)
+    assert made_zh.status_code == 201, made_zh.json
+    with app.app_context():
+        link = db.session.scalars(select(Notification).where(Notification.template == "booking_confirmed")
+                                  .order_by(Notification.id)).all()[-1].payload["manage_url"]
+    assert link.endswith("&lang=zh_Hant") and "?proof=" in link
+    # Opened in a browser that prefers English: the proof redirect keeps the booking's language.
+    opened = client.get(link.removeprefix("http://kiosk.test"), headers={"Accept-Language": "en"})
+    assert opened.status_code == 302 and "lang=zh_Hant" in opened.headers["Location"]
+    html = client.get(opened.headers["Location"], headers={"Accept-Language": "en"}).data.decode()
+    assert '<html lang="zh-Hant"' in html
 
 
 def test_a_cancelled_booking_shows_its_state_and_no_code(client, api):

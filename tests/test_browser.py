@@ -195,13 +195,13 @@ def test_kiosk_ticket_called_by_staff_shows_on_display_and_phone_without_reload(
     save_screenshot(staff, tmp_path, "staff-console.png")
     phone.get_by_role("link", name="繁體中文").click()
     expect(phone.locator('[data-when="called"]')).to_contain_text("輪到您了")
-    expect(phone.locator("#tr-counter")).to_have_text("Counter 1")
+    expect(phone.locator("#tr-counter")).to_have_text("1 號櫃檯")  # the counter's zh_Hant name
     save_screenshot(phone, tmp_path, "tracking-phone-zh-hant.png")
 
     # Keyboard shortcuts on the console: S starts, F finishes.
     staff.keyboard.press("s")
     expect(staff.locator("#current-status")).to_have_text("Serving")
-    expect(phone.locator('[data-when="serving"]')).to_contain_text("Counter 1")
+    expect(phone.locator('[data-when="serving"]')).to_contain_text("1 號櫃檯")
     staff.keyboard.press("f")
     expect(staff.locator("#current-empty")).to_be_visible()
     expect(phone.locator('[data-when="done"]')).to_be_visible()

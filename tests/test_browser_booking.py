@@ -12,6 +12,7 @@ from datetime import timedelta
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
+from queue_app.domain import catalogue
 from queue_app.extensions import db
 from queue_app.models import Appointment
 from test_booking_pages import add_appointment, now_minute, taipei_today
@@ -136,4 +137,44 @@ def test_kiosk_checks_in_a_booking_typed_on_its_keyboard(server, chromium, app, 
     with app.app_context():
         made = db.session.scalar(select(Appointment).where(Appointment.name == "Wang Da-Wei"))
         assert made is not None and made.booked_by_staff_id is not None
+    assert errors == []
+
+
+def test_the_form_marks_every_wrong_field_at_once_and_times_inside_the_cut_off(server, chromium, app,  # noqa: F811
+                                                                                tmp_path):
+    with app.app_context():
+        # No notice and a cut-off of about a week: the first free times are inside the cut-off.
+        catalogue.update_branch(db.session, "demo", booking_rules={"min_notice_minutes": 0,
+                                                                   "change_cutoff_minutes": 10_000})
+    errors: list[str] = []
+    phone = open_page(chromium, errors, **PHONE)
+    phone.goto(f"{server.base}/b/demo")
+    phone.get_by_role("radio", name=re.compile("Loans and mortgages")).check()
+    inside = re.compile(r"can be cancelled until it starts, but not changed online$")
+    slot = phone.get_by_role("button", name=inside).first
+    expect(slot).to_contain_text("no online changes")
+    slot.click()
+    expect(phone.locator("#summary-cutoff")).to_be_visible()
+    expect(phone.locator("#summary-cutoff")).to_contain_text("changes are no longer possible online")
+    phone.get_by_label("Mobile number").fill("12")
+    phone.get_by_label("E-mail").fill("nope")
+    phone.get_by_role("button", name="Book this visit").click()
+    expect(phone.locator("#name-error")).to_have_text("Please enter your name.")
+    expect(phone.locator("#phone-error")).to_have_text("This does not look like a phone number.")
+    expect(phone.locator("#email-error")).to_have_text("This does not look like an e-mail address.")
+    save_full_page(phone, tmp_path, "booking-inside-cut-off-and-field-errors.png")
+    assert errors == []
+
+
+def test_inside_the_cut_off_the_booking_page_cancels_but_does_not_move(server, chromium, app):  # noqa: F811
+    add_appointment(app, "CUTQFF25", now_minute() + timedelta(minutes=20))
+    errors: list[str] = []
+    phone = open_page(chromium, errors, **PHONE)
+    phone.goto(f"{server.base}/a/CUTQFF25-manage-token")
+    expect(phone.locator("#change-note")).to_have_text(
+        "You can cancel until the visit starts; changes are no longer possible online.")
+    expect(phone.get_by_role("button", name="Reschedule")).to_have_count(0)
+    phone.get_by_role("button", name="Cancel booking").click()
+    phone.get_by_role("button", name="Yes, cancel").click()
+    expect(phone.get_by_text("Your booking is cancelled")).to_be_visible()
     assert errors == []

@@ -72,4 +72,5 @@ def test_manager_sees_segments_churn_list_and_feedback(app, session, seeded, ser
     manager.locator("#churn").get_by_role("link", name="Liu Jun").click()
     expect(manager.locator("h1")).to_have_text("Liu Jun")
     expect(manager.locator("table.grid")).to_contain_text("Visit")
+    save_screenshot(manager, tmp_path, "customer-record.png")
     assert errors == []

@@ -48,6 +48,9 @@ def test_manager_dashboard_draws_charts_saves_an_override_and_runs_a_what_if(app
         const chart = Chart.getChart(id);
         return chart ? [chart.data.datasets.length, chart.data.labels.length, chart.width > 0] : null; })""")
     assert drawn[0][0] == 4 and drawn[0][1] > 0 and drawn[0][2] and drawn[1][0] == 4
+    # Intervals nobody was called in have no wait (null): the lines break there instead of bridging them.
+    spans = manager.evaluate("() => Chart.getChart('chart-waits').data.datasets.slice(0, 3).map(d => d.spanGaps)")
+    assert spans == [False, False, False]
 
     # Live: a ticket from the kiosk shows up without a reload (the branch room's push, then the live endpoint).
     expect(manager.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)

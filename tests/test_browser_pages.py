@@ -11,9 +11,10 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from queue_app.extensions import db
-from queue_app.models import Appointment, Branch, Counter
+from queue_app.models import Appointment, Branch, Counter, Service
 from test_booking_pages import add_appointment, now_minute
 from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
+from test_browser_a11y import AXE, axe_violations
 from test_browser_booking import PHONE, save_full_page
 from test_browser_customers import sign_in
 
@@ -118,7 +119,104 @@ def test_display_of_a_chinese_branch_announces_a_call_in_words(server, chromium,
     assert called.status_code == 200 and called.json()["label"] == ticket["label"]
     # The spoken announcement is on screen too, in the branch's language, for those who cannot hear it.
     announcement = display.locator("#announce-text")
-    expect(announcement).to_contain_text(f"請 {ticket['label']} 號到 Counter 1")
+    expect(announcement).to_contain_text(f"請 {ticket['label']} 號到 1 號櫃檯")  # the counter's zh_Hant name
     expect(display.locator('.board-row[data-counter="Counter 1"] .board-ticket')).to_have_text(ticket["label"])
+    # Counter and service names in the display's language (Counter.names, Service.names), not the default.
+    expect(display.locator('.board-row[data-counter="Counter 1"] .board-counter')).to_have_text("1 號櫃檯")
+    expect(display.locator(".waiting-name").first).to_have_text("帳戶與存款")
+    expect(display.locator(".recent-counter").first).to_have_text("1 號櫃檯")
     save_screenshot(display, tmp_path, "display-zh-hant-announcement.png")
+    assert errors == []
+
+
+def test_phone_follows_its_ticket_with_names_in_simplified_chinese(server, chromium, seeded, api):  # noqa: F811
+    api_base = f"{server.base}/api/v1"
+    ticket = requests.post(f"{api_base}/branches/demo/tickets", json={"service": "A"},
+                           headers={"Authorization": f"Bearer {seeded['kiosk_token']}"}, timeout=10).json()
+    errors: list[str] = []
+    phone = open_page(chromium, errors, **PHONE)
+    phone.goto(f"{server.base}/t/{ticket['token']}?lang=zh_Hans")
+    expect(phone.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    expect(phone.locator("#tr-service")).to_have_text("账户与存款")
+    token = requests.post(f"{api_base}/auth/token", json={"email": STAFF, "password": seeded["password"]},
+                          timeout=10).json()["token"]
+    requests.post(f"{api_base}/counters/{api.counter_id('Counter 1')}/call-next",
+                  headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    # The push carries every language's name; the page shows its own (live.js localName).
+    expect(phone.locator("#tr-counter")).to_have_text("1 号柜台", timeout=WAIT_MS)
+    expect(phone.locator("#tr-service")).to_have_text("账户与存款")
+    assert errors == []
+
+
+LONG_NAME = ("Mortgages" + "AndRefinancing" * 14)[:193]  # no space to break at: the hardest case
+
+
+def page_overflow(page) -> int:
+    """How many CSS pixels the page is wider than its viewport (0 when nothing sticks out)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def sticking_out(page) -> list[str]:
+    """The innermost elements whose right edge passes the viewport's, to say what widened the page."""
+    return page.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
+                     && ![...e.children].some(c => c.getBoundingClientRect().right > document.documentElement.clientWidth + 1))
+        .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + (e.textContent || '').trim().slice(0, 30))""")
+
+
+def test_a_193_character_name_never_widens_a_page_and_the_stars_sit_on_one_line(server, chromium, app, api,  # noqa: F811
+                                                                                  seeded, tmp_path):
+    assert len(LONG_NAME) == 193
+    with app.app_context():
+        db.session.scalar(select(Service).where(Service.code == "A")).name = LONG_NAME
+        db.session.scalar(select(Counter).where(Counter.name == "Counter 1")).name = LONG_NAME[::-1]
+        db.session.commit()
+    ticket = api.issue("A")
+    counter_id = api.counter_id(LONG_NAME[::-1])
+    errors: list[str] = []
+
+    admin = open_page(chromium, errors, viewport={"width": 1366, "height": 900})
+    sign_in(admin, server.base, "admin@demo.test", seeded["password"])
+    for path, shot in (("/manage/branches/demo/services", "long-name-manage-services.png"),
+                       ("/manage/branches/demo/counters", "long-name-manage-counters.png"),
+                       ("/manage/branches/demo/dashboard", None), ("/manage/branches/demo/customers", "manage-customers.png"),
+                       ("/staff", "long-name-staff-counters.png"), (f"/staff/counters/{counter_id}", None),
+                       ("/manage/audit", "audit-log.png")):
+        admin.goto(server.base + path)
+        assert page_overflow(admin) <= 0, (path, sticking_out(admin))
+        if path == "/manage/audit":
+            assert axe_violations(admin, AXE.read_text(encoding="utf-8")) == []
+        if shot:
+            save_screenshot(admin, tmp_path, shot)
+    # The name is cut with an ellipsis in the table, and the whole of it is one hover away.
+    admin.goto(f"{server.base}/manage/branches/demo/services")
+    cell = admin.locator("table.grid .clip", has_text=LONG_NAME[:20])
+    expect(cell).to_have_attribute("title", LONG_NAME)
+    assert cell.evaluate("e => e.scrollWidth > e.clientWidth")  # cut, not wrapped or stretched
+
+    phone = open_page(chromium, errors, **PHONE)
+    for path in ("/b/demo", f"/t/{ticket['token']}"):
+        phone.goto(server.base + path)
+        assert page_overflow(phone) <= 0, (path, sticking_out(phone))
+    save_full_page(phone, tmp_path, "long-name-tracking-phone.png")
+
+    api.call("POST", f"/counters/{counter_id}/call-next", STAFF)
+    api.call("POST", f"/tickets/{ticket['id']}/finish", STAFF)
+    phone.goto(f"{server.base}/t/{ticket['token']}/feedback")
+    stars = phone.locator(".star-rating label")
+    expect(stars).to_have_count(5)
+    tops = {round(box["y"]) for box in (stars.nth(n).bounding_box() for n in range(5))}
+    assert len(tops) == 1, tops  # one line, at the narrowest phone width
+    assert page_overflow(phone) <= 0, sticking_out(phone)
+    # Keyboard: Tab to the stars, arrows move the choice, the 0-10 row is a row of buttons.
+    phone.locator("#rating-1").focus()
+    phone.keyboard.press("ArrowRight")
+    phone.keyboard.press("ArrowRight")
+    expect(phone.locator("#rating-3")).to_be_checked()
+    phone.get_by_text("9", exact=True).click()
+    expect(phone.locator("#nps-9")).to_be_checked()
+    save_full_page(phone, tmp_path, "feedback-form-phone.png")
+    assert axe_violations(phone, AXE.read_text(encoding="utf-8")) == []
+    phone.get_by_role("button", name="Send").click()
+    expect(phone.locator(".track-over")).to_contain_text("Thank you")
     assert errors == []

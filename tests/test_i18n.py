@@ -170,7 +170,9 @@ NOT_ENGLISH = re.compile(
     r"https?://\S+|[\w.+-]+@[\w.-]+|\b[A-Z]{1,2}\d{3}\b|\b(?:QR|OK|ID|NPS|UTC|JSON|CSV|CRM|HTTPS|Webhook|English|Asia/Taipei|"
     r"JavaScript|IANA|TOKEN|Europe/Berlin|Asia/Shanghai|taipei-main|shanghai-main|min|s|h|am|pm|AM|PM)\b|\{[a-z_]+\}|%\([a-z_]+\)s|"
     # Values typed in settings fields in their own syntax: weekday keys of opening hours, segment keys.
-    r"\b(?:mon|tue|wed|thu|fri|sat|sun)\b|\b(?:core|at_risk_valuable|loyal_regular|occasional) \d+")
+    r"\b(?:mon|tue|wed|thu|fri|sat|sun)\b|\b(?:core|at_risk_valuable|loyal_regular|occasional) \d+|"
+    # Language codes, as typed in the branch's announcement languages.
+    r"\b(?:en|zh_Hant|zh_Hans)\b")
 
 
 def english_words(text: str, data: list[str]) -> list[str]:
@@ -326,3 +328,50 @@ def test_a_page_a_booking_mail_and_a_printed_ticket_in_each_language(app, api, s
     rendered = notify.render(confirmation, appointment, datetime.now(timezone.utc))
     assert SIGNS[language][1] in rendered.subject
     assert not any(SIGNS[other][1] in rendered.subject + rendered.body for other in SIGNS if other != language)
+
+
+GLOSSARY = json.loads((TRANSLATIONS / "glossary.json").read_text(encoding="utf-8"))
+PLACEHOLDER = re.compile(r"%\(\w+\)[sdf]|\{\w+\}")
+
+
+def glossary_problems(language: str, catalog) -> list[str]:
+    """Where a catalog strays from the glossary: an msgid naming a term whose msgstr lacks the
+    glossary's word, or any msgstr holding a variant the glossary forbids."""
+    problems = []
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        english = PLACEHOLDER.sub("", " ".join(ids))  # "%(counter)s" is data, not the word counter
+        for term in GLOSSARY["terms"]:
+            required = term.get("required", {language: term[language]})
+            wanted = required[language] if required else None
+            mentioned = re.search(term["match"], english, re.IGNORECASE)
+            for string in strings:
+                if wanted and mentioned and wanted not in string:
+                    problems.append(f"{language}: {term['en']!r} is {wanted}: {ids[0][:70]!r} -> {string[:70]!r}")
+                problems += [f"{language}: {bad} (use {term[language]}): {string[:70]!r}"
+                             for bad in term["forbidden"][language] if bad in string]
+    return problems
+
+
+@pytest.mark.parametrize("language", CHINESE)
+def test_both_catalogs_use_the_glossary_terms(language):
+    with (TRANSLATIONS / language / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle)
+    assert len(GLOSSARY["terms"]) >= 7
+    assert glossary_problems(language, catalog) == []
+
+
+def test_the_glossary_check_catches_a_variant_and_a_missing_term():
+    from babel.messages.catalog import Catalog
+
+    catalog = Catalog(locale="zh_Hant")
+    catalog.add("Enter your check-in code at the kiosk.", "請在自助報到機輸入報到代碼。")
+    catalog.add("Go to %(counter)s", "請到 %(counter)s")  # a placeholder is not the term
+    catalog.add("Counters", "窗口")
+    problems = glossary_problems("zh_Hant", catalog)
+    assert any("自助報到機" in p for p in problems) and any("報到代碼" in p for p in problems)
+    assert any("'counter' is 櫃檯" in p for p in problems)
+    assert not any("請到" in p for p in problems)

@@ -77,7 +77,7 @@ def test_an_expired_or_unknown_code_pairs_nothing(client, session, seeded):
     assert expired.status_code == 409 and expired.json["error"]["code"] == "pairing_code_expired"
     unknown = pair(client, "ABCD-EFGH-JK")
     assert unknown.status_code == 404 and unknown.json["error"]["code"] == "pairing_code_unknown"
-    session.expire_all()
+    session.rollback()  # a fresh read: the server wrote in its own transaction
     assert session.scalar(select(KioskDevice).where(KioskDevice.name == "Late kiosk")) is None
     fresh = kiosks.create_pairing_code(session, "demo", "On time", now=utcnow() - timedelta(minutes=9))
     assert pair(client, fresh.code).status_code == 201
@@ -108,7 +108,7 @@ def test_only_managers_of_the_branch_create_codes_and_see_devices(client, sessio
     assert other.get("/manage/branches/north/kiosks").status_code == 200
     anonymous = client.application.test_client()
     assert anonymous.get(PAGE).status_code in (302, 401)
-    session.expire_all()
+    session.rollback()  # a fresh read: the server wrote in its own transaction
     assert session.scalar(select(KioskPairingCode)) is None
 
 
@@ -139,6 +139,41 @@ def test_heartbeat_with_printer_state_shows_on_the_manager_page(client, seeded, 
     kiosks.record_heartbeat(session, device.id, {"state": "ok"}, now=utcnow() - timedelta(minutes=5))
     row = re.search(r'<tr data-device="%d">(.*?)</tr>' % device.id, client.get(PAGE).data.decode(), re.S).group(1)
     assert "Not responding" in row
+
+
+def test_a_browser_kiosk_without_print_bridge_shows_online_from_its_page_pings(client, app, seeded, session):
+    token = seeded["kiosk_token"]
+    device = session.scalar(select(KioskDevice).where(KioskDevice.token_hash == token_hash(token)))
+    manager = app.test_client()
+    login(manager, "manager@demo.test")
+
+    def row():
+        page = manager.get(PAGE).data.decode()
+        return re.search(rf'<tr data-device="{device.id}">(.*?)</tr>', page, re.DOTALL).group(1)
+
+    assert "Not heard from yet" in row()
+    kiosk = app.test_client()
+    assert kiosk.get(f"/kiosk/demo?device={token}").status_code == 302
+    assert kiosk.get("/kiosk/demo/ping").status_code == 200
+    session.rollback()  # a fresh read: the server wrote in its own transaction
+    first = session.get(KioskDevice, device.id).page_seen_at
+    assert utcnow() - first < timedelta(seconds=30) and session.get(KioskDevice, device.id).last_seen_at is None
+    assert "Online" in row() and "by the kiosk page" in row()
+    # Pings 10 s apart are not each a write; the page stays online all the same.
+    assert kiosk.get("/kiosk/demo/ping").status_code == 200
+    session.rollback()  # a fresh read: the server wrote in its own transaction
+    assert session.get(KioskDevice, device.id).page_seen_at == first
+
+    # The print bridge heartbeat came later: the page says which was heard from last.
+    kiosks.record_page_ping(session, device.id, now=utcnow() - timedelta(minutes=10))
+    heartbeat(client, token)
+    assert "Online" in row() and "by the print bridge" in row()
+    # Both quiet for a while: not responding.
+    kiosks.record_heartbeat(session, device.id, {"state": "ok"}, now=utcnow() - timedelta(minutes=5))
+    assert "Not responding" in row()
+    # A retired device's page ping writes nothing.
+    kiosks.deactivate_device(session, device.id)
+    assert kiosks.record_page_ping(session, device.id) is False
 
 
 def test_heartbeats_are_for_device_tokens_only_and_checked(client, api):
@@ -238,5 +273,5 @@ def test_machines_racing_with_one_code_make_one_device(app, session, seeded):
     for thread in threads:
         thread.join()
     assert sorted(answers) == [201] + [409] * 7
-    session.expire_all()
+    session.rollback()  # a fresh read: the server wrote in its own transaction
     assert len(session.scalars(select(KioskDevice).where(KioskDevice.name == "Raced")).all()) == 1

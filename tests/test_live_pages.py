@@ -221,8 +221,10 @@ def test_display_and_tracking_pages_are_public(client, api):
     display = client.get("/display/demo")
     assert display.status_code == 200
     data = page_data(display.data)
-    assert data["branch"] == "demo" and data["timezone"] == "Asia/Taipei" and data["speech_lang"] == "en-US"
-    assert data["announcement"]["call"] == "Ticket {label}, please go to {counter}"
+    assert data["branch"] == "demo" and data["timezone"] == "Asia/Taipei" and data["clock_lang"] == "en-GB"
+    assert data["announcements"] == [{"language": "en", "speech_lang": "en-US",
+                                      "call": "Ticket {label}, please go to {counter}",
+                                      "recall": "Calling again: ticket {label}, please go to {counter}"}]
     assert [c["name"] for c in data["snapshot"]["counters"]] == ["Counter 1", "Counter 2", "Counter 3"]
     assert client.get("/display/nowhere").status_code == 404
     track = client.get(f"/t/{ticket['token']}")
@@ -232,11 +234,36 @@ def test_display_and_tracking_pages_are_public(client, api):
     assert client.get("/t/not-a-ticket").status_code == 404
 
 
-def test_display_speaks_the_branch_language_whatever_the_page_language(client, api, session):
+def test_display_announces_in_its_own_language(client, api, session):
     catalogue.update_branch(session, "demo", language="zh_Hant")
+    spoken = page_data(client.get("/display/demo").data)["announcements"]
+    assert [a["speech_lang"] for a in spoken] == ["zh-TW"] and "Ticket" not in spoken[0]["call"]
+    # A display set to another language speaks and shows that one (the tester's zh display spoke English).
     data = page_data(client.get("/display/demo?lang=en").data)
-    assert data["speech_lang"] == "zh-TW" and data["clock_lang"] == "en-US"
-    assert "{label}" in data["announcement"]["call"] and "Ticket" not in data["announcement"]["call"]
+    assert data["clock_lang"] == "en-GB" and [a["speech_lang"] for a in data["announcements"]] == ["en-US"]
+    data = page_data(client.get("/display/demo?lang=zh_Hans").data)
+    assert data["clock_lang"] == "zh-CN" and data["announcements"][0]["language"] == "zh_Hans"
+    assert "{label}" in data["announcements"][0]["call"] and "Ticket" not in data["announcements"][0]["call"]
+
+
+def test_announcement_languages_set_on_the_branch_form_are_spoken_in_turn(client, api):
+    login(client, "admin@demo.test")
+    page = client.get("/manage/branches/demo/edit")
+    form = {"name": "Demo Branch", "timezone": "Asia/Taipei", "announcement_languages": "zh-hant, en",
+            "csrf_token": re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page.data).group(1).decode()}
+    assert client.post("/manage/branches/demo/edit", data=form).status_code == 302
+    assert b'value="zh_Hant, en"' in client.get("/manage/branches/demo/edit").data
+    spoken = page_data(client.get("/display/demo?lang=zh_Hans").data)["announcements"]
+    assert [a["language"] for a in spoken] == ["zh_Hant", "en"]
+    assert spoken[1]["call"] == "Ticket {label}, please go to {counter}" and "Ticket" not in spoken[0]["call"]
+
+    for typed, message in (("en, fr", b"unknown language &#39;fr&#39;"), ("en en", b"each language once.")):
+        refused = client.post("/manage/branches/demo/edit", data={**form, "announcement_languages": typed})
+        assert refused.status_code == 400 and message in refused.data
+    assert [a["language"] for a in page_data(client.get("/display/demo").data)["announcements"]] == ["zh_Hant", "en"]
+    form["announcement_languages"] = ""
+    assert client.post("/manage/branches/demo/edit", data=form).status_code == 302
+    assert [a["language"] for a in page_data(client.get("/display/demo").data)["announcements"]] == ["en"]
 
 
 def test_tracking_page_follows_the_ticket_state(client, api):

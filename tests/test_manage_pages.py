@@ -2,8 +2,10 @@
 import re
 
 import pytest
+from conftest import utc
 
-from queue_app.domain import catalogue
+from queue_app.domain import audit, catalogue
+from queue_app.models import Staff
 
 PASSWORD = "demo-password"
 
@@ -162,6 +164,22 @@ def test_bad_input_on_the_edit_page_leaves_the_branch_unchanged(client, api):
     assert api.call("GET", "/branches/demo").json["name"] == "Demo Branch"
 
 
+def test_the_branch_phone_is_a_checked_setting_on_the_edit_page(client, api):
+    login(client, "admin@demo.test")
+    form = {"name": "Demo Branch", "timezone": "Asia/Taipei", "opening_hours": "mon 09:00-17:00"}
+    refused = post_form(client, "/manage/branches/demo/edit", {**form, "phone": "call us"})
+    assert refused.status_code == 400
+    field_html = re.search(rb'name="phone".*?(?=<label|<input class="primary")', refused.data, re.S).group(0)
+    assert b"not a phone number; write it with its country code" in field_html and b'value="call us"' in field_html
+    assert api.call("GET", "/branches/demo").json["phone"] is None
+    saved = post_form(client, "/manage/branches/demo/edit", {**form, "phone": "02 2345 6789"})
+    assert saved.status_code == 302
+    assert api.call("GET", "/branches/demo").json["phone"] == "+886223456789"  # read in the branch's country
+    assert b'value="+886223456789"' in client.get("/manage/branches/demo/edit").data
+    assert post_form(client, "/manage/branches/demo/edit", {**form, "phone": ""}).status_code == 302
+    assert api.call("GET", "/branches/demo").json["phone"] is None
+
+
 def test_admin_adds_and_edits_a_service(client, api):
     login(client, "admin@demo.test")
     response = post_form(client, "/manage/branches/demo/services", {
@@ -259,3 +277,65 @@ def test_posting_without_the_csrf_token_is_refused(client, api):
     response = client.post("/manage/branches/new", data={"slug": "north", "name": "North", "timezone": "UTC"})
     assert response.status_code == 400
     assert api.call("GET", "/branches/north").status_code == 404
+
+
+def audit_rows(html: bytes) -> list[str]:
+    """Each entry's time and one-line summary, as the page shows them."""
+    text = html.decode()
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+            for row in re.findall(r'<tr data-entry="\d+">(.*?)</tr>', text, re.DOTALL)]
+
+
+def test_audit_log_reads_as_sentences_in_branch_local_time(client, api, session):
+
+    login(client, "admin@demo.test")
+    service = next(s for s in api.call("GET", "/branches/demo/services").json if s["code"] == "A")
+    response = post_form(client, f"/manage/services/{service['id']}/edit", {
+        "name": service["name"], "expected_minutes": "12", "checklist": "", "walk_in_enabled": "y",
+        "booking_enabled": "y", "active": "y"})
+    assert response.status_code == 302
+    manager = session.query(Staff).filter_by(email="manager@demo.test").one()
+    # 23:30 UTC on 5 January is 07:30 on 6 January in Taipei (the demo branch's zone).
+    audit.record(session, "customer.erased", "customer", 12, actor_id=manager.id, now=utc(2026, 1, 5, 23, 30))
+    session.commit()
+
+    page = client.get("/manage/audit")
+    assert page.status_code == 200 and b"{&#34;" not in page.data  # no raw JSON on the line itself
+    rows = audit_rows(page.data)
+    changed = next(r for r in rows if "changed service" in r)
+    assert "Ada Admin changed service A (Accounts and deposits): expected minutes 6 → 12" in changed
+    erased = next(r for r in rows if "erased" in r)
+    assert erased.startswith("2026-01-06 07:30:00") and "Max Manager erased customer #12" in erased
+    assert b"<details class=\"audit-details\">" in page.data  # the stored details stay one click away
+
+
+def test_audit_log_filters_by_action_staff_and_local_dates(client, api, session):
+
+    manager = session.query(Staff).filter_by(email="manager@demo.test").one()
+    admin = session.query(Staff).filter_by(email="admin@demo.test").one()
+    audit.record(session, "customer.viewed", "customer", 7, actor_id=manager.id, now=utc(2026, 1, 5, 23, 30))
+    audit.record(session, "customer.exported", "customer", 7, actor_id=admin.id, now=utc(2026, 1, 6, 2, 0))
+    audit.record(session, "customer.erased", "customer", 8, actor_id=admin.id, now=utc(2026, 1, 7, 16, 30))
+    session.commit()
+    login(client, "admin@demo.test")
+
+    def summaries(query):
+        response = client.get("/manage/audit" + query)
+        assert response.status_code == 200, query
+        return [r for r in audit_rows(response.data) if "customer #" in r]
+
+    assert len(summaries("?action=customer.exported")) == 1
+    assert [("Max Manager" in r) for r in summaries(f"?staff={manager.id}")] == [True]
+    # Local days: 5 Jan 23:30 UTC belongs to 6 Jan in Taipei, 7 Jan 16:30 UTC to 8 Jan.
+    assert len(summaries("?from=2026-01-06&to=2026-01-06")) == 2
+    assert len(summaries("?from=2026-01-07&to=2026-01-07")) == 0
+    assert ["erased customer #8" in r for r in summaries("?from=2026-01-08")] == [True]
+    assert len(summaries(f"?to=2026-01-06&staff={admin.id}&action=customer.exported")) == 1
+    # Nonsense is ignored with a note, never a 500; reversed dates are swapped.
+    for query, note in (("?action=drop.table", "Unknown action"), ("?staff=abc", "Unknown staff member"),
+                        ("?staff=99999", "Unknown staff member"), ("?from=2026-13-40", "is not a date"),
+                        ("?from=2026-01-08&to=2026-01-06", "dates were swapped")):
+        response = client.get("/manage/audit" + query)
+        assert response.status_code == 200 and note in response.get_data(as_text=True), query
+    assert len(summaries("?from=2026-01-08&to=2026-01-06")) == 3
+    assert client.get("/manage/audit?from=%00").status_code == 400

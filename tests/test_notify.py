@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from queue_app import ics, jobs, mail
-from queue_app.domain import booking, notify
+from queue_app.domain import booking, catalogue, notify
 from queue_app.models import Notification
 
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -123,7 +123,7 @@ def test_a_booking_sends_a_confirmation_with_a_calendar_invite_in_the_customers_
     assert (report.sent, report.handled) == (1, 1)
     [message] = mailbox.messages
     assert message["To"] == "mei@example.test" and message["From"] == "queue@kiosk.test"
-    assert message["Subject"].startswith("預約確認：Demo Branch Accounts and deposits")
+    assert message["Subject"].startswith("預約確認：Demo Branch 帳戶與存款")  # the service in the customer's language
     body = body_of(message)
     assert f"{BASE}/a/{made.manage_token}" in body  # the manage link, only in the confirmation
     assert made.appointment.check_in_code in body
@@ -147,6 +147,38 @@ def test_a_booking_sends_a_confirmation_with_a_calendar_invite_in_the_customers_
     ]
 
 
+def test_the_confirmation_says_what_can_still_change_and_its_link_keeps_the_language(session, mailbox, driver):
+    # Outside the cut-off (60 minutes): change or cancel, and until when.
+    made = book(session, language="zh_Hans", name="王伟")
+    ahead = book(session, START + timedelta(hours=1), email="bo@example.test")
+    notify.send_due(session, driver, NOW + MINUTE)
+    zh, en = sorted(mailbox.messages, key=lambda m: m["To"] != "ann@example.test")
+    link = next(line for line in body_of(zh).splitlines() if f"/a/{made.manage_token}" in line)
+    assert link.endswith("&lang=zh_Hans") and "?proof=" in link  # the page opens in the booking's language
+    assert ("See, change or cancel your booking: " in body_of(en) and
+            "You can reschedule until Wed 3 Jun 2026 10:00 (Asia/Taipei), and cancel until the visit starts."
+            in body_of(en)), body_of(en)
+    assert f"/a/{ahead.manage_token}?proof=" in body_of(en) and "lang=en" in body_of(en)
+
+    # Inside the cut-off: cancel only, with the branch's phone when it has one; as the page says.
+    catalogue.update_branch(session, "demo", phone="+886 2 2345 6789",
+                            booking_rules={"change_cutoff_minutes": 180})
+    soon = book(session, NOW + timedelta(hours=2), email="cy@example.test")
+    notify.send_due(session, driver, NOW + MINUTE)
+    body = body_of(next(m for m in mailbox.messages if m["To"] == "cy@example.test"))
+    assert f"See or cancel your booking: {BASE}/a/{soon.manage_token}?proof=" in body
+    assert ("You can cancel until the visit starts; changes are no longer possible online. "
+            "To change it, call the branch at +886223456789.") in body
+    assert "See, change" not in body
+    # Moved to a time inside the cut-off: the change notice no longer offers another change.
+    booking.reschedule(session, ahead.manage_token, NOW + timedelta(hours=2, minutes=30), now=NOW, base_url=BASE)
+    notify.send_due(session, driver, NOW + MINUTE)
+    change = body_of(mailbox.messages[-1])
+    assert mailbox.messages[-1]["Subject"].startswith("Booking changed:")
+    assert "changes are no longer possible online. To change it, call the branch at +886223456789." in change
+    assert "change your booking again" not in change
+
+
 def test_reschedule_updates_the_same_event_cancel_removes_it_and_no_reminder_follows(session, mailbox, driver):
     made = book(session)
     uid = f"appointment-{made.appointment.id}@kiosk.test"
@@ -159,6 +191,7 @@ def test_reschedule_updates_the_same_event_cancel_removes_it_and_no_reminder_fol
     assert change["Subject"].startswith("Booking changed: Accounts and deposits at Demo Branch, now Thu 4 Jun 2026")
     assert made.manage_token not in body_of(change)  # later messages refer to "your booking" and the code
     assert made.appointment.check_in_code in body_of(change)
+    assert "To change your booking again, use the link in your booking confirmation." in body_of(change)
     _part, _raw, calendar, event = calendar_of(change)
     assert str(event["UID"]) == uid and event.decoded("SEQUENCE") == 1
     assert event.decoded("DTSTART") == moved and str(calendar["METHOD"]) == "REQUEST"

@@ -60,7 +60,7 @@ POLICY = {
 # Pages: who may open them with a signed-in browser session (tested in test_pages, test_live_pages,
 # test_manage_pages, test_booking_pages); listed here so that every route has a decision.
 PAGES = {
-    "public": {"static", "public.index", "public.track", "booking_pages.manage", "booking_pages.calendar",
+    "public": {"static", "public.index", "public.favicon", "public.track", "booking_pages.manage", "booking_pages.calendar",
                "booking_pages.book_page", "booking_pages.book", "booking_pages.csrf_token", "display.lobby_screen",
                "health.healthz", "staff.login", "api-docs.openapi_redoc", "api-docs.openapi_json",
                "customer_pages.ticket_feedback", "customer_pages.mailed_feedback"},

@@ -78,7 +78,7 @@ def test_a_call_pushes_called_to_the_branch_and_ticket_only_to_its_own_room(app,
 
     called = received(display, "called", where=lambda c: c["label"] == "A001")
     assert called[-1] == {"label": "A001", "counter": "Counter 1", "service": "A", "recall": False,
-                          "at": called[-1]["at"]}
+                          "counter_names": {"zh_Hant": "1 號櫃檯", "zh_Hans": "1 号柜台"}, "at": called[-1]["at"]}
     assert "+08:00" in called[-1]["at"]
     mine = received(phones["A001"], "ticket", where=lambda t: t["status"] == "called")
     assert mine[-1]["status"] == "called" and mine[-1]["counter"] == "Counter 1"

@@ -12,7 +12,7 @@ code path makes them; the web layer tells it who is acting (`actor_provider`).
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from queue_app.models import AuditEntry, Branch, Counter, CounterService, Service, Staff, utcnow
@@ -140,3 +140,27 @@ def watch() -> None:
         event.listen(Session, "before_flush", _before_flush)
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "do_orm_execute", _refuse_bulk)
+
+
+def entries(session: Session, *, action: str | None = None, actor_id: int | None = None,
+            start: datetime | None = None, end: datetime | None = None, target_type: str | None = None,
+            target_id: int | None = None, limit: int = 300) -> list[AuditEntry]:
+    """Entries newest first, narrowed by action, acting staff member and a UTC range [start, end)."""
+    statement = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if action:
+        statement = statement.where(AuditEntry.action == action)
+    if actor_id is not None:
+        statement = statement.where(AuditEntry.actor_id == actor_id)
+    if start is not None:
+        statement = statement.where(AuditEntry.at >= start)
+    if end is not None:
+        statement = statement.where(AuditEntry.at < end)
+    if target_type:
+        statement = statement.where(AuditEntry.target_type == target_type)
+    if target_id is not None:
+        statement = statement.where(AuditEntry.target_id == target_id)
+    return list(session.scalars(statement))
+
+
+def actions_in_use(session: Session) -> list[str]:
+    return sorted(session.scalars(select(AuditEntry.action).distinct()))

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from queue_app.domain import audit, customers, day_range, hours, identity, notify, numbering, planning, queueing
 from queue_app.domain.catalogue import get_branch
-from queue_app.domain.booking_rules import BookingRules, rules_for
+from queue_app.domain.booking_rules import BookingRules, change_window, rules_for
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
@@ -42,6 +42,8 @@ class Slot:
     start: datetime  # aware UTC
     end: datetime
     remaining: int
+    # Booked now, this visit could be cancelled but not rescheduled online (start - cut-off has passed).
+    inside_cutoff: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,8 @@ def availability(
         slots = []
         for start, end in starts:
             remaining = min(planned.get(at, capacity) - booked.get(at, 0) for at in _covered(start, duration, rules))
-            slots.append(Slot(start=start, end=end, remaining=max(0, remaining)))
+            slots.append(Slot(start=start, end=end, remaining=max(0, remaining),
+                              inside_cutoff=not change_window(start, rules, now).can_reschedule))
         result.append({"date": day, "slots": slots})
     return {"branch": branch, "service": service, "days": result, "capacity": capacity}
 
@@ -340,7 +343,12 @@ def find_by_token(session: Session, token: str) -> Appointment:
     return appointment
 
 
-def _for_change(session: Session, token: str, now: datetime) -> tuple[Appointment, BookingRules]:
+def call_the_branch(branch: Branch) -> str:
+    """The end of a refusal that sends someone to the branch: its phone when it has one."""
+    return f"call the branch at {branch.phone}" if branch.phone else "contact the branch"
+
+
+def _booked_for_change(session: Session, token: str) -> tuple[Appointment, BookingRules]:
     appointment = session.scalar(
         select(Appointment).where(Appointment.manage_token_hash == token_hash(token)).with_for_update(of=Appointment)
     )
@@ -348,22 +356,24 @@ def _for_change(session: Session, token: str, now: datetime) -> tuple[Appointmen
         raise NotFound("appointment_not_found", "No booking for this link.")
     if appointment.status != "booked":
         raise Conflict("not_booked", f"This booking is {appointment.status.replace('_', ' ')}; it cannot change.")
-    rules = rules_for(appointment.branch)
-    if now > appointment.start_at - timedelta(minutes=rules.change_cutoff_minutes):
-        raise Conflict("cutoff_passed",
-                       f"Changes close {rules.change_cutoff_minutes} minutes before the visit; please call the branch.")
-    return appointment, rules
+    return appointment, rules_for(appointment.branch)
 
 
 def reschedule(session: Session, token: str, new_start: datetime, *, now: datetime | None = None,
                base_url: str = "") -> Appointment:
     """Move a booking: release the old slot and claim the new one in one transaction.
 
-    If the new slot is full the transaction rolls back and the old booking stands untouched.
+    Allowed until start - change_cutoff_minutes (booking_rules.change_window). If the new slot is
+    full the transaction rolls back and the old booking stands untouched.
     """
     now = now or utcnow()
     with write_transaction(session):
-        appointment, rules = _for_change(session, token, now)
+        appointment, rules = _booked_for_change(session, token)
+        if not change_window(appointment.start_at, rules, now).can_reschedule:
+            raise Conflict("cutoff_passed",
+                           f"Rescheduling closes {rules.change_cutoff_minutes} minutes before the visit; "
+                           f"it can still be cancelled until it starts. To change it, "
+                           f"{call_the_branch(appointment.branch)}.")
         service = appointment.service
         start = _validate_start(appointment.branch, service, new_start, rules, now)
         _release(session, appointment, rules)
@@ -377,10 +387,14 @@ def reschedule(session: Session, token: str, new_start: datetime, *, now: dateti
 
 
 def cancel(session: Session, token: str, *, now: datetime | None = None, base_url: str = "") -> Appointment:
-    """Cancel (kept for history) and give the capacity back."""
+    """Cancel (kept for history) and give the capacity back; allowed until the visit starts."""
     now = now or utcnow()
     with write_transaction(session):
-        appointment, rules = _for_change(session, token, now)
+        appointment, rules = _booked_for_change(session, token)
+        if not change_window(appointment.start_at, rules, now).can_cancel:
+            raise Conflict("visit_started",
+                           f"The visit has started; it can no longer be cancelled online. "
+                           f"To change it, {call_the_branch(appointment.branch)}.")
         _release(session, appointment, rules)
         appointment.status = "cancelled"
         appointment.cancelled_at = now

@@ -1,5 +1,6 @@
 """A branch's booking settings: defaults, and the overrides a manager stores on the branch."""
 from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 
 from queue_app.domain.errors import Invalid
 from queue_app.models import Branch
@@ -12,7 +13,7 @@ class BookingRules:
     slot_minutes: int = 15  # grid of start times, independent of service length
     min_notice_minutes: int = 60  # earliest booking: now + notice
     max_days_ahead: int = 30  # latest booking day: today + this
-    change_cutoff_minutes: int = 60  # reschedule and cancel until start - cutoff
+    change_cutoff_minutes: int = 60  # reschedule until start - cutoff (cancel until the start)
     check_in_early_minutes: int = 30  # kiosk check-in opens this long before the start
     check_in_late_minutes: int = 10  # and closes this long after it (later: a walk-in ticket)
     no_show_grace_minutes: int = 15  # not checked in by start + grace: no-show
@@ -20,6 +21,24 @@ class BookingRules:
     strike_limit: int = 3  # no-shows within the window that block online booking
     strike_window_days: int = 90
     block_days: int = 30  # how long online booking stays blocked
+
+
+@dataclass(frozen=True)
+class ChangeWindow:
+    """What the holder of a booking may still do online, and until when (aware UTC).
+
+    Rescheduling closes at start - change_cutoff_minutes (the branch plans its day by then);
+    cancelling stays open until the start, since a freed time helps the branch even late."""
+
+    reschedule_until: datetime
+    cancel_until: datetime
+    can_reschedule: bool
+    can_cancel: bool
+
+
+def change_window(start: datetime, rules: BookingRules, now: datetime) -> ChangeWindow:
+    reschedule_until = start - timedelta(minutes=rules.change_cutoff_minutes)
+    return ChangeWindow(reschedule_until, start, can_reschedule=now <= reschedule_until, can_cancel=now < start)
 
 
 def rules_for(branch: Branch) -> BookingRules:

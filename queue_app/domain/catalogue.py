@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import day_range, events
+from queue_app.domain import day_range, events, identity
 from queue_app.domain.booking_rules import check_rules
 from queue_app.domain.errors import Conflict, Invalid, NotFound
+from queue_app.domain.texts import LANGUAGES
 from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
     COUNTER_STATES, ROLES, WEEKDAYS, Branch, Counter, CounterService, KioskDevice, Service, Staff, utcnow,
@@ -19,10 +20,45 @@ SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CODE_RE = re.compile(r"^[A-Z]{1,2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
+# Languages a service or counter may be named in besides its `name` (the branch's default wording).
+NAME_LANGUAGES = ("en", "zh_Hant", "zh_Hans")
+SERVICE_NAME_MAX = 200
+COUNTER_NAME_MAX = 64
 
 
 def _invalid(field: str, message: str) -> Invalid:
     return Invalid("invalid_field", f"{field}: {message}", {field: [message]})
+
+
+def localized_name(thing, language) -> str:
+    """A service's or counter's name in `language` (e.g. "zh_Hant"), else its default `name`."""
+    return pick_name(thing.name, getattr(thing, "names", None), language)
+
+
+def pick_name(name: str, names: dict | None, language) -> str:
+    """The same choice over plain values (event data, read models): `names[language]` or `name`."""
+    return (names or {}).get(str(language or "")) or name
+
+
+def check_names(names, max_length: int) -> dict:
+    """{"zh_Hant": "...", "zh_Hans": "..."}: known language codes, non-empty strings up to max_length.
+    An empty string drops that language (it falls back to `name`)."""
+    if names is None:
+        return {}
+    if not isinstance(names, dict):
+        raise _invalid("names", "an object mapping a language code to a name.")
+    clean = {}
+    for language, value in names.items():
+        if language not in NAME_LANGUAGES:
+            raise _invalid("names", f"unknown language '{language}'; use {', '.join(NAME_LANGUAGES)}.")
+        if not isinstance(value, str):
+            raise _invalid("names", f"{language}: a name is a string.")
+        value = value.strip()
+        if len(value) > max_length:
+            raise _invalid("names", f"{language}: at most {max_length} characters.")
+        if value:
+            clean[language] = value
+    return clean
 
 
 def check_timezone(name: str) -> str:
@@ -77,6 +113,18 @@ def check_closed_dates(dates: list) -> list:
     return sorted(d.isoformat() for d in days)
 
 
+def check_announcement_languages(languages) -> list:
+    """Shipped language codes, in the order the lobby display announces a call in them; no repeats."""
+    if not isinstance(languages, list) or not all(isinstance(code, str) for code in languages):
+        raise _invalid("announcement_languages", "must be a list of language codes.")
+    unknown = [code for code in languages if code not in LANGUAGES]
+    if unknown:
+        raise _invalid("announcement_languages", f"unknown language '{unknown[0]}'; use {', '.join(LANGUAGES)}.")
+    if len(set(languages)) != len(languages):
+        raise _invalid("announcement_languages", "each language once.")
+    return list(languages)
+
+
 def get_branch(session: Session, slug: str) -> Branch:
     branch = session.scalar(select(Branch).where(Branch.slug == slug))
     if branch is None:
@@ -95,6 +143,8 @@ def _apply_branch_fields(branch: Branch, fields: dict) -> None:
         branch.opening_hours = check_opening_hours(fields["opening_hours"])
     if "closed_dates" in fields:
         branch.closed_dates = check_closed_dates(fields["closed_dates"])
+    if "announcement_languages" in fields:
+        branch.announcement_languages = check_announcement_languages(fields["announcement_languages"])
     if "booking_rules" in fields:
         branch.booking_rules = check_rules(fields["booking_rules"])
     if "postpone_places" in fields:
@@ -105,6 +155,14 @@ def _apply_branch_fields(branch: Branch, fields: dict) -> None:
     for key in ("language", "country", "allow_remote_tickets"):
         if key in fields:
             setattr(branch, key, fields[key])
+    if "phone" in fields:
+        # Told to customers who can no longer change a booking online; read in the branch's country.
+        phone = (fields["phone"] or "").strip()
+        try:
+            branch.phone = identity.normalise_phone(phone, branch.country) if phone else None
+        except Invalid:
+            raise _invalid("phone", "not a phone number; write it with its country code, "
+                                    "e.g. +886 2 2345 6789.") from None
 
 
 def create_branch(session: Session, slug: str, name: str, timezone: str, **fields) -> Branch:
@@ -131,6 +189,10 @@ def _apply_service_fields(service: Service, fields: dict) -> None:
         if not str(fields["name"]).strip():
             raise _invalid("name", "must not be empty.")
         service.name = str(fields["name"]).strip()
+        if len(service.name) > SERVICE_NAME_MAX:
+            raise _invalid("name", f"at most {SERVICE_NAME_MAX} characters.")
+    if "names" in fields:
+        service.names = check_names(fields["names"], SERVICE_NAME_MAX)
     if "expected_minutes" in fields:
         minutes = fields["expected_minutes"]
         if not isinstance(minutes, int) or not 1 <= minutes <= 480:
@@ -178,16 +240,20 @@ def _set_counter_services(session: Session, counter: Counter, codes: list[str]) 
     counter.service_links = [CounterService(service_id=s.id, position=i) for i, s in enumerate(services)]
 
 
-def create_counter(session: Session, branch_slug: str, name: str, services: list[str], state: str = "closed") -> Counter:
+def create_counter(session: Session, branch_slug: str, name: str, services: list[str], state: str = "closed",
+                   names: dict | None = None) -> Counter:
     if not (name or "").strip():
         raise _invalid("name", "must not be empty.")
+    if len(name.strip()) > COUNTER_NAME_MAX:
+        raise _invalid("name", f"at most {COUNTER_NAME_MAX} characters.")
+    names = check_names(names, COUNTER_NAME_MAX)
     if state not in COUNTER_STATES:
         raise _invalid("state", f"one of {', '.join(COUNTER_STATES)}.")
     with write_transaction(session):
         branch = get_branch(session, branch_slug)
         if session.scalar(select(Counter.id).where(Counter.branch_id == branch.id, Counter.name == name.strip())):
             raise Conflict("already_exists", f"Counter '{name}' exists at '{branch_slug}'.")
-        counter = Counter(branch_id=branch.id, name=name.strip(), state=state)
+        counter = Counter(branch_id=branch.id, name=name.strip(), names=names, state=state)
         session.add(counter)
         session.flush()
         _set_counter_services(session, counter, services)
@@ -208,10 +274,14 @@ def update_counter(session: Session, counter_id: int, **fields) -> Counter:
             name = str(fields["name"]).strip()
             if not name:
                 raise _invalid("name", "must not be empty.")
+            if len(name) > COUNTER_NAME_MAX:
+                raise _invalid("name", f"at most {COUNTER_NAME_MAX} characters.")
             if session.scalar(select(Counter.id).where(Counter.branch_id == counter.branch_id, Counter.name == name,
                                                        Counter.id != counter.id)):
                 raise Conflict("already_exists", f"Another counter of the branch is named '{name}'.")
             counter.name = name
+        if "names" in fields:
+            counter.names = check_names(fields["names"], COUNTER_NAME_MAX)
         if "services" in fields:
             _set_counter_services(session, counter, fields["services"])
         events.counters_changed(session, counter.branch_id, utcnow())

@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from queue_app.domain import audit, identity, numbering, texts
+from queue_app.domain.catalogue import localized_name
 from queue_app.domain.identity import normalise_email, normalise_phone
 from queue_app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from queue_app.domain.texts import N_
@@ -546,7 +547,8 @@ def history(session: Session, customer_id: int, branch_ids: list[int] | None = N
         waited_from = max(ticket.issued_at, ticket.effective_at)
         entries.append({
             "at": ticket.issued_at, "kind": "ticket", "branch": ticket.branch.slug, "branch_name": ticket.branch.name,
-            "service": ticket.service.code, "service_name": ticket.service.name, "label": ticket.label,
+            "service": ticket.service.code, "service_name": ticket.service.name,
+            "service_names": dict(ticket.service.names or {}), "label": ticket.label,
             "status": ticket.status, "counter": ticket.counter.name if ticket.counter else None,
             "wait_minutes": _minutes(waited_from, ticket.called_at),
             "service_minutes": _minutes(ticket.started_at or ticket.called_at, ticket.finished_at)
@@ -557,19 +559,22 @@ def history(session: Session, customer_id: int, branch_ids: list[int] | None = N
         entries.append({
             "at": appointment.created_at, "kind": "booking", "branch": appointment.branch.slug,
             "branch_name": appointment.branch.name, "service": appointment.service.code,
-            "service_name": appointment.service.name, "status": appointment.status,
+            "service_name": appointment.service.name, "service_names": dict(appointment.service.names or {}),
+            "status": appointment.status,
             "start": appointment.start_at, "zone": appointment.branch.timezone,
         })
         if appointment.cancelled_at:
             entries.append({"at": appointment.cancelled_at, "kind": "cancellation", "branch": appointment.branch.slug,
                             "branch_name": appointment.branch.name, "service": appointment.service.code,
-                            "service_name": appointment.service.name, "status": "cancelled",
+                            "service_name": appointment.service.name,
+                            "service_names": dict(appointment.service.names or {}), "status": "cancelled",
                             "start": appointment.start_at, "zone": appointment.branch.timezone})
     for answer in session.scalars(feedback_q):
         branch = session.get(Branch, answer.branch_id)
         service = session.get(Service, answer.service_id)
         entries.append({"at": answer.answered_at, "kind": "rating", "branch": branch.slug, "branch_name": branch.name,
-                        "service": service.code, "service_name": service.name, "rating": answer.rating,
+                        "service": service.code, "service_name": service.name,
+                        "service_names": dict(service.names or {}), "rating": answer.rating,
                         "nps": answer.nps, "comment": answer.comment, "zone": branch.timezone})
     entries.sort(key=lambda e: e["at"], reverse=True)
     return entries[:limit] if limit else entries
@@ -884,7 +889,8 @@ def invite_feedback(session: Session, base_url: str, *, now: datetime | None = N
                                  token_hash=token_hash(token), channel="mail", invited_at=now))
             language = ticket.language if ticket.language in texts.LANGUAGES else "en"
             subject, body = FEEDBACK_TEXTS
-            values = {"branch": ticket.branch.name, "service": ticket.service.name, "label": ticket.label,
+            values = {"branch": ticket.branch.name, "service": localized_name(ticket.service, language),
+                      "label": ticket.label,
                       # The record's name only when the record holds this address (identity.py).
                       "name": (customer.name or "") if customer.email == ticket.email else "",
                       "url": f"{base_url.rstrip('/')}/f/{token}", "days": FEEDBACK_DAYS}

@@ -579,7 +579,7 @@ def _summarise(share: float, mean: float, low: float, high: float, service_id: i
 class BranchEstimates:
     tickets: dict[int, Estimate]  # waiting tickets: minutes from now until called
     new_ticket: dict[int, Estimate]  # per service: a ticket taken now
-    ahead: dict[int, int]  # waiting tickets before each one for counters it shares
+    ahead: dict[int, int]  # people ahead of each waiting ticket (queue_order.ahead_counts)
 
 
 def estimate_branch(session: Session, branch: Branch, now: datetime | None = None, *,
@@ -598,19 +598,21 @@ def estimate_branch(session: Session, branch: Branch, now: datetime | None = Non
         queue = _Queue(state, learned, rng, replications)
         runs = queue.run()
     closed = not any(c.windows for c in state.counters)
-    tickets, ahead = {}, {}
+    tickets = {}
     shared: dict[int, set[int]] = {}
+
+    def sharing(service_id: int) -> set[int]:
+        if service_id not in shared:
+            shared[service_id] = {s for c in state.counters if service_id in c.service_ids
+                                  for s in c.service_ids} | {service_id}
+        return shared[service_id]
+
     if state.waiting:
         shares, means, lows, highs = _summaries(runs.call)
-    before: dict[int, int] = {}  # waiting tickets so far, per service (keeps `ahead` linear)
     for column, ticket in enumerate(state.waiting):
         tickets[ticket.id] = _summarise(shares[column], means[column], lows[column], highs[column],
                                         ticket.service_id, state, closed)
-        if ticket.service_id not in shared:
-            shared[ticket.service_id] = {s for c in state.counters if ticket.service_id in c.service_ids
-                                         for s in c.service_ids} or {ticket.service_id}
-        ahead[ticket.id] = sum(before.get(s, 0) for s in shared[ticket.service_id])
-        before[ticket.service_id] = before.get(ticket.service_id, 0) + 1
+    ahead = queue_order.ahead_counts(state.waiting, sharing, now)  # people ahead, queue_order.py
     new_ticket = {}
     for service in branch.services if per_service else []:
         if not service.active:

@@ -1,4 +1,4 @@
-"""Kiosk devices: one-time pairing codes, pairing, heartbeats with printer state, retiring a device.
+"""Kiosk devices: one-time pairing codes, pairing, heartbeats with printer state, page pings, retiring a device.
 
 A manager creates a pairing code for a branch and a device name; `queue-kiosk pair CODE` on the
 lobby machine exchanges it (POST /api/v1/kiosk/pair) for a device token. Codes are random, kept
@@ -25,6 +25,9 @@ CODE_LENGTH = 10  # about 50 bits; with the rate limit and the 10-minute life, n
 PRINTER_STATES = ("ok", "paper_low", "paper_out", "offline", "error", "none")
 # A device not heard from for this long is shown as offline on the manager page.
 OFFLINE_AFTER = timedelta(minutes=2)
+# The kiosk page pings every 10 s; writing one of them in this span keeps "online" true (well under
+# OFFLINE_AFTER) without a database write per ping per kiosk.
+PAGE_PING_RESOLUTION = timedelta(seconds=30)
 
 
 @dataclass
@@ -129,6 +132,32 @@ def record_heartbeat(session: Session, device_id: int, printer: dict, bridge_por
     return device
 
 
+def record_page_ping(session: Session, device_id: int, now: datetime | None = None) -> bool:
+    """The kiosk page in the device's browser answered (a browser kiosk may have no print bridge).
+
+    Returns whether it was written: pings closer together than PAGE_PING_RESOLUTION are not.
+    """
+    now = _now(now)
+    seen = session.scalar(select(KioskDevice.page_seen_at).where(KioskDevice.id == device_id))
+    if seen is not None and timedelta(0) <= now - seen < PAGE_PING_RESOLUTION:
+        return False
+    with write_transaction(session):
+        written = session.execute(
+            update(KioskDevice)
+            .where(KioskDevice.id == device_id, KioskDevice.active.is_(True))
+            .values(page_seen_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return written == 1
+
+
+def last_contact(device: KioskDevice) -> tuple[datetime | None, str | None]:
+    """When the device was last heard from and by which way: 'bridge' (print bridge heartbeat) or 'page'."""
+    heard = [(moment, source) for moment, source in ((device.last_seen_at, "bridge"), (device.page_seen_at, "page"))
+             if moment is not None]
+    return max(heard, key=lambda pair: pair[0]) if heard else (None, None)
+
+
 def deactivate_device(session: Session, device_id: int) -> KioskDevice:
     """A lost or replaced kiosk: its token stops working at once (API, kiosk page, heartbeats)."""
     with write_transaction(session):
@@ -140,10 +169,12 @@ def deactivate_device(session: Session, device_id: int) -> KioskDevice:
 
 
 def device_status(device: KioskDevice, now: datetime | None = None) -> str:
-    """What the manager page shows: 'online', 'offline' (not heard from lately) or 'never' (no heartbeat yet)."""
-    if device.last_seen_at is None:
+    """What the manager page shows: 'online', 'offline' (not heard from lately) or 'never' (neither
+    a bridge heartbeat nor a page ping yet)."""
+    seen, _source = last_contact(device)
+    if seen is None:
         return "never"
-    return "online" if _now(now) - device.last_seen_at <= OFFLINE_AFTER else "offline"
+    return "online" if _now(now) - seen <= OFFLINE_AFTER else "offline"
 
 
 def branch_devices(session: Session, branch_id: int) -> list[KioskDevice]:

@@ -10,16 +10,21 @@ from queue_app.models import Branch, Counter, Service, Ticket, TicketEvent, utcn
 
 def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate) -> dict:
     waiting = ticket.status == "waiting"
+    shows_counter = ticket.counter is not None and ticket.status in ("called", "serving")
     return {
         "label": ticket.label,
         "status": ticket.status,
         "service": ticket.service.code,
         "service_name": ticket.service.name,
+        # Names in other languages travel with the default one: the page picks its own
+        # (catalogue.pick_name; live.js localName), so one push serves every language.
+        "service_names": dict(ticket.service.names or {}),
         "position": ahead + 1 if waiting else 0,
         "ahead": ahead if waiting else 0,
         "estimate": estimate.as_dict(ticket.branch.zone),
         "almost_turn": waiting and ticket.almost_turn_at is not None,
-        "counter": ticket.counter.name if ticket.counter and ticket.status in ("called", "serving") else None,
+        "counter": ticket.counter.name if shows_counter else None,
+        "counter_names": dict(ticket.counter.names or {}) if shows_counter else {},
         "postponed": ticket.postponed,
         "issued_at": ticket.issued_at.astimezone(ticket.branch.zone).isoformat(timespec="seconds"),
         # A booked visit (served at its time, queue_order.py): its booked start, branch local.
@@ -61,7 +66,7 @@ def recent_calls(session: Session, branch: Branch, limit: int = 6, now: datetime
     """The last tickets called (or recalled) today, newest first: label, counter, time."""
     today = numbering.local_day(now or utcnow(), branch.zone)
     rows = session.execute(
-        select(TicketEvent.type, TicketEvent.at, Ticket.label, Counter.name, Service.code)
+        select(TicketEvent.type, TicketEvent.at, Ticket.label, Counter.name, Counter.names, Service.code)
         .join(Ticket, Ticket.id == TicketEvent.ticket_id)
         .join(Counter, Counter.id == TicketEvent.counter_id)
         .join(Service, Service.id == Ticket.service_id)
@@ -71,9 +76,9 @@ def recent_calls(session: Session, branch: Branch, limit: int = 6, now: datetime
         .limit(limit)
     ).all()
     return [
-        {"label": label, "counter": counter, "service": code, "recall": kind == "recalled",
-         "at": at.astimezone(branch.zone).isoformat(timespec="seconds")}
-        for kind, at, label, counter, code in rows
+        {"label": label, "counter": counter, "counter_names": dict(names or {}), "service": code,
+         "recall": kind == "recalled", "at": at.astimezone(branch.zone).isoformat(timespec="seconds")}
+        for kind, at, label, counter, names, code in rows
     ]
 
 
@@ -109,7 +114,7 @@ def queue_summary(session: Session, branch: Branch, now: datetime | None = None,
         "branch": branch.slug,
         "local_date": today.isoformat(),
         "waiting": [
-            {"service": s.code, "name": s.name, "count": waiting_counts.get(s.id, 0),
+            {"service": s.code, "name": s.name, "names": dict(s.names or {}), "count": waiting_counts.get(s.id, 0),
              "estimate": per_service.get(s.id, estimates.NOT_WAITING).as_dict(branch.zone)}
             for s in services
         ],
@@ -117,6 +122,7 @@ def queue_summary(session: Session, branch: Branch, now: datetime | None = None,
             {
                 "id": c.id,
                 "name": c.name,
+                "names": dict(c.names or {}),
                 "state": c.state,
                 "ticket": (
                     {"id": current[c.id].id, "label": current[c.id].label, "status": current[c.id].status}

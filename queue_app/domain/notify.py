@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session
 
 from queue_app import ics
 from queue_app.domain import outbox, texts
+from queue_app.domain.booking_rules import change_window, rules_for
+from queue_app.domain.catalogue import localized_name
 from queue_app.domain.texts import N_
 from queue_app.domain.transaction import write_transaction
 from queue_app.mail import PermanentFailure
@@ -52,6 +54,25 @@ MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "Au
              "October", "November", "December")
 WEEKDAYS_ZH = "一二三四五六日"
 
+# What the holder may still change, worded once for the mail and the booking's page
+# (web/booking_pages.py shows the same sentences): booking_rules.change_window decides which.
+CHANGE_TEXTS = {
+    "open": N_("You can reschedule until %(until)s, and cancel until the visit starts."),
+    "closed": N_("You can cancel until the visit starts; changes are no longer possible online."),
+    "started": N_("Your visit time has begun; it can no longer be changed or cancelled online."),
+    "call": N_("To change it, call the branch at %(phone)s."),
+}
+
+
+def _state(window) -> str:
+    return "open" if window.can_reschedule else "closed" if window.can_cancel else "started"
+
+
+def change_state(appointment: Appointment, now: datetime) -> str:
+    """The key of CHANGE_TEXTS for a booked visit: open, closed (cancel only) or started."""
+    return _state(change_window(appointment.start_at, rules_for(appointment.branch), now))
+
+
 # Messages in English, the catalogs' source language; the customer's language at send time
 # (domain/texts.py). Translations live with every other text in queue_app/translations.
 MESSAGES = {
@@ -66,8 +87,7 @@ MESSAGES = {
                       "When you arrive, enter your check-in code at the kiosk.\n"
                       "%(manage)sThe attached calendar file adds the visit to your calendar.\n"),
         CHANGED: N_("Hello %(name)s,\n\nyour booking has been changed. The new time:\n\n%(details)s\n\n"
-                    "The attached calendar file updates the visit in your calendar. To change your "
-                    "booking again, use the link in your booking confirmation.\n"),
+                    "The attached calendar file updates the visit in your calendar. %(changes)s\n"),
         CANCELLED: N_("Hello %(name)s,\n\nyour booking has been cancelled:\n\n%(details)s\n\n"
                       "The attached calendar file removes the visit from your calendar. "
                       "You are welcome to book again.\n"),
@@ -85,6 +105,8 @@ MESSAGES = {
     "details": N_("  Service:        %(service)s\n  Branch:         %(branch)s\n  When:           %(when)s\n"
                   "  Check-in code:  %(code)s"),
     "manage": N_("See, change or cancel your booking: %(url)s\n"),
+    "manage_closed": N_("See or cancel your booking: %(url)s\n"),
+    "change_again": N_("To change your booking again, use the link in your booking confirmation."),
     "manage_sms": N_(" Manage: %(url)s"),
     "summary": N_("%(service)s at %(branch)s"),
     "ics_description": N_("Check-in code: %(code)s"),
@@ -135,11 +157,20 @@ def render(notification: Notification, appointment: Appointment, now: datetime) 
         return texts.gettext(language, message, **{**values, **extra})
 
     values = {
-        "name": appointment.name, "service": appointment.service.name, "branch": appointment.branch.name,
+        "name": appointment.name, "service": localized_name(appointment.service, language), "branch": appointment.branch.name,
         "when": long, "short": short, "code": appointment.check_in_code,
     }
     url = (notification.payload or {}).get("manage_url") or ""
-    values["manage"] = text(MESSAGES["manage"], url=url) if url else ""
+    window = change_window(appointment.start_at, rules_for(appointment.branch), now)
+    state = _state(window)
+    until = format_when(window.reschedule_until, appointment.branch.zone, language)[1]
+    changes = text(CHANGE_TEXTS[state], until=until)
+    if state != "open" and appointment.branch.phone:
+        changes += " " + text(CHANGE_TEXTS["call"], phone=appointment.branch.phone)
+    # The same sentences as the booking's page, as things stand when the message is written.
+    values["manage"] = (text(MESSAGES["manage" if state == "open" else "manage_closed"], url=url)
+                        + changes + "\n") if url else ""
+    values["changes"] = text(MESSAGES["change_again"]) if state == "open" else changes
     values["manage_sms"] = text(MESSAGES["manage_sms"], url=url) if url else ""
     values["details"] = text(MESSAGES["details"])
     template = notification.template
@@ -225,8 +256,9 @@ def booking_confirmed(session: Session, appointment: Appointment, manage_token: 
     payload = dict(base)
     if base_url:
         # Opening the mailed link also proves the contact it went to (identity.prove).
-        proof = f"?proof={proof_token}" if proof_token else ""
-        payload["manage_url"] = f"{base_url.rstrip('/')}/a/{manage_token}{proof}"
+        proof = f"proof={proof_token}&" if proof_token else ""
+        # The booking's language: the page opens in it, whatever the phone's browser prefers.
+        payload["manage_url"] = f"{base_url.rstrip('/')}/a/{manage_token}?{proof}lang={language_of(appointment)}"
     _insert(session, appointment, CONFIRMED, f"confirmation:{appointment.id}:{appointment.sequence}",
             now, now, payload)
     _reminders(session, appointment, base, now)

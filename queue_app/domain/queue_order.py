@@ -16,10 +16,24 @@ between bookings the counters go back to the walk-in line.
 
 `call_next` (queueing.py) uses `claim_order` in its single claiming statement; the estimator
 (estimates.py) plays the same rule with `rank`/`is_due`; the simulator drives `call_next` itself.
+
+**People ahead** of a waiting ticket (the one figure the phone page, the ticket API, the printed
+and kiosk ticket and the "almost your turn" alert show) are the waiting tickets this order calls
+before it, among the services that share a counter with its service, judged at `judged_at`: now
+for a walk-in, its booked start for a booking checked in early (the moment it becomes due). So a
+walk-in counts the due bookings and the walk-ins before it in line, not the early bookings; a
+booking counts only the bookings with an earlier start, never walk-ins (it goes before all of
+them at its time). `count_ahead` is that figure for one ticket in one SQL query, `ahead_counts`
+for a whole branch in one pass over its waiting tickets; the tests hold them equal. A kiosk or
+display tile per service shows something else, "waiting for this service", and says so.
 """
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from sqlalchemy import case
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from queue_app.models import CounterService, Ticket
 
 BOOKED = "appointment"  # the priority of a ticket made by checking in a booking
 
@@ -54,3 +68,59 @@ def claim_order(ticket, now: datetime) -> tuple:
     place = case((booked & (ticket.effective_at <= now), DUE_BOOKING), (booked, EARLY_BOOKING), else_=IN_LINE)
     within = case((booked, ticket.effective_at), else_=ticket.sort_key)
     return place, within, ticket.id
+
+
+def judged_at(priority: str, effective_at: datetime, now: datetime) -> datetime:
+    """The moment a ticket's place is judged: now, or its booked start if that is later."""
+    return max(now, effective_at) if is_booked(priority) else now
+
+
+def ahead_counts(waiting: Iterable, shared: Callable[[int], set[int]], now: datetime) -> dict[int, int]:
+    """People ahead (see the module text) of each waiting ticket of a branch's day, by id.
+
+    `waiting`: objects with id, service_id, sort_key, booked and start_at (estimates.WaitingNow);
+    `shared(service_id)`: the services sharing a counter with it (itself included). Linear in the
+    tickets: in the order bookings-by-start then walk-ins-by-key, a booking has exactly the
+    bookings before it ahead, a walk-in everything before it except the early bookings.
+    """
+    waiting = list(waiting)
+    bookings = sorted((w for w in waiting if w.booked), key=lambda w: (w.start_at, w.id))
+    line = sorted((w for w in waiting if not w.booked), key=lambda w: (w.sort_key, w.id))
+    booked: dict[int, int] = {}  # bookings passed so far, per service
+    counted: dict[int, int] = {}  # tickets passed so far that are ahead of a walk-in, per service
+    services: dict[int, tuple[int, ...]] = {}
+    ahead = {}
+    for ticket in bookings:
+        sharing = services.setdefault(ticket.service_id, tuple(shared(ticket.service_id)))
+        ahead[ticket.id] = sum(booked.get(s, 0) for s in sharing)
+        booked[ticket.service_id] = booked.get(ticket.service_id, 0) + 1
+        if is_due(ticket.start_at, now):  # an early booking is not ahead of a walk-in
+            counted[ticket.service_id] = counted.get(ticket.service_id, 0) + 1
+    for ticket in line:
+        if ticket.service_id not in services:
+            services[ticket.service_id] = tuple(shared(ticket.service_id))
+        ahead[ticket.id] = sum(counted.get(s, 0) for s in services[ticket.service_id])
+        counted[ticket.service_id] = counted.get(ticket.service_id, 0) + 1
+    return ahead
+
+
+def count_ahead(session: Session, ticket, now: datetime) -> int:
+    """People ahead of one waiting ticket (0 once it is called), in one query: the waiting tickets
+    of its day and of the services sharing a counter with its service that `claim_order`, judged
+    at `judged_at`, puts before it."""
+    if ticket.status != "waiting":
+        return 0
+    at = judged_at(ticket.priority, ticket.effective_at, now)
+    mine = key(ticket.priority, ticket.effective_at, ticket.sort_key, ticket.id, at)
+    place, within, ticket_id = claim_order(Ticket, at)
+    linked = select(CounterService.counter_id).where(CounterService.service_id == ticket.service_id)
+    services = select(CounterService.service_id).where(CounterService.counter_id.in_(linked))
+    return session.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.branch_id == ticket.branch_id, Ticket.local_date == ticket.local_date,
+            Ticket.status == "waiting",
+            or_(Ticket.service_id == ticket.service_id, Ticket.service_id.in_(services)),
+            or_(place < mine[0],
+                and_(place == mine[0], or_(within < mine[1], and_(within == mine[1], ticket_id < mine[2])))),
+        )
+    ) or 0

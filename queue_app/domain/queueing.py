@@ -19,10 +19,17 @@ due bookings are bounded by booking capacity.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from queue_app.domain import customers, estimates, events, identity, numbering, queue_order
+from queue_app.domain import (
+    customers,
+    estimates,
+    events,
+    identity,
+    numbering,
+    queue_order,
+)
 from queue_app.domain.catalogue import get_branch
 from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.transaction import write_transaction
@@ -245,7 +252,8 @@ def call_next(
             return None
         ticket = session.get(Ticket, claimed_id, populate_existing=True)
         events.record(session, ticket, "called", now, counter_id=counter.id, staff_id=staff_id,
-                      data={"counter": counter.name, "service": ticket.service.code})
+                      data={"counter": counter.name, "counter_names": dict(counter.names or {}),
+                            "service": ticket.service.code})
     return ticket
 
 
@@ -259,6 +267,7 @@ def recall(session: Session, ticket_id: int, *, staff_id: int | None = None, now
         ticket.recalls += 1
         events.record(session, ticket, "recalled", now, counter_id=ticket.counter_id, staff_id=staff_id,
                       data={"recalls": ticket.recalls, "counter": ticket.counter.name,
+                            "counter_names": dict(ticket.counter.names or {}),
                             "service": ticket.service.code})
     return ticket
 
@@ -397,19 +406,3 @@ def find_by_token(session: Session, token: str) -> Ticket:
     if ticket is None:
         raise NotFound("ticket_not_found", "No ticket for this link.")
     return ticket
-
-
-def people_ahead(session: Session, ticket: Ticket) -> int:
-    """Waiting tickets of the same service and day that come before this one."""
-    if ticket.status != "waiting":
-        return 0
-    return session.scalar(
-        select(func.count(Ticket.id)).where(
-            Ticket.branch_id == ticket.branch_id,
-            Ticket.service_id == ticket.service_id,
-            Ticket.local_date == ticket.local_date,
-            Ticket.status == "waiting",
-            or_(Ticket.sort_key < ticket.sort_key,
-                and_(Ticket.sort_key == ticket.sort_key, Ticket.id < ticket.id)),
-        )
-    )

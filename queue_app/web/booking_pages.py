@@ -10,7 +10,6 @@ honeypot field that bots fill and people never see, and the page's language for 
 `Cache-Control: no-store` and `Referrer-Policy: no-referrer`, so the token does not linger in
 caches or leak to other sites.
 """
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
@@ -20,9 +19,9 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
 from queue_app import ics
-from queue_app.domain import booking, identity
-from queue_app.domain.booking_rules import rules_for
-from queue_app.domain.catalogue import get_branch
+from queue_app.domain import booking, identity, notify
+from queue_app.domain.booking_rules import change_window, rules_for
+from queue_app.domain.catalogue import get_branch, localized_name
 from queue_app.domain.errors import DomainError, NotFound
 from queue_app.extensions import db, limiter
 from queue_app.models import Branch, Service, Ticket, utcnow
@@ -63,7 +62,10 @@ def booking_messages(branch: Branch | None = None) -> dict:
         "strikes_exceeded": _("Online booking is paused after missed visits. Please call the branch to book."),
         "booking_disabled": _("This service cannot be booked online. Please call the branch."),
         "service_not_found": _("This service is not available any more. Please pick another."),
-        "cutoff_passed": _("It is too late to change this booking online. Please call the branch."),
+        "cutoff_passed": _("It is too late to reschedule this booking online; you can still cancel it until the "
+                           "visit starts.") + call_branch(branch),
+        "visit_started": _("Your visit time has begun; it can no longer be changed or cancelled online.")
+        + call_branch(branch),
         "not_booked": _("This booking can no longer be changed."),
         "appointment_not_found": _("We could not find this booking."),
         "invalid_field": _("Please check the fields marked below."),
@@ -78,6 +80,13 @@ def booking_messages(branch: Branch | None = None) -> dict:
         "failed": _("Sorry, that did not work. Please try again."),
         "offline": _("No connection. Check your network and try again."),
     }
+
+
+def call_branch(branch: Branch | None) -> str:
+    """' To change it, call the branch at +886...' (notify.CHANGE_TEXTS), or nothing without a branch phone."""
+    if branch is None or not branch.phone:
+        return ""
+    return " " + _(notify.CHANGE_TEXTS["call"], phone=branch.phone)
 
 
 def picker_text() -> dict:
@@ -95,6 +104,8 @@ def picker_text() -> dict:
         "full_long": _("fully booked"),
         "day_full": _("fully booked"),
         "current": _("Your time"),
+        "inside_cutoff": _("no online changes"),
+        "inside_cutoff_long": _("can be cancelled until it starts, but not changed online"),
         "times_on": _("Times on %(date)s", date="{date}"),
         "morning": _("Morning"),
         "afternoon": _("Afternoon"),
@@ -155,13 +166,35 @@ def book_page(slug):
         "booking/book.html", branch=branch, services=_bookable(branch), rules=rules_for(branch),
         locale=locale, languages=LANGUAGE_NAMES, calendar=page_calendar(), days_shown=DAYS_SHOWN,
         messages=booking_messages(branch), field_messages=field_messages(), picker_text=picker_text(),
-        honeypot=HONEYPOT,
+        honeypot=HONEYPOT, inside_cutoff_note=_(notify.CHANGE_TEXTS["closed"]) + call_branch(branch),
     )
 
 
 def _text(body: dict, name: str) -> str | None:
     value = body.get(name)
     return (value.strip() or None) if isinstance(value, str) else None
+
+
+def _field_problems(values: dict, branch: Branch) -> dict:
+    """Every field's problem at once (not the first one the domain meets), so the form shows all of them."""
+    wrong = field_messages()
+    fields = {name: wrong["unstorable"] for name, value in values.items() if value and text_problem(value)}
+    for name, limit in LIMITS.items():
+        if name not in fields and len(values[name] or "") > limit:
+            fields[name] = wrong["too_long"]
+    if not values["name"]:
+        fields["name"] = wrong["name"]
+    if not values["phone"] and not values["email"]:
+        fields["phone"] = wrong["contact"]
+    # The domain's own checks (domain/identity.py), made here for both fields before booking.
+    checks = (("phone", lambda v: identity.normalise_phone(v, branch.country)), ("email", identity.normalise_email))
+    for name, check in checks:
+        if values[name] and name not in fields:
+            try:
+                check(values[name])
+            except DomainError:
+                fields[name] = wrong[name]
+    return fields
 
 
 @bp.post("/b/<slug>/book")
@@ -181,13 +214,7 @@ def book(slug):
     if key is not None and not 1 <= len(key) <= 100:
         return _json_error(400, "bad_idempotency_key", "Idempotency-Key must be 1 to 100 characters.")
     values = {name: _text(body, name) for name in ("service", "start", "name", "phone", "email")}
-    wrong = field_messages()
-    fields = {name: wrong["too_long"] for name, limit in LIMITS.items() if len(values[name] or "") > limit}
-    fields.update({name: wrong["unstorable"] for name, value in values.items() if value and text_problem(value)})
-    if not values["name"]:
-        fields["name"] = wrong["name"]
-    if not values["phone"] and not values["email"]:
-        fields["phone"] = wrong["contact"]
+    fields = _field_problems(values, branch)
     if fields:
         return _json_error(422, "invalid_field", messages["invalid_field"], fields)
     try:
@@ -272,16 +299,22 @@ def manage(token):
     branch = appointment.branch
     rules = rules_for(branch)
     now = utcnow()
-    change_until = appointment.start_at - timedelta(minutes=rules.change_cutoff_minutes)
+    window = change_window(appointment.start_at, rules, now)
+    booked = appointment.status == "booked"
+    change_until = local_when(window.reschedule_until, branch.timezone, branch.zone)
+    # The same sentences as the confirmation mail (notify.CHANGE_TEXTS), as things stand now.
+    state = notify.change_state(appointment, now) if booked else None
+    change_note = _(notify.CHANGE_TEXTS[state], until=change_until) if state else ""
+    if state in ("closed", "started"):
+        change_note += call_branch(branch)
     ticket = db.session.get(Ticket, appointment.ticket_id) if appointment.ticket_id else None
     code = appointment.check_in_code
     return render_template(
         "booking/manage.html", token=token, appointment=appointment, data=appointment_dict(appointment),
         branch=branch, rules=rules, ticket=ticket, locale=current_language(), languages=LANGUAGE_NAMES,
         when=local_when(appointment.start_at, branch.timezone, branch.zone),
-        change_until=local_when(change_until, branch.timezone, branch.zone),
-        can_change=appointment.status == "booked" and now <= change_until,
-        cutoff_passed=appointment.status == "booked" and now > change_until,
+        change_until=change_until, change_note=change_note,
+        can_reschedule=booked and window.can_reschedule, can_cancel=booked and window.can_cancel,
         qr=qr_svg(code, title=_("QR code of your check-in code %(code)s", code=code)),
         code_groups=[code[i:i + 4] for i in range(0, len(code), 4)],
         status_labels=status_labels(), calendar=page_calendar(), days_shown=DAYS_SHOWN,
@@ -312,7 +345,8 @@ def calendar(token):
     host = urlsplit(current_app.config["QUEUE_APP_BASE_URL"]).hostname or "localhost"
     text = ics.appointment_calendar(
         appointment, host=host, now=utcnow(), cancelled=appointment.status == "cancelled",
-        summary=_("%(service)s at %(branch)s", service=appointment.service.name, branch=appointment.branch.name),
+        summary=_("%(service)s at %(branch)s", service=localized_name(appointment.service, current_language()),
+                  branch=appointment.branch.name),
         description=_("Check-in code: %(code)s", code=appointment.check_in_code),
     )
     # A file someone adds to their own calendar publishes an event; REQUEST is for invitations

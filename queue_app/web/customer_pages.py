@@ -15,14 +15,13 @@ from queue_app.domain import catalogue, customers, queueing
 from queue_app.domain.errors import DomainError, Forbidden, NotFound
 from queue_app.extensions import db, limiter
 from queue_app.models import SEGMENTS, Staff
+from queue_app.web.customer_labels import SEGMENT_LABELS
 from queue_app.web.input_rules import InputRejected, clean_text, text_problem
 from queue_app.web.roles import role_required
 from queue_app.web.screens import LANGUAGE_NAMES
 
 bp = Blueprint("customer_pages", __name__)
 
-SEGMENT_LABELS = {"core": _l("Core"), "at_risk_valuable": _l("At-risk valuable"),
-                  "loyal_regular": _l("Loyal regulars"), "occasional": _l("Occasional")}
 REASON_LABELS = {"interval_exceeded": _l("Usual interval exceeded"), "valued_unseen": _l("Valued, not seen")}
 KIND_LABELS = {"ticket": _l("Visit"), "booking": _l("Booking"), "cancellation": _l("Cancellation"),
                "rating": _l("Rating")}
@@ -173,12 +172,11 @@ def erase(customer_id):
 @login_required
 @role_required("admin")
 def audit_log():
-    from queue_app.web.api.customers import audit_entries
+    from queue_app.web import audit_log as audit_page
 
-    if text_problem(request.args.get("target_type") or ""):
+    if any(text_problem(value) for value in request.args.values()):
         abort(400)
-    return render_template("manage/audit.html", entries=audit_entries(
-        request.args.get("target_type") or None, request.args.get("target_id", type=int), 300))
+    return render_template("manage/audit.html", **audit_page.page_data(db.session, request.args))
 
 
 # --- feedback on the phone -----------------------------------------------------------------------

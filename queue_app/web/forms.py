@@ -10,9 +10,10 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from queue_app.domain.catalogue import MIN_PASSWORD
+from queue_app.domain.catalogue import COUNTER_NAME_MAX, MIN_PASSWORD, NAME_LANGUAGES, SERVICE_NAME_MAX
 from queue_app.models import WEEKDAYS
 from queue_app.web.input_rules import StrictText
+from queue_app.web.screens import LANGUAGE_NAMES
 
 
 class LoginForm(FlaskForm):
@@ -109,6 +110,24 @@ class DateListField(TextAreaField):
             self.data = [d for d in re.split(r"[\s,]+", valuelist[0]) if d]
 
 
+# Language codes as typed (any case, "-" or "_") to the shipped code.
+_LANGUAGE_SPELLINGS = {code.lower().replace("_", "-"): code for code in LANGUAGE_NAMES}
+
+
+class LanguageListField(StringField):
+    """Language codes in order, e.g. "zh_Hant, en"; `data` is the list the domain checks (zh-hant reads as zh_Hant)."""
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]
+        return ", ".join(self.data or [])
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            codes = [c for c in re.split(r"[\s,]+", valuelist[0]) if c]
+            self.data = [_LANGUAGE_SPELLINGS.get(c.lower().replace("_", "-"), c) for c in codes]
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
@@ -124,12 +143,21 @@ class BranchForm(FlaskForm):
     closed_dates = DateListField(_l("Closed dates"), default=list, render_kw={"rows": 3},
                                  description=_l("One date per line, e.g. 2025-12-25."))
     allow_remote_tickets = BooleanField(_l("Allow tickets from phones, not only from kiosks"))
+    # Checked and stored as E.164 by the domain (catalogue, via identity.normalise_phone).
+    phone = StringField(_l("Phone"), validators=[Optional(), StrictText(max=32)], filters=[strip_spaces],
+                        description=_l("Told to customers who can no longer change a booking online, "
+                                       "e.g. +886 2 2345 6789. Leave empty for none."))
+    announcement_languages = LanguageListField(
+        _l("Announcement languages"), default=list,
+        description=_l("The lobby display announces each call in these languages in turn, e.g. zh_Hant, en "
+                       "(en English, zh_Hant 繁體中文, zh_Hans 简体中文). Leave empty for the display's own language."))
     submit = SubmitField(_l("Save"))
 
     def domain_fields(self) -> dict:
         return {"name": self.name.data, "timezone": self.timezone.data,
                 "opening_hours": self.opening_hours.data, "closed_dates": self.closed_dates.data,
-                "allow_remote_tickets": self.allow_remote_tickets.data}
+                "allow_remote_tickets": self.allow_remote_tickets.data, "phone": self.phone.data or None,
+                "announcement_languages": self.announcement_languages.data or []}
 
 
 class NewBranchForm(BranchForm):
@@ -137,7 +165,36 @@ class NewBranchForm(BranchForm):
                        description=_l("Used in links: lower-case letters, digits and dashes, e.g. taipei-main."))
 
 
-class ServiceForm(FlaskForm):
+# Language names as a reader of the page calls them (the switcher shows each in its own language).
+_LANGUAGE_LABELS = {"en": _l("English"), "zh_Hant": _l("Traditional Chinese"), "zh_Hans": _l("Simplified Chinese")}
+
+
+def _names_fields(max_length: int) -> type:
+    """One optional input per language (name_en, name_zh_Hant, ...) for Service.names / Counter.names."""
+    def field(language):
+        return StringField(_l("Name in %(language)s", language=_LANGUAGE_LABELS[language]),
+                           validators=[Optional(), StrictText(max=max_length)], filters=[strip_spaces],
+                           description=_l("What visitors using this language see; empty shows the name above."))
+
+    class NamesFields:
+        def names_data(self) -> dict:
+            return {language: self[f"name_{language}"].data or "" for language in NAME_LANGUAGES}
+
+        def fill_names(self, names: dict | None) -> None:
+            for language in NAME_LANGUAGES:
+                self[f"name_{language}"].data = (names or {}).get(language, "")
+
+    for language in NAME_LANGUAGES:
+        setattr(NamesFields, f"name_{language}", field(language))
+    return NamesFields
+
+
+ServiceNamesFields = _names_fields(SERVICE_NAME_MAX)
+CounterNamesFields = _names_fields(COUNTER_NAME_MAX)
+NAME_FIELD_KEYS = tuple(f"name_{language}" for language in NAME_LANGUAGES)  # in the order pages show them
+
+
+class ServiceForm(ServiceNamesFields, FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), StrictText(max=200)], filters=[strip_spaces])
     expected_minutes = IntegerField(_l("Expected minutes per customer"), default=10, validators=[InputRequired()])
     checklist = TextAreaField(_l("Checklist"), validators=[StrictText(max=5000)], filters=[_clean_lines],
@@ -146,7 +203,7 @@ class ServiceForm(FlaskForm):
     submit = SubmitField(_l("Save"))
 
     def domain_fields(self) -> dict:
-        return {"name": self.name.data, "expected_minutes": self.expected_minutes.data,
+        return {"name": self.name.data, "names": self.names_data(), "expected_minutes": self.expected_minutes.data,
                 "checklist": self.checklist.data}
 
 
@@ -166,15 +223,16 @@ class ServiceEditForm(ServiceForm):
                 "booking_enabled": self.booking_enabled.data, "active": self.active.data}
 
 
-class CounterForm(FlaskForm):
-    """State and services of one counter; `services.choices` is set by the view (the branch's services)."""
+class CounterForm(CounterNamesFields, FlaskForm):
+    """State and services of one counter; `services.choices` is set by the view (the branch's services).
+    The names per language are an admin's edit (like renaming): the page shows them to admins only."""
 
     state = SelectField(_l("State"), choices=choices(COUNTER_STATE_LABELS))
     services = MultiCheckboxField(_l("Services"))
     submit = SubmitField(_l("Save"))
 
 
-class NewCounterForm(FlaskForm):
+class NewCounterForm(CounterNamesFields, FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), StrictText(max=64)], filters=[strip_spaces])
     services = MultiCheckboxField(_l("Services"))
     submit = SubmitField(_l("Add counter"))

@@ -16,13 +16,14 @@ from datetime import timedelta
 from flask import (
     Blueprint, current_app, jsonify, make_response, redirect, render_template, request, session, url_for,
 )
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
-from queue_app.domain import booking, lobby, queueing
+from queue_app.domain import booking, kiosks, lobby, queueing
 from queue_app.domain.booking_rules import rules_for
+from queue_app.domain.catalogue import localized_name, pick_name
 from queue_app.domain.errors import DomainError
 from queue_app.extensions import db, limiter
 from queue_app.models import Appointment, Branch, KioskDevice, Service, Ticket
@@ -152,7 +153,7 @@ def issue(slug):
     return jsonify({
         "label": status["label"],
         "service": status["service"],
-        "service_name": status["service_name"],
+        "service_name": pick_name(status["service_name"], status["service_names"], get_locale()),
         "ahead": status["ahead"],
         "estimate": status["estimate"],
         "track_url": link,
@@ -183,7 +184,7 @@ def check_in(slug):
     answer = {
         "label": status["label"],
         "service": status["service"],
-        "service_name": status["service_name"],
+        "service_name": pick_name(status["service_name"], status["service_names"], get_locale()),
         "ahead": status["ahead"],
         "estimate": status["estimate"],
         "issued_at": status["issued_at"],
@@ -230,7 +231,7 @@ def _check_in_refused(branch: Branch, code: str, error: DomainError):
     service = details.service if details is not None and details.branch_id == branch.id else None
     if (error.code in ("too_late", "cancelled", "no_show") and service is not None and service.active
             and service.walk_in_enabled):
-        body["walk_in"] = {"service": service.code, "service_name": service.name}
+        body["walk_in"] = {"service": service.code, "service_name": localized_name(service, get_locale())}
     response = jsonify(body)
     response.status_code = _STATUS_FOR_KIND.get(error.kind, 422)
     return response
@@ -244,7 +245,7 @@ def _booking_by_code(code: str) -> Appointment | None:
 
 @bp.get("/<slug>/ping")
 def ping(slug):
-    """Heartbeat: the page shows its out-of-order screen while this fails.
+    """Heartbeat: the page shows its out-of-order screen while this fails; the manager page shows it as "last seen".
 
     It also hands out a fresh CSRF token (a kiosk page stays open for days, longer than a token
     lives) and the waiting counts shown on the service buttons.
@@ -252,6 +253,8 @@ def ping(slug):
     device = _session_device(slug)
     if device is None:
         return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
+    # The manager page's "last seen" for kiosks without a print bridge (a plain browser).
+    kiosks.record_page_ping(db.session, device.id)
     waiting = {w["service"]: w["count"] for w in lobby.queue_summary(db.session, device.branch)["waiting"]}
     response = jsonify({"ok": True, "csrf_token": generate_csrf(), "waiting": waiting,
                         "printer": bridge_settings(device)})

@@ -7,6 +7,7 @@ no catalogs of its own. The estimate reads as on the ticket screen (web/estimate
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from queue_app.domain.catalogue import pick_name
 from queue_app.models import Branch, KioskDevice
 from queue_app.web.dates import issued_text
 from queue_app.web.estimate_text import estimate_text
@@ -29,7 +30,7 @@ def print_payload(branch: Branch, status: dict, track_url: str, note: str | None
         "branch": branch.name,
         "caption": _("Your number"),
         "label": status["label"],
-        "service": status["service_name"],
+        "service": pick_name(status["service_name"], status.get("service_names"), get_locale()),
         "time": issued_text(status.get("issued_at") or ""),  # in the kiosk's language
         "lines": lines,
         "track_url": track_url,

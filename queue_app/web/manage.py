@@ -13,7 +13,7 @@ from queue_app.domain.errors import DomainError
 from queue_app.extensions import db
 from queue_app.models import Branch, Counter, Service, Staff
 from queue_app.web.forms import (
-    COUNTER_STATE_LABELS, ROLE_LABELS, BranchForm, CounterForm, NewBranchForm, NewCounterForm,
+    COUNTER_STATE_LABELS, NAME_FIELD_KEYS, ROLE_LABELS, BranchForm, CounterForm, NewBranchForm, NewCounterForm,
     NewServiceForm, ServiceEditForm, StaffEditForm, StaffForm, choices,
 )
 from queue_app.web.roles import role_required, staff_branch
@@ -65,12 +65,14 @@ def _counters_page(branch: Branch, row_forms: dict | None = None, add_form: NewC
     for counter in branch.counters:
         if counter.id not in row_forms:
             form = CounterForm(formdata=None, state=counter.state, services=[s.code for s in counter.services])
+            form.fill_names(counter.names)
             form.services.choices = _service_choices(branch)
             row_forms[counter.id] = form
     if add_form is None and current_user.has_role("admin"):
         add_form = NewCounterForm(formdata=None)
         add_form.services.choices = _service_choices(branch)
     return _render("manage/counters.html", branch=branch, row_forms=row_forms, add_form=add_form,
+                   name_fields=NAME_FIELD_KEYS, edits_names=current_user.has_role("admin"),
                    state_labels=COUNTER_STATE_LABELS)
 
 
@@ -94,7 +96,10 @@ def update_counter(counter_id):
     form.services.choices = _service_choices(branch)
     if form.validate_on_submit():
         try:
-            catalogue.update_counter(db.session, counter_id, state=form.state.data, services=form.services.data)
+            fields = {"state": form.state.data, "services": form.services.data}
+            if current_user.has_role("admin"):
+                fields["names"] = form.names_data()
+            catalogue.update_counter(db.session, counter_id, **fields)
         except DomainError as error:
             _show_error(form, error, "state")
         else:
@@ -112,7 +117,8 @@ def create_counter(slug):
     form.services.choices = _service_choices(branch)
     if form.validate_on_submit():
         try:
-            catalogue.create_counter(db.session, branch.slug, form.name.data, form.services.data)
+            catalogue.create_counter(db.session, branch.slug, form.name.data, form.services.data,
+                                     names=form.names_data())
         except DomainError as error:
             _show_error(form, error, "name")
         else:
@@ -170,7 +176,7 @@ def services(slug):
         else:
             flash(_("Service %(code)s added.", code=form.code.data.upper()))
             return redirect(url_for(".services", slug=slug))
-    return _render("manage/services.html", branch=branch, form=form)
+    return _render("manage/services.html", branch=branch, form=form, name_fields=NAME_FIELD_KEYS)
 
 
 @bp.route("/services/<int:service_id>/edit", methods=["GET", "POST"])
@@ -182,6 +188,8 @@ def edit_service(service_id):
         abort(404)
     slug, code = service.branch.slug, service.code
     form = ServiceEditForm(obj=service)
+    if request.method == "GET":
+        form.fill_names(service.names)
     if form.validate_on_submit():
         try:
             catalogue.update_service(db.session, service_id, **form.domain_fields())
@@ -190,7 +198,7 @@ def edit_service(service_id):
         else:
             flash(_("Service %(code)s saved.", code=code))
             return redirect(url_for(".services", slug=slug))
-    return _render("manage/service_form.html", form=form, service=service)
+    return _render("manage/service_form.html", form=form, service=service, name_fields=NAME_FIELD_KEYS)
 
 
 @bp.route("/staff", methods=["GET", "POST"])

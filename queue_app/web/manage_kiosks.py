@@ -29,6 +29,8 @@ PRINTER_LABELS = {
     "offline": _l("Printer offline"), "error": _l("Printer error"), "none": _l("No printer (browser printing)"),
 }
 STATUS_LABELS = {"online": _l("Online"), "offline": _l("Not responding"), "never": _l("Not heard from yet")}
+# Which part of the device was heard from last: the kiosk page in its browser, or its print bridge.
+SEEN_BY_LABELS = {"page": _l("by the kiosk page"), "bridge": _l("by the print bridge")}
 
 
 class PairingCodeForm(FlaskForm):
@@ -56,14 +58,15 @@ def _page(branch: Branch, form: PairingCodeForm | None = None):
     rows = [{
         "device": device,
         "status": kiosks.device_status(device) if device.active else None,
-        "last_seen": _local(device.last_seen_at, branch),
+        "last_seen": _local(kiosks.last_contact(device)[0], branch),
+        "seen_by": kiosks.last_contact(device)[1],
         "printer": (device.printer_state or {}).get("state"),
         "printer_detail": (device.printer_state or {}).get("detail", ""),
     } for device in devices]
     return render_template(
         "manage/kiosks.html", branch=branch, rows=rows, form=form or PairingCodeForm(formdata=None),
         retire_form=RetireForm(formdata=None), new_code=new_code, printer_labels=PRINTER_LABELS,
-        status_labels=STATUS_LABELS, open_codes=kiosks.open_pairing_codes(db.session, branch.id),
+        status_labels=STATUS_LABELS, seen_by_labels=SEEN_BY_LABELS, open_codes=kiosks.open_pairing_codes(db.session, branch.id),
         local=lambda moment: _local(moment, branch), server_url=current_app.config["QUEUE_APP_BASE_URL"],
         minutes=kiosks.PAIRING_MINUTES,
     ), 400 if request.method == "POST" else 200

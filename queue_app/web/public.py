@@ -1,5 +1,5 @@
 """Public pages: choose a branch (book a visit, lobby display), a ticket's live page (the QR target)."""
-from flask import Blueprint, current_app, make_response, render_template
+from flask import Blueprint, current_app, make_response, redirect, render_template, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -35,6 +35,12 @@ def index():
         hours={branch.id: _hours_today(branch) for branch in branches},
         locale=str(get_locale()), languages=LANGUAGE_NAMES,
     )
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    # Browsers ask for /favicon.ico whatever the pages link; the icon itself is an SVG.
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
 
 
 @bp.get("/t/<token>")

@@ -27,10 +27,20 @@ from queue_app.web.forms import COUNTER_STATE_LABELS, LoginForm
 bp = Blueprint("staff", __name__)
 
 
-def _safe_next(target: str | None) -> str:
+def _safe_next(target: str | None, staff=None) -> str:
     # Only local paths: an open redirect after login is a phishing aid.
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
+    return _landing_page(staff) if staff is not None else url_for("staff.console")
+
+
+def _landing_page(staff) -> str:
+    """Where a sign-in lands without a `next`: counter staff on their counters, a manager of one branch on
+    its dashboard, admins and managers of several branches on the branch list (a dashboard link per branch)."""
+    if staff.role == "manager" and len(staff.branches) == 1:
+        return url_for("dashboard.page", slug=staff.branches[0].slug)
+    if staff.has_role("manager"):
+        return url_for("manage.index")
     return url_for("staff.console")
 
 
@@ -48,7 +58,7 @@ def login():
             flash(_("Wrong e-mail or password."), "error")
         else:
             login_user(staff)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(_safe_next(request.args.get("next"), staff))
     return render_template("staff/login.html", form=form), 400 if request.method == "POST" else 200
 
 

@@ -10,13 +10,9 @@
   var messages = data.messages;
 
   function byId(id) { return document.getElementById(id); }
-  var rescheduleButton = byId("reschedule-button");
-  if (!rescheduleButton) return;  // past the cut-off, or not a booked visit: nothing to change here
-  var cancelButton = byId("cancel-button");
-  var panel = byId("reschedule");
-  var confirmBox = byId("reschedule-confirm");
-  var submit = byId("reschedule-submit");
-  var submitLabel = submit.textContent;
+  var rescheduleButton = byId("reschedule-button");  // absent past the change cut-off
+  var cancelButton = byId("cancel-button");  // absent once the visit has started
+  if (!rescheduleButton && !cancelButton) return;  // nothing to change here
   var manageError = byId("manage-error");
   var rescheduleError = byId("reschedule-error");
   var cancelDialog = byId("cancel-dialog");
@@ -39,118 +35,131 @@
     window.location.replace(url);
   }
 
-  /** A refusal that means the booking can no longer change (cut-off passed, cancelled elsewhere). */
+  /** A refusal that means the page is out of date (cut-off passed, visit started, cancelled elsewhere). */
   function isFinal(code) {
-    return code === "cutoff_passed" || code === "not_booked" || code === "appointment_not_found";
+    return code === "cutoff_passed" || code === "visit_started" || code === "not_booked" ||
+      code === "appointment_not_found";
   }
 
-  var picker = new Q.SlotPicker(byId("picker"), {
-    url: data.availability_url,
-    days: data.days,
-    timezone: data.timezone,
-    calendar: data.calendar,
-    text: data.picker,
-    current: data.start,
-    onPick: function (slot, label) {
-      chosen = slot;
-      showError(rescheduleError, "");
-      byId("new-when").textContent = label;
-      Q.show(confirmBox, true);
-      confirmBox.scrollIntoView({ block: "nearest" });
-    },
-  });
+  if (rescheduleButton) setUpReschedule();
+  if (cancelButton) setUpCancel();
 
-  function openPanel(open) {
-    Q.show(panel, open);
-    rescheduleButton.setAttribute("aria-expanded", String(open));
-    if (open) {
-      chosen = null;
-      Q.show(confirmBox, false);
-      showError(rescheduleError, "");
-      picker.load(data.service);
-      byId("reschedule-title").focus();
-      panel.scrollIntoView({ block: "start" });
-    } else {
-      rescheduleButton.focus();
-    }
-  }
+  function setUpReschedule() {
+    var panel = byId("reschedule");
+    var confirmBox = byId("reschedule-confirm");
+    var submit = byId("reschedule-submit");
+    var submitLabel = submit.textContent;
 
-  rescheduleButton.addEventListener("click", function () { openPanel(panel.hidden); });
-  byId("reschedule-close").addEventListener("click", function () { openPanel(false); });
-
-  submit.addEventListener("click", function () {
-    if (!chosen || busy) return;
-    busy = true;
-    submit.disabled = true;
-    submit.textContent = data.text.moving;
-    Q.request("PATCH", data.appointment_url, { body: { start: chosen.start } }).then(function (result) {
-      if (result.ok) {
-        reloadWith("changed");
-        return true;
-      }
-      var code = Q.errorCode(result);
-      if (isFinal(code)) {
-        showError(manageError, messageFor(result));
-        setTimeout(function () { window.location.replace(data.page_url); }, 4000);
-        return false;
-      }
-      // Typically slot_full: the old booking stands; show fresh times.
-      showError(rescheduleError, messageFor(result));
-      chosen = null;
-      Q.show(confirmBox, false);
-      picker.reload();
-      byId("reschedule-title").focus();
-      return false;
-    }, function () {
-      showError(rescheduleError, messages.offline);
-      return false;
-    }).then(function (reloading) {
-      busy = false;
-      if (reloading) return;
-      submit.disabled = false;
-      submit.textContent = submitLabel;
+    var picker = new Q.SlotPicker(byId("picker"), {
+      url: data.availability_url,
+      days: data.days,
+      timezone: data.timezone,
+      calendar: data.calendar,
+      text: data.picker,
+      current: data.start,
+      onPick: function (slot, label) {
+        chosen = slot;
+        showError(rescheduleError, "");
+        byId("new-when").textContent = label;
+        Q.show(confirmBox, true);
+        confirmBox.scrollIntoView({ block: "nearest" });
+      },
     });
-  });
+
+    function openPanel(open) {
+      Q.show(panel, open);
+      rescheduleButton.setAttribute("aria-expanded", String(open));
+      if (open) {
+        chosen = null;
+        Q.show(confirmBox, false);
+        showError(rescheduleError, "");
+        picker.load(data.service);
+        byId("reschedule-title").focus();
+        panel.scrollIntoView({ block: "start" });
+      } else {
+        rescheduleButton.focus();
+      }
+    }
+
+    rescheduleButton.addEventListener("click", function () { openPanel(panel.hidden); });
+    byId("reschedule-close").addEventListener("click", function () { openPanel(false); });
+
+    submit.addEventListener("click", function () {
+      if (!chosen || busy) return;
+      busy = true;
+      submit.disabled = true;
+      submit.textContent = data.text.moving;
+      Q.request("PATCH", data.appointment_url, { body: { start: chosen.start } }).then(function (result) {
+        if (result.ok) {
+          reloadWith("changed");
+          return true;
+        }
+        var code = Q.errorCode(result);
+        if (isFinal(code)) {
+          showError(manageError, messageFor(result));
+          setTimeout(function () { window.location.replace(data.page_url); }, 4000);
+          return false;
+        }
+        // Typically slot_full: the old booking stands; show fresh times.
+        showError(rescheduleError, messageFor(result));
+        chosen = null;
+        Q.show(confirmBox, false);
+        picker.reload();
+        byId("reschedule-title").focus();
+        return false;
+      }, function () {
+        showError(rescheduleError, messages.offline);
+        return false;
+      }).then(function (reloading) {
+        busy = false;
+        if (reloading) return;
+        submit.disabled = false;
+        submit.textContent = submitLabel;
+      });
+    });
+  }
 
   /* Cancel, after a confirmation. */
 
-  var cancelLabel = cancelButton.textContent;
+  function setUpCancel() {
+    var cancelLabel = cancelButton.textContent;
 
-  function cancelBooking() {
-    if (busy) return;
-    busy = true;
-    cancelButton.disabled = true;
-    cancelButton.textContent = data.text.cancelling;
-    Q.request("DELETE", data.appointment_url).then(function (result) {
-      if (result.ok) {
-        reloadWith("cancelled");
-        return true;
+    function cancelBooking() {
+      if (busy) return;
+      busy = true;
+      cancelButton.disabled = true;
+      cancelButton.textContent = data.text.cancelling;
+      Q.request("DELETE", data.appointment_url).then(function (result) {
+        if (result.ok) {
+          reloadWith("cancelled");
+          return true;
+        }
+        showError(manageError, messageFor(result));
+        if (isFinal(Q.errorCode(result))) setTimeout(function () { window.location.replace(data.page_url); }, 4000);
+        return false;
+      }, function () {
+        showError(manageError, messages.offline);
+        return false;
+      }).then(function (reloading) {
+        busy = false;
+        if (reloading) return;
+        cancelButton.disabled = false;
+        cancelButton.textContent = cancelLabel;
+      });
+    }
+
+    cancelButton.addEventListener("click", function () {
+      showError(manageError, "");
+      if (typeof cancelDialog.showModal === "function") {
+        cancelDialog.returnValue = "";
+        cancelDialog.showModal();
+      } else if (window.confirm(cancelDialog.querySelector("p").textContent)) {
+        cancelBooking();
       }
-      showError(manageError, messageFor(result));
-      if (isFinal(Q.errorCode(result))) setTimeout(function () { window.location.replace(data.page_url); }, 4000);
-      return false;
-    }, function () {
-      showError(manageError, messages.offline);
-      return false;
-    }).then(function (reloading) {
-      busy = false;
-      if (reloading) return;
-      cancelButton.disabled = false;
-      cancelButton.textContent = cancelLabel;
+    });
+    cancelDialog.addEventListener("close", function () {
+      if (cancelDialog.returnValue === "cancel") cancelBooking();
+      else cancelButton.focus();
     });
   }
-
-  cancelButton.addEventListener("click", function () {
-    showError(manageError, "");
-    if (typeof cancelDialog.showModal === "function") {
-      cancelDialog.returnValue = "";
-      cancelDialog.showModal();
-    } else if (window.confirm(cancelDialog.querySelector("p").textContent)) {
-      cancelBooking();
-    }
-  });
-  cancelDialog.addEventListener("close", function () {
-    if (cancelDialog.returnValue === "cancel") cancelBooking();
-    else cancelButton.focus();
-  });
 })();

@@ -2,8 +2,8 @@
  *
  * The form posts JSON to /b/<slug>/book with the CSRF token and one Idempotency-Key per form,
  * so a double tap or a retry after a lost answer books once. On success the booking's own page
- * (/a/<token>?new=1) takes over. Refusals are shown next to the step they concern; a time that
- * was just taken reloads the times.
+ * (/a/<token>?new=1) takes over. Refusals are shown next to the step they concern, every field's
+ * problem at once; a time that was just taken reloads the times.
  */
 (function () {
   "use strict";
@@ -52,6 +52,7 @@
       chosen.label = label;
       showError(timeError, "");
       byId("summary").textContent = Q.format(data.text.summary, { service: chosen.serviceName, when: label });
+      Q.show(byId("summary-cutoff"), !!slot.inside_cutoff);
       var first = stepDetails.hidden;
       Q.show(stepDetails, true);
       if (first) focusStep(stepDetails);
@@ -97,7 +98,8 @@
     showError(formError, "");
   }
 
-  /** The same checks the server makes, so most mistakes are caught before sending. */
+  /** Some of the server's checks, for when it cannot be reached (the server checks every field
+   *  at once, the phone number too, and answers with all problems together). */
   function checkFields(values) {
     var wrong = {};
     if (!values.name) wrong.name = fieldText.name;
@@ -129,7 +131,7 @@
     }, function () { return false; });
   }
 
-  function send(body, mayRetry) {
+  function send(body, mayRetry, values) {
     return Q.request("POST", data.book_url, {
       body: body, csrf: csrf, headers: { "Idempotency-Key": idempotencyKey }, timeout: 20000,
     }).then(function (result) {
@@ -139,12 +141,13 @@
       }
       var code = Q.errorCode(result);
       if (code === "csrf_failed" && mayRetry) {
-        return refreshCsrf().then(function () { return send(body, false); });
+        return refreshCsrf().then(function () { return send(body, false, values); });
       }
       refused(result, code);
       return false;
     }, function () {
       // No answer: the booking may or may not exist. The same key makes a retry safe.
+      showFieldErrors(checkFields(values));
       showError(formError, messages.offline);
       return false;
     });
@@ -178,15 +181,11 @@
     }
     var values = {};
     fields.forEach(function (name) { values[name] = byId(name).value.trim(); });
-    var wrong = checkFields(values);
-    if (Object.keys(wrong).length) {
-      showFieldErrors(wrong);
-      return;
-    }
+    // Sent even with an empty name: the server names every field's problem in one answer.
     var body = { service: chosen.service, start: chosen.slot.start, name: values.name,
                  phone: values.phone || null, email: values.email || null };
     body[data.honeypot] = byId("hp-" + data.honeypot).value;
     setSending(true);
-    send(body, true).then(function (done) { if (!done) setSending(false); });
+    send(body, true, values).then(function (done) { if (!done) setSending(false); });
   });
 })();

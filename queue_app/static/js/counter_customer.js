@@ -37,7 +37,7 @@
     if (found.standing) {
       var s = found.standing;
       body.appendChild(el("p", Q.format(cfg.text.standing, {
-        segment: cfg.segments[s.segment] || s.segment, tier: s.tier, visits: s.visits })));
+        segment: cfg.segments[s.segment] || s.segment, tier: (cfg.tiers || {})[s.tier] || s.tier, visits: s.visits })));
     }
     var list = el("ul", null, "customer-recent");
     found.recent.forEach(function (e) {

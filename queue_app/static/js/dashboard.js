@@ -47,17 +47,19 @@
 
   function percent(value) { return value === null || value === undefined ? null : Math.round(value * 1000) / 10; }
 
+  // Intervals with no call have null waits: the lines break there (spanGaps false) rather than
+  // drawing across hours without data.
   function waitsConfig(labels, rows, meanKey, p90Key, levelKey) {
     return {
       data: {
         labels: labels,
         datasets: [
           { type: "line", label: texts.avg_wait, data: rows.map(function (r) { return r[meanKey]; }),
-            borderColor: COLORS.wait, backgroundColor: COLORS.wait, yAxisID: "y", spanGaps: true },
+            borderColor: COLORS.wait, backgroundColor: COLORS.wait, yAxisID: "y", spanGaps: false },
           { type: "line", label: texts.p90_wait, data: rows.map(function (r) { return r[p90Key]; }),
-            borderColor: COLORS.p90, backgroundColor: COLORS.p90, yAxisID: "y", spanGaps: true },
+            borderColor: COLORS.p90, backgroundColor: COLORS.p90, yAxisID: "y", spanGaps: false },
           { type: "line", label: texts.service_level, data: rows.map(function (r) { return percent(r[levelKey]); }),
-            borderColor: COLORS.level, backgroundColor: COLORS.level, borderDash: [6, 4], yAxisID: "y1", spanGaps: true },
+            borderColor: COLORS.level, backgroundColor: COLORS.level, borderDash: [6, 4], yAxisID: "y1", spanGaps: false },
           { type: "line", label: texts.target, data: rows.map(function () { return data.stats.target * 100; }),
             borderColor: COLORS.target, borderWidth: 1, pointRadius: 0, yAxisID: "y1" },
         ],

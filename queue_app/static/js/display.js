@@ -11,7 +11,7 @@
 
   var HIGHLIGHT_MS = 8000;
   var STALE_ANNOUNCEMENT_MS = 45000;  // after a long burst, skip calls nobody is waiting to hear
-  var RECENT_SHOWN = 5;
+  var RECENT_SHOWN = 6;  // all the server sends; those that do not fit whole are dropped
 
   function byId(id) { return document.getElementById(id); }
   function el(tag, className, content) {
@@ -49,7 +49,7 @@
         label.classList.add("idle");
       }
       row.appendChild(label);
-      row.appendChild(el("span", "board-counter", counter.name));
+      row.appendChild(el("span", "board-counter", Q.localName(counter.name, counter.names)));
       list.appendChild(row);
     });
     Q.show(byId("no-counters"), counters.length === 0);
@@ -61,7 +61,7 @@
     snapshot.recent.slice(0, RECENT_SHOWN).forEach(function (call) {
       var item = el("li", "recent-item");
       item.appendChild(el("span", "recent-label", call.label));
-      item.appendChild(el("span", "recent-counter", call.counter));
+      item.appendChild(el("span", "recent-counter", Q.localName(call.counter, call.counter_names)));
       item.appendChild(el("time", "recent-time", call.at.slice(11, 16)));  // already branch local time
       list.appendChild(item);
     });
@@ -84,7 +84,7 @@
     snapshot.waiting.forEach(function (service) {
       var item = el("li", "waiting-item");
       item.appendChild(el("span", "waiting-code", service.service));
-      item.appendChild(el("span", "waiting-name", service.name));
+      item.appendChild(el("span", "waiting-name", Q.localName(service.name, service.names)));
       item.appendChild(el("span", "waiting-count", String(service.count)));
       // "Standard: about 14 min" for someone taking a ticket now.
       item.appendChild(el("span", "waiting-estimate", Q.estimateText(service.estimate, text.estimates, true)));
@@ -148,15 +148,15 @@
   }
 
   /** Speaks and calls done() when finished, or after a timeout (some systems have no voices). */
-  function speak(sentence, done) {
+  function speak(sentence, lang, done) {
     var finished = false;
     function finish() { if (!finished) { finished = true; done(); } }
     setTimeout(finish, 9000);
     if (!("speechSynthesis" in window)) return finish();
     try {
       var utterance = new SpeechSynthesisUtterance(sentence);
-      utterance.lang = data.speech_lang;
-      var voice = pickVoice(data.speech_lang);
+      utterance.lang = lang;
+      var voice = pickVoice(lang);
       if (voice) utterance.voice = voice;
       utterance.rate = 0.9;
       utterance.onend = finish;
@@ -167,12 +167,10 @@
     }
   }
 
+  /** The call in each announced language in turn (the server sends the sentences, translated). */
   function announce(call) {
-    var template = call.recall ? data.announcement.recall : data.announcement.call;
-    var shown = Q.format(template, { label: call.label, counter: call.counter });
-    var spoken = Q.format(template, { label: spell(call.label), counter: call.counter });
     var bar = byId("announce");
-    byId("announce-text").textContent = shown;
+    var line = byId("announce-text");
     bar.classList.remove("active");
     void bar.offsetWidth;  // restart the CSS animation for back-to-back calls
     bar.classList.add("active");
@@ -183,7 +181,20 @@
       bar.classList.remove("active");
     }, HIGHLIGHT_MS + 50);
     chime();
-    setTimeout(function () { speak(spoken, next); }, 1300);
+    var sentences = data.announcements;
+    function say(index, delay) {
+      if (index >= sentences.length) return next();
+      var sentence = sentences[index];
+      var template = call.recall ? sentence.recall : sentence.call;
+      var counter = (call.counter_names || {})[sentence.language] || call.counter;
+      line.textContent = Q.format(template, { label: call.label, counter: counter });
+      line.setAttribute("lang", sentence.speech_lang);
+      setTimeout(function () {
+        speak(Q.format(template, { label: spell(call.label), counter: counter }), sentence.speech_lang,
+              function () { say(index + 1, 300); });
+      }, delay);
+    }
+    say(0, 1300);  // after the chime
   }
 
   function next() {

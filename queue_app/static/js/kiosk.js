@@ -187,7 +187,9 @@
     Q.show(startScreen, false);
     closeCheckin();
     Q.show(ticketScreen, true);
-    byId("done-button").focus();
+    // The start screen may have been scrolled (larger text): the number goes to the top, not off it.
+    window.scrollTo(0, 0);
+    byId("done-button").focus({ preventScroll: true });
     startCountdown(TICKET_SECONDS);
     currentTicket = ticket;
     showPrintStatus("");

@@ -38,6 +38,16 @@
     return "";
   }
 
+  /**
+   * A service's or counter's name in the page's language: `names` is {"zh_Hant": ..., ...} as the
+   * server sends it, `name` the default (catalogue.pick_name on the server side). `language`
+   * ("zh_Hant") overrides the page's, e.g. for an announcement spoken in another language.
+   */
+  function localName(name, names, language) {
+    language = language || (document.documentElement.lang || "").replace("-", "_");
+    return (names && names[language]) || name || "";
+  }
+
   function show(element, visible) {
     if (element) element.hidden = !visible;
   }
@@ -142,6 +152,7 @@
 
   global.QueueApp = {
     pageData: pageData,
+    localName: localName,
     format: format,
     estimateText: estimateText,
     show: show,

@@ -189,6 +189,11 @@
       button.classList.add("full");
       button.appendChild(element("span", "slot-note", text.full));
       button.setAttribute("aria-label", label + ", " + text.full_long);
+    } else if (slot.inside_cutoff) {
+      // Closer than the branch's change cut-off: once booked it can be cancelled, not moved online.
+      button.classList.add("inside-cutoff");
+      button.appendChild(element("span", "slot-note", text.inside_cutoff));
+      button.setAttribute("aria-label", label + ", " + text.inside_cutoff_long);
     } else {
       button.setAttribute("aria-label", label);
     }

@@ -41,7 +41,7 @@
     var status = byId("current-status");
     status.textContent = text[ticket.status] || ticket.status;
     status.className = "current-status " + ticket.status;
-    byId("current-service").textContent = ticket.service + " · " + ticket.service_name;
+    byId("current-service").textContent = ticket.service + " · " + Q.localName(ticket.service_name, ticket.service_names);
     var times = [Q.format(text.issued_at, { time: time(ticket.issued_at) })];
     if (ticket.called_at) times.push(Q.format(text.called_at, { time: time(ticket.called_at) }));
     if (ticket.recalls) times.push(Q.format(text.recalls, { n: ticket.recalls, max: data.max_recalls }));
@@ -275,7 +275,7 @@
       var tr = document.createElement("tr");
       if (booking.status === "cancelled" || booking.status === "no_show") tr.className = "inactive";
       cell(tr, booking.start.slice(11, 16), "time");
-      cell(tr, booking.service + " · " + booking.service_name);
+      cell(tr, booking.service + " · " + Q.localName(booking.service_name, booking.service_names));
       cell(tr, booking.name);
       var pill = document.createElement("span");
       pill.className = "status-pill status-" + booking.status;

@@ -28,7 +28,12 @@
       block.hidden = block.getAttribute("data-when") !== status.status;
     });
     byId("tr-label").textContent = status.label;
-    byId("tr-service").textContent = status.service_name;
+    byId("tr-service").textContent = Q.localName(status.service_name, status.service_names);
+    var counter = Q.localName(status.counter, status.counter_names);
+    // "2026-05-04T10:30+08:00": the booked start in branch local time, as the page renders it.
+    var booked = byId("tr-booked");
+    booked.textContent = status.booked_start ? Q.format(text.booked, { time: status.booked_start.slice(11, 16) }) : "";
+    Q.show(booked, !!status.booked_start);
     byId("tr-ahead").textContent = String(status.ahead);
     byId("tr-position").textContent = String(status.position);
     var estimate = Q.estimateText(status.estimate, text.estimates);
@@ -37,12 +42,12 @@
     Q.show(byId("tr-almost"), status.status === "waiting" && !!status.almost_turn);
     Q.show(byId("tr-next"), status.ahead === 0);
     Q.show(byId("tr-postponed"), status.postponed);
-    byId("tr-counter").textContent = status.counter || "";
-    byId("tr-serving").textContent = Q.format(text.serving, { counter: status.counter || "" });
+    byId("tr-counter").textContent = counter;
+    byId("tr-serving").textContent = Q.format(text.serving, { counter: counter });
     Q.show(postponeButton, status.status === "waiting" && !status.postponed);
     Q.show(leaveButton, status.status === "waiting" || status.status === "called");
     document.title = status.status === "called"
-      ? Q.format(text.title_called, { counter: status.counter, label: status.label })
+      ? Q.format(text.title_called, { counter: counter, label: status.label })
       : status.almost_turn ? Q.format(text.almost_turn_title, { label: status.label }) : baseTitle;
   }
 

@@ -1,11 +1,11 @@
 """Online booking: availability, appointments and their manage links, kiosk check-in."""
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 
 from queue_app.domain import booking, catalogue, customers, lobby, numbering
-from queue_app.domain.booking_rules import rules_for
+from queue_app.domain.booking_rules import change_window, rules_for
 from queue_app.extensions import db, limiter
 from queue_app.models import Appointment, Ticket, utcnow
 from queue_app.web.api import abort
@@ -42,21 +42,27 @@ def parse_time(value: str, field: str = "start") -> datetime:
 def appointment_dict(appointment: Appointment) -> dict:
     branch = appointment.branch
     rules = rules_for(branch)
+    window = change_window(appointment.start_at, rules, utcnow())
+    booked = appointment.status == "booked"
     return {
         "id": appointment.id, "status": appointment.status,
         "branch": branch.slug, "branch_name": branch.name,
         "service": appointment.service.code, "service_name": appointment.service.name,
+        "service_names": dict(appointment.service.names or {}),
         "name": appointment.name,
         "start": booking.as_local(appointment.start_at, branch), "end": booking.as_local(appointment.end_at, branch),
         "check_in_code": appointment.check_in_code,
-        "change_until": booking.as_local(
-            appointment.start_at - timedelta(minutes=rules.change_cutoff_minutes), branch),
+        "change_until": booking.as_local(window.reschedule_until, branch),
+        "cancel_until": booking.as_local(window.cancel_until, branch),
+        "can_reschedule": booked and window.can_reschedule, "can_cancel": booked and window.can_cancel,
+        "branch_phone": branch.phone,
         "sequence": appointment.sequence,
     }
 
 
-def _manage_url(token: str) -> str:
-    return f"{current_app.config['QUEUE_APP_BASE_URL']}/a/{token}"
+def _manage_url(token: str, language: str) -> str:
+    # The booking's language, so the page opens in it whatever the browser prefers.
+    return f"{current_app.config['QUEUE_APP_BASE_URL']}/a/{token}?lang={language}"
 
 
 @blp.route("/branches/<string:slug>/availability", methods=["GET"])
@@ -72,7 +78,7 @@ def availability(query, slug):
         "days": [
             {"date": day["date"].isoformat(),
              "slots": [{"start": booking.as_local(s.start, branch), "end": booking.as_local(s.end, branch),
-                        "remaining": s.remaining} for s in day["slots"]]}
+                        "remaining": s.remaining, "inside_cutoff": s.inside_cutoff} for s in day["slots"]]}
             for day in found["days"]
         ],
     }
@@ -102,7 +108,7 @@ def create_appointment(body, slug):
         base_url=current_app.config["QUEUE_APP_BASE_URL"],
     )
     result = {**appointment_dict(made.appointment), "manage_token": made.manage_token,
-              "manage_url": _manage_url(made.manage_token)}
+              "manage_url": _manage_url(made.manage_token, made.appointment.language)}
     return result, 200 if made.replayed else 201
 
 
@@ -119,7 +125,8 @@ def get_appointment(token):
 @blp.arguments(RescheduleRequest)
 @blp.response(200, AppointmentSchema)
 def reschedule_appointment(body, token):
-    """Move the booking to another slot; if that slot is taken, the booking stays as it was."""
+    """Move the booking to another slot, until the branch's change cut-off (then 409 cutoff_passed); if that
+    slot is taken, the booking stays as it was."""
     return appointment_dict(booking.reschedule(db.session, token, parse_time(body["start"]),
                                                base_url=current_app.config["QUEUE_APP_BASE_URL"]))
 
@@ -128,7 +135,7 @@ def reschedule_appointment(body, token):
 @limiter.limit(_limit("LOOKUP_RATE_LIMIT"))
 @blp.response(200, AppointmentSchema)
 def cancel_appointment(token):
-    """Cancel the booking (kept for history; the slot is freed)."""
+    """Cancel the booking until the visit starts (then 409 visit_started); kept for history, the slot is freed."""
     return appointment_dict(booking.cancel(db.session, token, base_url=current_app.config["QUEUE_APP_BASE_URL"]))
 
 

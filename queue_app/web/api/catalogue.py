@@ -46,7 +46,7 @@ def get_branch(slug):
 @blp.response(200, BranchSchema)
 @blp.doc(security=BEARER)
 def update_branch(body, slug):
-    """Edit a branch: name, time zone, opening hours, closed dates (admin)."""
+    """Edit a branch: name, time zone, opening hours, closed dates, phone, booking rules (admin)."""
     require_staff("admin")
     return branch_dict(catalogue.update_branch(db.session, slug, **body))
 
@@ -113,7 +113,7 @@ def update_counter(body, counter_id):
     if counter is None:
         abort(404, "counter_not_found", f"No counter {counter_id}.")
     staff = require_staff("manager", branch_id=counter.branch_id)
-    if "name" in body and not staff.has_role("admin"):
+    if ({"name", "names"} & body.keys()) and not staff.has_role("admin"):
         abort(403, "role_required", "Renaming a counter needs the admin role.")
     return counter_dict(catalogue.update_counter(db.session, counter_id, **body))
 

@@ -1,6 +1,7 @@
 """Request and response shapes, which are also the OpenAPI document."""
 from marshmallow import Schema, fields, validate
 
+from queue_app.domain.catalogue import COUNTER_NAME_MAX, NAME_LANGUAGES, SERVICE_NAME_MAX
 from queue_app.domain.queueing import PRIORITY_CREDITS
 from queue_app.models import COUNTER_STATES, ROLES
 from queue_app.web.input_rules import Text, When
@@ -11,6 +12,17 @@ class StrictSchema(Schema):
 
     Request fields are `Text` and `When` (queue_app/web/input_rules.py): no NUL or lone surrogate,
     bounded lengths, days from 2000 to 2100."""
+
+
+def names_field(max_length: int) -> fields.Dict:
+    """A name per language ({"zh_Hant": ..., "zh_Hans": ...}); an empty one falls back to `name`."""
+    return fields.Dict(keys=Text(validate=validate.OneOf(NAME_LANGUAGES)), values=Text(max=max_length), metadata={
+        "description": f"The name in other languages, keyed by {', '.join(NAME_LANGUAGES)}; a language "
+                       "left out (or empty) shows `name`. Replaces the whole set."})
+
+
+# Names per language in responses: the page picks its language's, else `name`.
+NAMES_OUT = {"keys": fields.String(), "values": fields.String()}
 
 
 class TokenRequest(StrictSchema):
@@ -36,6 +48,8 @@ class BranchSchema(Schema):
     allow_remote_tickets = fields.Boolean()
     postpone_places = fields.Integer()
     booking_rules = fields.Dict(keys=fields.String(), values=fields.Integer())
+    phone = fields.String(allow_none=True, metadata={"description": "E.164; told to customers who can no longer "
+                                                     "change a booking online. null: none."})
 
 
 class BranchUpdate(StrictSchema):
@@ -48,6 +62,9 @@ class BranchUpdate(StrictSchema):
     allow_remote_tickets = fields.Boolean()
     postpone_places = fields.Integer(validate=validate.Range(min=1, max=50))
     booking_rules = fields.Dict(keys=Text(max=64), values=fields.Integer())
+    phone = Text(max=32, allow_none=True, metadata={
+        "description": "The branch's phone; without a country code it is read in the branch's country. "
+                       "Stored as E.164; empty or null removes it."})
 
 
 class BranchCreate(BranchUpdate):
@@ -60,6 +77,7 @@ class ServiceSchema(Schema):
     id = fields.Integer(required=True)
     code = fields.String(required=True)
     name = fields.String(required=True)
+    names = fields.Dict(**NAMES_OUT)
     expected_minutes = fields.Integer(required=True)
     walk_in_enabled = fields.Boolean()
     booking_enabled = fields.Boolean()
@@ -68,7 +86,8 @@ class ServiceSchema(Schema):
 
 
 class ServiceUpdate(StrictSchema):
-    name = Text(min=1, max=200)
+    name = Text(min=1, max=SERVICE_NAME_MAX)
+    names = names_field(SERVICE_NAME_MAX)
     expected_minutes = fields.Integer(validate=validate.Range(min=1, max=480))
     walk_in_enabled = fields.Boolean()
     booking_enabled = fields.Boolean()
@@ -84,18 +103,21 @@ class ServiceCreate(ServiceUpdate):
 class CounterSchema(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
+    names = fields.Dict(**NAMES_OUT)
     state = fields.String(required=True)
     services = fields.List(fields.String(), required=True)
 
 
 class CounterCreate(StrictSchema):
-    name = Text(required=True, min=1, max=64)
+    name = Text(required=True, min=1, max=COUNTER_NAME_MAX)
+    names = names_field(COUNTER_NAME_MAX)
     services = fields.List(Text(min=1, max=4), load_default=list)
     state = Text(validate=validate.OneOf(COUNTER_STATES), load_default="closed")
 
 
 class CounterUpdate(StrictSchema):
-    name = Text(min=1, max=64)
+    name = Text(min=1, max=COUNTER_NAME_MAX)
+    names = names_field(COUNTER_NAME_MAX)
     services = fields.List(Text(min=1, max=4))
     state = Text(validate=validate.OneOf(COUNTER_STATES))
 
@@ -165,10 +187,14 @@ class TrackedTicketSchema(Schema):
     status = fields.String(required=True)
     service = fields.String(required=True)
     service_name = fields.String(required=True)
+    service_names = fields.Dict(**NAMES_OUT)
     position = fields.Integer(required=True)
-    ahead = fields.Integer(required=True)
+    ahead = fields.Integer(required=True, metadata={
+        "description": "People ahead: the waiting tickets the queue order calls before this one (services sharing "
+                       "its counters; a booking counts only earlier bookings). 0 once called."})
     estimate = fields.Nested(EstimateSchema, required=True)
     counter = fields.String(allow_none=True)
+    counter_names = fields.Dict(**NAMES_OUT)
     postponed = fields.Boolean(required=True)
     issued_at = fields.String(required=True)
     booked_start = fields.String(allow_none=True, metadata={
@@ -182,6 +208,7 @@ class StaffTicketSchema(Schema):
     priority = fields.String(required=True)
     service = fields.String(required=True)
     service_name = fields.String(required=True)
+    service_names = fields.Dict(**NAMES_OUT)
     checklist = fields.String()
     counter_id = fields.Integer(allow_none=True)
     counter = fields.String(allow_none=True)
@@ -204,12 +231,14 @@ class TransferRequest(StrictSchema):
 class WaitingSchema(Schema):
     service = fields.String()
     name = fields.String()
+    names = fields.Dict(**NAMES_OUT)
     count = fields.Integer()
 
 
 class CounterNowSchema(Schema):
     id = fields.Integer()
     name = fields.String()
+    names = fields.Dict(**NAMES_OUT)
     state = fields.String()
     ticket = fields.Dict(allow_none=True)
 
@@ -233,6 +262,9 @@ class SlotSchema(Schema):
     start = fields.String(required=True)
     end = fields.String(required=True)
     remaining = fields.Integer(required=True)
+    inside_cutoff = fields.Boolean(required=True, metadata={
+        "description": "Booked now, this visit could be cancelled until it starts but not rescheduled online "
+                       "(its start is closer than the branch's change cut-off)."})
 
 
 class DaySlotsSchema(Schema):
@@ -273,11 +305,17 @@ class AppointmentSchema(Schema):
     branch_name = fields.String(required=True)
     service = fields.String(required=True)
     service_name = fields.String(required=True)
+    service_names = fields.Dict(**NAMES_OUT)
     name = fields.String(required=True)
     start = fields.String(required=True)
     end = fields.String(required=True)
     check_in_code = fields.String(required=True)
-    change_until = fields.String(required=True)
+    change_until = fields.String(required=True, metadata={"description": "Rescheduling online is possible until then."})
+    cancel_until = fields.String(metadata={"description": "Cancelling online is possible until then (the start)."})
+    can_reschedule = fields.Boolean()
+    can_cancel = fields.Boolean()
+    branch_phone = fields.String(allow_none=True, metadata={"description": "Whom to call when it can no longer "
+                                                            "change online; null when the branch has none."})
     sequence = fields.Integer(required=True)
 
 

@@ -15,13 +15,13 @@ def branch_dict(branch: Branch) -> dict:
         "language": branch.language, "country": branch.country,
         "opening_hours": branch.opening_hours or {}, "closed_dates": branch.closed_dates or [],
         "allow_remote_tickets": branch.allow_remote_tickets, "postpone_places": branch.postpone_places,
-        "booking_rules": branch.booking_rules or {},
+        "booking_rules": branch.booking_rules or {}, "phone": branch.phone,
     }
 
 
 def service_dict(service: Service) -> dict:
     return {
-        "id": service.id, "code": service.code, "name": service.name,
+        "id": service.id, "code": service.code, "name": service.name, "names": dict(service.names or {}),
         "expected_minutes": service.expected_minutes, "walk_in_enabled": service.walk_in_enabled,
         "booking_enabled": service.booking_enabled, "checklist": service.checklist or "",
         "active": service.active,
@@ -29,7 +29,7 @@ def service_dict(service: Service) -> dict:
 
 
 def counter_dict(counter: Counter) -> dict:
-    return {"id": counter.id, "name": counter.name, "state": counter.state,
+    return {"id": counter.id, "name": counter.name, "names": dict(counter.names or {}), "state": counter.state,
             "services": [s.code for s in counter.services]}
 
 
@@ -43,6 +43,7 @@ def staff_ticket_dict(ticket: Ticket) -> dict:
     return {
         "id": ticket.id, "label": ticket.label, "status": ticket.status, "priority": ticket.priority,
         "service": ticket.service.code, "service_name": ticket.service.name,
+        "service_names": dict(ticket.service.names or {}),
         "checklist": ticket.service.checklist or "",
         "counter_id": ticket.counter_id, "counter": ticket.counter.name if ticket.counter else None,
         "recalls": ticket.recalls,

@@ -1,0 +1,75 @@
+"""A booked visit is served at its time, in a real browser against the real server (wall clock).
+
+50 walk-ins wait; a booking starting a minute or two from now is checked in early. Before its
+start the counter's "Call next" takes a walk-in; from its start on, the booking, within one
+service time of the start, and the holder's phone shows the call without a reload.
+"""
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+from playwright.sync_api import expect
+from sqlalchemy import func, select
+from test_booking_pages import add_appointment
+from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
+
+from queue_app.domain import booking, queueing
+from queue_app.extensions import db
+from queue_app.models import Service, Ticket
+
+
+def test_a_booking_checked_in_early_is_called_at_its_start_ahead_of_50_walk_ins(server, chromium, app, seeded,  # noqa: F811
+                                                                                tmp_path):
+    errors: list[str] = []
+    # A start on the whole minute, 60 to 120 s from now (booked directly: the grid and notice
+    # rules are not what this test is about).
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    add_appointment(app, "BOOKED23", start, service="A")
+    with app.app_context():
+        for _ in range(50):
+            queueing.issue_ticket(db.session, "demo", "A", issued_by="staff")
+        checked_in = booking.check_in(db.session, "demo", "BOOKED23")
+        booked_label = checked_in.ticket.label
+        visit = timedelta(minutes=db.session.scalar(select(Service.expected_minutes).where(Service.code == "A")))
+        local_start = start.astimezone(checked_in.ticket.branch.zone).strftime("%H:%M")
+
+    phone = open_page(chromium, errors, viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    phone.goto(f"{server.base}/t/{checked_in.tracking_token}")
+    expect(phone.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    expect(phone.locator("#tr-booked")).to_have_text(f"Booked visit {local_start}")
+    expect(phone.locator("#tr-ahead")).to_have_text("0")  # at its start it goes before every walk-in
+
+    staff = open_page(chromium, errors, viewport={"width": 1366, "height": 900})
+    staff.goto(f"{server.base}/login")
+    staff.get_by_label("E-mail").fill(STAFF)
+    staff.get_by_label("Password").fill(seeded["password"])
+    staff.get_by_role("button", name="Sign in").click()
+    staff.get_by_role("link", name=re.compile("Counter 1")).click()  # serves A and C
+    expect(staff.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    call_next = staff.get_by_role("button", name="Call next")
+
+    # Before the start: the walk-ins' line.
+    assert datetime.now(UTC) < start, "the set-up took too long for this start"
+    call_next.click()
+    expect(staff.locator("#current-label")).to_have_text("A001")
+    expect(phone.locator('[data-when="waiting"]')).to_be_visible()
+    staff.keyboard.press("f")
+    expect(staff.locator("#current-empty")).to_be_visible()
+
+    # From the start on: the booking, ahead of the 49 walk-ins still waiting.
+    phone.evaluate("window.__noReload = true")
+    time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()) + 0.5)
+    expect(call_next).to_be_enabled()
+    call_next.click()
+    expect(staff.locator("#current-label")).to_have_text(booked_label)
+    expect(phone.locator('[data-when="called"]')).to_be_visible()
+    expect(phone.locator("#tr-counter")).to_have_text("Counter 1")
+    expect(phone.locator("#tr-booked")).to_have_text(f"Booked visit {local_start}")  # kept by the push
+    assert phone.evaluate("window.__noReload") is True
+    with app.app_context():
+        called_at = db.session.scalar(select(Ticket.called_at).where(Ticket.label == booked_label))
+        waiting = db.session.scalar(select(func.count(Ticket.id)).where(Ticket.status == "waiting"))
+    assert start <= called_at.replace(tzinfo=called_at.tzinfo or UTC) < start + visit
+    assert waiting == 49
+    save_screenshot(phone, tmp_path, "tracking-phone-booked-called.png")
+    assert errors == []
