@@ -34,7 +34,11 @@ from sqlalchemy.orm import Session  # noqa: E402
 from queue_app.domain import estimates, forecasting, planning  # noqa: E402
 from queue_app.domain.catalogue import get_branch  # noqa: E402
 from queue_app.simulation import (  # noqa: E402
-    BranchSimulation, CounterSpec, Scenario, load_scenario, simulate,
+    BranchSimulation,
+    CounterSpec,
+    Scenario,
+    load_scenario,
+    simulate,
 )
 
 TARGET, WAIT_MINUTES, INTERVAL = 0.8, 10, 30
@@ -54,7 +58,7 @@ def plans_from_history(scenario: Scenario, history_days: int, test_days: int, se
     open_days = scenario.open_days(history_days + test_days)
     tests = open_days[history_days:]
     app = _app(database)
-    from queue_app.extensions import db
+    from queue_app.core.extensions import db
 
     with app.app_context():
         engine = db.engine
@@ -105,8 +109,8 @@ def play(scenario: Scenario, tests, minutes, plan: dict | None, seed: int, scrat
     from flask_migrate import upgrade
 
     from queue_app import MIGRATIONS_DIR
-    from queue_app.domain.events import QUIET_KEY
-    from queue_app.extensions import db
+    from queue_app.core.events import QUIET_KEY
+    from queue_app.core.extensions import db
 
     codes = [s.code for s in scenario.services]
     if plan is not None:

@@ -7,9 +7,9 @@ from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from queue_app import config as settings
-from queue_app.database import configure_engine, engine_options
-from queue_app.extensions import babel, csrf, db, limiter, login_manager, migrate
+from queue_app.core import config as settings
+from queue_app.core.database import configure_engine, engine_options
+from queue_app.core.extensions import babel, csrf, db, limiter, login_manager, migrate
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -76,7 +76,7 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["QUEUE_APP_PROXY_COUNT"]:
         hops = app.config["QUEUE_APP_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-    from queue_app import logs
+    from queue_app.core import logs
 
     logs.init_app(app)  # first: request ids and the access line wrap every other hook
     db.init_app(app)

@@ -7,9 +7,9 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
+from queue_app.core.errors import DomainError
+from queue_app.core.extensions import db, socketio
 from queue_app.domain import catalogue, queueing
-from queue_app.domain.errors import DomainError
-from queue_app.extensions import db, socketio
 from queue_app.models import Branch
 
 DEMO_PASSWORD = "demo-password"
@@ -53,10 +53,14 @@ def seed_demo_data() -> str | None:
     for n, services in ((1, ["A", "C"]), (2, ["A", "B"]), (3, ["B", "C"])):
         catalogue.create_counter(session, DEMO_BRANCH, f"Counter {n}", services, state="open",
                                  names={"zh_Hant": f"{n} 號櫃檯", "zh_Hans": f"{n} 号柜台"})
-    catalogue.create_staff(session, "admin@demo.test", DEMO_PASSWORD, "admin", [DEMO_BRANCH], name="Ada Admin")
-    catalogue.create_staff(session, "manager@demo.test", DEMO_PASSWORD, "manager", [DEMO_BRANCH], name="Max Manager")
+    cost = current_app.config["PASSWORD_HASH_COST"]
+    catalogue.create_staff(session, "admin@demo.test", DEMO_PASSWORD, "admin", [DEMO_BRANCH], name="Ada Admin",
+                           hash_cost=cost)
+    catalogue.create_staff(session, "manager@demo.test", DEMO_PASSWORD, "manager", [DEMO_BRANCH],
+                           name="Max Manager", hash_cost=cost)
     for n in (1, 2, 3):
-        catalogue.create_staff(session, f"staff{n}@demo.test", DEMO_PASSWORD, "staff", [DEMO_BRANCH], name=f"Staff {n}")
+        catalogue.create_staff(session, f"staff{n}@demo.test", DEMO_PASSWORD, "staff", [DEMO_BRANCH],
+                               name=f"Staff {n}", hash_cost=cost)
     _device, token = catalogue.create_kiosk_device(session, DEMO_BRANCH, "Lobby kiosk 1")
     return token
 
@@ -85,7 +89,8 @@ def seed_demo():
 def create_staff(email, role, branches, name, password):
     """Create a staff account."""
     try:
-        staff = catalogue.create_staff(db.session, email, password, role, list(branches), name=name)
+        staff = catalogue.create_staff(db.session, email, password, role, list(branches), name=name,
+                                       hash_cost=current_app.config["PASSWORD_HASH_COST"])
     except DomainError as error:
         _fail(error)
     click.echo(f"Created {staff.role} {staff.email} (id {staff.id}).")
@@ -160,8 +165,8 @@ def _serve(host: str, port: int) -> None:
 
 def _demo_kiosk_token() -> str:
     """The demo kiosk's token, kept in the instance folder so every `demo` run can print its link."""
+    from queue_app.core.security import token_hash
     from queue_app.models import KioskDevice
-    from queue_app.security import token_hash
 
     path = os.path.join(current_app.instance_path, "demo-kiosk-token")
     if os.path.exists(path):
@@ -178,10 +183,10 @@ def _demo_kiosk_token() -> str:
 
 def _seed_demo_history() -> None:
     """Weeks of simulated lobby history (once per database), then the forecast and plan from it."""
+    from queue_app.core.models import utcnow
     from queue_app.demo_history import HISTORY_WEEKS, has_history, seed_demo_history
     from queue_app.domain import planning
     from queue_app.domain.numbering import local_day
-    from queue_app.models import utcnow
 
     branch = catalogue.get_branch(db.session, DEMO_BRANCH)
     if not has_history(db.session, DEMO_BRANCH, local_day(utcnow(), branch.zone)):
@@ -441,7 +446,7 @@ def init_app(app) -> None:
         app.cli.add_command(command)
 
 
-# Production is the default mode (queue_app/config.py). `demo` runs in development, and only the
+# Production is the default mode (queue_app/core/config.py). `demo` runs in development, and only the
 # commands that serve or run the timed jobs refuse to start without QUEUE_APP_SECRET_KEY in
 # production; init-db, seed-demo, kiosk-token, the tools (forecast, staffing, simulate) and the
 # like need no key.

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from queue_app.core.models import utcnow
+from queue_app.core.security import new_token, token_hash
+from queue_app.core.transaction import write_transaction
 from queue_app.domain import customers, numbering
-from queue_app.domain.transaction import write_transaction
-from queue_app.models import Branch, Counter, Customer, Feedback, Service, Staff, Ticket, utcnow
-from queue_app.security import new_token, token_hash
+from queue_app.models import Branch, Counter, Customer, Feedback, Service, Staff, Ticket
 
 # (name, phone digits after +8869, pattern): pattern drives the visits below.
 PEOPLE = [

@@ -21,19 +21,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from queue_app.core.errors import DomainError
+from queue_app.core.models import utcnow
 from queue_app.demo_customers import returning_phone
 from queue_app.demo_history import VISIT_CV, WALK_IN_SHARES
 from queue_app.domain import catalogue, numbering, queueing
-from queue_app.domain.errors import DomainError
-from queue_app.models import (
-    WEEKDAYS,
-    Counter,
-    CounterService,
-    Service,
-    Ticket,
-    TicketEvent,
-    utcnow,
-)
+from queue_app.models import WEEKDAYS, Counter, CounterService, Service, Ticket, TicketEvent
 from queue_app.simulation import ServiceSpec
 
 # Served by the simulation until a person works it from the staff console (any call, start,
@@ -201,7 +194,7 @@ class DemoTraffic:
 def start_demo_traffic(app, traffic: DemoTraffic, interval: float = 3.0,
                        stop: threading.Event | None = None) -> threading.Thread:
     """A step every `interval` seconds on the real clock, until `stop` is set (tests) or the process ends."""
-    from queue_app.extensions import db
+    from queue_app.core.extensions import db
 
     stop = stop or threading.Event()
 

@@ -24,8 +24,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.core.models import utcnow
 from queue_app.domain import booking, notify, queueing, retention
-from queue_app.models import Branch, utcnow
+from queue_app.models import Branch
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ EXTENSION_KEY = "queue_app_scheduler"
 # --- the jobs: each builds its own app context and session, and never lets an exception escape ---
 
 def _run(app, name: str, work: Callable[[Session], object]) -> None:
-    from queue_app.extensions import db
+    from queue_app.core.extensions import db
 
     try:
         with app.app_context(), Session(db.engine) as session:

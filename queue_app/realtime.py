@@ -24,9 +24,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from queue_app.domain import catalogue, events, lobby, queueing
-from queue_app.domain.errors import DomainError
-from queue_app.extensions import db, socketio
+from queue_app.core import events
+from queue_app.core.errors import DomainError
+from queue_app.core.extensions import db, socketio
+from queue_app.domain import catalogue, lobby, queueing
 from queue_app.models import Branch, Ticket
 
 NAMESPACE = "/live"

@@ -26,20 +26,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import (
-    booking,
-    catalogue,
-    estimates,
-    hours,
-    planning,
-    queue_order,
-    queueing,
-)
-from queue_app.domain.errors import Conflict
-from queue_app.domain.events import QUIET_KEY
-from queue_app.domain.transaction import write_transaction
+from queue_app.core import hours
+from queue_app.core.errors import Conflict
+from queue_app.core.events import QUIET_KEY
+from queue_app.core.security import new_token, token_hash
+from queue_app.core.transaction import write_transaction
+from queue_app.domain import booking, catalogue, estimates, planning, queue_order, queueing
 from queue_app.models import WEEKDAYS, Appointment, Counter, Ticket
-from queue_app.security import new_token, token_hash
 
 BRANCH_SLUG = "sim"
 NO_SHOW_SWEEP = timedelta(minutes=15)
@@ -522,7 +515,7 @@ def simulate(
     from flask_migrate import upgrade
 
     from queue_app import MIGRATIONS_DIR, create_app
-    from queue_app.extensions import db
+    from queue_app.core.extensions import db
 
     with tempfile.TemporaryDirectory(prefix="queue-sim-") as scratch:
         path = Path(database) if database else Path(scratch) / "simulation.sqlite"

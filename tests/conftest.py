@@ -6,8 +6,7 @@ from sqlalchemy.orm import Session
 
 from queue_app import create_app
 from queue_app.cli import DEMO_PASSWORD, seed_demo_data
-from queue_app.extensions import db
-
+from queue_app.core.extensions import db
 
 # Production is the app's default mode; tests (and the servers they start, which inherit this
 # environment) run in development unless a test asks for production (tests/test_production.py).
@@ -221,7 +220,6 @@ def require_binary(name: str) -> str:
 def chromium_session():
     """One Debian Chromium (Playwright, never a downloaded browser) shared by every browser test."""
     from playwright.sync_api import sync_playwright
-
     from test_browser import launch_chromium
 
     with sync_playwright() as playwright:

@@ -1,7 +1,7 @@
 """Abuse limits on the public and device-facing writes, with the limiter switched on."""
-from queue_app.extensions import db
-
 from test_live_pages import meta_csrf
+
+from queue_app.core.extensions import db
 
 
 def test_a_kiosk_tapped_in_a_loop_is_slowed_down_per_device(limited_app):

@@ -2,11 +2,10 @@
 from datetime import timedelta
 
 import pytest
-
-from queue_app.domain import accounts
-from queue_app.domain.errors import Locked, Unauthorized
-
 from conftest import utc
+
+from queue_app.core.errors import Locked, Unauthorized
+from queue_app.domain import accounts
 
 T0 = utc(2026, 6, 1, 9, 0)
 

@@ -252,7 +252,7 @@ def test_the_last_admin_cannot_be_demoted_or_disabled(api):
 def test_a_ticket_with_a_phone_number_is_attached_to_one_customer(app, api):
     from sqlalchemy import select
 
-    from queue_app.extensions import db
+    from queue_app.core.extensions import db
     from queue_app.models import Customer, Ticket
 
     first = api.issue("A", phone="+886 912-345-678")

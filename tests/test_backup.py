@@ -2,12 +2,11 @@
 import sqlite3
 import threading
 
+from conftest import make_app
 from sqlalchemy.orm import Session
 
+from queue_app.core.extensions import db
 from queue_app.domain import queueing
-from queue_app.extensions import db
-
-from conftest import make_app
 
 TABLES = ("branch", "service", "counter", "staff", "ticket", "ticket_event", "ticket_sequence", "kiosk_device")
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from queue_app.core.errors import Invalid
 from queue_app.domain import booking, catalogue, estimates, queue_order, queueing
-from queue_app.domain.errors import Invalid
 from queue_app.models import Counter
 
 TAIPEI = ZoneInfo("Asia/Taipei")

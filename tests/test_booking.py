@@ -9,14 +9,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import utc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.core.errors import Conflict, DomainError, Invalid, NotFound
 from queue_app.domain import booking, catalogue, queueing
-from queue_app.domain.errors import Conflict, DomainError, Invalid, NotFound
 from queue_app.models import Appointment, BookingSlot, Staff, Ticket
-
-from conftest import utc
 
 NY = ZoneInfo("America/New_York")
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -88,7 +87,7 @@ from datetime import date, datetime, timedelta, timezone
 sys.path.insert(0, sys.argv[2])
 from conftest import make_app
 from queue_app.domain import booking
-from queue_app.extensions import db
+from queue_app.core.extensions import db
 app = make_app(sys.argv[1])
 with app.app_context():
     out = {}

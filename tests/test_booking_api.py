@@ -4,10 +4,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from queue_app.extensions import db
+from queue_app.core.extensions import db
+from queue_app.core.security import token_hash
 from queue_app.models import Appointment, Branch, Service
-from queue_app.security import token_hash
-
 
 STAFF = "staff1@demo.test"
 

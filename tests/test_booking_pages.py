@@ -10,15 +10,15 @@ from datetime import datetime, timedelta, timezone
 import icalendar
 import pytest
 from sqlalchemy import func, select
-
-from queue_app.domain import booking, catalogue, notify
-from queue_app.domain.booking import CODE_ALPHABET
-from queue_app.extensions import db
-from queue_app.models import Appointment, Branch, Customer, Notification, Service
-from queue_app.security import token_hash
 from test_booking_api import first_free_slot
 from test_live_pages import kiosk, north, page_data  # noqa: F401 (fixtures)
 from test_pages import login
+
+from queue_app.core.extensions import db
+from queue_app.core.security import token_hash
+from queue_app.domain import booking, catalogue, notify
+from queue_app.domain.booking import CODE_ALPHABET
+from queue_app.models import Appointment, Branch, Customer, Notification, Service
 
 NAME = "Chen Mei-Ling"
 OTHER_NAME = "Lin Kuo-Hua"

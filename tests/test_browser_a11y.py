@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-
 from test_booking_pages import add_appointment, now_minute
 from test_browser import WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
@@ -188,9 +187,10 @@ def test_booking_manage_and_tracking_pages_pass_axe_in_each_language(server, chr
 
 
 def test_staff_console_and_manager_pages_pass_axe(server, chromium, seeded, axe_source, session, tmp_path):  # noqa: F811
-    from queue_app.demo_customers import seed_customer_history
-    from queue_app.models import utcnow
     from test_browser_customers import sign_in
+
+    from queue_app.core.models import utcnow
+    from queue_app.demo_customers import seed_customer_history
 
     seed_customer_history(session, "demo", now=utcnow())  # the customer pages with content
     errors: list[str] = []

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from test_booking_pages import add_appointment
 from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
+from queue_app.core.extensions import db
 from queue_app.domain import booking, queueing
-from queue_app.extensions import db
 from queue_app.models import Service, Ticket
 
 

@@ -4,11 +4,10 @@ and feedback. Chromium through Playwright, the server as `queue-app run`."""
 import re
 
 from playwright.sync_api import expect
-
-from queue_app.demo_customers import seed_customer_history
-from queue_app.models import utcnow
-
 from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
+
+from queue_app.core.models import utcnow
+from queue_app.demo_customers import seed_customer_history
 
 
 def sign_in(page, base, email, password):

@@ -6,13 +6,13 @@ import re
 import urllib.request
 
 from playwright.sync_api import expect
-
-from queue_app.domain import numbering, planning
-from queue_app.domain.catalogue import get_branch
-from queue_app.models import utcnow
 from test_browser import SCREENS, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 from test_browser_customers import sign_in
 from test_planning import _walk_in_history
+
+from queue_app.core.models import utcnow
+from queue_app.domain import numbering, planning
+from queue_app.domain.catalogue import get_branch
 
 CHARTS = ("chart-today", "chart-arrivals", "chart-waits", "chart-days", "chart-services", "chart-counters")
 

@@ -9,14 +9,14 @@ from datetime import timedelta
 import requests
 from playwright.sync_api import expect
 from sqlalchemy import select
-
-from queue_app.extensions import db
-from queue_app.models import Appointment, Branch, Counter, Service
 from test_booking_pages import add_appointment, now_minute
 from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 from test_browser_a11y import AXE, axe_violations
 from test_browser_booking import PHONE, save_full_page
 from test_browser_customers import sign_in
+
+from queue_app.core.extensions import db
+from queue_app.models import Appointment, Branch, Counter, Service
 
 
 def test_phone_reschedules_then_cancels_its_booking_in_simplified_chinese(server, chromium, app, tmp_path):  # noqa: F811

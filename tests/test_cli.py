@@ -27,7 +27,7 @@ def test_init_db_seed_demo_then_a_ticket_is_issued_and_called(tmp_path):
     called = client.post(f"/api/v1/counters/{counter['id']}/call-next", headers={"Authorization": f"Bearer {token}"})
     assert called.status_code == 200 and called.json["label"] == issued.json["label"] == "A001"
     with app.app_context():
-        from queue_app.extensions import db
+        from queue_app.core.extensions import db
 
         db.engine.dispose()
 
@@ -50,7 +50,7 @@ def test_create_staff_takes_a_password_and_refuses_bad_input(app, runner, seeded
                              input="typed-password\ntyped-password\n")
     assert prompted.exit_code == 0, prompted.output
     with app.app_context():
-        from queue_app.extensions import db
+        from queue_app.core.extensions import db
 
         roles = dict(db.session.execute(select(Staff.email, Staff.role)).all())
     assert roles["new@demo.test"] == "manager" and roles["p@demo.test"] == "staff"

@@ -1,8 +1,9 @@
 """Customer API: the counter's view, search, feedback once, manager lists, export and erasure, audit."""
 from sqlalchemy import select
 
+from queue_app.core.models import utcnow
 from queue_app.demo_customers import seed_customer_history
-from queue_app.models import AuditEntry, Customer, utcnow
+from queue_app.models import AuditEntry, Customer
 
 
 def finish(api, ticket_id, counter="Counter 1"):

@@ -1,8 +1,9 @@
 """Customer pages: who may open them, what the manager sees, feedback from the phone."""
 from sqlalchemy import select
 
+from queue_app.core.models import utcnow
 from queue_app.demo_customers import seed_customer_history
-from queue_app.models import Customer, Feedback, utcnow
+from queue_app.models import Customer, Feedback
 
 PASSWORD = "demo-password"
 

@@ -2,19 +2,27 @@
 from datetime import timedelta
 
 import pytest
+from conftest import utc
 from sqlalchemy import func, inspect, select, text, update
+from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
+from queue_app.core.errors import Conflict, Forbidden, Invalid
+from queue_app.core.transaction import write_transaction
 from queue_app.demo_customers import add_visit, seed_customer_history
 from queue_app.domain import audit, booking, catalogue, customers, queueing
-from queue_app.domain.errors import Conflict, Forbidden, Invalid
-from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
-    AuditEntry, Branch, ChurnAlert, Counter, Customer, CustomerStanding, Feedback, Notification, Service, Staff,
+    AuditEntry,
+    Branch,
+    ChurnAlert,
+    Counter,
+    Customer,
+    CustomerStanding,
+    Feedback,
+    Notification,
+    Service,
+    Staff,
     Ticket,
 )
-
-from conftest import utc
-from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
 NOW = utc(2026, 6, 1, 4, 0)  # 12:00 in Taipei
 

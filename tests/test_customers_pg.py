@@ -3,13 +3,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from test_customers import NOW
 
+from queue_app.core.errors import Conflict
 from queue_app.demo_customers import seed_customer_history
 from queue_app.domain import customers
-from queue_app.domain.errors import Conflict
 from queue_app.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback, Staff, Ticket
-
-from test_customers import NOW
 
 
 def test_customer_records_on_postgres(pg_session):

@@ -4,11 +4,11 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-
-from queue_app.domain import booking, notify
-from queue_app.models import Appointment, Customer, Notification, Ticket, utcnow
-
 from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
+
+from queue_app.core.models import utcnow
+from queue_app.domain import booking, notify
+from queue_app.models import Appointment, Customer, Notification, Ticket
 
 VERA_PHONE = "+886966000444"
 
@@ -174,13 +174,10 @@ def test_day_bookings_follow_the_policy(api, session):
 def test_day_bookings_are_masked_for_staff_today(api, session):
     from datetime import datetime, time
 
-    from queue_app.domain import numbering
-    from queue_app.models import Branch
-
     # A booking for today, made as if early this morning (branch time), so there is a free slot;
     # open every day, as the demo branch runs, so the test holds on a weekend too.
-    from queue_app.domain import catalogue
-    from queue_app.models import WEEKDAYS
+    from queue_app.domain import catalogue, numbering
+    from queue_app.models import WEEKDAYS, Branch
 
     catalogue.update_branch(session, "demo", opening_hours={d: [["00:00", "24:00"]] for d in WEEKDAYS})
     branch = session.scalar(select(Branch).where(Branch.slug == "demo"))

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-
-from queue_app.extensions import db
-from queue_app.models import Appointment, AuditEntry, Customer, Feedback, Staff, StaffingPlan, Ticket
 from test_booking_api import book, first_free_slot
 from test_booking_pages import booking_form
 from test_live_pages import kiosk  # noqa: F401 (fixture)
 from test_manage_pages import csrf_token, login
+
+from queue_app.core.extensions import db
+from queue_app.models import Appointment, AuditEntry, Customer, Feedback, Staff, StaffingPlan, Ticket
 
 STAFF = "staff1@demo.test"
 MANAGER = "manager@demo.test"

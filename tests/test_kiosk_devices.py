@@ -2,15 +2,16 @@
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from conftest import make_app
-from queue_app.domain import kiosks
-from queue_app.extensions import db
-from queue_app.models import KioskDevice, KioskPairingCode, utcnow
-from queue_app.security import token_hash
-from queue_app.web.estimate_text import estimate_text
+from sqlalchemy import select
 from test_manage_pages import PASSWORD, login, post_form
+
+from queue_app.core.extensions import db
+from queue_app.core.models import utcnow
+from queue_app.core.security import token_hash
+from queue_app.domain import kiosks
+from queue_app.models import KioskDevice, KioskPairingCode
+from queue_app.web.estimate_text import estimate_text
 
 PAGE = "/manage/branches/demo/kiosks"
 

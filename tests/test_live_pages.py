@@ -8,13 +8,13 @@ import re
 
 import pytest
 from sqlalchemy import select
-
-from queue_app.domain import catalogue
-from queue_app.extensions import socketio
-from queue_app.models import Customer, KioskDevice, Service, Ticket
-from queue_app.realtime import NAMESPACE
 from test_pages import login
 from test_realtime import received, settle
+
+from queue_app.core.extensions import socketio
+from queue_app.domain import catalogue
+from queue_app.models import Customer, KioskDevice, Service, Ticket
+from queue_app.realtime import NAMESPACE
 
 NAME = "Chen Mei-Ling"
 PHONE = "+886912345678"

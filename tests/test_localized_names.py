@@ -5,12 +5,13 @@ import re
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-
-from queue_app.demo_customers import seed_customer_history
-from queue_app.domain import catalogue, notify
-from queue_app.models import Appointment, Counter, Customer, Notification, Service, utcnow
 from test_booking_api import first_free_slot
 from test_manage_pages import login, post_form
+
+from queue_app.core.models import utcnow
+from queue_app.demo_customers import seed_customer_history
+from queue_app.domain import catalogue, notify
+from queue_app.models import Appointment, Counter, Customer, Notification, Service
 
 STAFF = "staff1@demo.test"
 ADMIN = "admin@demo.test"

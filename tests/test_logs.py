@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import requests
-
-from queue_app import logs
-
 from conftest import make_app
 from processes import ROOT, free_port, wait_for
+
+from queue_app.core import logs
 
 
 def test_a_server_with_json_logs_writes_one_object_per_line_with_request_ids(db_path, tmp_path):

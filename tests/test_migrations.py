@@ -2,7 +2,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from queue_app.extensions import db
+from queue_app.core.extensions import db
 
 
 def test_migrated_schema_matches_the_models(app):

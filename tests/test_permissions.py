@@ -105,7 +105,8 @@ def world(app, api, session):
                       json={"service": "B", "start": slot["start"], "name": "Ann", "phone": "+886912000777"}).json
     api.issue("C", phone="+886912000778")  # customer 2, merged into 1 by the merge calls
     session.expire_all()
-    from queue_app.models import ChurnAlert, utcnow
+    from queue_app.core.models import utcnow
+    from queue_app.models import ChurnAlert
 
     session.add(ChurnAlert(branch_id=session.query(Service).first().branch_id, customer_id=1, reason="valued_unseen",
                            last_visit_at=utcnow(), segment="core", created_at=utcnow()))

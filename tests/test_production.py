@@ -18,18 +18,18 @@ from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from email.policy import default as email_policy
 
+import processes
 import pytest
 import requests
 import socketio
+from conftest import TEST_CONFIG, require_binary
+from processes import RedisServer, cli, free_port, start_gunicorn, stop, wait_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-import processes
-from conftest import TEST_CONFIG, require_binary
-from processes import RedisServer, cli, free_port, start_gunicorn, stop, wait_for
 from queue_app import create_app
+from queue_app.core.extensions import db
 from queue_app.domain import booking, catalogue, queueing
-from queue_app.extensions import db
 from queue_app.models import Appointment, Branch, Customer, Notification, Staff, Ticket, TicketEvent
 
 PASSWORD = "production-password"

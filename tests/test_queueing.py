@@ -1,13 +1,12 @@
 from datetime import timedelta
 
 import pytest
+from conftest import utc
 from sqlalchemy import select
 
+from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.domain import catalogue, queueing
-from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.models import Counter, Ticket, TicketEvent
-
-from conftest import utc
 
 T0 = utc(2026, 3, 2, 2, 0)  # 10:00 in Taipei
 

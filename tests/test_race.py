@@ -112,7 +112,7 @@ def check_log(session, total):
 def test_counters_racing_never_share_or_skip_a_ticket(app, session, counters):
     counter_ids = make_counters(session, counters)
     with app.app_context():
-        from queue_app.extensions import db
+        from queue_app.core.extensions import db
 
         engine = db.engine
     run_lobby(engine, counter_ids)

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from queue_app.extensions import socketio
+from queue_app.core.extensions import socketio
 from queue_app.realtime import NAMESPACE
 
 STAFF = "staff1@demo.test"
@@ -97,9 +97,9 @@ def test_a_call_pushes_called_to_the_branch_and_ticket_only_to_its_own_room(app,
 def test_a_rolled_back_change_pushes_nothing(app, client, api, display):
     from sqlalchemy.orm import Session
 
+    from queue_app.core.errors import Conflict
+    from queue_app.core.extensions import db
     from queue_app.domain import queueing
-    from queue_app.domain.errors import Conflict
-    from queue_app.extensions import db
 
     ticket = api.issue("C")
     settle()
@@ -169,8 +169,8 @@ def test_an_estimate_change_reaches_the_tickets_room_and_no_other(app, client, a
 def test_almost_your_turn_reaches_the_phone_once(app, client, api):
     from sqlalchemy.orm import Session
 
+    from queue_app.core.extensions import db
     from queue_app.domain import turn_alerts
-    from queue_app.extensions import db
 
     tickets = [api.issue("B") for _ in range(3)]
     phone = _join_ticket(app, client, tickets[1])

@@ -12,15 +12,14 @@ import time
 import click
 import pytest
 import requests
-
 from conftest import TEST_CONFIG, make_app
 from processes import ROOT, free_port, stop, wait_for
-from queue_app import create_app, jobs
-from queue_app.domain import catalogue, queueing, reports, webhooks
-from queue_app.extensions import db
-
 from test_manage_pages import login
 from test_webhooks import SECRET, Receiver
+
+from queue_app import create_app, jobs
+from queue_app.core.extensions import db
+from queue_app.domain import catalogue, queueing, reports, webhooks
 
 
 @pytest.fixture
@@ -240,7 +239,7 @@ def test_a_secret_key_passed_in_the_config_is_not_ephemeral(app):
 class Captured(logging.Handler):
     def __init__(self):
         super().__init__()
-        from queue_app import logs
+        from queue_app.core import logs
 
         self.setFormatter(logs.TextFormatter())
         self.lines = []
@@ -252,7 +251,7 @@ class Captured(logging.Handler):
 
 
 def test_the_access_log_has_no_ticket_booking_feedback_or_kiosk_tokens(app, client, api, seeded):
-    from queue_app import logs
+    from queue_app.core import logs
 
     ticket = api.issue("A")
     token, kiosk = ticket["token"], seeded["kiosk_token"]
@@ -281,7 +280,7 @@ def test_the_access_log_has_no_ticket_booking_feedback_or_kiosk_tokens(app, clie
 
 
 def test_redaction_keeps_ids_and_other_query_parameters():
-    from queue_app import logs
+    from queue_app.core import logs
 
     assert logs.redact("GET /api/v1/tickets/42/recall HTTP/1.1") == "GET /api/v1/tickets/42/recall HTTP/1.1"
     assert logs.redact("GET /kiosk/demo?lang=en&device=abc_DEF-123 HTTP/1.1") == \
@@ -364,7 +363,7 @@ def test_kiosk_check_ins_on_the_api_are_limited_per_device_not_per_token_string(
                          headers={"Authorization": f"Bearer {token}"}).status_code for i in range(4)]
     assert codes == [404, 404, 404, 429]
     with app.app_context():
-        from queue_app.extensions import limiter
+        from queue_app.core.extensions import limiter
 
         keys = " ".join(str(key) for key in getattr(limiter.storage, "storage", {}))
     assert token not in keys, "the device token itself is a limiter key (it would sit in Redis)"

@@ -3,19 +3,17 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
-
-from queue_app.domain import booking, customers, queueing, webhooks
-from queue_app.domain.errors import Invalid
-from queue_app.domain.transaction import write_transaction
-from queue_app.extensions import db
-from queue_app.models import (
-    Appointment, Branch, ChurnAlert, Customer, Staff, Ticket, WebhookDelivery, utcnow,
-)
-
 from conftest import utc
+from sqlalchemy import func, select
 from test_booking import NY, TAIPEI, local, make_branch, race
 from test_booking_api import error_code, first_free_slot
+
+from queue_app.core.errors import Invalid
+from queue_app.core.extensions import db
+from queue_app.core.models import utcnow
+from queue_app.core.transaction import write_transaction
+from queue_app.domain import booking, customers, queueing, webhooks
+from queue_app.models import Appointment, Branch, ChurnAlert, Customer, Staff, Ticket, WebhookDelivery
 
 ADMIN = "admin@demo.test"
 STAFF = "staff1@demo.test"

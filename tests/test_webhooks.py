@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 
-from queue_app.database import configure_engine, engine_options
+from queue_app.core.database import configure_engine, engine_options
+from queue_app.core.models import utcnow
+from queue_app.core.transaction import write_transaction
 from queue_app.domain import booking, queueing, webhooks
 from queue_app.domain.catalogue import get_branch
-from queue_app.domain.transaction import write_transaction
-from queue_app.models import Counter, WebhookAttempt, WebhookDelivery, utcnow
-
+from queue_app.models import Counter, WebhookAttempt, WebhookDelivery
 
 
 class Receiver:
@@ -313,7 +313,7 @@ def test_managers_configure_webhooks_through_the_api(api, receiver):
     ping = api.call("POST", f"/webhooks/{hook_id}/test", "manager@demo.test")
     assert ping.status_code == 202 and ping.json["event_type"] == "ping" and ping.json["status"] == "pending"
     api.issue("A")
-    from queue_app.extensions import db
+    from queue_app.core.extensions import db
 
     with api.client.application.app_context():
         assert webhooks.deliver_due(db.session()).delivered == 2

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.domain.errors import Locked, Unauthorized
-from queue_app.domain.transaction import write_transaction
-from queue_app.models import Staff, utcnow
-from queue_app.security import verify_password
+from queue_app.core.errors import Locked, Unauthorized
+from queue_app.core.models import utcnow
+from queue_app.core.security import DEFAULT_HASH_COST, verify_password
+from queue_app.core.transaction import write_transaction
+from queue_app.models import Staff
 
 LOCK_AFTER = 5
 BASE_LOCK = timedelta(minutes=1)
@@ -24,7 +25,9 @@ def lock_length(failures: int) -> timedelta:
     return min(BASE_LOCK * 2 ** (failures - LOCK_AFTER), MAX_LOCK)
 
 
-def authenticate(session: Session, email: str, password: str, *, now: datetime | None = None) -> Staff:
+def authenticate(session: Session, email: str, password: str, *, now: datetime | None = None,
+                 hash_cost: str = DEFAULT_HASH_COST) -> Staff:
+    """`hash_cost`: the app's PASSWORD_HASH_COST, the cost of the hash verified for an unknown account."""
     now = now or utcnow()
     staff = session.scalar(select(Staff).where(Staff.email == (email or "").strip().lower()))
     if staff is not None and staff.locked_until and staff.locked_until > now:
@@ -32,7 +35,7 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime |
         raise Locked("account_locked",
                      f"Too many failed sign-ins; try again in {math.ceil(wait / 60)} minute(s).", wait)
     # Always verify a hash, so timing does not reveal whether the account exists.
-    if verify_password(staff.password_hash if staff else None, password) and staff and staff.active:
+    if verify_password(staff.password_hash if staff else None, password, hash_cost) and staff and staff.active:
         if staff.failed_logins or staff.locked_until:
             with write_transaction(session):
                 staff = session.get(Staff, staff.id)

@@ -2,7 +2,7 @@
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from queue_app.domain.errors import Invalid
+from queue_app.core.errors import Invalid
 from queue_app.models import Branch
 
 

@@ -6,15 +6,25 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import day_range, events, identity
+from queue_app.core import day_range, events
+from queue_app.core.errors import Conflict, Invalid, NotFound
+from queue_app.core.models import utcnow
+from queue_app.core.security import DEFAULT_HASH_COST, hash_password, new_token, token_hash
+from queue_app.core.transaction import write_transaction
+from queue_app.domain import identity
 from queue_app.domain.booking_rules import check_rules
-from queue_app.domain.errors import Conflict, Invalid, NotFound
 from queue_app.domain.texts import LANGUAGES
-from queue_app.domain.transaction import write_transaction
 from queue_app.models import (
-    COUNTER_STATES, ROLES, WEEKDAYS, Branch, Counter, CounterService, KioskDevice, Service, Staff, utcnow,
+    COUNTER_STATES,
+    ROLES,
+    WEEKDAYS,
+    Branch,
+    Counter,
+    CounterService,
+    KioskDevice,
+    Service,
+    Staff,
 )
-from queue_app.security import hash_password, new_token, token_hash
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CODE_RE = re.compile(r"^[A-Z]{1,2}$")
@@ -300,7 +310,8 @@ def _branches_by_slug(session: Session, slugs: list[str]) -> list[Branch]:
 
 
 def create_staff(session: Session, email: str, password: str, role: str, branches: list[str],
-                 name: str = "") -> Staff:
+                 name: str = "", *, hash_cost: str = DEFAULT_HASH_COST) -> Staff:
+    """`hash_cost`: the app's PASSWORD_HASH_COST (core/security.py)."""
     email = (email or "").strip().lower()
     if not EMAIL_RE.match(email):
         raise _invalid("email", "not an e-mail address.")
@@ -308,14 +319,14 @@ def create_staff(session: Session, email: str, password: str, role: str, branche
     with write_transaction(session):
         if session.scalar(select(Staff.id).where(Staff.email == email)):
             raise Conflict("already_exists", f"Staff {email} already exists.")
-        staff = Staff(email=email, name=name, role=role, password_hash=hash_password(password),
+        staff = Staff(email=email, name=name, role=role, password_hash=hash_password(password, hash_cost),
                       active=True, token_version=1)
         staff.branches = _branches_by_slug(session, branches)
         session.add(staff)
     return staff
 
 
-def update_staff(session: Session, staff_id: int, **fields) -> Staff:
+def update_staff(session: Session, staff_id: int, *, hash_cost: str = DEFAULT_HASH_COST, **fields) -> Staff:
     _check_staff_fields(fields)
     with write_transaction(session):
         staff = session.get(Staff, staff_id)
@@ -329,7 +340,7 @@ def update_staff(session: Session, staff_id: int, **fields) -> Staff:
         ):
             raise Conflict("last_admin", "This is the last active admin; make another admin first.")
         if "password" in fields:
-            staff.password_hash = hash_password(fields["password"])
+            staff.password_hash = hash_password(fields["password"], hash_cost)
             staff.token_version += 1  # log out everywhere
         for key in ("role", "name", "active"):
             if key in fields:

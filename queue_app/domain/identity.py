@@ -26,10 +26,10 @@ import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from queue_app.domain.errors import Conflict, Invalid, NotFound
-from queue_app.domain.transaction import write_transaction
+from queue_app.core.errors import Conflict, Invalid, NotFound
+from queue_app.core.security import new_token, token_hash
+from queue_app.core.transaction import write_transaction
 from queue_app.models import Appointment, ContactProof, Customer, Ticket
-from queue_app.security import new_token, token_hash
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PROOF_VALID = timedelta(days=14)  # the confirmation link proves the contact for this long

@@ -4,8 +4,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from queue_app.core.models import utcnow
 from queue_app.domain import estimates, numbering, queue_order
-from queue_app.models import Branch, Counter, Service, Ticket, TicketEvent, utcnow
+from queue_app.models import Branch, Counter, Service, Ticket, TicketEvent
 
 
 def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate) -> dict:

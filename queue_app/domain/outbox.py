@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
-from queue_app.domain.transaction import write_transaction
+from queue_app.core.transaction import write_transaction
 
 
 def recover_stuck(session: Session, model, now: datetime, max_attempts: int, reason: str) -> None:

@@ -23,11 +23,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.domain import day_range, estimates, forecasting, hours, numbering
-from queue_app.domain.errors import Invalid, NotFound
+from queue_app.core import day_range, hours
+from queue_app.core.errors import Invalid, NotFound
+from queue_app.core.models import utcnow
+from queue_app.core.transaction import write_transaction
+from queue_app.domain import estimates, forecasting, numbering
 from queue_app.domain.staffing import staff_for
-from queue_app.domain.transaction import write_transaction
-from queue_app.models import Appointment, ArrivalForecast, Branch, Service, StaffingPlan, Ticket, utcnow
+from queue_app.models import Appointment, ArrivalForecast, Branch, Service, StaffingPlan, Ticket
 
 
 @dataclass(frozen=True)

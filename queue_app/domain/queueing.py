@@ -22,19 +22,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from queue_app.domain import (
-    customers,
-    estimates,
-    events,
-    identity,
-    numbering,
-    queue_order,
-)
+from queue_app.core import events
+from queue_app.core.errors import Conflict, Invalid, NotFound
+from queue_app.core.models import utcnow
+from queue_app.core.security import new_token, token_hash
+from queue_app.core.transaction import write_transaction
+from queue_app.domain import customers, estimates, identity, numbering, queue_order
 from queue_app.domain.catalogue import get_branch
-from queue_app.domain.errors import Conflict, Invalid, NotFound
-from queue_app.domain.transaction import write_transaction
-from queue_app.models import Branch, Counter, CounterService, Service, Ticket, utcnow
-from queue_app.security import new_token, token_hash
+from queue_app.models import Branch, Counter, CounterService, Service, Ticket
 
 PRIORITY_CREDITS: dict[str, timedelta] = {
     "normal": timedelta(0),

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
-from queue_app.domain.transaction import write_transaction
-from queue_app.models import Appointment, ChurnAlert, Customer, Feedback, Notification, Ticket, utcnow
+from queue_app.core.models import utcnow
+from queue_app.core.transaction import write_transaction
+from queue_app.models import Appointment, ChurnAlert, Customer, Feedback, Notification, Ticket
 
 
 @dataclass(frozen=True)

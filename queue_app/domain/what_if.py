@@ -26,9 +26,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.core.errors import Invalid, NotFound
+from queue_app.core.models import utcnow
 from queue_app.domain import estimates, planning
-from queue_app.domain.errors import Invalid, NotFound
-from queue_app.models import ArrivalForecast, Branch, utcnow
+from queue_app.models import ArrivalForecast, Branch
 
 MAX_COUNTERS = 100
 MAX_REPLICATIONS = 500

@@ -1,9 +1,17 @@
 """Models, one module per aggregate. Importing this package registers every table."""
+from queue_app.core.models import Base, UTCDateTime, utcnow
 from queue_app.models.appointment import APPOINTMENT_STATES, Appointment, BookingSlot
-from queue_app.models.base import Base, UTCDateTime, utcnow
 from queue_app.models.branch import WEEKDAYS, Branch
 from queue_app.models.counter import COUNTER_STATES, Counter, CounterService
-from queue_app.models.customer import SEGMENTS, AuditEntry, ChurnAlert, ContactProof, Customer, CustomerStanding, Feedback
+from queue_app.models.customer import (
+    SEGMENTS,
+    AuditEntry,
+    ChurnAlert,
+    ContactProof,
+    Customer,
+    CustomerStanding,
+    Feedback,
+)
 from queue_app.models.kiosk import KioskDevice, KioskPairingCode
 from queue_app.models.notification import NOTIFICATION_STATES, Notification
 from queue_app.models.planning import ArrivalForecast, StaffingPlan

@@ -3,7 +3,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base, UTCDateTime
+from queue_app.core.models import Base, UTCDateTime
 
 APPOINTMENT_STATES = ("booked", "checked_in", "done", "cancelled", "no_show")
 

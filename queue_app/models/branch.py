@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import JSON, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base
+from queue_app.core.models import Base
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

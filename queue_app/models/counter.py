@@ -1,7 +1,7 @@
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base
+from queue_app.core.models import Base
 
 COUNTER_STATES = ("open", "paused", "closed")
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import NEVER_REUSED_IDS, Base, UTCDateTime
+from queue_app.core.models import NEVER_REUSED_IDS, Base, UTCDateTime
 
 SEGMENTS = ("core", "at_risk_valuable", "loyal_regular", "occasional")
 

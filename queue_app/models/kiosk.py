@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base, UTCDateTime
+from queue_app.core.models import Base, UTCDateTime
 
 
 class KioskDevice(Base):

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from queue_app.models.base import Base, UTCDateTime
+from queue_app.core.models import Base, UTCDateTime
 
 NOTIFICATION_STATES = ("pending", "sending", "sent", "failed", "cancelled")
 

@@ -3,7 +3,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, Float, ForeignKey, Integer, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from queue_app.models.base import Base, UTCDateTime
+from queue_app.core.models import Base, UTCDateTime
 
 
 class ArrivalForecast(Base):

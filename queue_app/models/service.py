@@ -1,7 +1,7 @@
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base
+from queue_app.core.models import Base
 
 
 class Service(Base):

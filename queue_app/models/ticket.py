@@ -3,7 +3,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import Base, UTCDateTime
+from queue_app.core.models import Base, UTCDateTime
 
 TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "cancelled")
 ACTIVE_STATES = ("waiting", "called", "serving")

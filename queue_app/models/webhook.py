@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from queue_app.models.base import NEVER_REUSED_IDS, Base, UTCDateTime
+from queue_app.core.models import NEVER_REUSED_IDS, Base, UTCDateTime
 
 WEBHOOK_DELIVERY_STATES = ("pending", "sending", "delivered", "failed", "cancelled")
 

@@ -6,9 +6,9 @@ from flask_login import current_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from queue_app.extensions import csrf, db
+from queue_app.core.extensions import csrf, db
+from queue_app.core.security import token_hash
 from queue_app.models import KioskDevice, Staff
-from queue_app.security import token_hash
 
 _SALT = "queue-app-api-token"
 

@@ -11,12 +11,12 @@ from flask import Blueprint, abort, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from queue_app.core.errors import NotFound
+from queue_app.core.extensions import db
+from queue_app.core.languages import LANGUAGE_NAMES, branch_locale, requested_locale, speech_language
 from queue_app.domain import catalogue
-from queue_app.domain.errors import NotFound
-from queue_app.extensions import db
 from queue_app.realtime import branch_snapshot
 from queue_app.web.dates import INTL_TAGS
-from queue_app.web.screens import LANGUAGE_NAMES, branch_locale, requested_locale, speech_language
 
 bp = Blueprint("display", __name__, url_prefix="/display")
 

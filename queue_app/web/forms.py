@@ -4,16 +4,24 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
-    BooleanField, EmailField, IntegerField, PasswordField, SelectChoice, SelectField, SelectMultipleField,
-    StringField, SubmitField, TextAreaField,
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from queue_app.core.languages import LANGUAGE_NAMES
 from queue_app.domain.catalogue import COUNTER_NAME_MAX, MIN_PASSWORD, NAME_LANGUAGES, SERVICE_NAME_MAX
 from queue_app.models import WEEKDAYS
 from queue_app.web.input_rules import StrictText
-from queue_app.web.screens import LANGUAGE_NAMES
 
 
 class LoginForm(FlaskForm):

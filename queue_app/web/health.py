@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from queue_app.extensions import db
+from queue_app.core.extensions import db
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

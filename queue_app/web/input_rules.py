@@ -5,7 +5,7 @@
   database can store), trimmed unless told not to (passwords and secrets are not), and a length
   limit, 1,000 characters unless the field says otherwise.
 - Dates and times (`When("date")` / `When("datetime")` in schemas, `parse_day` / `parse_moment`
-  in views): ISO 8601, days from 2000-01-01 to 2100-12-31 (queue_app/domain/day_range.py), offsets
+  in views): ISO 8601, days from 2000-01-01 to 2100-12-31 (queue_app/core/day_range.py), offsets
   from -12:00 to +14:00 in whole minutes, and a time without its offset refused where one is needed.
 - JSON bodies nested deeper than MAX_JSON_DEPTH levels are refused before they are parsed
   (400 `malformed_json`), so a 5,000-deep array is not a RecursionError.
@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 from wtforms.validators import Length, ValidationError
 
-from queue_app.domain.day_range import FIRST_DAY, LAST_DAY
+from queue_app.core.day_range import FIRST_DAY, LAST_DAY
 
 MAX_JSON_DEPTH = 32
 DEFAULT_MAX_LENGTH = 1000

@@ -14,25 +14,33 @@ registered" on its own. A retired device's cookie stops working at once.
 from datetime import timedelta
 
 from flask import (
-    Blueprint, current_app, jsonify, make_response, redirect, render_template, request, session, url_for,
+    Blueprint,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
 )
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
+from queue_app.core.errors import DomainError
+from queue_app.core.extensions import db, limiter
+from queue_app.core.languages import LANGUAGE_NAMES, branch_locale, requested_locale
+from queue_app.core.security import token_hash
 from queue_app.domain import booking, kiosks, lobby, queueing
 from queue_app.domain.booking_rules import rules_for
 from queue_app.domain.catalogue import localized_name, pick_name
-from queue_app.domain.errors import DomainError
-from queue_app.extensions import db, limiter
 from queue_app.models import Appointment, Branch, KioskDevice, Service, Ticket
-from queue_app.security import token_hash
 from queue_app.web.dates import issued_text, local_clock, long_date
 from queue_app.web.input_rules import text_problem
 from queue_app.web.kiosk_print import bridge_settings, print_payload
 from queue_app.web.qr import qr_svg, tracking_url
-from queue_app.web.screens import LANGUAGE_NAMES, branch_locale, requested_locale
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
 

@@ -3,18 +3,28 @@
 Every view parses a form, checks role and branch, calls one domain function, then flashes and
 redirects. A page rendered in answer to a POST is therefore always a refused form: status 400.
 """
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from queue_app.core.errors import DomainError
+from queue_app.core.extensions import db
 from queue_app.domain import catalogue
-from queue_app.domain.errors import DomainError
-from queue_app.extensions import db
 from queue_app.models import Branch, Counter, Service, Staff
 from queue_app.web.forms import (
-    COUNTER_STATE_LABELS, NAME_FIELD_KEYS, ROLE_LABELS, BranchForm, CounterForm, NewBranchForm, NewCounterForm,
-    NewServiceForm, ServiceEditForm, StaffEditForm, StaffForm, choices,
+    COUNTER_STATE_LABELS,
+    NAME_FIELD_KEYS,
+    ROLE_LABELS,
+    BranchForm,
+    CounterForm,
+    NewBranchForm,
+    NewCounterForm,
+    NewServiceForm,
+    ServiceEditForm,
+    StaffEditForm,
+    StaffForm,
+    choices,
 )
 from queue_app.web.roles import role_required, staff_branch
 
@@ -210,7 +220,8 @@ def staff():
     if form.validate_on_submit():
         try:
             catalogue.create_staff(db.session, form.email.data, form.password.data, form.role.data,
-                                   form.branches.data, name=form.name.data)
+                                   form.branches.data, name=form.name.data,
+                                   hash_cost=current_app.config["PASSWORD_HASH_COST"])
         except DomainError as error:
             _show_error(form, error, "email")
         else:
@@ -234,7 +245,8 @@ def edit_staff(staff_id):
     if form.validate_on_submit():
         email = account.email
         try:
-            catalogue.update_staff(db.session, staff_id, **form.domain_fields())
+            catalogue.update_staff(db.session, staff_id, **form.domain_fields(),
+                                   hash_cost=current_app.config["PASSWORD_HASH_COST"])
         except DomainError as error:
             _show_error(form, error, "role")
         else:

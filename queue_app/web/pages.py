@@ -1,5 +1,5 @@
 """Registers the page blueprints and the staff login manager."""
-from queue_app.extensions import db, login_manager
+from queue_app.core.extensions import db, login_manager
 from queue_app.models import Staff
 
 

@@ -4,9 +4,9 @@ from functools import wraps
 from flask import abort
 from flask_login import current_user
 
+from queue_app.core.errors import NotFound
+from queue_app.core.extensions import db
 from queue_app.domain import catalogue
-from queue_app.domain.errors import NotFound
-from queue_app.extensions import db
 from queue_app.models import Branch
 
 

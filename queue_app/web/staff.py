@@ -14,10 +14,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
+from queue_app.core.errors import Locked, Unauthorized
+from queue_app.core.extensions import db, limiter
 from queue_app.domain import accounts, lobby
-from queue_app.domain.errors import Locked, Unauthorized
 from queue_app.domain.queueing import MAX_RECALLS
-from queue_app.extensions import db, limiter
 from queue_app.models import Counter, Service
 from queue_app.web.api import API_PREFIX
 from queue_app.web.booking_pages import booking_messages, field_messages, picker_text, status_labels
@@ -50,7 +50,8 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            staff = accounts.authenticate(db.session, form.email.data, form.password.data)
+            staff = accounts.authenticate(db.session, form.email.data, form.password.data,
+                                          hash_cost=current_app.config["PASSWORD_HASH_COST"])
         except Locked as locked:
             flash(_("Too many failed sign-ins. Try again in %(minutes)s minute(s).",
                     minutes=max(1, -(-locked.retry_after // 60))), "error")

@@ -7,8 +7,8 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
-from queue_app.domain.errors import DomainError
-from queue_app.extensions import csrf
+from queue_app.core.errors import DomainError
+from queue_app.core.extensions import csrf
 
 API_PREFIX = "/api/v1"
 _STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422, "unauthorized": 401, "locked": 429,
@@ -106,10 +106,9 @@ def abort(status: int, code: str, message: str, headers: dict | None = None):
 
 def init_app(app) -> None:
     from queue_app.domain import audit
-    from queue_app.web.api import access, auth, booking, catalogue, customers, kiosks, tickets
+    from queue_app.web.api import access, auth, booking, catalogue, customers, kiosks, tickets, webhooks
     from queue_app.web.api import planning as planning_api
     from queue_app.web.api import reports as reports_api
-    from queue_app.web.api import webhooks
 
     audit.actor_provider = customers.current_actor_id
     api.init_app(app)

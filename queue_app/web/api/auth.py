@@ -1,8 +1,8 @@
 from flask import current_app
 from flask_smorest import Blueprint
 
+from queue_app.core.extensions import db, limiter
 from queue_app.domain import accounts
-from queue_app.extensions import db, limiter
 from queue_app.web.api.schemas import TokenRequest, TokenResponse
 from queue_app.web.auth import issue_api_token
 
@@ -15,7 +15,8 @@ blp = Blueprint("api_auth", __name__, description="Staff bearer tokens")
 @blp.response(200, TokenResponse)
 def create_token(body):
     """Exchange a staff e-mail and password for a bearer token."""
-    staff = accounts.authenticate(db.session, body["email"], body["password"])
+    staff = accounts.authenticate(db.session, body["email"], body["password"],
+                                  hash_cost=current_app.config["PASSWORD_HASH_COST"])
     return {
         "token": issue_api_token(staff),
         "expires_in": current_app.config["API_TOKEN_MAX_AGE"],

@@ -4,15 +4,25 @@ from datetime import datetime
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 
+from queue_app.core.extensions import db, limiter
+from queue_app.core.models import utcnow
 from queue_app.domain import booking, catalogue, customers, lobby, numbering
 from queue_app.domain.booking_rules import change_window, rules_for
-from queue_app.extensions import db, limiter
-from queue_app.models import Appointment, Ticket, utcnow
+from queue_app.models import Appointment, Ticket
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff, require_staff_or_kiosk
 from queue_app.web.api.schemas import (
-    AppointmentRequest, AppointmentSchema, AvailabilityQuery, AvailabilitySchema, BookedSchema, CheckedInSchema,
-    CheckInRequest, CustomerBlockSchema, DayQuery, RescheduleRequest, StaffAppointmentSchema,
+    AppointmentRequest,
+    AppointmentSchema,
+    AvailabilityQuery,
+    AvailabilitySchema,
+    BookedSchema,
+    CheckedInSchema,
+    CheckInRequest,
+    CustomerBlockSchema,
+    DayQuery,
+    RescheduleRequest,
+    StaffAppointmentSchema,
 )
 from queue_app.web.auth import bearer_token, caller_rate_key, current_principal
 from queue_app.web.input_rules import InputRejected, parse_moment

@@ -1,15 +1,26 @@
 """Branches, services, counters and staff: public catalogue reads, admin and manager edits."""
+from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from queue_app.core.extensions import db
 from queue_app.domain import catalogue
-from queue_app.extensions import db
 from queue_app.models import Branch, Counter, Service, Staff
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff
 from queue_app.web.api.schemas import (
-    BranchCreate, BranchSchema, BranchUpdate, CounterCreate, CounterSchema, CounterUpdate, ServiceCreate,
-    ServiceSchema, ServiceUpdate, StaffCreate, StaffSchema, StaffUpdate,
+    BranchCreate,
+    BranchSchema,
+    BranchUpdate,
+    CounterCreate,
+    CounterSchema,
+    CounterUpdate,
+    ServiceCreate,
+    ServiceSchema,
+    ServiceUpdate,
+    StaffCreate,
+    StaffSchema,
+    StaffUpdate,
 )
 from queue_app.web.api.serialize import branch_dict, counter_dict, service_dict, staff_dict
 
@@ -134,7 +145,7 @@ def list_staff():
 def create_staff(body):
     """Create a staff account (admin)."""
     require_staff("admin")
-    return staff_dict(catalogue.create_staff(db.session, **body))
+    return staff_dict(catalogue.create_staff(db.session, **body, hash_cost=current_app.config["PASSWORD_HASH_COST"]))
 
 
 @blp.route("/staff/<int:staff_id>", methods=["PATCH"])
@@ -144,4 +155,5 @@ def create_staff(body):
 def update_staff(body, staff_id):
     """Change a staff account's role, branches, password or active flag (admin)."""
     require_staff("admin")
-    return staff_dict(catalogue.update_staff(db.session, staff_id, **body))
+    return staff_dict(catalogue.update_staff(db.session, staff_id, **body,
+                                             hash_cost=current_app.config["PASSWORD_HASH_COST"]))

@@ -10,8 +10,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from queue_app.core.extensions import db, limiter
 from queue_app.domain import catalogue, customers, queueing
-from queue_app.extensions import db, limiter
 from queue_app.models import SEGMENTS, AuditEntry, Customer, Ticket
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff

@@ -5,9 +5,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from queue_app.core.extensions import db
+from queue_app.core.models import utcnow
 from queue_app.domain import catalogue, numbering, planning
-from queue_app.extensions import db
-from queue_app.models import ArrivalForecast, Service, utcnow
+from queue_app.models import ArrivalForecast, Service
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff
 from queue_app.web.api.schemas import StrictSchema

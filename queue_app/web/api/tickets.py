@@ -3,14 +3,20 @@ from flask import current_app, url_for
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from queue_app.core.extensions import db, limiter
 from queue_app.domain import catalogue, queueing
 from queue_app.domain.lobby import queue_summary, ticket_status
-from queue_app.extensions import db, limiter
 from queue_app.models import Counter, Ticket
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff, require_staff_or_kiosk
 from queue_app.web.api.schemas import (
-    CounterDetailSchema, IssuedTicketSchema, QueueSchema, StaffTicketSchema, TicketRequest, TrackedTicketSchema, TransferRequest,
+    CounterDetailSchema,
+    IssuedTicketSchema,
+    QueueSchema,
+    StaffTicketSchema,
+    TicketRequest,
+    TrackedTicketSchema,
+    TransferRequest,
 )
 from queue_app.web.api.serialize import counter_dict, staff_ticket_dict
 from queue_app.web.auth import bearer_token, caller_rate_key, current_principal, not_a_kiosk

@@ -2,7 +2,7 @@
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from queue_app.domain.transaction import WRITE_OPTION
+from queue_app.core.transaction import WRITE_OPTION
 
 
 def engine_options(database_url: str) -> dict:

@@ -3,6 +3,8 @@ import os
 import secrets
 from datetime import timedelta
 
+from queue_app.core.security import DEFAULT_HASH_COST
+
 
 def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
@@ -68,6 +70,8 @@ def from_environment(instance_path: str) -> dict:
         "PAIRING_RATE_LIMIT": env("QUEUE_APP_PAIRING_RATE_LIMIT") or "10 per minute",
         "TRACK_RATE_LIMIT": env("QUEUE_APP_TRACK_RATE_LIMIT") or "120 per minute",
         "MAX_CONTENT_LENGTH": 256 * 1024,
+        # Argon2id cost of new staff password hashes (core/security.py); the tests set a cheap one.
+        "PASSWORD_HASH_COST": DEFAULT_HASH_COST,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

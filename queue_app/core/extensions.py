@@ -8,7 +8,7 @@ from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
-from queue_app.models.base import Base
+from queue_app.core.models import Base
 
 # Objects keep their values after commit: a view serialises what the domain just wrote
 # without reloading every row.

@@ -2,7 +2,7 @@
 
 SQLite must take its write lock up front (BEGIN IMMEDIATE): a transaction that reads first and
 writes later fails with SQLITE_BUSY instead of waiting when another writer got in between. The
-engine's `begin` hook (queue_app/database.py) reads the execution option set here.
+engine's `begin` hook (queue_app/core/database.py) reads the execution option set here.
 
 SQLite's own wait for a busy lock polls with sleeps of up to 100 ms, which wrecks tail latency
 when many threads of one process write at once; so threads of one process first queue on an
