@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy.orm import Session  # noqa: E402
 
+from queue_app.catalogue.operations import get_branch  # noqa: E402
 from queue_app.domain import estimates, forecasting, planning  # noqa: E402
-from queue_app.domain.catalogue import get_branch  # noqa: E402
 from queue_app.simulation import (  # noqa: E402
     BranchSimulation,
     CounterSpec,

@@ -91,7 +91,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
-    from queue_app.domain.catalogue import localized_name, pick_name
+    from queue_app.catalogue.operations import localized_name, pick_name
 
     # {{ service|localized }}: a service's or counter's name in the page's language, else its `name`;
     # {{ pick_name(status.service_name, status.service_names) }} the same over a read model's values.

@@ -7,10 +7,11 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Branch
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db, socketio
-from queue_app.domain import catalogue, queueing
-from queue_app.models import Branch
+from queue_app.domain import queueing
 
 DEMO_PASSWORD = "demo-password"
 DEMO_BRANCH = "demo"

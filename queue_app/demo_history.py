@@ -14,11 +14,13 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Counter
 from queue_app.core.events import QUIET_KEY
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import catalogue, numbering
-from queue_app.models import Counter, Ticket
+from queue_app.domain import numbering
+from queue_app.models import Ticket
 from queue_app.simulation import (
     BranchSimulation,
     CounterSpec,

@@ -21,12 +21,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import WEEKDAYS, Counter, CounterService, Service
 from queue_app.core.errors import DomainError
 from queue_app.core.models import utcnow
 from queue_app.demo_customers import returning_phone
 from queue_app.demo_history import VISIT_CV, WALK_IN_SHARES
-from queue_app.domain import catalogue, numbering, queueing
-from queue_app.models import WEEKDAYS, Counter, CounterService, Service, Ticket, TicketEvent
+from queue_app.domain import numbering, queueing
+from queue_app.models import Ticket, TicketEvent
 from queue_app.simulation import ServiceSpec
 
 # Served by the simulation until a person works it from the staff console (any call, start,

@@ -24,9 +24,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
 from queue_app.domain import booking, notify, queueing, retention
-from queue_app.models import Branch
 
 log = logging.getLogger(__name__)
 

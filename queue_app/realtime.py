@@ -24,11 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Branch
 from queue_app.core import events
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db, socketio
-from queue_app.domain import catalogue, lobby, queueing
-from queue_app.models import Branch, Ticket
+from queue_app.domain import lobby, queueing
+from queue_app.models import Ticket
 
 NAMESPACE = "/live"
 FREEZE_EVERY_S = 60

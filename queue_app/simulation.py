@@ -26,13 +26,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import WEEKDAYS, Counter
 from queue_app.core import hours
 from queue_app.core.errors import Conflict
 from queue_app.core.events import QUIET_KEY
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import booking, catalogue, estimates, planning, queue_order, queueing
-from queue_app.models import WEEKDAYS, Appointment, Counter, Ticket
+from queue_app.domain import booking, estimates, planning, queue_order, queueing
+from queue_app.models import Appointment, Ticket
 
 BRANCH_SLUG = "sim"
 NO_SHOW_SWEEP = timedelta(minutes=15)

@@ -36,6 +36,9 @@ def pytest_configure(config):
     """Compile the translation catalogs as a build does (hatch_build.py): tests read the current .po."""
     config.addinivalue_line("markers", "sqlite_only: SQLite-specific; skipped when QUEUE_APP_TEST_DATABASE=postgresql")
     config.addinivalue_line("markers", "own_postgres: uses PostgreSQL whatever the pass; runs on the SQLite pass only")
+    config.addinivalue_line("markers", "slow: takes half a minute or more (`-m 'not slow'` for a quick run; CI runs all)")
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller compiled them
+        return
     import importlib.util
     from pathlib import Path
 
@@ -50,6 +53,9 @@ TEST_CONFIG = {
     "SECRET_KEY": "test-secret-key",
     "RATELIMIT_ENABLED": False,
     "QUEUE_APP_BASE_URL": "http://kiosk.test",
+    # A cheap Argon2id (about 1 ms instead of 0.2 s a hash): the demo staff sign in in most tests.
+    # tests/test_accounts.py signs in at the real cost (the app's default).
+    "PASSWORD_HASH_COST": "m=1024,t=1,p=1",
 }
 
 
@@ -72,10 +78,27 @@ def migrated_db(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def db_path(migrated_db, tmp_path):
-    path = tmp_path / "queue.sqlite"
+@pytest.fixture(scope="session")
+def seeded_db(migrated_db, tmp_path_factory):
+    """The migrated database with the demo data, made once; (path, kiosk token). Tests that use
+    `seeded` start from a copy of it instead of seeding their own (five password hashes and a dozen
+    transactions each). The seed has no dates in it but the audit entries' (when it was made)."""
+    path = tmp_path_factory.mktemp("seeded") / "seeded.sqlite"
     shutil.copy(migrated_db, path)
+    app = make_app(path)
+    with app.app_context():
+        token = seed_demo_data()
+        db.engine.dispose()
+    return path, token
+
+
+@pytest.fixture
+def db_path(request, migrated_db, tmp_path):
+    """This test's SQLite file: a copy of the seeded template when the test uses `seeded`, else of
+    the migrated one."""
+    path = tmp_path / "queue.sqlite"
+    wants_seed = "seeded" in request.fixturenames
+    shutil.copy(request.getfixturevalue("seeded_db")[0] if wants_seed else migrated_db, path)
     return path
 
 
@@ -95,13 +118,31 @@ def pg_template(request):
     return server
 
 
+@pytest.fixture(scope="session")
+def pg_seeded(pg_template):
+    """PostgreSQL: `template_migrated` with the demo data, as `template_seeded`; its kiosk token."""
+    from queue_app.realtime import publisher
+
+    url = pg_template.create_database("template_seeded", template="template_migrated")
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        token = seed_demo_data()
+        publisher.wait_idle()  # no connection may stay open on a template
+        db.engine.dispose()
+    return token
+
+
 @pytest.fixture
 def app(request):
     if ON_POSTGRES:
         import uuid
 
         server = request.getfixturevalue("pg_template")
-        url = server.create_database("t_" + uuid.uuid4().hex[:16], template="template_migrated")
+        template = "template_migrated"
+        if "seeded" in request.fixturenames:
+            request.getfixturevalue("pg_seeded")
+            template = "template_seeded"
+        url = server.create_database("t_" + uuid.uuid4().hex[:16], template=template)
         app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
     else:
         app = make_app(request.getfixturevalue("db_path"))
@@ -115,26 +156,24 @@ def app(request):
 
 
 @pytest.fixture
-def seeded(app):
-    """The demo data (branch `demo`, services A B C, Counters 1-3 open, staff, a kiosk)."""
-    with app.app_context():
-        kiosk_token = seed_demo_data()
-    return {"kiosk_token": kiosk_token, "password": DEMO_PASSWORD}
+def seeded(request, app):
+    """The demo data (branch `demo`, services A B C, Counters 1-3 open, staff, a kiosk): `app`'s
+    database is a copy of a template seeded once per run (seeded_db, pg_seeded)."""
+    token = request.getfixturevalue("pg_seeded") if ON_POSTGRES else request.getfixturevalue("seeded_db")[1]
+    return {"kiosk_token": token, "password": DEMO_PASSWORD}
 
 
 @pytest.fixture
-def limited_app(tmp_path, migrated_db):
+def limited_app(tmp_path, seeded_db):
     """Build a seeded app with the rate limiter on and the given limits; returns (app, kiosk token)."""
     built = []
 
     def build(**limits):
         path = tmp_path / f"limited{len(built)}.sqlite"
-        shutil.copy(migrated_db, path)
+        shutil.copy(seeded_db[0], path)
         app = make_app(path, RATELIMIT_ENABLED=True, **limits)
-        with app.app_context():
-            token = seed_demo_data()
         built.append(app)
-        return app, token
+        return app, seeded_db[1]
 
     yield build
     for app in built:
@@ -253,19 +292,12 @@ def pg_server():
 
 
 @pytest.fixture
-def pg_app(pg_server):
-    """The app on a fresh, migrated and seeded PostgreSQL database."""
+def pg_app(pg_template, pg_seeded):
+    """The app on a fresh, migrated and seeded PostgreSQL database (a copy of `template_seeded`)."""
     import uuid
 
-    from flask_migrate import upgrade
-
-    from queue_app import MIGRATIONS_DIR
-
-    name = "t_" + uuid.uuid4().hex[:16]
-    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": pg_server.create_database(name)})
-    with app.app_context():
-        upgrade(directory=str(MIGRATIONS_DIR))
-        seed_demo_data()
+    url = pg_template.create_database("t_" + uuid.uuid4().hex[:16], template="template_seeded")
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
     yield app
     from queue_app.realtime import publisher
 

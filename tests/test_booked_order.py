@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Counter
 from queue_app.core.errors import Invalid
-from queue_app.domain import booking, catalogue, estimates, queue_order, queueing
-from queue_app.models import Counter
+from queue_app.domain import booking, estimates, queue_order, queueing
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -13,8 +13,9 @@ from conftest import utc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import Conflict, DomainError, Invalid, NotFound
-from queue_app.domain import booking, catalogue, queueing
+from queue_app.domain import booking, queueing
 from queue_app.models import Appointment, BookingSlot, Staff, Ticket
 
 NY = ZoneInfo("America/New_York")

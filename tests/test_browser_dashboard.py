@@ -10,9 +10,9 @@ from test_browser import SCREENS, WAIT_MS, chromium, open_page, save_screenshot,
 from test_browser_customers import sign_in
 from test_planning import _walk_in_history
 
+from queue_app.catalogue.operations import get_branch
 from queue_app.core.models import utcnow
 from queue_app.domain import numbering, planning
-from queue_app.domain.catalogue import get_branch
 
 CHARTS = ("chart-today", "chart-arrivals", "chart-waits", "chart-days", "chart-services", "chart-counters")
 

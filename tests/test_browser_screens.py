@@ -13,9 +13,9 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
+from queue_app.catalogue.models import Branch, Counter
 from queue_app.core.extensions import db
 from queue_app.domain import queueing
-from queue_app.models import Branch, Counter
 
 LANGUAGES = ("en", "zh_Hant", "zh_Hans")
 TV_SIZES = ((1920, 1080), (1366, 768))

@@ -81,7 +81,7 @@ def test_customer_paths_are_in_the_openapi_document(client):
 
 
 def test_a_ticket_with_a_phone_remembers_the_language_for_the_customers_messages(api, session):
-    from queue_app.domain import catalogue
+    from queue_app.catalogue import operations as catalogue
 
     def issue(**body):
         return api.call("POST", "/branches/demo/tickets", "kiosk", json={"service": "A", **body})

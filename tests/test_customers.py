@@ -6,20 +6,19 @@ from conftest import utc
 from sqlalchemy import func, inspect, select, text, update
 from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.errors import Conflict, Forbidden, Invalid
 from queue_app.core.transaction import write_transaction
 from queue_app.demo_customers import add_visit, seed_customer_history
-from queue_app.domain import audit, booking, catalogue, customers, queueing
+from queue_app.domain import audit, booking, customers, queueing
 from queue_app.models import (
     AuditEntry,
-    Branch,
     ChurnAlert,
-    Counter,
     Customer,
     CustomerStanding,
     Feedback,
     Notification,
-    Service,
     Staff,
     Ticket,
 )

@@ -11,11 +11,13 @@ from sqlalchemy import select
 from test_manage_pages import PASSWORD, csrf_token, login, post_form
 from test_planning import MONDAY, _walk_in_history
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Counter, Service
+from queue_app.catalogue.operations import get_branch
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
-from queue_app.domain import catalogue, numbering, planning, reports, what_if
-from queue_app.domain.catalogue import get_branch
-from queue_app.models import ArrivalForecast, Counter, Service, StaffingPlan, Ticket, TicketEvent
+from queue_app.domain import numbering, planning, reports, what_if
+from queue_app.models import ArrivalForecast, StaffingPlan, Ticket, TicketEvent
 
 DAY = date(2026, 3, 2)  # a Monday; the demo branch is in Asia/Taipei (UTC+8)
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from queue_app.catalogue.models import Counter
+from queue_app.catalogue.operations import get_branch
 from queue_app.demo_history import seed_demo_history
 from queue_app.demo_traffic import (
     HUMAN_COUNTER,
@@ -15,8 +17,7 @@ from queue_app.demo_traffic import (
     start_demo_traffic,
 )
 from queue_app.domain import planning, queueing, reports
-from queue_app.domain.catalogue import get_branch
-from queue_app.models import Counter, Staff, Ticket
+from queue_app.models import Staff, Ticket
 
 
 @pytest.mark.parametrize("start", [

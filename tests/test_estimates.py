@@ -5,13 +5,15 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from conftest import utc
 from sqlalchemy import select
 
-from conftest import utc
 from queue_app import mail
-from queue_app.domain import catalogue, estimates, notify, queueing, turn_alerts
-from queue_app.domain.catalogue import get_branch
-from queue_app.models import Counter, Notification, Service, Ticket, TicketEvent
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Counter, Service
+from queue_app.catalogue.operations import get_branch
+from queue_app.domain import estimates, notify, queueing, turn_alerts
+from queue_app.models import Notification, Ticket, TicketEvent
 
 MONDAY_0800_TAIPEI = utc(2026, 3, 2, 0, 0)  # demo branch opens at 09:00 local (01:00 UTC)
 

@@ -21,12 +21,13 @@ import pytest
 from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po
 from sqlalchemy import select
-
-from queue_app.domain import notify
-from queue_app.models import Appointment, Branch, Counter, KioskDevice, Notification, Service, Staff
 from test_booking_api import first_free_slot
 from test_booking_pages import add_appointment, now_minute
 from test_manage_pages import login
+
+from queue_app.catalogue.models import Branch, Counter, Service
+from queue_app.domain import notify
+from queue_app.models import Appointment, KioskDevice, Notification, Staff
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "queue_app" / "translations"

@@ -107,8 +107,8 @@ def test_a_remote_ticket_with_her_phone_does_not_rewrite_her_record(api, session
 
 
 def test_a_stranger_cannot_use_up_or_block_her_bookings(api, session):
+    from queue_app.catalogue.models import Branch
     from queue_app.domain.booking_rules import rules_for
-    from queue_app.models import Branch
 
     rules = rules_for(session.scalar(select(Branch).where(Branch.slug == "demo")))
     slots = free_slots(api, count=rules.max_active_bookings + 2)
@@ -176,8 +176,9 @@ def test_day_bookings_are_masked_for_staff_today(api, session):
 
     # A booking for today, made as if early this morning (branch time), so there is a free slot;
     # open every day, as the demo branch runs, so the test holds on a weekend too.
-    from queue_app.domain import catalogue, numbering
-    from queue_app.models import WEEKDAYS, Branch
+    from queue_app.catalogue import operations as catalogue
+    from queue_app.catalogue.models import WEEKDAYS, Branch
+    from queue_app.domain import numbering
 
     catalogue.update_branch(session, "demo", opening_hours={d: [["00:00", "24:00"]] for d in WEEKDAYS})
     branch = session.scalar(select(Branch).where(Branch.slug == "demo"))

@@ -94,7 +94,7 @@ def test_pairing_is_rate_limited_per_address(limited_app):
 
 
 def test_only_managers_of_the_branch_create_codes_and_see_devices(client, session, seeded):
-    from queue_app.domain import catalogue
+    from queue_app.catalogue import operations as catalogue
 
     catalogue.create_branch(session, "north", "North Branch", "Europe/Berlin")
     catalogue.create_staff(session, "north.manager@demo.test", PASSWORD, "manager", ["north"])

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from test_pages import login
 from test_realtime import received, settle
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Service
 from queue_app.core.extensions import socketio
-from queue_app.domain import catalogue
-from queue_app.models import Customer, KioskDevice, Service, Ticket
+from queue_app.models import Customer, KioskDevice, Ticket
 from queue_app.realtime import NAMESPACE
 
 NAME = "Chen Mei-Ling"

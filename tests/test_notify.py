@@ -21,7 +21,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from queue_app import ics, jobs, mail
-from queue_app.domain import booking, catalogue, notify
+from queue_app.catalogue import operations as catalogue
+from queue_app.domain import booking, notify
 from queue_app.models import Notification
 
 TAIPEI = ZoneInfo("Asia/Taipei")

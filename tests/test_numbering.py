@@ -1,8 +1,9 @@
 from datetime import timedelta
 
-from queue_app.domain import catalogue, queueing
-
 from conftest import utc
+
+from queue_app.catalogue import operations as catalogue
+from queue_app.domain import queueing
 
 
 def _branch_with_service(session, slug, zone):

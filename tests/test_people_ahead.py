@@ -11,16 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from queue_app.domain import (
-    booking,
-    catalogue,
-    estimates,
-    lobby,
-    queue_order,
-    queueing,
-    turn_alerts,
-)
-from queue_app.models import Counter, Ticket
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Counter
+from queue_app.domain import booking, estimates, lobby, queue_order, queueing, turn_alerts
+from queue_app.models import Ticket
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

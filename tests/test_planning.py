@@ -6,14 +6,15 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import utc
 from sqlalchemy import select
 
-from conftest import utc
+from queue_app.catalogue.models import Service
+from queue_app.catalogue.operations import get_branch
 from queue_app.cli import forecast_command, staffing_command
 from queue_app.domain import booking, forecasting, planning
-from queue_app.domain.catalogue import get_branch
 from queue_app.domain.staffing import erlang_a, erlang_b, erlang_c_service_level, staff_for
-from queue_app.models import Service, StaffingPlan, Ticket
+from queue_app.models import StaffingPlan, Ticket
 
 
 @pytest.mark.parametrize(("rate", "minutes", "seconds", "counters", "level"), [

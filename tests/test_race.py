@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.domain import catalogue, queueing
+from queue_app.catalogue import operations as catalogue
+from queue_app.domain import queueing
 from queue_app.models import Ticket, TicketEvent
 
 TOTAL_TICKETS = 2000

@@ -1,12 +1,12 @@
 """Retention: personal data on old visits goes, the visits stay for statistics, recent ones untouched."""
 from datetime import timedelta
 
+from conftest import utc
 from sqlalchemy import func, select
 
-from queue_app.domain import booking, catalogue, queueing, retention
+from queue_app.catalogue import operations as catalogue
+from queue_app.domain import booking, queueing, retention
 from queue_app.models import Appointment, Customer, Ticket
-
-from conftest import utc
 
 T0 = utc(2025, 3, 3, 2, 0)  # 10:00 in Taipei, a Monday
 

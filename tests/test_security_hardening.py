@@ -18,8 +18,9 @@ from test_manage_pages import login
 from test_webhooks import SECRET, Receiver
 
 from queue_app import create_app, jobs
+from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
-from queue_app.domain import catalogue, queueing, reports, webhooks
+from queue_app.domain import queueing, reports, webhooks
 
 
 @pytest.fixture
@@ -290,11 +291,9 @@ def test_redaction_keeps_ids_and_other_query_parameters():
         "https://queue.example.com/a/[redacted]/calendar.ics"
 
 
-def test_queue_app_run_prints_no_tokens_in_its_text_access_lines(db_path, tmp_path):
+def test_queue_app_run_prints_no_tokens_in_its_text_access_lines(db_path, seeded, tmp_path):
+    kiosk = seeded["kiosk_token"]
     with make_app(db_path).app_context():
-        from queue_app.cli import seed_demo_data
-
-        kiosk = seed_demo_data()
         issued = queueing.issue_ticket(db.session, "demo", "A")
         db.engine.dispose()
     port = free_port()

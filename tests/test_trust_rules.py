@@ -8,12 +8,13 @@ from sqlalchemy import func, select
 from test_booking import NY, TAIPEI, local, make_branch, race
 from test_booking_api import error_code, first_free_slot
 
+from queue_app.catalogue.models import Branch
 from queue_app.core.errors import Invalid
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.domain import booking, customers, queueing, webhooks
-from queue_app.models import Appointment, Branch, ChurnAlert, Customer, Staff, Ticket, WebhookDelivery
+from queue_app.models import Appointment, ChurnAlert, Customer, Staff, Ticket, WebhookDelivery
 
 ADMIN = "admin@demo.test"
 STAFF = "staff1@demo.test"
@@ -229,16 +230,14 @@ def test_deleted_alert_and_delivery_ids_are_not_reused(session, model):
     assert row.id > gone
 
 
-def test_migration_0012_keeps_rows_and_references_both_ways(app):
+def test_migration_0012_keeps_rows_and_references_both_ways(app, seeded):
     """Down to 0011 and up again with a customer, a ticket and a booking referring to it: every
     row and reference stays (the SQLite rebuild needs foreign keys off, see migrations/env.py)."""
     from flask_migrate import downgrade, upgrade
 
     from queue_app import MIGRATIONS_DIR
-    from queue_app.cli import seed_demo_data
 
     with app.app_context():
-        seed_demo_data()
         phone = "+886912000400"
         queueing.issue_ticket(db.session, "demo", "A", phone=phone)
         customer_id = db.session.scalar(select(Customer.id).where(Customer.phone == phone))

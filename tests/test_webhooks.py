@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue.models import Counter
+from queue_app.catalogue.operations import get_branch
 from queue_app.core.database import configure_engine, engine_options
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.domain import booking, queueing, webhooks
-from queue_app.domain.catalogue import get_branch
-from queue_app.models import Counter, WebhookAttempt, WebhookDelivery
+from queue_app.models import WebhookAttempt, WebhookDelivery
 
 
 class Receiver:
@@ -334,7 +335,7 @@ def test_managers_configure_webhooks_through_the_api(api, receiver):
 
 
 def test_a_manager_of_another_branch_cannot_see_the_webhooks(api, session):
-    from queue_app.domain import catalogue
+    from queue_app.catalogue import operations as catalogue
 
     catalogue.create_branch(session, "north", "North", "Europe/Berlin")
     catalogue.create_staff(session, "north.manager@demo.test", "demo-password", "manager", ["north"])

@@ -7,7 +7,7 @@ twice (fall-back) are taken at their first occurrence.
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from queue_app.models import WEEKDAYS
+from queue_app.catalogue.models import WEEKDAYS
 
 
 def wall_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime | None:

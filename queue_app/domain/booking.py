@@ -21,6 +21,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue.models import Branch, Counter, CounterService, Service
+from queue_app.catalogue.operations import get_branch
 from queue_app.core import day_range, hours
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
@@ -28,18 +30,7 @@ from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.domain import audit, customers, identity, notify, numbering, planning, queueing
 from queue_app.domain.booking_rules import BookingRules, change_window, rules_for
-from queue_app.domain.catalogue import get_branch
-from queue_app.models import (
-    Appointment,
-    BookingSlot,
-    Branch,
-    Counter,
-    CounterService,
-    Customer,
-    Service,
-    Staff,
-    Ticket,
-)
+from queue_app.models import Appointment, BookingSlot, Customer, Staff, Ticket
 
 # Check-in codes avoid look-alike characters (0/O, 1/I/L): people type them at the kiosk.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"

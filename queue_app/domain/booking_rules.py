@@ -2,8 +2,8 @@
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
+from queue_app.catalogue.models import Branch
 from queue_app.core.errors import Invalid
-from queue_app.models import Branch
 
 
 @dataclass(frozen=True)

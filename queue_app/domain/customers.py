@@ -44,26 +44,24 @@ from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue.models import Branch, Counter, Service
+from queue_app.catalogue.operations import localized_name
 from queue_app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.domain import audit, identity, numbering, texts
-from queue_app.domain.catalogue import localized_name
 from queue_app.domain.identity import normalise_email, normalise_phone
 from queue_app.domain.texts import N_
 from queue_app.models import (
     SEGMENTS,
     Appointment,
-    Branch,
     ChurnAlert,
     ContactProof,
-    Counter,
     Customer,
     CustomerStanding,
     Feedback,
     Notification,
-    Service,
     Staff,
     Ticket,
 )

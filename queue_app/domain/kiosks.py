@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue.operations import get_branch
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain.catalogue import get_branch
 from queue_app.models import KioskDevice, KioskPairingCode
 
 PAIRING_MINUTES = 10

@@ -33,7 +33,8 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from queue_app.models import CounterService, Ticket
+from queue_app.catalogue.models import CounterService
+from queue_app.models import Ticket
 
 BOOKED = "appointment"  # the priority of a ticket made by checking in a booking
 

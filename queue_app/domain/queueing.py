@@ -22,14 +22,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from queue_app.catalogue.models import Branch, Counter, CounterService, Service
+from queue_app.catalogue.operations import get_branch
 from queue_app.core import events
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.domain import customers, estimates, identity, numbering, queue_order
-from queue_app.domain.catalogue import get_branch
-from queue_app.models import Branch, Counter, CounterService, Service, Ticket
+from queue_app.models import Ticket
 
 PRIORITY_CREDITS: dict[str, timedelta] = {
     "normal": timedelta(0),

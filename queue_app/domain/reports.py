@@ -24,12 +24,13 @@ import numpy as np
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core import day_range
 from queue_app.core.errors import Invalid
 from queue_app.core.models import utcnow
 from queue_app.domain import numbering
 from queue_app.domain.planning import planning_rules
-from queue_app.models import ArrivalForecast, Branch, Counter, Service, StaffingPlan, Ticket, TicketEvent
+from queue_app.models import ArrivalForecast, StaffingPlan, Ticket, TicketEvent
 
 MAX_RANGE_DAYS = 92
 

@@ -43,17 +43,15 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
+from queue_app.catalogue.models import Branch, Counter, Service
+from queue_app.catalogue.operations import get_branch
 from queue_app.core import events
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.domain import outbox
-from queue_app.domain.catalogue import get_branch
 from queue_app.models import (
     Appointment,
-    Branch,
-    Counter,
-    Service,
     Ticket,
     TicketEvent,
     WebhookAttempt,

@@ -26,10 +26,11 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue.models import Branch
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.domain import estimates, planning
-from queue_app.models import ArrivalForecast, Branch
+from queue_app.models import ArrivalForecast
 
 MAX_COUNTERS = 100
 MAX_REPLICATIONS = 500

@@ -11,10 +11,10 @@ from flask import Blueprint, abort, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import NotFound
 from queue_app.core.extensions import db
 from queue_app.core.languages import LANGUAGE_NAMES, branch_locale, requested_locale, speech_language
-from queue_app.domain import catalogue
 from queue_app.realtime import branch_snapshot
 from queue_app.web.dates import INTL_TAGS
 

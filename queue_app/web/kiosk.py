@@ -29,14 +29,15 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
+from queue_app.catalogue.models import Branch, Service
+from queue_app.catalogue.operations import localized_name, pick_name
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import LANGUAGE_NAMES, branch_locale, requested_locale
 from queue_app.core.security import token_hash
 from queue_app.domain import booking, kiosks, lobby, queueing
 from queue_app.domain.booking_rules import rules_for
-from queue_app.domain.catalogue import localized_name, pick_name
-from queue_app.models import Appointment, Branch, KioskDevice, Service, Ticket
+from queue_app.models import Appointment, KioskDevice, Ticket
 from queue_app.web.dates import issued_text, local_clock, long_date
 from queue_app.web.input_rules import text_problem
 from queue_app.web.kiosk_print import bridge_settings, print_payload

@@ -7,8 +7,9 @@ no catalogs of its own. The estimate reads as on the ticket screen (web/estimate
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from queue_app.domain.catalogue import pick_name
-from queue_app.models import Branch, KioskDevice
+from queue_app.catalogue.models import Branch
+from queue_app.catalogue.operations import pick_name
+from queue_app.models import KioskDevice
 from queue_app.web.dates import issued_text
 from queue_app.web.estimate_text import estimate_text
 

@@ -12,12 +12,13 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import DataRequired
 
+from queue_app.catalogue.forms import MultiCheckboxField, choices, strip_spaces
+from queue_app.catalogue.models import Branch
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.domain import webhooks
-from queue_app.models import Branch, WebhookDelivery, WebhookEndpoint
-from queue_app.web.forms import MultiCheckboxField, choices, strip_spaces
+from queue_app.models import WebhookDelivery, WebhookEndpoint
 from queue_app.web.input_rules import StrictText
 from queue_app.web.roles import role_required, staff_branch
 

@@ -15,7 +15,8 @@ def load_staff(user_id: str):
 
 
 def init_app(app) -> None:
-    from queue_app.web import booking_pages, display, kiosk, manage, manage_kiosks, public, staff
+    from queue_app.catalogue import pages as manage
+    from queue_app.web import booking_pages, display, kiosk, manage_kiosks, public, staff
 
     login_manager.login_view = "staff.login"
     app.register_blueprint(public.bp)

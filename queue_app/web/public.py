@@ -4,12 +4,12 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from queue_app.catalogue.models import WEEKDAYS, Branch, Service
 from queue_app.core.errors import NotFound
 from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import LANGUAGE_NAMES
 from queue_app.core.models import utcnow
 from queue_app.domain import lobby, numbering, queueing
-from queue_app.models import WEEKDAYS, Branch, Service
 
 bp = Blueprint("public", __name__)
 

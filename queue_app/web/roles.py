@@ -4,10 +4,10 @@ from functools import wraps
 from flask import abort
 from flask_login import current_user
 
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Branch
 from queue_app.core.errors import NotFound
 from queue_app.core.extensions import db
-from queue_app.domain import catalogue
-from queue_app.models import Branch
 
 
 def role_required(role: str):

@@ -105,8 +105,9 @@ def abort(status: int, code: str, message: str, headers: dict | None = None):
 
 
 def init_app(app) -> None:
+    from queue_app.catalogue import api as catalogue
     from queue_app.domain import audit
-    from queue_app.web.api import access, auth, booking, catalogue, customers, kiosks, tickets, webhooks
+    from queue_app.web.api import access, auth, booking, customers, kiosks, tickets, webhooks
     from queue_app.web.api import planning as planning_api
     from queue_app.web.api import reports as reports_api
 

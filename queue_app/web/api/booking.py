@@ -4,9 +4,10 @@ from datetime import datetime
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 
+from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db, limiter
 from queue_app.core.models import utcnow
-from queue_app.domain import booking, catalogue, customers, lobby, numbering
+from queue_app.domain import booking, customers, lobby, numbering
 from queue_app.domain.booking_rules import change_window, rules_for
 from queue_app.models import Appointment, Ticket
 from queue_app.web.api import abort

@@ -10,8 +10,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db, limiter
-from queue_app.domain import catalogue, customers, queueing
+from queue_app.domain import customers, queueing
 from queue_app.models import SEGMENTS, AuditEntry, Customer, Ticket
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff
@@ -243,7 +244,7 @@ def brief(customer: Customer, staff) -> dict:
 
 
 def standing_dict(standing) -> dict:
-    from queue_app.models import Branch
+    from queue_app.catalogue.models import Branch
 
     branch = db.session.get(Branch, standing.branch_id)
     zone = branch.zone
@@ -501,7 +502,7 @@ def contacted(alert_id):
     """Mark a churn alert as contacted (manager of its branch)."""
     staff = require_staff("manager")
     alert = customers.mark_contacted(db.session, alert_id, staff)
-    from queue_app.models import Branch
+    from queue_app.catalogue.models import Branch
 
     return alert_dict(alert, db.session.get(Branch, alert.branch_id).zone, staff)
 

@@ -2,7 +2,8 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from queue_app.models import Branch, Counter, Service, Staff, Ticket
+from queue_app.catalogue.models import Branch, Counter, Service
+from queue_app.models import Staff, Ticket
 
 
 def local_iso(moment: datetime | None, zone: ZoneInfo) -> str | None:

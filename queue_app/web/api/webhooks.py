@@ -4,8 +4,9 @@ from datetime import timedelta
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
-from queue_app.domain import catalogue, webhooks
+from queue_app.domain import webhooks
 from queue_app.models import WebhookDelivery, WebhookEndpoint
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff

@@ -1,4 +1,4 @@
-"""Manager and admin pages: thin views over queue_app/domain/catalogue.py.
+"""Manager and admin pages: thin views over queue_app/catalogue/operations.py.
 
 Every view parses a form, checks role and branch, calls one domain function, then flashes and
 redirects. A page rendered in answer to a POST is therefore always a refused form: status 400.
@@ -8,11 +8,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from queue_app.core.errors import DomainError
-from queue_app.core.extensions import db
-from queue_app.domain import catalogue
-from queue_app.models import Branch, Counter, Service, Staff
-from queue_app.web.forms import (
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.forms import (
     COUNTER_STATE_LABELS,
     NAME_FIELD_KEYS,
     ROLE_LABELS,
@@ -26,6 +23,10 @@ from queue_app.web.forms import (
     StaffForm,
     choices,
 )
+from queue_app.catalogue.models import Branch, Counter, Service
+from queue_app.core.errors import DomainError
+from queue_app.core.extensions import db
+from queue_app.models import Staff
 from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")

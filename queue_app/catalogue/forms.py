@@ -18,9 +18,9 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from queue_app.catalogue.models import WEEKDAYS
+from queue_app.catalogue.operations import COUNTER_NAME_MAX, MIN_PASSWORD, NAME_LANGUAGES, SERVICE_NAME_MAX
 from queue_app.core.languages import LANGUAGE_NAMES
-from queue_app.domain.catalogue import COUNTER_NAME_MAX, MIN_PASSWORD, NAME_LANGUAGES, SERVICE_NAME_MAX
-from queue_app.models import WEEKDAYS
 from queue_app.web.input_rules import StrictText
 
 
@@ -30,7 +30,7 @@ class LoginForm(FlaskForm):
     submit = SubmitField(_l("Sign in"))
 
 
-# Manager and admin forms. The domain (queue_app/domain/catalogue.py) does the real validation;
+# Manager and admin forms. The domain (queue_app/catalogue/operations.py) does the real validation;
 # these only turn form text into the values it expects and catch what a browser form can get wrong.
 
 COUNTER_STATE_LABELS = {"open": _l("Open"), "paused": _l("Paused"), "closed": _l("Closed")}

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.catalogue.models import COUNTER_STATES, WEEKDAYS, Branch, Counter, CounterService, Service
 from queue_app.core import day_range, events
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
@@ -14,17 +15,7 @@ from queue_app.core.transaction import write_transaction
 from queue_app.domain import identity
 from queue_app.domain.booking_rules import check_rules
 from queue_app.domain.texts import LANGUAGES
-from queue_app.models import (
-    COUNTER_STATES,
-    ROLES,
-    WEEKDAYS,
-    Branch,
-    Counter,
-    CounterService,
-    KioskDevice,
-    Service,
-    Staff,
-)
+from queue_app.models import ROLES, KioskDevice, Staff
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CODE_RE = re.compile(r"^[A-Z]{1,2}$")
