@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import literal
 
-from queue_app.domain import queue_order
 from queue_app.simulation import load_scenario, simulate
+from queue_app.tickets import queue_order
 
 ON_TIME_MINUTES = 10
 

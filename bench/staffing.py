@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.orm import Session  # noqa: E402
 
 from queue_app.catalogue.operations import get_branch  # noqa: E402
-from queue_app.domain import estimates, forecasting, planning  # noqa: E402
+from queue_app.domain import forecasting, planning  # noqa: E402
 from queue_app.simulation import (  # noqa: E402
     BranchSimulation,
     CounterSpec,
@@ -40,6 +40,7 @@ from queue_app.simulation import (  # noqa: E402
     load_scenario,
     simulate,
 )
+from queue_app.tickets import estimates
 
 TARGET, WAIT_MINUTES, INTERVAL = 0.8, 10, 30
 

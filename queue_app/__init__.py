@@ -100,7 +100,7 @@ def create_app(config: dict | None = None) -> Flask:
     from queue_app.web import customer_labels
 
     customer_labels.init_app(app)  # segment_label() and tier_label() for pages
-    from queue_app.web import estimate_text
+    from queue_app.tickets import estimate_text
 
     estimate_text.init_app(app)
     limiter.init_app(app)

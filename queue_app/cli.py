@@ -11,7 +11,7 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db, socketio
-from queue_app.domain import queueing
+from queue_app.tickets import queueing
 
 DEMO_PASSWORD = "demo-password"
 DEMO_BRANCH = "demo"
@@ -187,7 +187,7 @@ def _seed_demo_history() -> None:
     from queue_app.core.models import utcnow
     from queue_app.demo_history import HISTORY_WEEKS, has_history, seed_demo_history
     from queue_app.domain import planning
-    from queue_app.domain.numbering import local_day
+    from queue_app.tickets.numbering import local_day
 
     branch = catalogue.get_branch(db.session, DEMO_BRANCH)
     if not has_history(db.session, DEMO_BRANCH, local_day(utcnow(), branch.zone)):

@@ -15,8 +15,10 @@ from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import customers, numbering
-from queue_app.models import Customer, Feedback, Staff, Ticket
+from queue_app.domain import customers
+from queue_app.models import Customer, Feedback, Staff
+from queue_app.tickets import numbering
+from queue_app.tickets.models import Ticket
 
 # (name, phone digits after +8869, pattern): pattern drives the visits below.
 PEOPLE = [

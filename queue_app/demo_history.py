@@ -19,8 +19,6 @@ from queue_app.catalogue.models import Counter
 from queue_app.core.events import QUIET_KEY
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import numbering
-from queue_app.models import Ticket
 from queue_app.simulation import (
     BranchSimulation,
     CounterSpec,
@@ -28,6 +26,8 @@ from queue_app.simulation import (
     Scenario,
     ServiceSpec,
 )
+from queue_app.tickets import numbering
+from queue_app.tickets.models import Ticket
 
 # Walk-ins per hour through a demo day (local time): a late-morning peak, nobody at lunch.
 WALK_IN_RATES = [("09:00", 9.0), ("10:00", 13.0), ("11:00", 15.0), ("12:30", 0.0), ("13:30", 10.0),

@@ -27,9 +27,9 @@ from queue_app.core.errors import DomainError
 from queue_app.core.models import utcnow
 from queue_app.demo_customers import returning_phone
 from queue_app.demo_history import VISIT_CV, WALK_IN_SHARES
-from queue_app.domain import numbering, queueing
-from queue_app.models import Ticket, TicketEvent
 from queue_app.simulation import ServiceSpec
+from queue_app.tickets import numbering, queueing
+from queue_app.tickets.models import Ticket, TicketEvent
 
 # Served by the simulation until a person works it from the staff console (any call, start,
 # finish or no-show there by a signed-in member of staff); theirs while they did so in the last

@@ -24,9 +24,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
-from queue_app.domain import booking, notify, queueing, retention
+from queue_app.domain import notify, retention
+from queue_app.tickets import queueing
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def close_days(app, now: datetime | None = None) -> None:
 
 
 def alert_almost_turn(app, now: datetime | None = None) -> None:
-    from queue_app.domain import turn_alerts
+    from queue_app.tickets import turn_alerts
 
     _run(app, "almost_turn", lambda session: turn_alerts.send_almost_turn(session, now=now))
 

@@ -29,8 +29,9 @@ from queue_app.catalogue.models import Branch
 from queue_app.core import events
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db, socketio
-from queue_app.domain import lobby, queueing
-from queue_app.models import Ticket
+from queue_app.tickets import queueing
+from queue_app.tickets import read_models as lobby
+from queue_app.tickets.models import Ticket
 
 NAMESPACE = "/live"
 FREEZE_EVERY_S = 60

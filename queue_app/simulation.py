@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.booking import operations as booking
+from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import WEEKDAYS, Counter
 from queue_app.core import hours
@@ -33,8 +35,9 @@ from queue_app.core.errors import Conflict
 from queue_app.core.events import QUIET_KEY
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import booking, estimates, planning, queue_order, queueing
-from queue_app.models import Appointment, Ticket
+from queue_app.domain import planning
+from queue_app.tickets import estimates, queue_order, queueing
+from queue_app.tickets.models import Ticket
 
 BRANCH_SLUG = "sim"
 NO_SHOW_SWEEP = timedelta(minutes=15)

@@ -1,4 +1,6 @@
-"""Staff sign-in lockout: grows with repeated failures, ends by itself, resets on success."""
+"""Staff sign-in: the lockout (grows with repeated failures, ends by itself, resets on success) and
+the password hash at its real cost."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -47,3 +49,46 @@ def test_the_api_answers_429_with_retry_after_once_locked(api):
     locked = api.call("POST", "/auth/token", json={"email": "staff2@demo.test", "password": "demo-password"})
     assert locked.status_code == 429 and locked.json["error"]["code"] == "account_locked"
     assert 0 < int(locked.headers["Retry-After"]) <= 60
+
+
+def test_passwords_are_hashed_and_checked_with_argon2id_at_the_real_cost(app, api):
+    """The other tests run at conftest's cheap PASSWORD_HASH_COST; this one at the app's default:
+    argon2-cffi's own defaults (RFC 9106, low memory), for new staff, changed passwords and sign-in
+    by token and on the sign-in page."""
+    from argon2 import PasswordHasher
+    from sqlalchemy import select
+
+    from queue_app.core.config import from_environment
+    from queue_app.core.extensions import db
+    from queue_app.core.security import DEFAULT_HASH_COST
+    from queue_app.models import Staff
+
+    library = PasswordHasher()
+    assert DEFAULT_HASH_COST == f"m={library.memory_cost},t={library.time_cost},p={library.parallelism}"
+    assert from_environment(app.instance_path)["PASSWORD_HASH_COST"] == DEFAULT_HASH_COST
+    app.config["PASSWORD_HASH_COST"] = DEFAULT_HASH_COST
+
+    def stored_hash():
+        with app.app_context():
+            return db.session.scalar(select(Staff.password_hash).where(Staff.email == "real@demo.test"))
+
+    created = api.call("POST", "/staff", "admin@demo.test", json={
+        "email": "real@demo.test", "password": "a-real-password", "role": "staff", "branches": ["demo"]})
+    assert created.status_code == 201, created.json
+    first = stored_hash()
+    assert first.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    sign_in = api.call("POST", "/auth/token", json={"email": "real@demo.test", "password": "a-real-password"})
+    assert sign_in.status_code == 200 and sign_in.json["token"]
+    assert api.call("POST", "/auth/token", json={"email": "real@demo.test", "password": "a-wrong-password"}
+                    ).status_code == 401
+    assert api.call("POST", "/auth/token", json={"email": "ghost@demo.test", "password": "a-real-password"}
+                    ).status_code == 401
+
+    changed = api.call("PATCH", f"/staff/{created.json['id']}", "admin@demo.test", json={"password": "another-password"})
+    assert changed.status_code == 200
+    assert stored_hash() != first and stored_hash().startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    page = app.test_client()
+    form = page.get("/login")
+    csrf = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', form.data).group(1).decode()
+    signed_in = page.post("/login", data={"email": "real@demo.test", "password": "another-password", "csrf_token": csrf})
+    assert signed_in.status_code == 302 and signed_in.headers["Location"].endswith("/staff")

@@ -6,7 +6,7 @@ from conftest import make_app
 from sqlalchemy.orm import Session
 
 from queue_app.core.extensions import db
-from queue_app.domain import queueing
+from queue_app.tickets import queueing
 
 TABLES = ("branch", "service", "counter", "staff", "ticket", "ticket_event", "ticket_sequence", "kiosk_device")
 

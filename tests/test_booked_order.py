@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
 from queue_app.core.errors import Invalid
-from queue_app.domain import booking, estimates, queue_order, queueing
+from queue_app.tickets import estimates, queue_order, queueing
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -122,7 +123,7 @@ def test_the_python_key_and_the_sql_order_agree(session, branch):
     early = booked_ticket(session, at(10, 30), at(10, 1), "+886912000002")
     due = booked_ticket(session, at(10, 0), at(9, 55), "+886912000003")
     now = at(10, 2)
-    from queue_app.models import Ticket
+    from queue_app.tickets.models import Ticket
 
     waiting = session.scalars(select(Ticket).where(Ticket.branch_id == branch.id, Ticket.status == "waiting")).all()
     in_python = [t.id for t in sorted(waiting, key=lambda t: queue_order.key(t.priority, t.effective_at, t.sort_key,
@@ -204,7 +205,7 @@ def test_the_simulator_serves_booked_visits_at_their_time_and_reports_start_and_
 # --- the phone says it is a booked visit ---------------------------------------------------------
 
 def test_the_tracking_page_and_api_say_booked_visit_and_its_time(app, client, session, branch):
-    from queue_app.domain import lobby
+    from queue_app.tickets import read_models as lobby
 
     made = booking.book(session, "bk", "A", at(10, 0), name="Booked Person", phone="+886912000001",
                         now=at(8, 0) - timedelta(days=1))

@@ -4,10 +4,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
+from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Service
 from queue_app.core.extensions import db
 from queue_app.core.security import token_hash
-from queue_app.models import Appointment
 
 STAFF = "staff1@demo.test"
 

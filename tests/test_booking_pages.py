@@ -14,13 +14,15 @@ from test_booking_api import first_free_slot
 from test_live_pages import kiosk, north, page_data  # noqa: F401 (fixtures)
 from test_pages import login
 
+from queue_app.booking import operations as booking
+from queue_app.booking.models import Appointment
+from queue_app.booking.operations import CODE_ALPHABET
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch, Service
 from queue_app.core.extensions import db
 from queue_app.core.security import token_hash
-from queue_app.domain import booking, notify
-from queue_app.domain.booking import CODE_ALPHABET
-from queue_app.models import Appointment, Customer, Notification
+from queue_app.domain import notify
+from queue_app.models import Customer, Notification
 
 NAME = "Chen Mei-Ling"
 OTHER_NAME = "Lin Kuo-Hua"

@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 from test_booking_pages import add_appointment
 from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
+from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Service
 from queue_app.core.extensions import db
-from queue_app.domain import booking, queueing
-from queue_app.models import Ticket
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket
 
 
 def test_a_booking_checked_in_early_is_called_at_its_start_ahead_of_50_walk_ins(server, chromium, app, seeded,  # noqa: F811

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from test_booking_pages import add_appointment, now_minute, taipei_today
 from test_browser import SCREENS, STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
+from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
-from queue_app.models import Appointment
 
 # The accessible name of a free slot: weekday, date, time and the branch's zone, nothing more.
 SLOT_NAME = re.compile(r"^[A-Z][a-z]+day, \d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d \(Asia\/Taipei\)$")

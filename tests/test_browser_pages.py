@@ -15,9 +15,9 @@ from test_browser_a11y import AXE, axe_violations
 from test_browser_booking import PHONE, save_full_page
 from test_browser_customers import sign_in
 
+from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.extensions import db
-from queue_app.models import Appointment
 
 
 def test_phone_reschedules_then_cancels_its_booking_in_simplified_chinese(server, chromium, app, tmp_path):  # noqa: F811

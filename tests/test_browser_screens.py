@@ -15,7 +15,7 @@ from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, s
 
 from queue_app.catalogue.models import Branch, Counter
 from queue_app.core.extensions import db
-from queue_app.domain import queueing
+from queue_app.tickets import queueing
 
 LANGUAGES = ("en", "zh_Hant", "zh_Hans")
 TV_SIZES = ((1920, 1080), (1366, 768))

@@ -95,7 +95,7 @@ def test_a_ticket_with_a_phone_remembers_the_language_for_the_customers_messages
     session.expire_all()
     # Each ticket carries the language it was taken in (its messages use it); typed input never
     # rewrites the record's language (domain/identity.py), which keeps the one it was created with.
-    from queue_app.models import Ticket
+    from queue_app.tickets.models import Ticket
 
     tickets = session.execute(select(Ticket.phone, Ticket.language).where(Ticket.phone.is_not(None))
                               .order_by(Ticket.id)).all()

@@ -6,22 +6,16 @@ from conftest import utc
 from sqlalchemy import func, inspect, select, text, update
 from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
+from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.errors import Conflict, Forbidden, Invalid
 from queue_app.core.transaction import write_transaction
 from queue_app.demo_customers import add_visit, seed_customer_history
-from queue_app.domain import audit, booking, customers, queueing
-from queue_app.models import (
-    AuditEntry,
-    ChurnAlert,
-    Customer,
-    CustomerStanding,
-    Feedback,
-    Notification,
-    Staff,
-    Ticket,
-)
+from queue_app.domain import audit, customers
+from queue_app.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback, Notification, Staff
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket
 
 NOW = utc(2026, 6, 1, 4, 0)  # 12:00 in Taipei
 

@@ -8,7 +8,8 @@ from test_customers import NOW
 from queue_app.core.errors import Conflict
 from queue_app.demo_customers import seed_customer_history
 from queue_app.domain import customers
-from queue_app.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback, Staff, Ticket
+from queue_app.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback, Staff
+from queue_app.tickets.models import Ticket
 
 
 def test_customer_records_on_postgres(pg_session):

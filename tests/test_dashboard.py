@@ -16,8 +16,10 @@ from queue_app.catalogue.models import Counter, Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
-from queue_app.domain import numbering, planning, reports, what_if
-from queue_app.models import ArrivalForecast, StaffingPlan, Ticket, TicketEvent
+from queue_app.domain import planning, reports, what_if
+from queue_app.models import ArrivalForecast, StaffingPlan
+from queue_app.tickets import numbering
+from queue_app.tickets.models import Ticket, TicketEvent
 
 DAY = date(2026, 3, 2)  # a Monday; the demo branch is in Asia/Taipei (UTC+8)
 

@@ -16,8 +16,10 @@ from queue_app.demo_traffic import (
     open_around_the_clock,
     start_demo_traffic,
 )
-from queue_app.domain import planning, queueing, reports
-from queue_app.models import Staff, Ticket
+from queue_app.domain import planning, reports
+from queue_app.models import Staff
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket
 
 
 @pytest.mark.parametrize("start", [

@@ -3,12 +3,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Counter
 from queue_app.catalogue.operations import get_branch
 from queue_app.demo_history import has_history, seed_demo_history
 from queue_app.demo_traffic import open_around_the_clock
-from queue_app.domain import numbering, planning
-from queue_app.models import Appointment, Ticket
+from queue_app.domain import planning
+from queue_app.tickets import numbering
+from queue_app.tickets.models import Ticket
 
 
 def test_demo_history_fills_past_open_days_once_and_leaves_counters_as_they_were(session):

@@ -12,8 +12,10 @@ from queue_app import mail
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter, Service
 from queue_app.catalogue.operations import get_branch
-from queue_app.domain import estimates, notify, queueing, turn_alerts
-from queue_app.models import Notification, Ticket, TicketEvent
+from queue_app.domain import notify
+from queue_app.models import Notification
+from queue_app.tickets import estimates, queueing, turn_alerts
+from queue_app.tickets.models import Ticket, TicketEvent
 
 MONDAY_0800_TAIPEI = utc(2026, 3, 2, 0, 0)  # demo branch opens at 09:00 local (01:00 UTC)
 

@@ -6,9 +6,12 @@ import pytest
 from sqlalchemy import func, select
 from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
+from queue_app.booking import operations as booking
+from queue_app.booking.models import Appointment
 from queue_app.core.models import utcnow
-from queue_app.domain import booking, notify
-from queue_app.models import Appointment, Customer, Notification, Ticket
+from queue_app.domain import notify
+from queue_app.models import Customer, Notification
+from queue_app.tickets.models import Ticket
 
 VERA_PHONE = "+886966000444"
 
@@ -107,8 +110,8 @@ def test_a_remote_ticket_with_her_phone_does_not_rewrite_her_record(api, session
 
 
 def test_a_stranger_cannot_use_up_or_block_her_bookings(api, session):
+    from queue_app.booking.rules import rules_for
     from queue_app.catalogue.models import Branch
-    from queue_app.domain.booking_rules import rules_for
 
     rules = rules_for(session.scalar(select(Branch).where(Branch.slug == "demo")))
     slots = free_slots(api, count=rules.max_active_bookings + 2)
@@ -178,7 +181,7 @@ def test_day_bookings_are_masked_for_staff_today(api, session):
     # open every day, as the demo branch runs, so the test holds on a weekend too.
     from queue_app.catalogue import operations as catalogue
     from queue_app.catalogue.models import WEEKDAYS, Branch
-    from queue_app.domain import numbering
+    from queue_app.tickets import numbering
 
     catalogue.update_branch(session, "demo", opening_hours={d: [["00:00", "24:00"]] for d in WEEKDAYS})
     branch = session.scalar(select(Branch).where(Branch.slug == "demo"))

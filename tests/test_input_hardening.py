@@ -20,8 +20,10 @@ from test_booking_pages import booking_form
 from test_live_pages import kiosk  # noqa: F401 (fixture)
 from test_manage_pages import csrf_token, login
 
+from queue_app.booking.models import Appointment
 from queue_app.core.extensions import db
-from queue_app.models import Appointment, AuditEntry, Customer, Feedback, Staff, StaffingPlan, Ticket
+from queue_app.models import AuditEntry, Customer, Feedback, Staff, StaffingPlan
+from queue_app.tickets.models import Ticket
 
 STAFF = "staff1@demo.test"
 MANAGER = "manager@demo.test"

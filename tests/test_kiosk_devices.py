@@ -11,7 +11,7 @@ from queue_app.core.models import utcnow
 from queue_app.core.security import token_hash
 from queue_app.domain import kiosks
 from queue_app.models import KioskDevice, KioskPairingCode
-from queue_app.web.estimate_text import estimate_text
+from queue_app.tickets.estimate_text import estimate_text
 
 PAGE = "/manage/branches/demo/kiosks"
 

@@ -8,12 +8,13 @@ from sqlalchemy import select
 from test_booking_api import first_free_slot
 from test_manage_pages import login, post_form
 
+from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter, Service
 from queue_app.core.models import utcnow
 from queue_app.demo_customers import seed_customer_history
 from queue_app.domain import notify
-from queue_app.models import Appointment, Customer, Notification
+from queue_app.models import Customer, Notification
 
 STAFF = "staff1@demo.test"
 ADMIN = "admin@demo.test"

@@ -20,9 +20,11 @@ from icalendar import Calendar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from queue_app import ics, jobs, mail
+from queue_app import jobs, mail
+from queue_app.booking import ics
+from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
-from queue_app.domain import booking, notify
+from queue_app.domain import notify
 from queue_app.models import Notification
 
 TAIPEI = ZoneInfo("Asia/Taipei")

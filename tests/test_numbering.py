@@ -3,7 +3,7 @@ from datetime import timedelta
 from conftest import utc
 
 from queue_app.catalogue import operations as catalogue
-from queue_app.domain import queueing
+from queue_app.tickets import queueing
 
 
 def _branch_with_service(session, slug, zone):

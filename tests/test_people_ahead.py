@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
-from queue_app.domain import booking, estimates, lobby, queue_order, queueing, turn_alerts
-from queue_app.models import Ticket
+from queue_app.tickets import estimates, queue_order, queueing, turn_alerts
+from queue_app.tickets import read_models as lobby
+from queue_app.tickets.models import Ticket
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

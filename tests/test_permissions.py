@@ -8,7 +8,8 @@ import itertools
 import pytest
 
 from queue_app.catalogue.models import Counter, Service
-from queue_app.models import Customer, Staff, Ticket
+from queue_app.models import Customer, Staff
+from queue_app.tickets.models import Ticket
 
 CALLERS = ("anonymous", "kiosk", "other_branch_staff", "staff", "manager", "admin")
 ALL = set(CALLERS)

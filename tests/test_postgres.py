@@ -2,14 +2,15 @@
 from collections import Counter as Tally
 
 import pytest
-from sqlalchemy import func, select
-
-from queue_app.domain import booking, queueing
-from queue_app.models import BookingSlot, Ticket, TicketEvent
-
 from conftest import utc
+from sqlalchemy import func, select
 from test_booking import NY, TAIPEI, local, make_branch, race
 from test_race import make_counters, run_lobby
+
+from queue_app.booking import operations as booking
+from queue_app.booking.models import BookingSlot
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket, TicketEvent
 
 
 def test_migrations_reach_the_models_on_postgres(pg_app, pg_session):

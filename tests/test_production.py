@@ -28,11 +28,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from queue_app import create_app
+from queue_app.booking import operations as booking
+from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch
 from queue_app.core.extensions import db
-from queue_app.domain import booking, queueing
-from queue_app.models import Appointment, Customer, Notification, Staff, Ticket, TicketEvent
+from queue_app.models import Customer, Notification, Staff
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket, TicketEvent
 
 PASSWORD = "production-password"
 ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}

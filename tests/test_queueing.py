@@ -7,8 +7,8 @@ from sqlalchemy import select
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
 from queue_app.core.errors import Conflict, Invalid, NotFound
-from queue_app.domain import queueing
-from queue_app.models import Ticket, TicketEvent
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket, TicketEvent
 
 T0 = utc(2026, 3, 2, 2, 0)  # 10:00 in Taipei
 

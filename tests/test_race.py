@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue import operations as catalogue
-from queue_app.domain import queueing
-from queue_app.models import Ticket, TicketEvent
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket, TicketEvent
 
 TOTAL_TICKETS = 2000
 KIOSKS = 2

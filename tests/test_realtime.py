@@ -99,7 +99,7 @@ def test_a_rolled_back_change_pushes_nothing(app, client, api, display):
 
     from queue_app.core.errors import Conflict
     from queue_app.core.extensions import db
-    from queue_app.domain import queueing
+    from queue_app.tickets import queueing
 
     ticket = api.issue("C")
     settle()
@@ -170,7 +170,7 @@ def test_almost_your_turn_reaches_the_phone_once(app, client, api):
     from sqlalchemy.orm import Session
 
     from queue_app.core.extensions import db
-    from queue_app.domain import turn_alerts
+    from queue_app.tickets import turn_alerts
 
     tickets = [api.issue("B") for _ in range(3)]
     phone = _join_ticket(app, client, tickets[1])

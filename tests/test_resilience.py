@@ -15,13 +15,12 @@ from collections import Counter as Tally
 import pytest
 import requests
 import socketio
+from conftest import require_binary
+from processes import ROOT, free_port, wait_for
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from queue_app.models import Ticket
-
-from conftest import require_binary
-from processes import ROOT, free_port, wait_for
+from queue_app.tickets.models import Ticket
 
 KIOSK_CLIENTS = 6
 

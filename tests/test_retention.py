@@ -4,9 +4,13 @@ from datetime import timedelta
 from conftest import utc
 from sqlalchemy import func, select
 
+from queue_app.booking import operations as booking
+from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
-from queue_app.domain import booking, queueing, retention
-from queue_app.models import Appointment, Customer, Ticket
+from queue_app.domain import retention
+from queue_app.models import Customer
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket
 
 T0 = utc(2025, 3, 3, 2, 0)  # 10:00 in Taipei, a Monday
 

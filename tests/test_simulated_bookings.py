@@ -9,7 +9,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from test_simulation import lines, short_scenario
 
-from queue_app.models import Appointment, BookingSlot, StaffingPlan
+from queue_app.booking.models import Appointment, BookingSlot
+from queue_app.models import StaffingPlan
 from queue_app.simulation import parse_scenario, simulate
 
 

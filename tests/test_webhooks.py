@@ -12,13 +12,15 @@ import pytest
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 
+from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Counter
 from queue_app.catalogue.operations import get_branch
 from queue_app.core.database import configure_engine, engine_options
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import booking, queueing, webhooks
+from queue_app.domain import webhooks
 from queue_app.models import WebhookAttempt, WebhookDelivery
+from queue_app.tickets import queueing
 
 
 class Receiver:

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.booking.rules import check_rules
 from queue_app.catalogue.models import COUNTER_STATES, WEEKDAYS, Branch, Counter, CounterService, Service
 from queue_app.core import day_range, events
 from queue_app.core.errors import Conflict, Invalid, NotFound
@@ -13,7 +14,6 @@ from queue_app.core.models import utcnow
 from queue_app.core.security import DEFAULT_HASH_COST, hash_password, new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.domain import identity
-from queue_app.domain.booking_rules import check_rules
 from queue_app.domain.texts import LANGUAGES
 from queue_app.models import ROLES, KioskDevice, Staff
 

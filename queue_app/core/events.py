@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from queue_app.models import Ticket, TicketEvent
+from queue_app.tickets.models import Ticket, TicketEvent
 
 PENDING_KEY = "queue_app_pending_changes"
 BIND_KEY = "queue_app_pending_bind"

@@ -44,18 +44,18 @@ from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.catalogue.operations import localized_name
 from queue_app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import audit, identity, numbering, texts
+from queue_app.domain import audit, identity, texts
 from queue_app.domain.identity import normalise_email, normalise_phone
 from queue_app.domain.texts import N_
 from queue_app.models import (
     SEGMENTS,
-    Appointment,
     ChurnAlert,
     ContactProof,
     Customer,
@@ -63,8 +63,9 @@ from queue_app.models import (
     Feedback,
     Notification,
     Staff,
-    Ticket,
 )
+from queue_app.tickets import numbering
+from queue_app.tickets.models import Ticket
 
 HIGH_VALUE = ("core", "at_risk_valuable")
 FEEDBACK_DAYS = 14  # a visit can be rated this long after it ended
@@ -235,7 +236,7 @@ def _rule_error(message: str) -> Invalid:
 
 def check_rules(values: dict) -> dict:
     """Validate the overrides a manager sets."""
-    from queue_app.domain.queueing import MAX_CREDIT
+    from queue_app.tickets.queueing import MAX_CREDIT
 
     clean: dict = {}
     if not isinstance(values, dict):

@@ -26,10 +26,12 @@ import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from queue_app.booking.models import Appointment
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.models import Appointment, ContactProof, Customer, Ticket
+from queue_app.models import ContactProof, Customer
+from queue_app.tickets.models import Ticket
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PROOF_VALID = timedelta(days=14)  # the confirmation link proves the contact for this long

@@ -23,14 +23,17 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Service
 from queue_app.core import day_range, hours
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import estimates, forecasting, numbering
+from queue_app.domain import forecasting
 from queue_app.domain.staffing import staff_for
-from queue_app.models import Appointment, ArrivalForecast, StaffingPlan, Ticket
+from queue_app.models import ArrivalForecast, StaffingPlan
+from queue_app.tickets import estimates, numbering
+from queue_app.tickets.models import Ticket
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
+from queue_app.booking.models import Appointment
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.models import Appointment, ChurnAlert, Customer, Feedback, Notification, Ticket
+from queue_app.models import ChurnAlert, Customer, Feedback, Notification
+from queue_app.tickets.models import Ticket
 
 
 @dataclass(frozen=True)

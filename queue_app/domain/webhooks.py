@@ -43,6 +43,7 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
+from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.core import events
@@ -50,14 +51,8 @@ from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.domain import outbox
-from queue_app.models import (
-    Appointment,
-    Ticket,
-    TicketEvent,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from queue_app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from queue_app.tickets.models import Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
 

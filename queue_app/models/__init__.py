@@ -1,7 +1,7 @@
 """Models, one module per aggregate. Importing this package registers every table."""
+from queue_app.booking.models import APPOINTMENT_STATES, Appointment, BookingSlot
 from queue_app.catalogue.models import COUNTER_STATES, WEEKDAYS, Branch, Counter, CounterService, Service
 from queue_app.core.models import Base, UTCDateTime, utcnow
-from queue_app.models.appointment import APPOINTMENT_STATES, Appointment, BookingSlot
 from queue_app.models.customer import (
     SEGMENTS,
     AuditEntry,
@@ -15,8 +15,8 @@ from queue_app.models.kiosk import KioskDevice, KioskPairingCode
 from queue_app.models.notification import NOTIFICATION_STATES, Notification
 from queue_app.models.planning import ArrivalForecast, StaffingPlan
 from queue_app.models.staff import ROLES, Staff, staff_branch
-from queue_app.models.ticket import ACTIVE_STATES, TICKET_STATES, Ticket, TicketEvent, TicketSequence
 from queue_app.models.webhook import WEBHOOK_DELIVERY_STATES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from queue_app.tickets.models import ACTIVE_STATES, TICKET_STATES, Ticket, TicketEvent, TicketSequence
 
 __all__ = [
     "APPOINTMENT_STATES", "Appointment", "ArrivalForecast", "StaffingPlan", "BookingSlot", "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",

@@ -20,7 +20,8 @@ from flask_wtf.csrf import CSRFError
 from queue_app.core.errors import DomainError, NotFound
 from queue_app.core.extensions import db, limiter
 from queue_app.core.models import utcnow
-from queue_app.domain import numbering, planning, planning_settings, reports, what_if
+from queue_app.domain import planning, planning_settings, reports, what_if
+from queue_app.tickets import numbering
 from queue_app.web.input_rules import InputRejected, parse_moment
 from queue_app.web.roles import role_required, staff_branch
 

@@ -15,8 +15,12 @@ def load_staff(user_id: str):
 
 
 def init_app(app) -> None:
+    from queue_app.booking import pages as booking_pages
     from queue_app.catalogue import pages as manage
-    from queue_app.web import booking_pages, display, kiosk, manage_kiosks, public, staff
+    from queue_app.tickets import counter_pages as staff
+    from queue_app.tickets import display_pages as display
+    from queue_app.tickets import public_pages as public
+    from queue_app.web import kiosk, manage_kiosks
 
     login_manager.login_view = "staff.login"
     app.register_blueprint(public.bp)

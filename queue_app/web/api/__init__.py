@@ -105,9 +105,11 @@ def abort(status: int, code: str, message: str, headers: dict | None = None):
 
 
 def init_app(app) -> None:
+    from queue_app.booking import api as booking
     from queue_app.catalogue import api as catalogue
     from queue_app.domain import audit
-    from queue_app.web.api import access, auth, booking, customers, kiosks, tickets, webhooks
+    from queue_app.tickets import api as tickets
+    from queue_app.web.api import access, auth, customers, kiosks, webhooks
     from queue_app.web.api import planning as planning_api
     from queue_app.web.api import reports as reports_api
 

@@ -12,8 +12,10 @@ from sqlalchemy import select
 
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db, limiter
-from queue_app.domain import customers, queueing
-from queue_app.models import SEGMENTS, AuditEntry, Customer, Ticket
+from queue_app.domain import customers
+from queue_app.models import SEGMENTS, AuditEntry, Customer
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff
 from queue_app.web.api.serialize import local_iso

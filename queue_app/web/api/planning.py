@@ -9,8 +9,9 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Service
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
-from queue_app.domain import numbering, planning
+from queue_app.domain import planning
 from queue_app.models import ArrivalForecast
+from queue_app.tickets import numbering
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff
 from queue_app.web.api.schemas import StrictSchema

@@ -3,7 +3,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from queue_app.catalogue.models import Branch, Counter, Service
-from queue_app.models import Staff, Ticket
+from queue_app.models import Staff
+from queue_app.tickets.models import Ticket
 
 
 def local_iso(moment: datetime | None, zone: ZoneInfo) -> str | None:

@@ -6,9 +6,9 @@ from sqlalchemy import select
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
 from queue_app.core.extensions import db, limiter
-from queue_app.domain import queueing
-from queue_app.domain.lobby import queue_summary, ticket_status
-from queue_app.models import Ticket
+from queue_app.tickets import queueing
+from queue_app.tickets.models import Ticket
+from queue_app.tickets.read_models import queue_summary, ticket_status
 from queue_app.web.api import abort
 from queue_app.web.api.access import require_staff, require_staff_or_kiosk
 from queue_app.web.api.schemas import (

@@ -34,7 +34,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import CounterService
-from queue_app.models import Ticket
+from queue_app.tickets.models import Ticket
 
 BOOKED = "appointment"  # the priority of a ticket made by checking in a booking
 

@@ -16,9 +16,11 @@ from queue_app.catalogue.models import Branch
 from queue_app.core import events
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import estimates, notify, numbering, texts
+from queue_app.domain import notify, texts
 from queue_app.domain.texts import N_
-from queue_app.models import Notification, Ticket
+from queue_app.models import Notification
+from queue_app.tickets import estimates, numbering
+from queue_app.tickets.models import Ticket
 
 # Subject, body, and the body when the estimate is zero; in English, translated into the
 # customer's language from the shared catalogs when the message is written (domain/texts.py).

@@ -29,8 +29,9 @@ from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import customers, estimates, identity, numbering, queue_order
-from queue_app.models import Ticket
+from queue_app.domain import customers, identity
+from queue_app.tickets import estimates, numbering, queue_order
+from queue_app.tickets.models import Ticket
 
 PRIORITY_CREDITS: dict[str, timedelta] = {
     "normal": timedelta(0),

@@ -37,12 +37,13 @@ import numpy as np
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from queue_app.booking.models import Appointment
+from queue_app.booking.rules import rules_for
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
 from queue_app.core import hours
 from queue_app.core.models import utcnow
-from queue_app.domain import numbering, queue_order
-from queue_app.domain.booking_rules import rules_for
-from queue_app.models import Appointment, Ticket, TicketEvent
+from queue_app.tickets import numbering, queue_order
+from queue_app.tickets.models import Ticket, TicketEvent
 
 REPLICATIONS = 300
 # One run at a time per process. A run is pure CPU under the GIL: several at once finish no

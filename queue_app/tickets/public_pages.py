@@ -9,7 +9,8 @@ from queue_app.core.errors import NotFound
 from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import LANGUAGE_NAMES
 from queue_app.core.models import utcnow
-from queue_app.domain import lobby, numbering, queueing
+from queue_app.tickets import numbering, queueing
+from queue_app.tickets import read_models as lobby
 
 bp = Blueprint("public", __name__)
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from queue_app.models import TicketSequence
+from queue_app.tickets.models import TicketSequence
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 

@@ -18,20 +18,21 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
-from queue_app import ics
+from queue_app.booking import ics
+from queue_app.booking import operations as booking
+from queue_app.booking.api import appointment_dict
+from queue_app.booking.rules import change_window, rules_for
 from queue_app.catalogue.models import Branch, Service
 from queue_app.catalogue.operations import get_branch, localized_name
 from queue_app.core.errors import DomainError, NotFound
 from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import LANGUAGE_NAMES
 from queue_app.core.models import utcnow
-from queue_app.domain import booking, identity, notify
-from queue_app.domain.booking_rules import change_window, rules_for
-from queue_app.models import Ticket
-from queue_app.web.api.booking import appointment_dict
+from queue_app.domain import identity, notify
+from queue_app.tickets.models import Ticket
+from queue_app.tickets.qr import qr_svg
 from queue_app.web.dates import current_language, local_when, page_calendar
 from queue_app.web.input_rules import InputRejected, parse_moment, text_problem
-from queue_app.web.qr import qr_svg
 
 bp = Blueprint("booking_pages", __name__)
 

@@ -6,7 +6,7 @@ the cancel). Times are UTC (`...Z`), which every client understands without a VT
 """
 from datetime import datetime, timezone
 
-from queue_app.models import Appointment
+from queue_app.booking.models import Appointment
 
 PRODID = "-//queue-app//booking//EN"
 FOLD_AT = 75  # octets per line, CRLF excluded (RFC 5545 3.1)

@@ -21,6 +21,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from queue_app.booking.models import Appointment, BookingSlot
+from queue_app.booking.rules import BookingRules, change_window, rules_for
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.core import day_range, hours
@@ -28,9 +30,10 @@ from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import audit, customers, identity, notify, numbering, planning, queueing
-from queue_app.domain.booking_rules import BookingRules, change_window, rules_for
-from queue_app.models import Appointment, BookingSlot, Customer, Staff, Ticket
+from queue_app.domain import audit, customers, identity, notify, planning
+from queue_app.models import Customer, Staff
+from queue_app.tickets import numbering, queueing
+from queue_app.tickets.models import Ticket
 
 # Check-in codes avoid look-alike characters (0/O, 1/I/L): people type them at the kiosk.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"

@@ -6,8 +6,8 @@ from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.models import utcnow
-from queue_app.domain import estimates, numbering, queue_order
-from queue_app.models import Ticket, TicketEvent
+from queue_app.tickets import estimates, numbering, queue_order
+from queue_app.tickets.models import Ticket, TicketEvent
 
 
 def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate) -> dict:
