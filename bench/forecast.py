@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from queue_app.domain.forecasting import forecast_days, series_from_rows  # noqa: E402
+from queue_app.planning.forecasting import forecast_days, series_from_rows  # noqa: E402
 
 
 def load(interval: int):

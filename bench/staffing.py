@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.orm import Session  # noqa: E402
 
 from queue_app.catalogue.operations import get_branch  # noqa: E402
-from queue_app.domain import forecasting, planning  # noqa: E402
+from queue_app.planning import forecasting  # noqa: E402
+from queue_app.planning import plan as planning
 from queue_app.simulation import (  # noqa: E402
     BranchSimulation,
     CounterSpec,

@@ -97,7 +97,7 @@ def create_app(config: dict | None = None) -> Flask:
     # {{ pick_name(status.service_name, status.service_names) }} the same over a read model's values.
     app.jinja_env.filters["localized"] = lambda thing: localized_name(thing, get_locale())
     app.jinja_env.globals["pick_name"] = lambda name, names: pick_name(name, names, get_locale())
-    from queue_app.web import customer_labels
+    from queue_app.customers import labels as customer_labels
 
     customer_labels.init_app(app)  # segment_label() and tier_label() for pages
     from queue_app.tickets import estimate_text

@@ -167,7 +167,7 @@ def _serve(host: str, port: int) -> None:
 def _demo_kiosk_token() -> str:
     """The demo kiosk's token, kept in the instance folder so every `demo` run can print its link."""
     from queue_app.core.security import token_hash
-    from queue_app.models import KioskDevice
+    from queue_app.kiosks.models import KioskDevice
 
     path = os.path.join(current_app.instance_path, "demo-kiosk-token")
     if os.path.exists(path):
@@ -186,7 +186,7 @@ def _seed_demo_history() -> None:
     """Weeks of simulated lobby history (once per database), then the forecast and plan from it."""
     from queue_app.core.models import utcnow
     from queue_app.demo_history import HISTORY_WEEKS, has_history, seed_demo_history
-    from queue_app.domain import planning
+    from queue_app.planning import plan as planning
     from queue_app.tickets.numbering import local_day
 
     branch = catalogue.get_branch(db.session, DEMO_BRANCH)
@@ -388,7 +388,7 @@ def forecast_command(history_path, interval, horizon_days, out_path):
     import csv
     from datetime import datetime, time, timedelta
 
-    from queue_app.domain import forecasting
+    from queue_app.planning import forecasting
 
     rows = []
     with open(history_path, newline="", encoding="utf-8") as handle:
@@ -430,7 +430,7 @@ def staffing_command(rate, aht_minutes, target, within_seconds, patience_minutes
     """The fewest counters that meet a service level (Erlang C, or Erlang A with patience)."""
     import json
 
-    from queue_app.domain.staffing import staff_for
+    from queue_app.planning.staffing import staff_for
 
     try:
         plan = staff_for(rate, aht_minutes, target, within_seconds, patience_minutes, max_abandon)

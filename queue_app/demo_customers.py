@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from queue_app.accounts.models import Staff
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import customers
-from queue_app.models import Customer, Feedback, Staff
+from queue_app.customers import operations as customers
+from queue_app.customers.models import Customer, Feedback
 from queue_app.tickets import numbering
 from queue_app.tickets.models import Ticket
 

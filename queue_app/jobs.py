@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
-from queue_app.domain import notify, retention
+from queue_app.customers import retention
+from queue_app.domain import notify
 from queue_app.tickets import queueing
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def purge_personal_data(app, now: datetime | None = None) -> None:
 
 def recompute_customers(app, now: datetime | None = None) -> None:
     """Nightly per branch (after 03:00 local): standings, tiers and churn alerts. Idempotent."""
-    from queue_app.domain import customers
+    from queue_app.customers import operations as customers
 
     def work(session: Session) -> None:
         moment = now or utcnow()
@@ -101,7 +102,7 @@ def recompute_customers(app, now: datetime | None = None) -> None:
 
 
 def invite_feedback(app, now: datetime | None = None) -> None:
-    from queue_app.domain import customers
+    from queue_app.customers import operations as customers
 
     _run(app, "invite_feedback", lambda session: customers.invite_feedback(
         session, app.config["QUEUE_APP_BASE_URL"], now=now))
@@ -142,7 +143,7 @@ def deliver_webhooks(app, now: datetime | None = None) -> None:
 
 def plan_branches(app, now: datetime | None = None) -> None:
     """Re-forecast and re-plan every branch (idempotent by data; managers' overrides are kept)."""
-    from queue_app.domain import planning
+    from queue_app.planning import plan as planning
 
     def work(session: Session) -> None:
         branches = session.scalars(select(Branch).order_by(Branch.slug)).all()

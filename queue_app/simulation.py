@@ -35,7 +35,7 @@ from queue_app.core.errors import Conflict
 from queue_app.core.events import QUIET_KEY
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import planning
+from queue_app.planning import plan as planning
 from queue_app.tickets import estimates, queue_order, queueing
 from queue_app.tickets.models import Ticket
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from conftest import utc
 
+from queue_app.accounts import operations as accounts
 from queue_app.core.errors import Locked, Unauthorized
-from queue_app.domain import accounts
 
 T0 = utc(2026, 6, 1, 9, 0)
 
@@ -58,10 +58,10 @@ def test_passwords_are_hashed_and_checked_with_argon2id_at_the_real_cost(app, ap
     from argon2 import PasswordHasher
     from sqlalchemy import select
 
+    from queue_app.accounts.models import Staff
     from queue_app.core.config import from_environment
     from queue_app.core.extensions import db
     from queue_app.core.security import DEFAULT_HASH_COST
-    from queue_app.models import Staff
 
     library = PasswordHasher()
     assert DEFAULT_HASH_COST == f"m={library.memory_cost},t={library.time_cost},p={library.parallelism}"

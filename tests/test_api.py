@@ -253,7 +253,7 @@ def test_a_ticket_with_a_phone_number_is_attached_to_one_customer(app, api):
     from sqlalchemy import select
 
     from queue_app.core.extensions import db
-    from queue_app.models import Customer
+    from queue_app.customers.models import Customer
     from queue_app.tickets.models import Ticket
 
     first = api.issue("A", phone="+886 912-345-678")

@@ -13,11 +13,11 @@ from conftest import utc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.accounts.models import Staff
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment, BookingSlot
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import Conflict, DomainError, Invalid, NotFound
-from queue_app.models import Staff
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 

@@ -176,7 +176,7 @@ def test_admin_sets_booking_rules_and_availability_follows(api):
 
 
 def test_a_manager_lifts_a_booking_pause(app, api):
-    from queue_app.models import Customer
+    from queue_app.customers.models import Customer
 
     with app.app_context():
         customer = Customer(phone="+886900000001", email=None, name="", language="en", tier="standard", strikes=3,

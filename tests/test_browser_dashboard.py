@@ -12,7 +12,7 @@ from test_planning import _walk_in_history
 
 from queue_app.catalogue.operations import get_branch
 from queue_app.core.models import utcnow
-from queue_app.domain import planning
+from queue_app.planning import plan as planning
 from queue_app.tickets import numbering
 
 CHARTS = ("chart-today", "chart-arrivals", "chart-waits", "chart-days", "chart-services", "chart-counters")

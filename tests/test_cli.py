@@ -1,6 +1,6 @@
 from sqlalchemy import select
 
-from queue_app.models import Staff
+from queue_app.accounts.models import Staff
 
 
 def test_init_db_seed_demo_then_a_ticket_is_issued_and_called(tmp_path):

@@ -2,8 +2,8 @@
 from sqlalchemy import select
 
 from queue_app.core.models import utcnow
+from queue_app.customers.models import Customer, Feedback
 from queue_app.demo_customers import seed_customer_history
-from queue_app.models import Customer, Feedback
 
 PASSWORD = "demo-password"
 

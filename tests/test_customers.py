@@ -6,14 +6,17 @@ from conftest import utc
 from sqlalchemy import func, inspect, select, text, update
 from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
+from queue_app.accounts.models import Staff
 from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.errors import Conflict, Forbidden, Invalid
 from queue_app.core.transaction import write_transaction
+from queue_app.customers import operations as customers
+from queue_app.customers.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
 from queue_app.demo_customers import add_visit, seed_customer_history
-from queue_app.domain import audit, customers
-from queue_app.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback, Notification, Staff
+from queue_app.domain import audit
+from queue_app.models import Notification
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 
@@ -402,7 +405,7 @@ def test_the_audit_log_is_append_only_and_records_role_and_counter_changes(app, 
 
 
 def test_retention_clears_old_feedback_comments_and_alerts_of_anonymous_records(session):
-    from queue_app.domain import retention
+    from queue_app.customers import retention
 
     old = new_customer(session, "+886912000009", "Olga Old")
     history_of(session, old, [500, 530, 560, 590, 620, 650, 680, 710])

@@ -5,10 +5,11 @@ import pytest
 from sqlalchemy import func, select
 from test_customers import NOW
 
+from queue_app.accounts.models import Staff
 from queue_app.core.errors import Conflict
+from queue_app.customers import operations as customers
+from queue_app.customers.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
 from queue_app.demo_customers import seed_customer_history
-from queue_app.domain import customers
-from queue_app.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback, Staff
 from queue_app.tickets.models import Ticket
 
 

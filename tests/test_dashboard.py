@@ -16,8 +16,9 @@ from queue_app.catalogue.models import Counter, Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
-from queue_app.domain import planning, reports, what_if
-from queue_app.models import ArrivalForecast, StaffingPlan
+from queue_app.planning import plan as planning
+from queue_app.planning import reports, what_if
+from queue_app.planning.models import ArrivalForecast, StaffingPlan
 from queue_app.tickets import numbering
 from queue_app.tickets.models import Ticket, TicketEvent
 
@@ -390,7 +391,7 @@ def test_writes_are_refused_to_staff_and_other_branches(client, session, planned
 
 
 def test_a_new_interval_replans_on_the_new_grid_and_other_settings_keep_the_plan(session, planned):
-    from queue_app.domain import planning_settings
+    from queue_app.planning import settings as planning_settings
 
     today = _today(session)
     day = min(reports.planned_days(session, planned, today, today + timedelta(days=14)))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from queue_app.accounts.models import Staff
 from queue_app.catalogue.models import Counter
 from queue_app.catalogue.operations import get_branch
 from queue_app.demo_history import seed_demo_history
@@ -16,8 +17,8 @@ from queue_app.demo_traffic import (
     open_around_the_clock,
     start_demo_traffic,
 )
-from queue_app.domain import planning, reports
-from queue_app.models import Staff
+from queue_app.planning import plan as planning
+from queue_app.planning import reports
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 

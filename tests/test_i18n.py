@@ -25,10 +25,12 @@ from test_booking_api import first_free_slot
 from test_booking_pages import add_appointment, now_minute
 from test_manage_pages import login
 
+from queue_app.accounts.models import Staff
 from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.domain import notify
-from queue_app.models import KioskDevice, Notification, Staff
+from queue_app.kiosks.models import KioskDevice
+from queue_app.models import Notification
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "queue_app" / "translations"

@@ -9,8 +9,9 @@ from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a 
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
 from queue_app.core.models import utcnow
+from queue_app.customers.models import Customer
 from queue_app.domain import notify
-from queue_app.models import Customer, Notification
+from queue_app.models import Notification
 from queue_app.tickets.models import Ticket
 
 VERA_PHONE = "+886966000444"

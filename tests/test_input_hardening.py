@@ -20,9 +20,11 @@ from test_booking_pages import booking_form
 from test_live_pages import kiosk  # noqa: F401 (fixture)
 from test_manage_pages import csrf_token, login
 
+from queue_app.accounts.models import Staff
 from queue_app.booking.models import Appointment
 from queue_app.core.extensions import db
-from queue_app.models import AuditEntry, Customer, Feedback, Staff, StaffingPlan
+from queue_app.customers.models import AuditEntry, Customer, Feedback
+from queue_app.planning.models import StaffingPlan
 from queue_app.tickets.models import Ticket
 
 STAFF = "staff1@demo.test"

@@ -9,8 +9,8 @@ from test_manage_pages import PASSWORD, login, post_form
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.core.security import token_hash
-from queue_app.domain import kiosks
-from queue_app.models import KioskDevice, KioskPairingCode
+from queue_app.kiosks import operations as kiosks
+from queue_app.kiosks.models import KioskDevice, KioskPairingCode
 from queue_app.tickets.estimate_text import estimate_text
 
 PAGE = "/manage/branches/demo/kiosks"

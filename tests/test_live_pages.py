@@ -14,7 +14,8 @@ from test_realtime import received, settle
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Service
 from queue_app.core.extensions import socketio
-from queue_app.models import Customer, KioskDevice
+from queue_app.customers.models import Customer
+from queue_app.kiosks.models import KioskDevice
 from queue_app.realtime import NAMESPACE
 from queue_app.tickets.models import Ticket
 

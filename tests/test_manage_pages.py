@@ -4,9 +4,9 @@ import re
 import pytest
 from conftest import utc
 
+from queue_app.accounts.models import Staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.domain import audit
-from queue_app.models import Staff
 
 PASSWORD = "demo-password"
 

@@ -7,8 +7,9 @@ import itertools
 
 import pytest
 
+from queue_app.accounts.models import Staff
 from queue_app.catalogue.models import Counter, Service
-from queue_app.models import Customer, Staff
+from queue_app.customers.models import Customer
 from queue_app.tickets.models import Ticket
 
 CALLERS = ("anonymous", "kiosk", "other_branch_staff", "staff", "manager", "admin")
@@ -108,7 +109,7 @@ def world(app, api, session):
     api.issue("C", phone="+886912000778")  # customer 2, merged into 1 by the merge calls
     session.expire_all()
     from queue_app.core.models import utcnow
-    from queue_app.models import ChurnAlert
+    from queue_app.customers.models import ChurnAlert
 
     session.add(ChurnAlert(branch_id=session.query(Service).first().branch_id, customer_id=1, reason="valued_unseen",
                            last_visit_at=utcnow(), segment="core", created_at=utcnow()))
@@ -192,7 +193,7 @@ def test_each_api_route_admits_exactly_its_callers(app, api, world):
 
 
 def test_anonymous_callers_are_refused_before_their_body_is_read(app, client, seeded):
-    from queue_app.web.api.access import PUBLIC_ENDPOINTS
+    from queue_app.accounts.access import PUBLIC_ENDPOINTS
 
     # The app's list of public endpoints is this matrix's, not a second opinion.
     # (Plus remote tickets, which the handler refuses unless the branch allows them.)

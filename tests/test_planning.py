@@ -13,9 +13,10 @@ from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.cli import forecast_command, staffing_command
-from queue_app.domain import forecasting, planning
-from queue_app.domain.staffing import erlang_a, erlang_b, erlang_c_service_level, staff_for
-from queue_app.models import StaffingPlan
+from queue_app.planning import forecasting
+from queue_app.planning import plan as planning
+from queue_app.planning.models import StaffingPlan
+from queue_app.planning.staffing import erlang_a, erlang_b, erlang_c_service_level, staff_for
 from queue_app.tickets.models import Ticket
 
 

@@ -1,5 +1,5 @@
-"""The README's deployment section, run as written: PostgreSQL, a Redis message queue, two
-gunicorn instances (`QUEUE_APP_RUN_SCHEDULER=0`) and `queue-app scheduler`, each a real process.
+"""The deployment page (docs/pages/operating/deployment.md), run as written: PostgreSQL, a Redis
+message queue, two gunicorn instances (`QUEUE_APP_RUN_SCHEDULER=0`) and `queue-app scheduler`, each a real process.
 
 Clients are separate processes too (multiprocessing), so the races below cross process and
 instance boundaries: nothing in one Python process can serialise them. Branches here are open
@@ -28,12 +28,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from queue_app import create_app
+from queue_app.accounts.models import Staff
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch
 from queue_app.core.extensions import db
-from queue_app.models import Customer, Notification, Staff
+from queue_app.customers.models import Customer
+from queue_app.models import Notification
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket, TicketEvent
 
@@ -64,7 +66,7 @@ class Stack:
         self.redis = RedisServer(processes.redis_binary(), folder)
         self.database_url = pg_server.create_database("prod_" + uuid.uuid4().hex[:12])
         self.env = {
-            # The README's commands as an operator's shell runs them: no QUEUE_APP_ENV (the tests'
+            # The deployment page's commands as an operator's shell runs them: no QUEUE_APP_ENV (the tests'
             # development setting), so gunicorn and the scheduler run in the default production mode.
             **{k: v for k, v in os.environ.items() if k != "QUEUE_APP_ENV"},
             "QUEUE_APP_DATABASE_URL": self.database_url,
@@ -82,7 +84,7 @@ class Stack:
         self.app = None
 
     def start(self):
-        cli(self.env, "init-db")  # the README's step: migrations on an empty PostgreSQL database
+        cli(self.env, "init-db")  # the deployment page's step: migrations on an empty PostgreSQL database
         self.app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": self.database_url})
         with self.app.app_context():
             self.engine = db.engine
@@ -360,8 +362,8 @@ def test_two_schedulers_started_at_once_do_each_job_once_and_their_pushes_reach_
 
 
 def readme_nginx_configuration() -> str:
-    """The nginx sample of the README's deployment section, exactly as printed there."""
-    text = (processes.ROOT / "README.md").read_text(encoding="utf-8")
+    """The nginx sample of the deployment page (docs/pages/operating/deployment.md), exactly as printed there."""
+    text = (processes.ROOT / "docs" / "pages" / "operating" / "deployment.md").read_text(encoding="utf-8")
     after = text.split("nginx, sticky by client address", 1)[1]
     return after.split("```", 2)[1].strip()
 

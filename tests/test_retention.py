@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
-from queue_app.domain import retention
-from queue_app.models import Customer
+from queue_app.customers import retention
+from queue_app.customers.models import Customer
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 

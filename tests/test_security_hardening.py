@@ -20,7 +20,8 @@ from test_webhooks import SECRET, Receiver
 from queue_app import create_app, jobs
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
-from queue_app.domain import reports, webhooks
+from queue_app.domain import webhooks
+from queue_app.planning import reports
 from queue_app.tickets import queueing
 
 

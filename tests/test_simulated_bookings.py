@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from test_simulation import lines, short_scenario
 
 from queue_app.booking.models import Appointment, BookingSlot
-from queue_app.models import StaffingPlan
+from queue_app.planning.models import StaffingPlan
 from queue_app.simulation import parse_scenario, simulate
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from test_booking import NY, TAIPEI, local, make_branch, race
 from test_booking_api import error_code, first_free_slot
 
+from queue_app.accounts.models import Staff
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch
@@ -15,8 +16,10 @@ from queue_app.core.errors import Invalid
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import customers, webhooks
-from queue_app.models import ChurnAlert, Customer, Staff, WebhookDelivery
+from queue_app.customers import operations as customers
+from queue_app.customers.models import ChurnAlert, Customer
+from queue_app.domain import webhooks
+from queue_app.models import WebhookDelivery
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 

@@ -4,18 +4,19 @@ from datetime import datetime
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 
+from queue_app.accounts.access import require_staff, require_staff_or_kiosk
+from queue_app.accounts.auth import bearer_token, caller_rate_key, current_principal
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
 from queue_app.booking.rules import change_window, rules_for
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db, limiter
 from queue_app.core.models import utcnow
-from queue_app.domain import customers
+from queue_app.customers import operations as customers
 from queue_app.tickets import numbering
 from queue_app.tickets import read_models as lobby
 from queue_app.tickets.models import Ticket
 from queue_app.web.api import abort
-from queue_app.web.api.access import require_staff, require_staff_or_kiosk
 from queue_app.web.api.schemas import (
     AppointmentRequest,
     AppointmentSchema,
@@ -29,7 +30,6 @@ from queue_app.web.api.schemas import (
     RescheduleRequest,
     StaffAppointmentSchema,
 )
-from queue_app.web.auth import bearer_token, caller_rate_key, current_principal
 from queue_app.web.input_rules import InputRejected, parse_moment
 
 blp = Blueprint("api_booking", __name__, description="Online booking and kiosk check-in")

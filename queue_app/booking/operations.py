@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from queue_app.accounts.models import Staff
 from queue_app.booking.models import Appointment, BookingSlot
 from queue_app.booking.rules import BookingRules, change_window, rules_for
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
@@ -30,8 +31,11 @@ from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import audit, customers, identity, notify, planning
-from queue_app.models import Customer, Staff
+from queue_app.customers import identity
+from queue_app.customers import operations as customers
+from queue_app.customers.models import Customer
+from queue_app.domain import audit, notify
+from queue_app.planning import plan as planning
 from queue_app.tickets import numbering, queueing
 from queue_app.tickets.models import Ticket
 

@@ -3,12 +3,12 @@ from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from queue_app.accounts.access import require_staff
+from queue_app.accounts.models import Staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.extensions import db
-from queue_app.models import Staff
 from queue_app.web.api import abort
-from queue_app.web.api.access import require_staff
 from queue_app.web.api.schemas import (
     BranchCreate,
     BranchSchema,

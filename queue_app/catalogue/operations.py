@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.accounts.models import ROLES, Staff
 from queue_app.booking.rules import check_rules
 from queue_app.catalogue.models import COUNTER_STATES, WEEKDAYS, Branch, Counter, CounterService, Service
 from queue_app.core import day_range, events
@@ -13,9 +14,9 @@ from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import DEFAULT_HASH_COST, hash_password, new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import identity
+from queue_app.customers import identity
 from queue_app.domain.texts import LANGUAGES
-from queue_app.models import ROLES, KioskDevice, Staff
+from queue_app.kiosks.models import KioskDevice
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CODE_RE = re.compile(r"^[A-Z]{1,2}$")

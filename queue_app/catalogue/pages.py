@@ -8,6 +8,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from queue_app.accounts.models import Staff
+from queue_app.accounts.roles import role_required, staff_branch
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.forms import (
     COUNTER_STATE_LABELS,
@@ -26,8 +28,6 @@ from queue_app.catalogue.forms import (
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db
-from queue_app.models import Staff
-from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 

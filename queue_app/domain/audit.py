@@ -15,9 +15,10 @@ from datetime import datetime
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
+from queue_app.accounts.models import Staff
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
 from queue_app.core.models import utcnow
-from queue_app.models import AuditEntry, Staff
+from queue_app.customers.models import AuditEntry
 
 # Returns the id of the staff member acting in this request, or None (jobs, CLI, anonymous).
 actor_provider: Callable[[], int | None] = lambda: None  # noqa: E731

@@ -1,8 +1,9 @@
 """Models, one module per aggregate. Importing this package registers every table."""
+from queue_app.accounts.models import ROLES, Staff, staff_branch
 from queue_app.booking.models import APPOINTMENT_STATES, Appointment, BookingSlot
 from queue_app.catalogue.models import COUNTER_STATES, WEEKDAYS, Branch, Counter, CounterService, Service
 from queue_app.core.models import Base, UTCDateTime, utcnow
-from queue_app.models.customer import (
+from queue_app.customers.models import (
     SEGMENTS,
     AuditEntry,
     ChurnAlert,
@@ -11,11 +12,10 @@ from queue_app.models.customer import (
     CustomerStanding,
     Feedback,
 )
-from queue_app.models.kiosk import KioskDevice, KioskPairingCode
+from queue_app.kiosks.models import KioskDevice, KioskPairingCode
 from queue_app.models.notification import NOTIFICATION_STATES, Notification
-from queue_app.models.planning import ArrivalForecast, StaffingPlan
-from queue_app.models.staff import ROLES, Staff, staff_branch
 from queue_app.models.webhook import WEBHOOK_DELIVERY_STATES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from queue_app.planning.models import ArrivalForecast, StaffingPlan
 from queue_app.tickets.models import ACTIVE_STATES, TICKET_STATES, Ticket, TicketEvent, TicketSequence
 
 __all__ = [

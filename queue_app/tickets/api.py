@@ -3,6 +3,8 @@ from flask import current_app, url_for
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from queue_app.accounts.access import require_staff, require_staff_or_kiosk
+from queue_app.accounts.auth import bearer_token, caller_rate_key, current_principal, not_a_kiosk
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
 from queue_app.core.extensions import db, limiter
@@ -10,7 +12,6 @@ from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.read_models import queue_summary, ticket_status
 from queue_app.web.api import abort
-from queue_app.web.api.access import require_staff, require_staff_or_kiosk
 from queue_app.web.api.schemas import (
     CounterDetailSchema,
     IssuedTicketSchema,
@@ -21,7 +22,6 @@ from queue_app.web.api.schemas import (
     TransferRequest,
 )
 from queue_app.web.api.serialize import counter_dict, staff_ticket_dict
-from queue_app.web.auth import bearer_token, caller_rate_key, current_principal, not_a_kiosk
 
 blp = Blueprint("api_tickets", __name__, description="Walk-in tickets and counter actions")
 BEARER = [{"bearer": []}]

@@ -29,7 +29,8 @@ from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import customers, identity
+from queue_app.customers import identity
+from queue_app.customers import operations as customers
 from queue_app.tickets import estimates, numbering, queue_order
 from queue_app.tickets.models import Ticket
 

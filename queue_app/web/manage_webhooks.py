@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import DataRequired
 
+from queue_app.accounts.roles import role_required, staff_branch
 from queue_app.catalogue.forms import MultiCheckboxField, choices, strip_spaces
 from queue_app.catalogue.models import Branch
 from queue_app.core.errors import DomainError
@@ -20,7 +21,6 @@ from queue_app.core.models import utcnow
 from queue_app.domain import webhooks
 from queue_app.models import WebhookDelivery, WebhookEndpoint
 from queue_app.web.input_rules import StrictText
-from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage_webhooks", __name__, url_prefix="/manage")
 

@@ -1,6 +1,6 @@
 """Registers the page blueprints and the staff login manager."""
+from queue_app.accounts.models import Staff
 from queue_app.core.extensions import db, login_manager
-from queue_app.models import Staff
 
 
 @login_manager.user_loader
@@ -17,10 +17,11 @@ def load_staff(user_id: str):
 def init_app(app) -> None:
     from queue_app.booking import pages as booking_pages
     from queue_app.catalogue import pages as manage
+    from queue_app.kiosks import manage_pages as manage_kiosks
+    from queue_app.kiosks import pages as kiosk
     from queue_app.tickets import counter_pages as staff
     from queue_app.tickets import display_pages as display
     from queue_app.tickets import public_pages as public
-    from queue_app.web import kiosk, manage_kiosks
 
     login_manager.login_view = "staff.login"
     app.register_blueprint(public.bp)
@@ -33,9 +34,9 @@ def init_app(app) -> None:
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(display.bp)
     app.register_blueprint(booking_pages.bp)
-    from queue_app.web import customer_pages
+    from queue_app.customers import pages as customer_pages
 
     app.register_blueprint(customer_pages.bp)
-    from queue_app.web import dashboard
+    from queue_app.planning import dashboard
 
     app.register_blueprint(dashboard.bp)

@@ -2,8 +2,8 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from queue_app.accounts.models import Staff
 from queue_app.catalogue.models import Branch, Counter, Service
-from queue_app.models import Staff
 from queue_app.tickets.models import Ticket
 
 

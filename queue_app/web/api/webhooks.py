@@ -4,12 +4,12 @@ from datetime import timedelta
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from queue_app.accounts.access import require_staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
 from queue_app.domain import webhooks
 from queue_app.models import WebhookDelivery, WebhookEndpoint
 from queue_app.web.api import abort
-from queue_app.web.api.access import require_staff
 from queue_app.web.input_rules import Text
 
 blp = Blueprint("api_webhooks", __name__, description="Signed outbound webhooks and their delivery log")

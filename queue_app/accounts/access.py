@@ -1,9 +1,10 @@
 """One access check per handler: who is calling, and may they act on this branch."""
 from flask import request
 
-from queue_app.models import KioskDevice, Staff
+from queue_app.accounts.auth import Principal, bearer_token, current_principal
+from queue_app.accounts.models import Staff
+from queue_app.kiosks.models import KioskDevice
 from queue_app.web.api import abort
-from queue_app.web.auth import Principal, bearer_token, current_principal
 
 _BEARER = {"WWW-Authenticate": "Bearer"}
 

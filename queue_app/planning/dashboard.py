@@ -17,13 +17,15 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf.csrf import CSRFError
 
+from queue_app.accounts.roles import role_required, staff_branch
 from queue_app.core.errors import DomainError, NotFound
 from queue_app.core.extensions import db, limiter
 from queue_app.core.models import utcnow
-from queue_app.domain import planning, planning_settings, reports, what_if
+from queue_app.planning import plan as planning
+from queue_app.planning import reports, what_if
+from queue_app.planning import settings as planning_settings
 from queue_app.tickets import numbering
 from queue_app.web.input_rules import InputRejected, parse_moment
-from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("dashboard", __name__, url_prefix="/manage/branches/<slug>")
 

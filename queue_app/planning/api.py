@@ -5,15 +5,15 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from queue_app.accounts.access import require_staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Service
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
-from queue_app.domain import planning
-from queue_app.models import ArrivalForecast
+from queue_app.planning import plan as planning
+from queue_app.planning.models import ArrivalForecast
 from queue_app.tickets import numbering
 from queue_app.web.api import abort
-from queue_app.web.api.access import require_staff
 from queue_app.web.api.schemas import StrictSchema
 from queue_app.web.api.serialize import local_iso
 from queue_app.web.input_rules import When

@@ -6,9 +6,10 @@ from flask_login import current_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from queue_app.accounts.models import Staff
 from queue_app.core.extensions import csrf, db
 from queue_app.core.security import token_hash
-from queue_app.models import KioskDevice, Staff
+from queue_app.kiosks.models import KioskDevice
 
 _SALT = "queue-app-api-token"
 

@@ -44,6 +44,7 @@ from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from queue_app.accounts.models import Staff
 from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.catalogue.operations import localized_name
@@ -51,19 +52,19 @@ from queue_app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import audit, identity, texts
-from queue_app.domain.identity import normalise_email, normalise_phone
-from queue_app.domain.texts import N_
-from queue_app.models import (
+from queue_app.customers import identity
+from queue_app.customers.identity import normalise_email, normalise_phone
+from queue_app.customers.models import (
     SEGMENTS,
     ChurnAlert,
     ContactProof,
     Customer,
     CustomerStanding,
     Feedback,
-    Notification,
-    Staff,
 )
+from queue_app.domain import audit, texts
+from queue_app.domain.texts import N_
+from queue_app.models import Notification
 from queue_app.tickets import numbering
 from queue_app.tickets.models import Ticket
 

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 
 from queue_app.catalogue.models import Branch
 from queue_app.catalogue.operations import pick_name
-from queue_app.models import KioskDevice
+from queue_app.kiosks.models import KioskDevice
 from queue_app.tickets.estimate_text import estimate_text
 from queue_app.web.dates import issued_text
 

@@ -30,7 +30,7 @@ from queue_app.booking.models import Appointment
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.models import ContactProof, Customer
+from queue_app.customers.models import ContactProof, Customer
 from queue_app.tickets.models import Ticket
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -28,8 +28,8 @@ from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core import day_range
 from queue_app.core.errors import Invalid
 from queue_app.core.models import utcnow
-from queue_app.domain.planning import planning_rules
-from queue_app.models import ArrivalForecast, StaffingPlan
+from queue_app.planning.models import ArrivalForecast, StaffingPlan
+from queue_app.planning.plan import planning_rules
 from queue_app.tickets import numbering
 from queue_app.tickets.models import Ticket, TicketEvent
 

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from queue_app.accounts.models import Staff
 from queue_app.core.errors import Locked, Unauthorized
 from queue_app.core.models import utcnow
 from queue_app.core.security import DEFAULT_HASH_COST, verify_password
 from queue_app.core.transaction import write_transaction
-from queue_app.models import Staff
 
 LOCK_AFTER = 5
 BASE_LOCK = timedelta(minutes=1)

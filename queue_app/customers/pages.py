@@ -11,16 +11,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
+from queue_app.accounts.models import Staff
+from queue_app.accounts.roles import role_required
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import DomainError, Forbidden, NotFound
 from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import LANGUAGE_NAMES
-from queue_app.domain import customers
-from queue_app.models import SEGMENTS, Staff
+from queue_app.customers import operations as customers
+from queue_app.customers.labels import SEGMENT_LABELS
+from queue_app.customers.models import SEGMENTS
 from queue_app.tickets import queueing
-from queue_app.web.customer_labels import SEGMENT_LABELS
 from queue_app.web.input_rules import InputRejected, clean_text, text_problem
-from queue_app.web.roles import role_required
 
 bp = Blueprint("customer_pages", __name__)
 

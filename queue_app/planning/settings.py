@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import planning
-from queue_app.models import ArrivalForecast, StaffingPlan
+from queue_app.planning import plan as planning
+from queue_app.planning.models import ArrivalForecast, StaffingPlan
 from queue_app.tickets import numbering
 
 

@@ -29,9 +29,9 @@ from queue_app.core import day_range, hours
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import forecasting
-from queue_app.domain.staffing import staff_for
-from queue_app.models import ArrivalForecast, StaffingPlan
+from queue_app.planning import forecasting
+from queue_app.planning.models import ArrivalForecast, StaffingPlan
+from queue_app.planning.staffing import staff_for
 from queue_app.tickets import estimates, numbering
 from queue_app.tickets.models import Ticket
 

@@ -17,7 +17,7 @@ from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
-from queue_app.models import KioskDevice, KioskPairingCode
+from queue_app.kiosks.models import KioskDevice, KioskPairingCode
 
 PAIRING_MINUTES = 10
 # Easy to read out and type: no 0/O, 1/I/L (the same alphabet as booking check-in codes).

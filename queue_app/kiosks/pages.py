@@ -38,15 +38,15 @@ from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import LANGUAGE_NAMES, branch_locale, requested_locale
 from queue_app.core.security import token_hash
-from queue_app.domain import kiosks
-from queue_app.models import KioskDevice
+from queue_app.kiosks import operations as kiosks
+from queue_app.kiosks.models import KioskDevice
+from queue_app.kiosks.print_text import bridge_settings, print_payload
 from queue_app.tickets import queueing
 from queue_app.tickets import read_models as lobby
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.qr import qr_svg, tracking_url
 from queue_app.web.dates import issued_text, local_clock, long_date
 from queue_app.web.input_rules import text_problem
-from queue_app.web.kiosk_print import bridge_settings, print_payload
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
 

@@ -5,10 +5,10 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from queue_app.accounts.access import require_kiosk
 from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import branch_locale
-from queue_app.domain import kiosks
-from queue_app.web.api.access import require_kiosk
+from queue_app.kiosks import operations as kiosks
 from queue_app.web.input_rules import Text
 
 blp = Blueprint("api_kiosks", __name__, description="Kiosk devices: pairing and heartbeats")

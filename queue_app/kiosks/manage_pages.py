@@ -14,13 +14,13 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired
 
+from queue_app.accounts.roles import role_required, staff_branch
 from queue_app.catalogue.models import Branch
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db
-from queue_app.domain import kiosks
-from queue_app.models import KioskDevice
+from queue_app.kiosks import operations as kiosks
+from queue_app.kiosks.models import KioskDevice
 from queue_app.web.input_rules import StrictText
-from queue_app.web.roles import role_required, staff_branch
 
 bp = Blueprint("manage_kiosks", __name__, url_prefix="/manage")
 

@@ -1,10 +1,10 @@
 from flask import current_app
 from flask_smorest import Blueprint
 
+from queue_app.accounts import operations as accounts
+from queue_app.accounts.auth import issue_api_token
 from queue_app.core.extensions import db, limiter
-from queue_app.domain import accounts
 from queue_app.web.api.schemas import TokenRequest, TokenResponse
-from queue_app.web.auth import issue_api_token
 
 blp = Blueprint("api_auth", __name__, description="Staff bearer tokens")
 

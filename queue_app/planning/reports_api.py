@@ -2,12 +2,12 @@
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from queue_app.accounts.access import require_staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
-from queue_app.domain import reports
+from queue_app.planning import reports
 from queue_app.tickets import numbering
-from queue_app.web.api.access import require_staff
 from queue_app.web.api.schemas import StrictSchema
 from queue_app.web.input_rules import When
 

@@ -10,14 +10,14 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from queue_app.accounts.access import require_staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db, limiter
-from queue_app.domain import customers
-from queue_app.models import SEGMENTS, AuditEntry, Customer
+from queue_app.customers import operations as customers
+from queue_app.customers.models import SEGMENTS, AuditEntry, Customer
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 from queue_app.web.api import abort
-from queue_app.web.api.access import require_staff
 from queue_app.web.api.serialize import local_iso
 from queue_app.web.input_rules import Text, When
 
@@ -478,7 +478,7 @@ def update_rules(body, slug):
 
 
 def alert_dict(alert, zone, staff) -> dict:
-    from queue_app.models import Staff
+    from queue_app.accounts.models import Staff
 
     by = db.session.get(Staff, alert.contacted_by_id) if alert.contacted_by_id else None
     return {"id": alert.id, "customer": brief(alert.customer, staff), "reason": alert.reason, "segment": alert.segment,
