@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import literal
 
-from queue_app.simulation import load_scenario, simulate
+from queue_app.demo.simulation import load_scenario, simulate
 from queue_app.tickets import queue_order
 
 ON_TIME_MINUTES = 10

@@ -80,10 +80,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     logs.init_app(app)  # first: request ids and the access line wrap every other hook
     db.init_app(app)
-    from queue_app.domain import audit
+    from queue_app.audit import operations as audit
 
     audit.watch()  # the audit log's flush hooks (role, counter, service and policy changes)
-    from queue_app.domain import webhooks  # noqa: F401  its flush hooks write the webhook outbox
+    from queue_app.webhooks import operations as webhooks  # noqa: F401  its flush hooks write the webhook outbox
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
@@ -116,13 +116,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     security_headers.init_app(app)
-    from queue_app import realtime
+    from queue_app.realtime import live as realtime
 
     realtime.init_app(app)
     from queue_app import cli
 
     cli.init_app(app)
-    from queue_app import jobs
+    from queue_app.jobs import scheduler as jobs
 
     jobs.init_app(app)
     return app

@@ -130,7 +130,7 @@ def close_day(slug):
 def run(host, port):
     """Serve the app (threaded). In production use gunicorn (see README)."""
     _require_current_schema()
-    from queue_app import jobs
+    from queue_app.jobs import scheduler as jobs
 
     # Timed jobs in this process unless QUEUE_APP_RUN_SCHEDULER=0 or another process has them.
     jobs.start_background(current_app._get_current_object())
@@ -185,7 +185,7 @@ def _demo_kiosk_token() -> str:
 def _seed_demo_history() -> None:
     """Weeks of simulated lobby history (once per database), then the forecast and plan from it."""
     from queue_app.core.models import utcnow
-    from queue_app.demo_history import HISTORY_WEEKS, has_history, seed_demo_history
+    from queue_app.demo.history import HISTORY_WEEKS, has_history, seed_demo_history
     from queue_app.planning import plan as planning
     from queue_app.tickets.numbering import local_day
 
@@ -210,13 +210,14 @@ def _seed_demo_history() -> None:
 @click.option("--no-traffic", is_flag=True, help="Do not simulate arrivals and counters.")
 def demo(host, port, no_traffic):
     """Create and seed the database, start simulated lobby traffic, and serve."""
-    from queue_app import MIGRATIONS_DIR, jobs
-    from queue_app.demo_traffic import (
+    from queue_app import MIGRATIONS_DIR
+    from queue_app.demo.traffic import (
         HUMAN_COUNTER,
         DemoTraffic,
         open_around_the_clock,
         start_demo_traffic,
     )
+    from queue_app.jobs import scheduler as jobs
 
     app = current_app._get_current_object()
     upgrade(directory=str(MIGRATIONS_DIR))
@@ -226,7 +227,7 @@ def demo(host, port, no_traffic):
     # Weeks of customer history: segments, a churn list and feedback results (once per database).
     # After the simulated lobby history: its has_history() counts past tickets, and these
     # customers' past visits would otherwise make it skip.
-    from queue_app.demo_customers import seed_customer_history
+    from queue_app.demo.customers import seed_customer_history
 
     seed_customer_history(db.session, DEMO_BRANCH)
     # Booking mail and SMS are printed here, whatever SMTP settings the shell has.
@@ -272,7 +273,7 @@ def scheduler():
 
     Production runs exactly one of these, and web processes with QUEUE_APP_RUN_SCHEDULER=0.
     """
-    from queue_app import jobs
+    from queue_app.jobs import scheduler as jobs
 
     app = current_app._get_current_object()
     _require_current_schema()
@@ -355,7 +356,7 @@ def simulate_command(scenario_path, seed, days, report_path, database):
     """Simulate a branch day by day through the real queue, booking and estimate code."""
     import logging
 
-    from queue_app import simulation
+    from queue_app.demo import simulation
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:

@@ -121,7 +121,7 @@ def pg_template(request):
 @pytest.fixture(scope="session")
 def pg_seeded(pg_template):
     """PostgreSQL: `template_migrated` with the demo data, as `template_seeded`; its kiosk token."""
-    from queue_app.realtime import publisher
+    from queue_app.realtime.live import publisher
 
     url = pg_template.create_database("template_seeded", template="template_migrated")
     app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
@@ -148,7 +148,7 @@ def app(request):
         app = make_app(request.getfixturevalue("db_path"))
     yield app
     if ON_POSTGRES:
-        from queue_app.realtime import publisher
+        from queue_app.realtime.live import publisher
 
         publisher.wait_idle()  # it opens connections of its own; let it finish before closing the pool
     with app.app_context():
@@ -299,7 +299,7 @@ def pg_app(pg_template, pg_seeded):
     url = pg_template.create_database("t_" + uuid.uuid4().hex[:16], template="template_seeded")
     app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
     yield app
-    from queue_app.realtime import publisher
+    from queue_app.realtime.live import publisher
 
     publisher.wait_idle()  # it opens connections of its own; let it finish before closing the pool
     with app.app_context():

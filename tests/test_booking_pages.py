@@ -22,8 +22,8 @@ from queue_app.catalogue.models import Branch, Service
 from queue_app.core.extensions import db
 from queue_app.core.security import token_hash
 from queue_app.customers.models import Customer
-from queue_app.domain import notify
-from queue_app.models import Notification
+from queue_app.notifications import notify
+from queue_app.notifications.models import Notification
 
 NAME = "Chen Mei-Ling"
 OTHER_NAME = "Lin Kuo-Hua"

@@ -190,7 +190,7 @@ def test_staff_console_and_manager_pages_pass_axe(server, chromium, seeded, axe_
     from test_browser_customers import sign_in
 
     from queue_app.core.models import utcnow
-    from queue_app.demo_customers import seed_customer_history
+    from queue_app.demo.customers import seed_customer_history
 
     seed_customer_history(session, "demo", now=utcnow())  # the customer pages with content
     errors: list[str] = []

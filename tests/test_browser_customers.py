@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
 from queue_app.core.models import utcnow
-from queue_app.demo_customers import seed_customer_history
+from queue_app.demo.customers import seed_customer_history
 
 
 def sign_in(page, base, email, password):

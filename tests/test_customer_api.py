@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from queue_app.core.models import utcnow
 from queue_app.customers.models import AuditEntry, Customer
-from queue_app.demo_customers import seed_customer_history
+from queue_app.demo.customers import seed_customer_history
 
 
 def finish(api, ticket_id, counter="Counter 1"):

@@ -7,6 +7,7 @@ from sqlalchemy import func, inspect, select, text, update
 from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
 from queue_app.accounts.models import Staff
+from queue_app.audit import operations as audit
 from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch, Counter, Service
@@ -14,9 +15,8 @@ from queue_app.core.errors import Conflict, Forbidden, Invalid
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import operations as customers
 from queue_app.customers.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
-from queue_app.demo_customers import add_visit, seed_customer_history
-from queue_app.domain import audit
-from queue_app.models import Notification
+from queue_app.demo.customers import add_visit, seed_customer_history
+from queue_app.notifications.models import Notification
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 
@@ -155,7 +155,7 @@ def _snapshot(session):
 
 
 def test_nightly_job_run_twice_changes_nothing_the_second_time(app, session):
-    from queue_app import jobs
+    from queue_app.jobs import scheduler as jobs
 
     seed_customer_history(session, "demo", now=NOW)
     first = _snapshot(session)
@@ -294,7 +294,7 @@ def test_one_answer_per_visit_and_the_dashboard_matches(session):
 
 
 def test_the_feedback_mail_goes_out_through_the_outbox_to_a_real_smtp_server(app, session, mailbox, driver):
-    from queue_app.domain import notify
+    from queue_app.notifications import notify
 
     session.commit()
     with write_transaction(session):

@@ -9,7 +9,7 @@ from queue_app.accounts.models import Staff
 from queue_app.core.errors import Conflict
 from queue_app.customers import operations as customers
 from queue_app.customers.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
-from queue_app.demo_customers import seed_customer_history
+from queue_app.demo.customers import seed_customer_history
 from queue_app.tickets.models import Ticket
 
 

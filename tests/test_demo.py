@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from queue_app.accounts.models import Staff
 from queue_app.catalogue.models import Counter
 from queue_app.catalogue.operations import get_branch
-from queue_app.demo_history import seed_demo_history
-from queue_app.demo_traffic import (
+from queue_app.demo.history import seed_demo_history
+from queue_app.demo.traffic import (
     HUMAN_COUNTER,
     DemoTraffic,
     open_around_the_clock,

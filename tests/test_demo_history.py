@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Counter
 from queue_app.catalogue.operations import get_branch
-from queue_app.demo_history import has_history, seed_demo_history
-from queue_app.demo_traffic import open_around_the_clock
+from queue_app.demo.history import has_history, seed_demo_history
+from queue_app.demo.traffic import open_around_the_clock
 from queue_app.planning import plan as planning
 from queue_app.tickets import numbering
 from queue_app.tickets.models import Ticket

@@ -8,12 +8,11 @@ import pytest
 from conftest import utc
 from sqlalchemy import select
 
-from queue_app import mail
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter, Service
 from queue_app.catalogue.operations import get_branch
-from queue_app.domain import notify
-from queue_app.models import Notification
+from queue_app.notifications import mail, notify
+from queue_app.notifications.models import Notification
 from queue_app.tickets import estimates, queueing, turn_alerts
 from queue_app.tickets.models import Ticket, TicketEvent
 

@@ -28,9 +28,9 @@ from test_manage_pages import login
 from queue_app.accounts.models import Staff
 from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Counter, Service
-from queue_app.domain import notify
 from queue_app.kiosks.models import KioskDevice
-from queue_app.models import Notification
+from queue_app.notifications import notify
+from queue_app.notifications.models import Notification
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "queue_app" / "translations"

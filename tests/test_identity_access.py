@@ -10,8 +10,8 @@ from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
 from queue_app.core.models import utcnow
 from queue_app.customers.models import Customer
-from queue_app.domain import notify
-from queue_app.models import Notification
+from queue_app.notifications import notify
+from queue_app.notifications.models import Notification
 from queue_app.tickets.models import Ticket
 
 VERA_PHONE = "+886966000444"

@@ -16,7 +16,7 @@ from queue_app.catalogue.models import Service
 from queue_app.core.extensions import socketio
 from queue_app.customers.models import Customer
 from queue_app.kiosks.models import KioskDevice
-from queue_app.realtime import NAMESPACE
+from queue_app.realtime.live import NAMESPACE
 from queue_app.tickets.models import Ticket
 
 NAME = "Chen Mei-Ling"

@@ -13,9 +13,9 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter, Service
 from queue_app.core.models import utcnow
 from queue_app.customers.models import Customer
-from queue_app.demo_customers import seed_customer_history
-from queue_app.domain import notify
-from queue_app.models import Notification
+from queue_app.demo.customers import seed_customer_history
+from queue_app.notifications import notify
+from queue_app.notifications.models import Notification
 
 STAFF = "staff1@demo.test"
 ADMIN = "admin@demo.test"

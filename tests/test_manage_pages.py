@@ -5,8 +5,8 @@ import pytest
 from conftest import utc
 
 from queue_app.accounts.models import Staff
+from queue_app.audit import operations as audit
 from queue_app.catalogue import operations as catalogue
-from queue_app.domain import audit
 
 PASSWORD = "demo-password"
 

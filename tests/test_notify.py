@@ -20,12 +20,12 @@ from icalendar import Calendar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from queue_app import jobs, mail
 from queue_app.booking import ics
 from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
-from queue_app.domain import notify
-from queue_app.models import Notification
+from queue_app.jobs import scheduler as jobs
+from queue_app.notifications import mail, notify
+from queue_app.notifications.models import Notification
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 BASE = "http://kiosk.test"
@@ -87,7 +87,7 @@ def mailbox(smtp_server):
 def loggers_enabled(monkeypatch):
     """Alembic's env.py runs logging.fileConfig, which disables every logger that exists by then
     (the migrated_db fixture runs it in this process). Undo that for the loggers checked here."""
-    for name in ("queue_app.mail", "queue_app.jobs", "queue_app.domain.notify"):
+    for name in ("queue_app.notifications.mail", "queue_app.jobs.scheduler", "queue_app.notifications.notify"):
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)
 
 
@@ -319,11 +319,11 @@ def test_failures_back_off_exponentially_and_give_up_after_ten_attempts(session)
 
 def test_a_phone_only_booking_is_told_by_sms(session, mailbox, driver, caplog):
     made = book(session, email=None, phone="+886 912 345 678", language="zh_Hans", name="王伟")
-    with caplog.at_level(logging.INFO, logger="queue_app.mail"):
+    with caplog.at_level(logging.INFO, logger="queue_app.notifications.mail"):
         assert notify.send_due(session, driver, NOW + MINUTE).sent == 1
     [row] = rows(session, template="booking_confirmed")
     assert (row.channel, row.recipient) == ("sms", "+886912345678")
-    [record] = [r for r in caplog.records if r.name == "queue_app.mail"]
+    [record] = [r for r in caplog.records if r.name == "queue_app.notifications.mail"]
     text = record.getMessage()
     assert text.startswith("SMS to +886912345678: 【Demo Branch】预约确认")
     assert made.appointment.check_in_code in text and f"{BASE}/a/{made.manage_token}" in text
@@ -397,7 +397,7 @@ def test_the_outbox_job_prints_mail_with_the_console_driver_and_jobs_log_their_e
     assert "EMAIL to ann@example.test" in printed and "Subject: Booking confirmed:" in printed
     assert "[attachment booking.ics, METHOD:REQUEST]" in printed
     assert [r.status for r in rows(session, template="booking_confirmed")] == ["sent"]
-    with caplog.at_level(logging.ERROR, logger="queue_app.jobs"):
+    with caplog.at_level(logging.ERROR, logger="queue_app.jobs.scheduler"):
         jobs._run(app, "broken", lambda _session: 1 / 0)  # logged, not raised into the scheduler
     assert "timed job broken failed" in caplog.text
 
@@ -407,7 +407,7 @@ def test_the_scheduler_lock_is_held_by_one_opener_at_a_time(tmp_path):
     assert first is not None
     try:
         assert jobs.try_lock(str(tmp_path)) is None
-        probe = ("import sys; from queue_app.jobs import try_lock; "
+        probe = ("import sys; from queue_app.jobs.scheduler import try_lock; "
                  "sys.exit(0 if try_lock(sys.argv[1]) is None else 1)")
         other = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], cwd=Path(__file__).parent.parent)
         assert other.returncode == 0  # another process cannot take it either

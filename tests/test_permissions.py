@@ -128,7 +128,7 @@ def world(app, api, session):
 
 
 def _webhook_ids(session):
-    from queue_app.domain import webhooks
+    from queue_app.webhooks import operations as webhooks
 
     endpoint = webhooks.create_endpoint(session, "demo", "https://example.com/hooks", ["ticket.issued"]).endpoint
     delivery = webhooks.send_test(session, endpoint.id)

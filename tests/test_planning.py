@@ -182,7 +182,7 @@ def test_bookings_offered_follow_the_plan(session):
 
 
 def test_the_planning_job_twice_gives_the_same_plan(app, session):
-    from queue_app import jobs
+    from queue_app.jobs import scheduler as jobs
 
     branch = get_branch(session, "demo")
     _walk_in_history(session, branch, date(2026, 3, 2))

@@ -35,7 +35,7 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch
 from queue_app.core.extensions import db
 from queue_app.customers.models import Customer
-from queue_app.models import Notification
+from queue_app.notifications.models import Notification
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket, TicketEvent
 

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from queue_app.core.extensions import socketio
-from queue_app.realtime import NAMESPACE
+from queue_app.realtime.live import NAMESPACE
 
 STAFF = "staff1@demo.test"
 

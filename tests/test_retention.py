@@ -30,7 +30,7 @@ def test_old_visits_lose_their_personal_data_and_keep_their_numbers(session):
     purged = retention.purge_personal_data(session, timedelta(days=365), now=now)
     assert (purged.tickets, purged.appointments, purged.customers) == (1, 1, 2)
     assert purged.notifications >= 1  # the booking's confirmation SMS no longer names its recipient
-    from queue_app.models import Notification
+    from queue_app.notifications.models import Notification
 
     assert set(session.scalars(select(Notification.recipient))) == {""}
     session.expire_all()

@@ -17,12 +17,13 @@ from processes import ROOT, free_port, stop, wait_for
 from test_manage_pages import login
 from test_webhooks import SECRET, Receiver
 
-from queue_app import create_app, jobs
+from queue_app import create_app
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
-from queue_app.domain import webhooks
+from queue_app.jobs import scheduler as jobs
 from queue_app.planning import reports
 from queue_app.tickets import queueing
+from queue_app.webhooks import operations as webhooks
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from test_simulation import lines, short_scenario
 
 from queue_app.booking.models import Appointment, BookingSlot
+from queue_app.demo.simulation import parse_scenario, simulate
 from queue_app.planning.models import StaffingPlan
-from queue_app.simulation import parse_scenario, simulate
 
 
 def test_played_bookings_never_exceed_the_plans_booking_slots(tmp_path):

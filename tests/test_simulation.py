@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from queue_app.cli import simulate_command
-from queue_app.simulation import ScenarioError, load_scenario, parse_scenario, simulate
+from queue_app.demo.simulation import ScenarioError, load_scenario, parse_scenario, simulate
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 FIELDS = {"label", "service", "kind", "issued_at", "n_ahead", "open_counters", "estimate_minutes", "low_minutes",

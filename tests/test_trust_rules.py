@@ -18,10 +18,10 @@ from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import operations as customers
 from queue_app.customers.models import ChurnAlert, Customer
-from queue_app.domain import webhooks
-from queue_app.models import WebhookDelivery
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
+from queue_app.webhooks import operations as webhooks
+from queue_app.webhooks.models import WebhookDelivery
 
 ADMIN = "admin@demo.test"
 STAFF = "staff1@demo.test"

@@ -18,9 +18,9 @@ from queue_app.catalogue.operations import get_branch
 from queue_app.core.database import configure_engine, engine_options
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import webhooks
-from queue_app.models import WebhookAttempt, WebhookDelivery
 from queue_app.tickets import queueing
+from queue_app.webhooks import operations as webhooks
+from queue_app.webhooks.models import WebhookAttempt, WebhookDelivery
 
 
 class Receiver:

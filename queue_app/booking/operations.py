@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from queue_app.accounts.models import Staff
+from queue_app.audit import operations as audit
 from queue_app.booking.models import Appointment, BookingSlot
 from queue_app.booking.rules import BookingRules, change_window, rules_for
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
@@ -34,7 +35,7 @@ from queue_app.core.transaction import write_transaction
 from queue_app.customers import identity
 from queue_app.customers import operations as customers
 from queue_app.customers.models import Customer
-from queue_app.domain import audit, notify
+from queue_app.notifications import notify
 from queue_app.planning import plan as planning
 from queue_app.tickets import numbering, queueing
 from queue_app.tickets.models import Ticket

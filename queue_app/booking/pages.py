@@ -29,7 +29,7 @@ from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import LANGUAGE_NAMES
 from queue_app.core.models import utcnow
 from queue_app.customers import identity
-from queue_app.domain import notify
+from queue_app.notifications import notify
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.qr import qr_svg
 from queue_app.web.dates import current_language, local_when, page_calendar

@@ -15,8 +15,8 @@ from queue_app.core.models import utcnow
 from queue_app.core.security import DEFAULT_HASH_COST, hash_password, new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import identity
-from queue_app.domain.texts import LANGUAGES
 from queue_app.kiosks.models import KioskDevice
+from queue_app.notifications.texts import LANGUAGES
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CODE_RE = re.compile(r"^[A-Z]{1,2}$")

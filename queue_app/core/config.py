@@ -31,7 +31,7 @@ def from_environment(instance_path: str) -> dict:
                                    if o.strip()] or None,
         # Set explicitly: Socket.IO silently switches to gevent when it is installed (FIELD-NOTES).
         "QUEUE_APP_ASYNC_MODE": env("QUEUE_APP_ASYNC_MODE") or "threading",
-        # Booking mail and SMS (queue_app/mail.py): smtp://user:pass@host:port, smtps://, smtp+starttls://.
+        # Booking mail and SMS (queue_app/notifications/mail.py): smtp://user:pass@host:port, smtps://, smtp+starttls://.
         "QUEUE_APP_SMTP_URL": env("QUEUE_APP_SMTP_URL") or None,
         "QUEUE_APP_MAIL_FROM": env("QUEUE_APP_MAIL_FROM") or "queue@localhost",
         # "smtp" or "console" (prints); unset: smtp when an SMTP URL is set, else console.

@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from queue_app.accounts.models import Staff
+from queue_app.audit import operations as audit
 from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.catalogue.operations import localized_name
@@ -62,9 +63,9 @@ from queue_app.customers.models import (
     CustomerStanding,
     Feedback,
 )
-from queue_app.domain import audit, texts
-from queue_app.domain.texts import N_
-from queue_app.models import Notification
+from queue_app.notifications import texts
+from queue_app.notifications.models import Notification
+from queue_app.notifications.texts import N_
 from queue_app.tickets import numbering
 from queue_app.tickets.models import Ticket
 

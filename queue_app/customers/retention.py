@@ -16,7 +16,7 @@ from queue_app.booking.models import Appointment
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.customers.models import ChurnAlert, Customer, Feedback
-from queue_app.models import Notification
+from queue_app.notifications.models import Notification
 from queue_app.tickets.models import Ticket
 
 

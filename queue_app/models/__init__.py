@@ -13,10 +13,10 @@ from queue_app.customers.models import (
     Feedback,
 )
 from queue_app.kiosks.models import KioskDevice, KioskPairingCode
-from queue_app.models.notification import NOTIFICATION_STATES, Notification
-from queue_app.models.webhook import WEBHOOK_DELIVERY_STATES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from queue_app.notifications.models import NOTIFICATION_STATES, Notification
 from queue_app.planning.models import ArrivalForecast, StaffingPlan
 from queue_app.tickets.models import ACTIVE_STATES, TICKET_STATES, Ticket, TicketEvent, TicketSequence
+from queue_app.webhooks.models import WEBHOOK_DELIVERY_STATES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "APPOINTMENT_STATES", "Appointment", "ArrivalForecast", "StaffingPlan", "BookingSlot", "ACTIVE_STATES", "Base", "Branch", "COUNTER_STATES", "Counter", "CounterService", "Customer",

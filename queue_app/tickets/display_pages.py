@@ -15,7 +15,7 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import NotFound
 from queue_app.core.extensions import db
 from queue_app.core.languages import LANGUAGE_NAMES, branch_locale, requested_locale, speech_language
-from queue_app.realtime import branch_snapshot
+from queue_app.realtime.live import branch_snapshot
 from queue_app.web.dates import INTL_TAGS
 
 bp = Blueprint("display", __name__, url_prefix="/display")

@@ -16,9 +16,9 @@ from queue_app.catalogue.models import Branch
 from queue_app.core import events
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import notify, texts
-from queue_app.domain.texts import N_
-from queue_app.models import Notification
+from queue_app.notifications import notify, texts
+from queue_app.notifications.models import Notification
+from queue_app.notifications.texts import N_
 from queue_app.tickets import estimates, numbering
 from queue_app.tickets.models import Ticket
 

@@ -28,7 +28,7 @@ def init_app(app) -> None:
     app.register_blueprint(staff.bp)
     app.register_blueprint(manage.bp)
     app.register_blueprint(manage_kiosks.bp)
-    from queue_app.web import manage_webhooks
+    from queue_app.webhooks import pages as manage_webhooks
 
     app.register_blueprint(manage_webhooks.bp)
     app.register_blueprint(kiosk.bp)

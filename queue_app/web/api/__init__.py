@@ -107,15 +107,15 @@ def abort(status: int, code: str, message: str, headers: dict | None = None):
 def init_app(app) -> None:
     from queue_app.accounts import access
     from queue_app.accounts import api as auth
+    from queue_app.audit import operations as audit
     from queue_app.booking import api as booking
     from queue_app.catalogue import api as catalogue
     from queue_app.customers import api as customers
-    from queue_app.domain import audit
     from queue_app.kiosks import api as kiosks
     from queue_app.planning import api as planning_api
     from queue_app.planning import reports_api
     from queue_app.tickets import api as tickets
-    from queue_app.web.api import webhooks
+    from queue_app.webhooks import api as webhooks
 
     audit.actor_provider = customers.current_actor_id
     api.init_app(app)

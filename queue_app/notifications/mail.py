@@ -15,7 +15,7 @@ from email.utils import formatdate, make_msgid
 from typing import Protocol, TextIO
 from urllib.parse import unquote, urlsplit
 
-from queue_app.models import Notification
+from queue_app.notifications.models import Notification
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
 from queue_app.customers import retention
-from queue_app.domain import notify
+from queue_app.notifications import notify
 from queue_app.tickets import queueing
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _run(app, name: str, work: Callable[[Session], object]) -> None:
 
 
 def send_outbox(app, now: datetime | None = None) -> None:
-    from queue_app.mail import driver_for
+    from queue_app.notifications.mail import driver_for
 
     def work(session: Session) -> None:
         driver = driver_for(app.config)
@@ -128,7 +128,7 @@ def alert_almost_turn(app, now: datetime | None = None) -> None:
 
 
 def deliver_webhooks(app, now: datetime | None = None) -> None:
-    from queue_app.domain import webhooks
+    from queue_app.webhooks import operations as webhooks
 
     def work(session: Session) -> None:
         allow_private = app.config.get("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE", False)

@@ -25,9 +25,9 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import WEEKDAYS, Counter, CounterService, Service
 from queue_app.core.errors import DomainError
 from queue_app.core.models import utcnow
-from queue_app.demo_customers import returning_phone
-from queue_app.demo_history import VISIT_CV, WALK_IN_SHARES
-from queue_app.simulation import ServiceSpec
+from queue_app.demo.customers import returning_phone
+from queue_app.demo.history import VISIT_CV, WALK_IN_SHARES
+from queue_app.demo.simulation import ServiceSpec
 from queue_app.tickets import numbering, queueing
 from queue_app.tickets.models import Ticket, TicketEvent
 

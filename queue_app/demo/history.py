@@ -19,7 +19,7 @@ from queue_app.catalogue.models import Counter
 from queue_app.core.events import QUIET_KEY
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.simulation import (
+from queue_app.demo.simulation import (
     BranchSimulation,
     CounterSpec,
     DayStats,

@@ -30,10 +30,10 @@ from queue_app.booking.models import Appointment
 from queue_app.booking.rules import change_window, rules_for
 from queue_app.catalogue.operations import localized_name
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import outbox, texts
-from queue_app.domain.texts import N_
-from queue_app.mail import PermanentFailure
-from queue_app.models import Notification
+from queue_app.notifications import outbox, texts
+from queue_app.notifications.mail import PermanentFailure
+from queue_app.notifications.models import Notification
+from queue_app.notifications.texts import N_
 from queue_app.tickets.models import Ticket
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from marshmallow import Schema, fields, validate
 from queue_app.accounts.access import require_staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
-from queue_app.domain import webhooks
-from queue_app.models import WebhookDelivery, WebhookEndpoint
 from queue_app.web.api import abort
 from queue_app.web.input_rules import Text
+from queue_app.webhooks import operations as webhooks
+from queue_app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 blp = Blueprint("api_webhooks", __name__, description="Signed outbound webhooks and their delivery log")
 BEARER = [{"bearer": []}]

@@ -1,6 +1,6 @@
 """Manager pages for a branch's outbound webhooks: endpoints (secret shown once), delivery log, test, retry.
 
-Views are thin: forms parse and check CSRF, queue_app/domain/webhooks.py does the work.
+Views are thin: forms parse and check CSRF, queue_app/webhooks/operations.py does the work.
 """
 from datetime import datetime
 
@@ -18,9 +18,9 @@ from queue_app.catalogue.models import Branch
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
-from queue_app.domain import webhooks
-from queue_app.models import WebhookDelivery, WebhookEndpoint
 from queue_app.web.input_rules import StrictText
+from queue_app.webhooks import operations as webhooks
+from queue_app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 bp = Blueprint("manage_webhooks", __name__, url_prefix="/manage")
 

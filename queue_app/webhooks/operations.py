@@ -50,9 +50,9 @@ from queue_app.core import events
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.domain import outbox
-from queue_app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from queue_app.notifications import outbox
 from queue_app.tickets.models import Ticket, TicketEvent
+from queue_app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
