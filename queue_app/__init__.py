@@ -7,9 +7,29 @@ from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from queue_app import (
+    accounts,
+    audit,
+    booking,
+    catalogue,
+    cli,
+    customers,
+    jobs,
+    kiosks,
+    planning,
+    realtime,
+    tickets,
+    webhooks,
+)
 from queue_app.core import config as settings
+from queue_app.core import events, logs
 from queue_app.core.database import configure_engine, engine_options
 from queue_app.core.extensions import babel, csrf, db, limiter, login_manager, migrate
+from queue_app.web import api, health, input_rules, security_headers
+
+# The features, in the order they are wired: each init_app registers its pages, API, session hooks
+# and template helpers. API blueprints appear in the OpenAPI document in this order.
+FEATURES = (accounts, catalogue, tickets, booking, kiosks, customers, webhooks, planning, audit, realtime, jobs)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -76,14 +96,9 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["QUEUE_APP_PROXY_COUNT"]:
         hops = app.config["QUEUE_APP_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-    from queue_app.core import logs
-
     logs.init_app(app)  # first: request ids and the access line wrap every other hook
     db.init_app(app)
-    from queue_app.audit import operations as audit
-
-    audit.watch()  # the audit log's flush hooks (role, counter, service and policy changes)
-    from queue_app.webhooks import operations as webhooks  # noqa: F401  its flush hooks write the webhook outbox
+    events.install()  # queue changes are published after commit, forgotten on rollback
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
@@ -91,38 +106,12 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
-    from queue_app.catalogue.operations import localized_name, pick_name
-
-    # {{ service|localized }}: a service's or counter's name in the page's language, else its `name`;
-    # {{ pick_name(status.service_name, status.service_names) }} the same over a read model's values.
-    app.jinja_env.filters["localized"] = lambda thing: localized_name(thing, get_locale())
-    app.jinja_env.globals["pick_name"] = lambda name, names: pick_name(name, names, get_locale())
-    from queue_app.customers import labels as customer_labels
-
-    customer_labels.init_app(app)  # segment_label() and tier_label() for pages
-    from queue_app.tickets import estimate_text
-
-    estimate_text.init_app(app)
     limiter.init_app(app)
-    from queue_app.web import input_rules
-
     input_rules.init_app(app)  # JSON nested too deeply, NUL in the path: refused before any view reads them
-
-    from queue_app.web import api, pages
-
     api.init_app(app)
-    pages.init_app(app)
-    from queue_app.web import health, security_headers
-
+    for feature in FEATURES:
+        feature.init_app(app)
     app.register_blueprint(health.bp)
     security_headers.init_app(app)
-    from queue_app.realtime import live as realtime
-
-    realtime.init_app(app)
-    from queue_app import cli
-
     cli.init_app(app)
-    from queue_app.jobs import scheduler as jobs
-
-    jobs.init_app(app)
     return app

@@ -90,7 +90,7 @@ import json, sys
 from datetime import date, datetime, timedelta, timezone
 sys.path.insert(0, sys.argv[2])
 from conftest import make_app
-from queue_app.domain import booking
+from queue_app.booking import operations as booking
 from queue_app.core.extensions import db
 app = make_app(sys.argv[1])
 with app.app_context():
@@ -358,7 +358,7 @@ def test_no_show_sweep_counts_strikes_and_pauses_online_booking(session):
         book(session, "tp", local(TAIPEI, 2026, 6, 3, 10, 0), "+886912000009", now=local(TAIPEI, 2026, 6, 1, 16, 0))
     assert blocked.value.code == "strikes_exceeded"
     # Unproven bookings (anyone may type a number): the pause is on these typed contacts only,
-    # the record behind the phone gets no strikes (domain/identity.py).
+    # the record behind the phone gets no strikes (customers/identity.py).
     customer = session.scalar(select(Appointment)).customer
     assert customer.strikes == 0 and customer.booking_blocked_until is None
     admin = session.scalar(select(Staff).where(Staff.role == "admin"))

@@ -1,8 +1,9 @@
 """Customer API: the counter's view, search, feedback once, manager lists, export and erasure, audit."""
 from sqlalchemy import select
 
+from queue_app.audit.models import AuditEntry
 from queue_app.core.models import utcnow
-from queue_app.customers.models import AuditEntry, Customer
+from queue_app.customers.models import Customer
 from queue_app.demo.customers import seed_customer_history
 
 
@@ -94,7 +95,7 @@ def test_a_ticket_with_a_phone_remembers_the_language_for_the_customers_messages
     assert (unstated.status_code, again.status_code, refused.status_code) == (201, 201, 422)
     session.expire_all()
     # Each ticket carries the language it was taken in (its messages use it); typed input never
-    # rewrites the record's language (domain/identity.py), which keeps the one it was created with.
+    # rewrites the record's language (customers/identity.py), which keeps the one it was created with.
     from queue_app.tickets.models import Ticket
 
     tickets = session.execute(select(Ticket.phone, Ticket.language).where(Ticket.phone.is_not(None))

@@ -8,13 +8,14 @@ from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a 
 
 from queue_app.accounts.models import Staff
 from queue_app.audit import operations as audit
+from queue_app.audit.models import AuditEntry
 from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.errors import Conflict, Forbidden, Invalid
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import operations as customers
-from queue_app.customers.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
+from queue_app.customers.models import ChurnAlert, Customer, CustomerStanding, Feedback
 from queue_app.demo.customers import add_visit, seed_customer_history
 from queue_app.notifications.models import Notification
 from queue_app.tickets import queueing

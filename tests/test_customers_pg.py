@@ -6,9 +6,10 @@ from sqlalchemy import func, select
 from test_customers import NOW
 
 from queue_app.accounts.models import Staff
+from queue_app.audit.models import AuditEntry
 from queue_app.core.errors import Conflict
 from queue_app.customers import operations as customers
-from queue_app.customers.models import AuditEntry, ChurnAlert, Customer, CustomerStanding, Feedback
+from queue_app.customers.models import ChurnAlert, Customer, CustomerStanding, Feedback
 from queue_app.demo.customers import seed_customer_history
 from queue_app.tickets.models import Ticket
 

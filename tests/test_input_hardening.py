@@ -21,9 +21,10 @@ from test_live_pages import kiosk  # noqa: F401 (fixture)
 from test_manage_pages import csrf_token, login
 
 from queue_app.accounts.models import Staff
+from queue_app.audit.models import AuditEntry
 from queue_app.booking.models import Appointment
 from queue_app.core.extensions import db
-from queue_app.customers.models import AuditEntry, Customer, Feedback
+from queue_app.customers.models import Customer, Feedback
 from queue_app.planning.models import StaffingPlan
 from queue_app.tickets.models import Ticket
 

@@ -49,13 +49,13 @@ POLICY = {
     "api_customers.churn": {"manager", "admin"}, "api_customers.contacted": {"manager", "admin"},
     "api_customers.audit_log": {"admin"},
     "api_customers.ticket_feedback": ALL, "api_customers.mailed_feedback": ALL,  # holders of the link
-    # Outbound webhooks: managers of the branch (web/api/webhooks.py).
+    # Outbound webhooks: managers of the branch (webhooks/api.py).
     "api_webhooks.list_webhooks": {"manager", "admin"}, "api_webhooks.create_webhook": {"manager", "admin"},
     "api_webhooks.get_webhook": {"manager", "admin"}, "api_webhooks.update_webhook": {"manager", "admin"},
     "api_webhooks.delete_webhook": {"manager", "admin"}, "api_webhooks.rotate_webhook_secret": {"manager", "admin"},
     "api_webhooks.test_webhook": {"manager", "admin"}, "api_webhooks.webhook_deliveries": {"manager", "admin"},
     "api_webhooks.retry_webhook_delivery": {"manager", "admin"},
-    # Forecast and staffing plan: managers of the branch (web/api/planning.py).
+    # Forecast and staffing plan: managers of the branch (planning/api.py).
     "api_planning.get_forecast": {"manager", "admin"}, "api_planning.get_staffing": {"manager", "admin"},
     "api_planning.put_staffing": {"manager", "admin"}, "api_planning.recompute": {"manager", "admin"},
     "api_reports.stats": {"manager", "admin"},

@@ -111,7 +111,7 @@ def test_a_rolled_back_change_pushes_nothing(app, client, api, display):
             queueing.finish(session, ticket["id"])  # waiting, not called: refused and rolled back
         with pytest.raises(RuntimeError):
             with queueing.write_transaction(session):
-                queueing.events.record(session, session.get(queueing.Ticket, ticket["id"]), "called",
+                queueing.event_log.record(session, session.get(queueing.Ticket, ticket["id"]), "called",
                                        queueing.utcnow())
                 raise RuntimeError("crash after recording an event")
     settle()

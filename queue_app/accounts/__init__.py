@@ -1,0 +1,12 @@
+"""Staff accounts: sign-in with lockout, roles, who is calling (login session, bearer token or kiosk)."""
+
+
+def init_app(app) -> None:
+    from queue_app.accounts import access, api, auth
+    from queue_app.core.extensions import login_manager
+    from queue_app.web.api import register_api
+
+    login_manager.user_loader(auth.load_staff)
+    login_manager.login_view = "staff.login"
+    register_api(api.blp)
+    app.before_request(access.refuse_anonymous_early)  # an API call without credentials stops here

@@ -88,3 +88,25 @@ def caller_rate_key() -> str:
 def not_a_kiosk() -> bool:
     """For `exempt_when`: the per-device limits apply to kiosk tokens only."""
     return bearer_token() is None or current_principal().kiosk is None
+
+
+def load_staff(user_id: str):
+    """Flask-Login's user loader: the staff member of a login session, while it is still valid."""
+    staff_id, _, version = user_id.partition(":")
+    if not staff_id.isdigit():
+        return None
+    staff = db.session.get(Staff, int(staff_id))
+    if staff is None or not staff.active or str(staff.token_version) != version:
+        return None  # password changed or account disabled: the session ends
+    return staff
+
+def current_actor_id() -> int | None:
+    """Who is acting in this request, for the audit log's flush hook."""
+    from flask import g, has_request_context
+    from flask_login import current_user
+
+    if not has_request_context():
+        return None
+    principal = g.get("principal")  # set by the API's access check; pages use the login session
+    staff = principal.staff if principal is not None else (current_user if current_user.is_authenticated else None)
+    return staff.id if staff is not None else None

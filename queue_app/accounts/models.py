@@ -26,7 +26,7 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped on password change so older API tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=1)
-    # Failed sign-ins in a row, and until when sign-in is refused (domain/accounts.py).
+    # Failed sign-ins in a row, and until when sign-in is refused (accounts/operations.py).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -1,4 +1,4 @@
-"""Role checks for pages (the API has its own in web/api/access.py)."""
+"""Role checks for pages (the API has its own in accounts/access.py)."""
 from functools import wraps
 
 from flask import abort

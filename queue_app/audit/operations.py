@@ -5,7 +5,7 @@ Append-only: the session refuses to update or delete an AuditEntry (ORM changes 
 statements alike). Entries hold ids, field names, roles and states, never names, phone numbers or
 e-mail addresses, so erasing a customer leaves nothing personal here.
 
-Customer actions are recorded explicitly by domain/customers.py (`record`). Changes to staff
+Customer actions are recorded explicitly by customers/operations.py (`record`). Changes to staff
 accounts, counters, services and branch settings are recorded by a flush hook (`watch`) whatever
 code path makes them; the web layer tells it who is acting (`actor_provider`).
 """
@@ -16,9 +16,9 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from queue_app.accounts.models import Staff
+from queue_app.audit.models import AuditEntry
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
 from queue_app.core.models import utcnow
-from queue_app.customers.models import AuditEntry
 
 # Returns the id of the staff member acting in this request, or None (jobs, CLI, anonymous).
 actor_provider: Callable[[], int | None] = lambda: None  # noqa: E731

@@ -1,6 +1,6 @@
 """The admin audit log page (/manage/audit): one readable line per entry, branch-local times, filters.
 
-Entries hold ids, field names and states (domain/audit.py); this module turns them into sentences
+Entries hold ids, field names and states (audit/operations.py); this module turns them into sentences
 such as "Max Manager changed service A (Deposits): expected minutes 10 → 12", naming staff,
 services, counters and branches from their rows, and customers only by number (their names are
 personal data and may have been erased). Filters are GET parameters; a value that makes no sense
@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from queue_app.accounts.models import Staff
 from queue_app.audit import operations as audit
+from queue_app.audit.models import AuditEntry
 from queue_app.catalogue.forms import COUNTER_STATE_LABELS, ROLE_LABELS
 from queue_app.catalogue.models import Branch, Counter, Service
-from queue_app.customers.models import AuditEntry
 
 LIMIT = 300
 NAME_CHARS = 60  # a name or value longer than this is cut in the one-line summary (the details keep it whole)

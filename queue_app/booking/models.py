@@ -22,7 +22,7 @@ class Appointment(Base):
     # the linked customer record holds, so typing someone's phone number redirects nothing.
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True, index=True)
-    # When the booker opened the proof link sent to that contact (domain/identity.py).
+    # When the booker opened the proof link sent to that contact (customers/identity.py).
     contact_proven_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -34,7 +34,7 @@ class Appointment(Base):
     check_in_code: Mapped[str] = mapped_column(String(16), unique=True)
     # A double tap with the same Idempotency-Key returns the same booking. A hash of the key and
     # its caller (the staff member, or nobody), and of the request: the same key with another
-    # body is refused, never answered with this booking (domain/booking.py).
+    # body is refused, never answered with this booking (booking/operations.py).
     idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True, nullable=True)
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The manage token, kept only so a replay of that key can answer with the same link (as

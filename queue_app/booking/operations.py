@@ -25,9 +25,10 @@ from queue_app.accounts.models import Staff
 from queue_app.audit import operations as audit
 from queue_app.booking.models import Appointment, BookingSlot
 from queue_app.booking.rules import BookingRules, change_window, rules_for
+from queue_app.catalogue import hours
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
 from queue_app.catalogue.operations import get_branch
-from queue_app.core import day_range, hours
+from queue_app.core import day_range
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
@@ -236,7 +237,7 @@ def _same_contacts(contacts: "identity.Contacts"):
 
 def _check_limits(session: Session, customer: Customer | None, contacts: "identity.Contacts",
                   rules: BookingRules, now: datetime) -> None:
-    """Limits a stranger cannot trigger for a phone's owner (domain/identity.py): the record's own
+    """Limits a stranger cannot trigger for a phone's owner (customers/identity.py): the record's own
     pause (set by proven bookings only) and bookings counted per record only where proven,
     otherwise per exact typed contacts."""
     if customer is not None and customer.booking_blocked_until and customer.booking_blocked_until > now:

@@ -190,7 +190,7 @@ def _field_problems(values: dict, branch: Branch) -> dict:
         fields["name"] = wrong["name"]
     if not values["phone"] and not values["email"]:
         fields["phone"] = wrong["contact"]
-    # The domain's own checks (domain/identity.py), made here for both fields before booking.
+    # The domain's own checks (customers/identity.py), made here for both fields before booking.
     checks = (("phone", lambda v: identity.normalise_phone(v, branch.country)), ("email", identity.normalise_email))
     for name, check in checks:
         if values[name] and name not in fields:
@@ -292,7 +292,7 @@ def manage(token):
     if appointment is None:
         return _missing_booking()
     if request.args.get("proof"):
-        # The link in the confirmation proves the contact it was sent to (domain/identity.py);
+        # The link in the confirmation proves the contact it was sent to (customers/identity.py);
         # then the proof token leaves the address bar (and logs, and Referer headers).
         try:
             proof = identity.prove(db.session, request.args["proof"], now=utcnow())

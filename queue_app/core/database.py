@@ -30,6 +30,6 @@ def configure_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        # Write transactions take SQLite's write lock up front (see domain/transaction.py).
+        # Write transactions take SQLite's write lock up front (see core/transaction.py).
         immediate = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

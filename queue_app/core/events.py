@@ -1,6 +1,7 @@
-"""The append-only ticket event log, and publishing of changes after commit.
+"""Publishing of queue changes after commit (the bus); the ticket event log is tickets/event_log.py.
 
-Domain functions call `record` inside their transaction. Subscribers (the Socket.IO layer, later
+Domain functions announce changes inside their transaction (tickets.event_log.record does it for
+every ticket event). Subscribers (the Socket.IO layer, later
 webhooks) are called once the transaction has committed, from `_publish_after_commit` only, so a
 rolled-back change is never announced.
 """
@@ -12,7 +13,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from queue_app.tickets.models import Ticket, TicketEvent
 
 PENDING_KEY = "queue_app_pending_changes"
 BIND_KEY = "queue_app_pending_bind"
@@ -48,56 +48,19 @@ def unsubscribe(callback: Subscriber) -> None:
         _subscribers.remove(callback)
 
 
-def record(
-    session: Session,
-    ticket: Ticket,
-    type_: str,
-    at: datetime,
-    *,
-    counter_id: int | None = None,
-    staff_id: int | None = None,
-    data: dict | None = None,
-) -> TicketEvent:
-    if ticket.id is None:
-        session.flush()
-    row = TicketEvent(
-        ticket_id=ticket.id,
-        branch_id=ticket.branch_id,
-        type=type_,
-        at=at,
-        counter_id=counter_id,
-        staff_id=staff_id,
-        data=data or {},
-    )
-    session.add(row)
+def announce(session: Session, change: QueueChange) -> None:
+    """Queue a change to be published once this session's transaction commits."""
     session.info.setdefault(BIND_KEY, session.get_bind())
-    session.info.setdefault(PENDING_KEY, []).append(
-        QueueChange(
-            type=type_,
-            branch_id=ticket.branch_id,
-            ticket_id=ticket.id,
-            label=ticket.label,
-            service_id=ticket.service_id,
-            status=ticket.status,
-            counter_id=ticket.counter_id,
-            at=at,
-            data=dict(data or {}),
-        )
-    )
-    return row
+    session.info.setdefault(PENDING_KEY, []).append(change)
 
 
 def counters_changed(session: Session, branch_id: int, at: datetime) -> None:
     """A counter opened, paused, closed or changed its services: no ticket moved, but displays and
     staff consoles show counter states and every waiting ticket's estimate may have changed."""
-    session.info.setdefault(BIND_KEY, session.get_bind())
-    session.info.setdefault(PENDING_KEY, []).append(
-        QueueChange(type="counters", branch_id=branch_id, ticket_id=None, label="", service_id=None, status="",
-                    counter_id=None, at=at)
-    )
+    announce(session, QueueChange(type="counters", branch_id=branch_id, ticket_id=None, label="", service_id=None,
+                                  status="", counter_id=None, at=at))
 
 
-@event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
     changes = session.info.pop(PENDING_KEY, None)
     bind = session.info.pop(BIND_KEY, None)
@@ -107,7 +70,13 @@ def _publish_after_commit(session: Session) -> None:
         callback(changes, bind)
 
 
-@event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
     session.info.pop(BIND_KEY, None)
+
+
+def install() -> None:
+    """Publish after every commit of every Session, forget on rollback (idempotent; create_app calls it)."""
+    if not event.contains(Session, "after_commit", _publish_after_commit):
+        event.listen(Session, "after_commit", _publish_after_commit)
+        event.listen(Session, "after_rollback", _forget_after_rollback)

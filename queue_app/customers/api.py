@@ -11,10 +11,11 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from queue_app.accounts.access import require_staff
+from queue_app.audit.models import AuditEntry
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db, limiter
 from queue_app.customers import operations as customers
-from queue_app.customers.models import SEGMENTS, AuditEntry, Customer
+from queue_app.customers.models import SEGMENTS, Customer
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 from queue_app.web.api import abort
@@ -534,17 +535,3 @@ def audit_dict(entry: AuditEntry) -> dict:
     return {"id": entry.id, "at": _utc(entry.at), "actor": entry.actor.email if entry.actor else None,
             "action": entry.action, "target_type": entry.target_type, "target_id": entry.target_id,
             "branch_id": entry.branch_id, "details": entry.details or {}}
-
-
-def current_actor_id() -> int | None:
-    """Who is acting in this request, for the audit log's flush hook."""
-    from flask import g, has_request_context
-    from flask_login import current_user
-
-    if not has_request_context():
-        return None
-    principal = g.get("principal")  # set by the API's access check; pages use the login session
-    staff = principal.staff if principal is not None else (current_user if current_user.is_authenticated else None)
-    return staff.id if staff is not None else None
-
-

@@ -14,7 +14,7 @@ contacts are evidence of nothing:
   opening it proves control of that contact (`prove`). The proven contact is then verified on the
   record holding it, or replaces an unverified value on the booking's record; the first proven
   contact of a record also sets its name and language from that booking.
-- Limits and strikes (domain/booking.py) count a record's proven bookings and, for unproven ones,
+- Limits and strikes (booking/operations.py) count a record's proven bookings and, for unproven ones,
   only bookings typed with the same phone and e-mail, so a stranger who knows a phone number cannot
   use up or block its owner's bookings.
 """

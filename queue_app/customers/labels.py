@@ -4,7 +4,7 @@ from flask_babel import lazy_gettext as _l
 
 SEGMENT_LABELS = {"core": _l("Core"), "at_risk_valuable": _l("At-risk valuable"),
                   "loyal_regular": _l("Loyal regulars"), "occasional": _l("Occasional")}
-# The default tiers (domain/customers.py DEFAULT_TIERS) and the tier of everyone else.
+# The default tiers (customers/operations.py DEFAULT_TIERS) and the tier of everyone else.
 TIER_LABELS = {"gold": _l("Gold"), "silver": _l("Silver"), "standard": _l("Standard")}
 # What became of a visit in a customer's history (ticket and booking statuses).
 STATUS_LABELS = {"waiting": _l("Waiting for their turn"), "called": _l("Called"), "serving": _l("Being served"),

@@ -3,12 +3,12 @@
 A customer is one person across branches (one normalised phone and/or e-mail). What a branch
 knows of that person (visits, spend, segment, tier, usual interval) lives in CustomerStanding,
 per branch, because thresholds and churn rules are a branch manager's. Feedback, churn alerts and
-the audit log reference customers by id; erasure (domain/customers.py) removes the person and
+the audit log reference customers by id; erasure (customers/operations.py) removes the person and
 keeps anonymous rows.
 """
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from queue_app.core.models import NEVER_REUSED_IDS, Base, UTCDateTime
@@ -26,7 +26,7 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     language: Mapped[str] = mapped_column(String(16), default="en")
     # When the person proved control of the phone / e-mail (a proof link sent there); None means
-    # the value was typed by someone and is shown to staff as unverified (domain/identity.py).
+    # the value was typed by someone and is shown to staff as unverified (customers/identity.py).
     phone_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Best tier over the customer's branches (CustomerStanding has the per-branch tier).
@@ -35,7 +35,7 @@ class Customer(Base):
     last_visit_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Online booking is refused until then (too many no-shows); staff can lift it.
     booking_blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # Staff lifted a pause then: missed visits before it no longer count (domain/booking.py).
+    # Staff lifted a pause then: missed visits before it no longer count (booking/operations.py).
     strikes_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -109,25 +109,6 @@ class ChurnAlert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     customer = relationship("Customer")
-
-
-class AuditEntry(Base):
-    """Who viewed or changed what. Append-only (models/audit guard); details never hold personal
-    data (ids, field names, roles and states only), so erasure has nothing to remove here."""
-
-    __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
-    action: Mapped[str] = mapped_column(String(64))
-    target_type: Mapped[str] = mapped_column(String(32))
-    target_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    branch_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    details: Mapped[dict] = mapped_column(JSON, default=dict)
-
-    actor = relationship("Staff")
 
 
 class ContactProof(Base):

@@ -238,7 +238,7 @@ def _rule_error(message: str) -> Invalid:
 
 def check_rules(values: dict) -> dict:
     """Validate the overrides a manager sets."""
-    from queue_app.tickets.queueing import MAX_CREDIT
+    from queue_app.tickets.queue_order import MAX_CREDIT
 
     clean: dict = {}
     if not isinstance(values, dict):
@@ -873,7 +873,7 @@ def ticket_for_feedback_token(session: Session, token: str) -> Ticket:
 
 
 # The feedback mail in English, translated into the customer's language from the shared catalogs
-# when it is written (domain/texts.py).
+# when it is written (notifications/texts.py).
 FEEDBACK_TEXTS = (
     N_("How was your visit to %(branch)s?"),
     N_("Hello %(name)s,\n\nthank you for visiting %(branch)s (%(service)s, ticket %(label)s).\n\n"

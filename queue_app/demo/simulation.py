@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session
 
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
+from queue_app.catalogue import hours
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import WEEKDAYS, Counter
-from queue_app.core import hours
 from queue_app.core.errors import Conflict
 from queue_app.core.events import QUIET_KEY
 from queue_app.core.security import new_token, token_hash

@@ -2,7 +2,7 @@
 
 The kiosk page passes this `print` object unchanged to the device's loopback print bridge
 (`queue-kiosk run`, kiosk/bridge.py), which lays it out on an ESC/POS printer: the device needs
-no catalogs of its own. The estimate reads as on the ticket screen (web/estimate_text.py).
+no catalogs of its own. The estimate reads as on the ticket screen (tickets/estimate_text.py).
 """
 from flask_babel import get_locale
 from flask_babel import gettext as _

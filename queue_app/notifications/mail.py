@@ -1,6 +1,6 @@
 """Delivery drivers for outbox rows: one interface, `send(notification) -> None`, raising on failure.
 
-The outbox sender (domain/notify.py `send_due`) renders a row's `payload` (subject, body, and for
+The outbox sender (notifications/notify.py `send_due`) renders a row's `payload` (subject, body, and for
 mail an optional .ics) before it calls a driver, so drivers only turn that payload into a message.
 A driver that raises leaves the row for a retry with backoff; `PermanentFailure` ends it at once
 (an address the server refuses will not become valid by retrying).

@@ -13,7 +13,7 @@ or missed is dropped), renders the text from the booking as it is now, sends it,
 the row to be taken again after the lease (at least once, never silently lost).
 
 Texts are marked here in English and translated from the shared catalogs (queue_app/translations)
-into the booking's language when the message is written (domain/texts.py: the sender runs in a
+into the booking's language when the message is written (notifications/texts.py: the sender runs in a
 scheduler thread, with no request for Flask-Babel to take a language from).
 """
 import logging
@@ -39,7 +39,7 @@ from queue_app.tickets.models import Ticket
 log = logging.getLogger(__name__)
 
 CONFIRMED, CHANGED, CANCELLED, REMINDER = "booking_confirmed", "booking_changed", "booking_cancelled", "reminder"
-ALMOST_TURN = "almost_turn"  # written by domain/turn_alerts.py; the text is in its payload
+ALMOST_TURN = "almost_turn"  # written by tickets/turn_alerts.py; the text is in its payload
 # Longest lead first. A reminder is worth sending from start - lead until the next shorter
 # reminder is due (or the visit starts): a 24 h reminder delayed past start - 2 h is dropped.
 REMINDER_LEADS = (timedelta(hours=24), timedelta(hours=2))
@@ -57,7 +57,7 @@ MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "Au
 WEEKDAYS_ZH = "一二三四五六日"
 
 # What the holder may still change, worded once for the mail and the booking's page
-# (web/booking_pages.py shows the same sentences): booking_rules.change_window decides which.
+# (booking/pages.py shows the same sentences): booking_rules.change_window decides which.
 CHANGE_TEXTS = {
     "open": N_("You can reschedule until %(until)s, and cancel until the visit starts."),
     "closed": N_("You can cancel until the visit starts; changes are no longer possible online."),
@@ -76,7 +76,7 @@ def change_state(appointment: Appointment, now: datetime) -> str:
 
 
 # Messages in English, the catalogs' source language; the customer's language at send time
-# (domain/texts.py). Translations live with every other text in queue_app/translations.
+# (notifications/texts.py). Translations live with every other text in queue_app/translations.
 MESSAGES = {
     "subject": {
         CONFIRMED: N_("Booking confirmed: %(service)s at %(branch)s, %(short)s"),
@@ -197,7 +197,7 @@ def render(notification: Notification, appointment: Appointment, now: datetime) 
 def _recipient(appointment: Appointment) -> tuple[str, str] | None:
     """E-mail when the booking has one, else SMS to its phone; None when there is neither.
 
-    The booking's own contacts, as typed on it: never the linked record's (domain/identity.py)."""
+    The booking's own contacts, as typed on it: never the linked record's (customers/identity.py)."""
     if appointment.email:
         return "email", appointment.email
     if appointment.phone:

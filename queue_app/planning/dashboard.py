@@ -1,6 +1,6 @@
 """The manager dashboard: today live, statistics with charts and CSV, the staffing plan with
-overrides, the what-if, and the planning settings. Thin views over domain/reports.py,
-domain/planning.py, domain/what_if.py and domain/planning_settings.py.
+overrides, the what-if, and the planning settings. Thin views over planning/reports.py,
+planning/plan.py, planning/what_if.py and planning/settings.py.
 
 Managers of the branch and admins. Forms post with CSRF, then redirect (a refused settings form
 is shown again with its messages, status 400); the JSON endpoints answer errors as

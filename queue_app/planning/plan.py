@@ -24,8 +24,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from queue_app.booking.models import Appointment
+from queue_app.catalogue import hours
 from queue_app.catalogue.models import Branch, Service
-from queue_app.core import day_range, hours
+from queue_app.core import day_range
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction

@@ -1,4 +1,4 @@
-"""REST: branch statistics over a date range (managers of the branch, admins); domain/reports.py."""
+"""REST: branch statistics over a date range (managers of the branch, admins); planning/reports.py."""
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 

@@ -1,6 +1,6 @@
 """What-if for a planned day: the waits per interval with a different number of counters.
 
-A fast in-memory simulation (no database, no product code in the loop, unlike simulation.py):
+A fast in-memory simulation (no database, no product code in the loop, unlike demo/simulation.py):
 
 - arrivals: Poisson per interval and service with the forecast means (walk-ins and bookings),
   spread uniformly over the interval;

@@ -25,7 +25,7 @@ who stays. (Weighting replications by the chance the holder has not given up yet
 difference overall and biased long waits low in bench/wait_estimates.py.)
 
 The learning and the simulation know nothing of Flask; everything takes a session and `now`, so
-the branch simulator (simulation.py) drives it with its own clock.
+the branch simulator (demo/simulation.py) drives it with its own clock.
 """
 import math
 import threading
@@ -39,8 +39,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from queue_app.booking.models import Appointment
 from queue_app.booking.rules import rules_for
+from queue_app.catalogue import hours
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
-from queue_app.core import hours
 from queue_app.core.models import utcnow
 from queue_app.tickets import numbering, queue_order
 from queue_app.tickets.models import Ticket, TicketEvent

@@ -40,7 +40,7 @@ class Ticket(Base):
     priority: Mapped[str] = mapped_column(String(32), default="normal")
     # Effective time: issue time for walk-ins, booked start for appointments.
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Queue order: effective time minus the priority credit (queueing.PRIORITY_CREDITS).
+    # Queue order: effective time minus the priority credit (queue_order.PRIORITY_CREDITS).
     sort_key: Mapped[datetime] = mapped_column(UTCDateTime)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -10,7 +10,7 @@ Among the waiting tickets of the services a counter serves (current local day), 
 3. a booking checked in **early** (start still ahead) only when nothing of 1 or 2 is waiting for
    the counter: it waits for its start unless the counter would otherwise stand idle.
 
-No class starves: walk-ins keep their mutual order (queueing.PRIORITY_CREDITS bounds the credits),
+No class starves: walk-ins keep their mutual order (PRIORITY_CREDITS bounds the credits),
 and due bookings are bounded by booking capacity (slots per interval from the staffing plan), so
 between bookings the counters go back to the walk-in line.
 
@@ -28,13 +28,22 @@ for a whole branch in one pass over its waiting tickets; the tests hold them equ
 display tile per service shows something else, "waiting for this service", and says so.
 """
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import CounterService
 from queue_app.tickets.models import Ticket
+
+# Minutes of queue a ticket's class moves it ahead (sort_key = effective_at - credit).
+PRIORITY_CREDITS: dict[str, timedelta] = {
+    "normal": timedelta(0),
+    "appointment": timedelta(0),  # booked visits are ordered by their start time instead
+    "priority": timedelta(minutes=5),  # customer tier, when a manager enables it
+    "accessibility": timedelta(minutes=10),  # elderly, disabled, pregnant
+}
+MAX_CREDIT = max(PRIORITY_CREDITS.values())
 
 BOOKED = "appointment"  # the priority of a ticket made by checking in a booking
 

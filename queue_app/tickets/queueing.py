@@ -24,23 +24,16 @@ from sqlalchemy.orm import Session, aliased
 
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
 from queue_app.catalogue.operations import get_branch
-from queue_app.core import events
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import identity
 from queue_app.customers import operations as customers
-from queue_app.tickets import estimates, numbering, queue_order
+from queue_app.tickets import estimates, event_log, numbering, queue_order
 from queue_app.tickets.models import Ticket
+from queue_app.tickets.queue_order import MAX_CREDIT, PRIORITY_CREDITS
 
-PRIORITY_CREDITS: dict[str, timedelta] = {
-    "normal": timedelta(0),
-    "appointment": timedelta(0),  # booked visits are ordered by their start time instead
-    "priority": timedelta(minutes=5),  # customer tier, when a manager enables it
-    "accessibility": timedelta(minutes=10),  # elderly, disabled, pregnant
-}
-MAX_CREDIT = max(PRIORITY_CREDITS.values())
 MAX_RECALLS = 3
 # Who issues a walk-in ticket. A class other than "normal" moves a ticket ahead of people already
 # waiting, so only staff and the branch's kiosks (its accessibility button) may give one; a
@@ -174,7 +167,7 @@ def add_ticket(
     )
     session.add(ticket)
     session.flush()
-    events.record(session, ticket, "issued", now, data={"priority": priority,
+    event_log.record(session, ticket, "issued", now, data={"priority": priority,
                                                          "credit_minutes": credit.total_seconds() / 60})
     return IssuedTicket(ticket=ticket, token=token)
 
@@ -249,7 +242,7 @@ def call_next(
         if claimed_id is None:
             return None
         ticket = session.get(Ticket, claimed_id, populate_existing=True)
-        events.record(session, ticket, "called", now, counter_id=counter.id, staff_id=staff_id,
+        event_log.record(session, ticket, "called", now, counter_id=counter.id, staff_id=staff_id,
                       data={"counter": counter.name, "counter_names": dict(counter.names or {}),
                             "service": ticket.service.code})
     return ticket
@@ -263,7 +256,7 @@ def recall(session: Session, ticket_id: int, *, staff_id: int | None = None, now
         if ticket.recalls >= MAX_RECALLS:
             raise Conflict("recall_limit", f"{ticket.label} was recalled {ticket.recalls} times; mark it no-show.")
         ticket.recalls += 1
-        events.record(session, ticket, "recalled", now, counter_id=ticket.counter_id, staff_id=staff_id,
+        event_log.record(session, ticket, "recalled", now, counter_id=ticket.counter_id, staff_id=staff_id,
                       data={"recalls": ticket.recalls, "counter": ticket.counter.name,
                             "counter_names": dict(ticket.counter.names or {}),
                             "service": ticket.service.code})
@@ -277,7 +270,7 @@ def start(session: Session, ticket_id: int, *, staff_id: int | None = None, now:
         _require_status(ticket, ("called",), "start")
         ticket.status = "serving"
         ticket.started_at = now
-        events.record(session, ticket, "started", now, counter_id=ticket.counter_id, staff_id=staff_id)
+        event_log.record(session, ticket, "started", now, counter_id=ticket.counter_id, staff_id=staff_id)
     return ticket
 
 
@@ -288,7 +281,7 @@ def finish(session: Session, ticket_id: int, *, staff_id: int | None = None, now
         _require_status(ticket, ("called", "serving"), "finish")
         ticket.status = "done"
         ticket.finished_at = now
-        events.record(session, ticket, "finished", now, counter_id=ticket.counter_id, staff_id=staff_id)
+        event_log.record(session, ticket, "finished", now, counter_id=ticket.counter_id, staff_id=staff_id)
     return ticket
 
 
@@ -299,7 +292,7 @@ def no_show(session: Session, ticket_id: int, *, staff_id: int | None = None, no
         _require_status(ticket, ("called",), "mark no-show")
         ticket.status = "no_show"
         ticket.finished_at = now
-        events.record(session, ticket, "no_show", now, counter_id=ticket.counter_id, staff_id=staff_id)
+        event_log.record(session, ticket, "no_show", now, counter_id=ticket.counter_id, staff_id=staff_id)
     return ticket
 
 
@@ -327,7 +320,7 @@ def transfer(
         ticket.called_at = None
         ticket.started_at = None
         ticket.recalls = 0
-        events.record(session, ticket, "transferred", now, counter_id=from_counter, staff_id=staff_id,
+        event_log.record(session, ticket, "transferred", now, counter_id=from_counter, staff_id=staff_id,
                       data={**previous, "to_service": target.id})
     return ticket
 
@@ -340,7 +333,7 @@ def leave(session: Session, ticket_id: int, *, now: datetime | None = None) -> T
         _require_status(ticket, ("waiting", "called"), "leave")
         ticket.status = "cancelled"
         ticket.finished_at = now
-        events.record(session, ticket, "left", now, counter_id=ticket.counter_id)
+        event_log.record(session, ticket, "left", now, counter_id=ticket.counter_id)
     return ticket
 
 
@@ -375,7 +368,7 @@ def postpone(session: Session, ticket_id: int, *, now: datetime | None = None) -
             # One microsecond after the last of them: it stays ahead of anyone who comes later.
             ticket.sort_key = behind[-1] + timedelta(microseconds=1)
         ticket.postponed = True
-        events.record(session, ticket, "postponed", now, data={"places": moved})
+        event_log.record(session, ticket, "postponed", now, data={"places": moved})
     return ticket
 
 
@@ -395,7 +388,7 @@ def close_day(session: Session, branch_slug: str, *, now: datetime | None = None
         for ticket in stale:
             ticket.status = "cancelled"
             ticket.finished_at = now
-            events.record(session, ticket, "expired", now)
+            event_log.record(session, ticket, "expired", now)
     return len(stale)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch
-from queue_app.core import events
+from queue_app.tickets import event_log
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.notifications import notify, texts
@@ -23,7 +23,7 @@ from queue_app.tickets import estimates, numbering
 from queue_app.tickets.models import Ticket
 
 # Subject, body, and the body when the estimate is zero; in English, translated into the
-# customer's language from the shared catalogs when the message is written (domain/texts.py).
+# customer's language from the shared catalogs when the message is written (notifications/texts.py).
 TEXTS = (
     N_("Almost your turn: %(label)s"),
     N_("%(label)s at %(branch)s: about %(minutes)s min to your turn. Please come to the waiting area."),
@@ -94,7 +94,7 @@ def send_almost_turn(session: Session, *, now: datetime | None = None) -> int:
                 if not claimed:
                     continue  # called meanwhile, or another scheduler sent it
                 ticket = session.get(Ticket, ticket_id, populate_existing=True)
-                events.record(session, ticket, "almost_turn", now, data={"minutes": estimate.minutes})
+                event_log.record(session, ticket, "almost_turn", now, data={"minutes": estimate.minutes})
                 _message(session, ticket, estimate, now)
                 sent += 1
     return sent

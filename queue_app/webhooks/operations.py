@@ -323,7 +323,6 @@ _BOOKING_STATUS_EVENTS = {"cancelled": "booking.cancelled", "checked_in": "booki
                           "no_show": "booking.no_show"}
 
 
-@event.listens_for(Session, "after_flush")
 def _collect(session: Session, _context) -> None:
     """Remember what this flush changed (new ticket events, booking changes); written before commit."""
     if session.info.get(events.QUIET_KEY):
@@ -347,7 +346,6 @@ def _collect(session: Session, _context) -> None:
         session.info.setdefault(_COLLECTED, []).extend(found)
 
 
-@event.listens_for(Session, "before_commit")
 def _write_outbox(session: Session) -> None:
     if session.info.get(events.QUIET_KEY):
         session.info.pop(_COLLECTED, None)
@@ -381,9 +379,16 @@ def _write_outbox(session: Session) -> None:
     session.info.pop(_COLLECTED, None)  # the insert's autoflush collects nothing new, but be sure
 
 
-@event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_COLLECTED, None)
+
+
+def install() -> None:
+    """Write the outbox with every commit of every Session (idempotent; webhooks.init_app calls it)."""
+    if not event.contains(Session, "after_flush", _collect):
+        event.listen(Session, "after_flush", _collect)
+        event.listen(Session, "before_commit", _write_outbox)
+        event.listen(Session, "after_rollback", _forget)
 
 
 # --- delivery --------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@
 
   /**
    * How a wait estimate reads ({state, minutes, low, high, opens_at}); `texts` are the page's
-   * translated estimate templates (web/estimate_text.py). `short` gives "about 14 min".
+   * translated estimate templates (tickets/estimate_text.py). `short` gives "about 14 min".
    */
   function estimateText(estimate, texts, short) {
     if (!estimate) return "";

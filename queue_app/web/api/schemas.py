@@ -4,7 +4,7 @@ from marshmallow import Schema, fields, validate
 from queue_app.accounts.models import ROLES
 from queue_app.catalogue.models import COUNTER_STATES
 from queue_app.catalogue.operations import COUNTER_NAME_MAX, NAME_LANGUAGES, SERVICE_NAME_MAX
-from queue_app.tickets.queueing import PRIORITY_CREDITS
+from queue_app.tickets.queue_order import PRIORITY_CREDITS
 from queue_app.web.input_rules import Text, When
 
 

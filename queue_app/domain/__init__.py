@@ -1,1 +1,0 @@
-"""Domain logic: plain functions over a SQLAlchemy session, no Flask requests inside."""
