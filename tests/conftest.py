@@ -2,11 +2,14 @@ import shutil
 from datetime import datetime, timezone
 
 import pytest
+from servers import AppServer, PostgresServer, RedisServer, find_postgres, launch_chromium, require_binary
 from sqlalchemy.orm import Session
 
 from queue_app import create_app
 from queue_app.cli import DEMO_PASSWORD, seed_demo_data
 from queue_app.core.extensions import db
+
+__all__ = ["require_binary"]  # for test modules that still import it from here
 
 # Production is the app's default mode; tests (and the servers they start, which inherit this
 # environment) run in development unless a test asks for production (tests/test_production.py).
@@ -242,24 +245,10 @@ def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 
 
-def require_binary(name: str) -> str:
-    """Path of a service binary a test needs; skip without it, or fail when CI requires services."""
-    import os
-
-    path = shutil.which(name)
-    if path is None:
-        reason = f"'{name}' is not on PATH (install it, e.g. with apt-get, to run this test)"
-        if os.environ.get("QUEUE_APP_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + "; QUEUE_APP_REQUIRE_SERVICES=1 forbids skipping")
-        pytest.skip(reason)
-    return path
-
-
 @pytest.fixture(scope="session")
 def chromium_session():
     """One Debian Chromium (Playwright, never a downloaded browser) shared by every browser test."""
     from playwright.sync_api import sync_playwright
-    from test_browser import launch_chromium
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -269,11 +258,33 @@ def chromium_session():
             browser.close()
 
 
+@pytest.fixture
+def chromium(chromium_session):
+    """The shared browser; each test's pages (contexts) are closed after it, so none outlives its server."""
+    yield chromium_session
+    for context in list(chromium_session.contexts):
+        context.close()
+
+
+@pytest.fixture
+def server(seeded, db_path, tmp_path):
+    """`queue-app run` on this test's seeded SQLite file (browser and kiosk tests)."""
+    running = AppServer.on_sqlite(db_path, tmp_path / "server.log").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A throwaway redis-server for this test."""
+    running = RedisServer(tmp_path)
+    yield running
+    running.stop()
+
+
 def pytest_terminal_summary(terminalreporter):
-    try:
-        from test_browser import SCREENS
-    except ImportError:  # no Playwright here: no browser tests ran
-        return
+    from browser import SCREENS
+
     if SCREENS.is_dir() and any(SCREENS.iterdir()):
         terminalreporter.write_line(f"browser test screenshots: {SCREENS}")
 
@@ -281,9 +292,7 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def pg_server():
     """One PostgreSQL server for the whole run (each test gets its own database)."""
-    from pg_server import PostgresServer, find_binaries
-
-    bindir = find_binaries()
+    bindir = find_postgres()
     if bindir is None:
         require_binary("initdb")  # skips, or fails when services are required
     server = PostgresServer(bindir, max_connections=300)  # the PostgreSQL pass runs threads and servers on it

@@ -10,46 +10,36 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
+import pytest
 import requests
-
-from processes import free_port, wait_for
-
-ROOT = Path(__file__).resolve().parent.parent
+from servers import AppServer, server_env
 
 
-def test_generated_requests_get_no_server_error_and_match_the_schema(db_path, tmp_path):
+@pytest.mark.slow
+def test_generated_requests_get_no_server_error_and_match_the_schema(db_path, seeded, tmp_path):
     cli = shutil.which("schemathesis", path=os.path.dirname(sys.executable)) or shutil.which("schemathesis")
     assert cli, "schemathesis is in the test extra: python -m pip install -e '.[test]'"
-    env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{db_path}", "QUEUE_APP_SECRET_KEY": "fuzz",
-           "QUEUE_APP_RATELIMIT_ENABLED": "0", "QUEUE_APP_RUN_SCHEDULER": "0"}
-    seeded = subprocess.run([sys.executable, "-m", "queue_app.cli", "seed-demo"], env=env, cwd=ROOT,
-                            check=True, capture_output=True, text=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "server.log", "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "queue_app.cli", "run", "--port", str(port)],
-                                  env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for(base + "/api/v1/branches", server)
-            kiosk_token = seeded.stdout.strip().splitlines()[-1].split(": ")[1]
-            reports = []
-            # Admin last: its fuzzed PATCH /staff may change the others' passwords.
-            for email in ("kiosk", "staff1@demo.test", "manager@demo.test", "admin@demo.test"):
-                token = kiosk_token if email == "kiosk" else requests.post(
-                    base + "/api/v1/auth/token", timeout=10,
-                    json={"email": email, "password": "demo-password"}).json()["token"]
-                run = subprocess.run(
-                    [cli, "run", base + "/api/v1/openapi.json", "-H", f"Authorization: Bearer {token}",
-                     "--checks", "not_a_server_error,response_schema_conformance",
-                     "--max-examples", "10", "--seed", "20261127", "--no-color"],
-                    capture_output=True, text=True, timeout=900, cwd=tmp_path,
-                )
-                reports.append((email, run.returncode, run.stdout + run.stderr))
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    server = AppServer(server_env(f"sqlite:///{db_path}"), tmp_path / "server.log")
+    base = server.base
+    server.start()
+    try:
+        kiosk_token = seeded["kiosk_token"]
+        reports = []
+        # Admin last: its fuzzed PATCH /staff may change the others' passwords.
+        for email in ("kiosk", "staff1@demo.test", "manager@demo.test", "admin@demo.test"):
+            token = kiosk_token if email == "kiosk" else requests.post(
+                base + "/api/v1/auth/token", timeout=10,
+                json={"email": email, "password": "demo-password"}).json()["token"]
+            run = subprocess.run(
+                [cli, "run", base + "/api/v1/openapi.json", "-H", f"Authorization: Bearer {token}",
+                 "--checks", "not_a_server_error,response_schema_conformance",
+                 "--max-examples", "10", "--seed", "20261127", "--no-color"],
+                capture_output=True, text=True, timeout=900, cwd=tmp_path,
+            )
+            reports.append((email, run.returncode, run.stdout + run.stderr))
+    finally:
+        server.stop()
     total = 0
     for email, returncode, report in reports:
         assert returncode == 0, f"as {email}:\n" + report[-4000:]

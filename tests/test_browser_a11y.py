@@ -11,9 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from browser import WAIT_MS, open_page, save_screenshot
 from playwright.sync_api import expect
 from test_booking_pages import add_appointment, now_minute
-from test_browser import WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 LANGUAGES = ("en", "zh_Hant", "zh_Hans")

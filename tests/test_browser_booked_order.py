@@ -8,10 +8,10 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+from browser import STAFF, WAIT_MS, open_page, save_screenshot
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 from test_booking_pages import add_appointment
-from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
 from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Service

@@ -9,10 +9,10 @@ import re
 import shutil
 from datetime import timedelta
 
+from browser import SCREENS, STAFF, WAIT_MS, open_page, save_screenshot
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 from test_booking_pages import add_appointment, now_minute, taipei_today
-from test_browser import SCREENS, STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
 from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue

@@ -3,8 +3,8 @@ walk-in to a record by searching; the manager's customer dashboard shows segment
 and feedback. Chromium through Playwright, the server as `queue-app run`."""
 import re
 
+from browser import STAFF, WAIT_MS, open_page, save_screenshot
 from playwright.sync_api import expect
-from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
 from queue_app.core.models import utcnow
 from queue_app.demo.customers import seed_customer_history

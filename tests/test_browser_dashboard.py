@@ -5,8 +5,8 @@ import json
 import re
 import urllib.request
 
+from browser import SCREENS, WAIT_MS, open_page, save_screenshot
 from playwright.sync_api import expect
-from test_browser import SCREENS, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 from test_browser_customers import sign_in
 from test_planning import _walk_in_history
 

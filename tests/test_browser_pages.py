@@ -7,10 +7,10 @@ import re
 from datetime import timedelta
 
 import requests
+from browser import STAFF, WAIT_MS, open_page, save_screenshot
 from playwright.sync_api import expect
 from sqlalchemy import select
 from test_booking_pages import add_appointment, now_minute
-from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 from test_browser_a11y import AXE, axe_violations
 from test_browser_booking import PHONE, save_full_page
 from test_browser_customers import sign_in

@@ -9,9 +9,9 @@ of each size and language is kept (tests/artifacts/screenshots, screens-*.png).
 import re
 
 import requests
+from browser import STAFF, WAIT_MS, open_page, save_screenshot
 from playwright.sync_api import expect
 from sqlalchemy import select
-from test_browser import STAFF, WAIT_MS, chromium, open_page, save_screenshot, server  # noqa: F401 (fixtures)
 
 from queue_app.catalogue.models import Branch, Counter
 from queue_app.core.extensions import db

@@ -18,23 +18,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from browser import open_page, save_screenshot
 from playwright.sync_api import expect
+from servers import CHROMIUM_ARGS, ROOT, AppServer, chromium_path, free_port
+from test_kiosk_printing import assert_ticket_bytes
 
 from kiosk import config as kiosk_config
 from kiosk.cli import chromium_command
-from test_browser import CHROMIUM_ARGS, Server, chromium_path, free_port, open_page, save_screenshot
-from test_kiosk_printing import assert_ticket_bytes
 
-ROOT = Path(__file__).resolve().parent.parent
 KIOSK = [sys.executable, "-m", "kiosk"]
-
-
-@pytest.fixture
-def server(seeded, db_path, tmp_path):
-    running = Server(db_path, tmp_path / "server.log")
-    running.start()
-    yield running
-    running.stop()
 
 
 def manager_session(base: str) -> requests.Session:
@@ -222,8 +214,7 @@ def test_the_kiosk_page_in_chromium_prints_through_the_bridge(seeded, db_path, t
     # From a page that is not on loopback, Chromium's Local Network Access blocks calls to
     # 127.0.0.1 unless started the way `queue-kiosk run` starts it: use those switches.
     host = lan_address()
-    server = Server(db_path, tmp_path / "server.log", host=host or "127.0.0.1")
-    server.start()
+    server = AppServer.on_sqlite(db_path, tmp_path / "server.log", host=host or "127.0.0.1").start()
     printed = tmp_path / "printer.bin"
     switches = [arg for arg in chromium_command("chromium", "about:blank", str(tmp_path))
                 if arg.startswith("--disable-features=")]

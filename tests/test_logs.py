@@ -3,33 +3,26 @@ import io
 import json
 import logging
 import os
-import subprocess
-import sys
 
 import requests
 from conftest import make_app
-from processes import ROOT, free_port, wait_for
+from servers import AppServer
 
 from queue_app.core import logs
 
 
 def test_a_server_with_json_logs_writes_one_object_per_line_with_request_ids(db_path, tmp_path):
-    port = free_port()
     env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{db_path}", "QUEUE_APP_LOG_FORMAT": "json",
            "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_SECRET_KEY": "logs-test"}
     stderr_path = tmp_path / "stderr.log"
-    with open(stderr_path, "w") as stderr:
-        server = subprocess.Popen([sys.executable, "-m", "queue_app.cli", "run", "--port", str(port)], env=env,
-                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for(base + "/healthz", server)
-            given = requests.get(base + "/api/v1/branches", headers={"X-Request-ID": "edge-7f3a.42"}, timeout=10)
-            fresh = requests.get(base + "/api/v1/branches/nowhere", timeout=10)
-            odd = requests.get(base + "/healthz", headers={"X-Request-ID": "no spaces allowed " * 10}, timeout=10)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    server = AppServer(env, stderr_path, ready_path="/healthz", log_stdout=False).start()
+    try:
+        base = server.base
+        given = requests.get(base + "/api/v1/branches", headers={"X-Request-ID": "edge-7f3a.42"}, timeout=10)
+        fresh = requests.get(base + "/api/v1/branches/nowhere", timeout=10)
+        odd = requests.get(base + "/healthz", headers={"X-Request-ID": "no spaces allowed " * 10}, timeout=10)
+    finally:
+        server.stop()
     assert given.headers["X-Request-ID"] == "edge-7f3a.42"
     assert fresh.status_code == 404 and len(fresh.headers["X-Request-ID"]) == 32
     assert odd.headers["X-Request-ID"] != "no spaces allowed " * 10 and len(odd.headers["X-Request-ID"]) == 32

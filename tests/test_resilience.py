@@ -1,12 +1,7 @@
 """Crashes and outages with real processes: the app server killed with SIGKILL under load, Redis
 stopped or frozen under two instances, PostgreSQL restarted under load."""
 import json
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -15,47 +10,13 @@ from collections import Counter as Tally
 import pytest
 import requests
 import socketio
-from conftest import require_binary
-from processes import ROOT, free_port, wait_for
+from servers import AppServer, PostgresServer, RedisServer, cli, server_env
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from queue_app.tickets.models import Ticket
 
 KIOSK_CLIENTS = 6
-
-
-class AppServer:
-    """`queue-app run` in its own process on a fixed port, so it can be killed and started again."""
-
-    def __init__(self, env: dict, log_path, port: int | None = None):
-        self.env = env
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.process = None
-
-    def start(self):
-        self.log = open(self.log_path, "a")
-        self.process = subprocess.Popen([sys.executable, "-m", "queue_app.cli", "run", "--port", str(self.port)],
-                                        env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(self.base + "/api/v1/branches", self.process)
-        return self
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.log.close()
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.log.close()
 
 
 def wait_until(predicate, what: str, timeout: float = 120) -> None:
@@ -66,21 +27,9 @@ def wait_until(predicate, what: str, timeout: float = 120) -> None:
         time.sleep(0.01)
 
 
-def cli(env, *args) -> str:
-    done = subprocess.run([sys.executable, "-m", "queue_app.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def server_env(database_url: str, **extra) -> dict:
-    return {**os.environ, "QUEUE_APP_DATABASE_URL": database_url, "QUEUE_APP_SECRET_KEY": "resilience",
-            "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_RATELIMIT_ENABLED": "0", **extra}
-
-
 def prepare(env) -> str:
     cli(env, "init-db")
-    return cli(env, "seed-demo").strip().splitlines()[-1].split(": ")[1]
+    return cli(env, "seed-demo").stdout.strip().splitlines()[-1].split(": ")[1]
 
 
 def staff_headers(base) -> dict:
@@ -178,34 +127,6 @@ def test_a_server_killed_mid_load_loses_no_confirmed_ticket_and_reuses_no_label(
 
 # --- Redis stopped or frozen under two instances -------------------------------------------------
 
-class Redis:
-    def __init__(self, folder):
-        self.binary = shutil.which("redis-server") or require_binary("redis-server")
-        self.port = free_port()
-        self.folder = folder
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                         "--appendonly", "no", "--dir", str(self.folder)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
 class Display:
     """A lobby display connected to one instance, recording the `called` labels it hears."""
 
@@ -247,8 +168,8 @@ def issue_and_call(base, kiosk, staff, counter_id) -> str:
 
 @pytest.mark.parametrize("outage", ["stopped", "frozen"])
 def test_with_redis_down_each_instance_keeps_serving_and_pushing_to_its_own_clients(outage, tmp_path):
-    redis = Redis(tmp_path).start()
-    env = server_env(f"sqlite:///{tmp_path / 'two.sqlite'}", QUEUE_APP_MESSAGE_QUEUE=redis.url)
+    redis = RedisServer(tmp_path)
+    env = server_env(f"sqlite:///{tmp_path / 'two.sqlite'}", QUEUE_APP_MESSAGE_QUEUE=redis.url(0))
     kiosk = {"Authorization": f"Bearer {prepare(env)}"}
     servers = [AppServer(env, tmp_path / f"server-{n}.log") for n in "ab"]
     displays = []
@@ -300,8 +221,6 @@ def test_with_redis_down_each_instance_keeps_serving_and_pushing_to_its_own_clie
 # --- PostgreSQL restarted under load ---------------------------------------------------------------
 
 def test_a_postgres_restart_answers_503_to_requests_in_flight_and_the_next_ones_succeed(tmp_path, pg_server):
-    from pg_server import PostgresServer
-
     database = PostgresServer(pg_server.bindir)  # its own server: the shared one must keep running
     try:
         url = database.create_database("restart")

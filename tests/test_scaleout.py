@@ -1,43 +1,19 @@
 """Two app processes sharing a database and a Redis message queue: a change on one reaches clients of the other."""
-import os
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
-import pytest
 import requests
 import socketio
-
-from processes import RedisServer, free_port, redis_binary, wait_for
-
-ROOT = Path(__file__).resolve().parent.parent
+from servers import AppServer, free_port, server_env
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    server = RedisServer(redis_binary(), tmp_path)
-    yield server.url(0)
-    server.stop()
-
-
-def test_a_call_on_one_instance_reaches_a_display_on_another(db_path, redis_url, tmp_path):
-    env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{db_path}", "QUEUE_APP_SECRET_KEY": "shared-secret",
-           "QUEUE_APP_MESSAGE_QUEUE": redis_url, "QUEUE_APP_RUN_SCHEDULER": "0"}
-    seeded = subprocess.run([sys.executable, "-m", "queue_app.cli", "seed-demo"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, check=True)
-    kiosk_token = seeded.stdout.strip().splitlines()[-1].split(": ")[1]
-    servers, bases = [], []
+def test_a_call_on_one_instance_reaches_a_display_on_another(db_path, seeded, redis_server, tmp_path):
+    env = server_env(f"sqlite:///{db_path}", QUEUE_APP_MESSAGE_QUEUE=redis_server.url(0))
+    kiosk_token = seeded["kiosk_token"]
+    instances = [AppServer(env, tmp_path / f"server-{name}.log") for name in ("a", "b")]
     try:
-        for name in ("a", "b"):
-            port = free_port()
-            log = open(tmp_path / f"server-{name}.log", "w")
-            servers.append((subprocess.Popen([sys.executable, "-m", "queue_app.cli", "run", "--port", str(port)],
-                                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
-            bases.append(f"http://127.0.0.1:{port}")
-        for base, (process, _log) in zip(bases, servers):
-            wait_for(base + "/api/v1/branches", process)
-        instance_a, instance_b = bases
+        for instance in instances:
+            instance.start()
+        instance_a, instance_b = (instance.base for instance in instances)
 
         heard = []
         got_called = threading.Event()
@@ -65,13 +41,12 @@ def test_a_call_on_one_instance_reaches_a_display_on_another(db_path, redis_url,
         assert heard[0]["label"] == ticket["label"] and heard[0]["counter"] == counter["name"]
         display.disconnect()
     finally:
-        for process, log in servers:
-            process.terminate()
-            process.wait(timeout=10)
-            log.close()
+        for instance in instances:
+            instance.stop()
 
 
-def test_healthz_reports_the_database_and_the_message_queue(db_path, redis_url):
+def test_healthz_reports_the_database_and_the_message_queue(db_path, redis_server):
+    redis_url = redis_server.url(0)
     from conftest import make_app
 
     app = make_app(db_path)

@@ -13,7 +13,7 @@ import click
 import pytest
 import requests
 from conftest import TEST_CONFIG, make_app
-from processes import ROOT, free_port, stop, wait_for
+from servers import ROOT, AppServer, free_port
 from test_manage_pages import login
 from test_webhooks import SECRET, Receiver
 
@@ -164,20 +164,17 @@ def test_the_wsgi_entry_point_runs_in_production_unless_told_otherwise(tmp_path)
 def test_queue_app_run_is_production_and_sends_hsts(db_path, tmp_path):
     env = operator_env(QUEUE_APP_DATABASE_URL=f"sqlite:///{db_path}", QUEUE_APP_RUN_SCHEDULER="0",
                        QUEUE_APP_INSTANCE_PATH=str(tmp_path / "instance"))
-    port = free_port()
-    refused = subprocess.run([sys.executable, "-m", "queue_app.cli", "run", "--port", str(port)], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)
+    refused = subprocess.run([sys.executable, "-m", "queue_app.cli", "run", "--port", str(free_port())], env=env,
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "QUEUE_APP_SECRET_KEY" in refused.stderr
-    with open(tmp_path / "server.log", "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "queue_app.cli", "run", "--port", str(port)], cwd=ROOT,
-                                  env={**env, "QUEUE_APP_SECRET_KEY": "run-secret-" + "x" * 20},
-                                  stdout=log, stderr=subprocess.STDOUT)
+    server = AppServer({**env, "QUEUE_APP_SECRET_KEY": "run-secret-" + "x" * 20}, tmp_path / "server.log",
+                       ready_path="/healthz")
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", server, timeout=60)
-        answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        server.start(timeout=60)
+        answer = requests.get(f"{server.base}/healthz", timeout=10)
         assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
     finally:
-        stop(server)
+        server.stop()
 
 
 def test_maintenance_commands_and_tools_need_no_secret_key_in_production(tmp_path):
@@ -299,21 +296,18 @@ def test_queue_app_run_prints_no_tokens_in_its_text_access_lines(db_path, seeded
     with make_app(db_path).app_context():
         issued = queueing.issue_ticket(db.session, "demo", "A")
         db.engine.dispose()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "QUEUE_APP_DATABASE_URL": f"sqlite:///{db_path}", "QUEUE_APP_RUN_SCHEDULER": "0",
            "QUEUE_APP_SECRET_KEY": "logs-secret", "QUEUE_APP_LOG_FORMAT": "text"}
-    with open(tmp_path / "stderr.log", "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "queue_app.cli", "run", "--port", str(port)], env=env,
-                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    server = AppServer(env, tmp_path / "stderr.log", ready_path="/healthz", log_stdout=False)
+    base = server.base
     try:
-        wait_for(base + "/healthz", server)
+        server.start()
         assert requests.get(f"{base}/t/{issued.token}", timeout=10).status_code == 200
         assert requests.get(f"{base}/api/v1/tickets/{issued.token}", timeout=10).status_code == 200
         requests.get(f"{base}/kiosk/demo?device={kiosk}", timeout=10, allow_redirects=False)
         time.sleep(0.5)
     finally:
-        stop(server)
+        server.stop()
     text = (tmp_path / "stderr.log").read_text()
     assert "/t/[redacted]" in text and "device=[redacted]" in text, text[-2000:]
     assert issued.token not in text and kiosk not in text

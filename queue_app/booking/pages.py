@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
 from queue_app.booking import ics
 from queue_app.booking import operations as booking
 from queue_app.booking.api import appointment_dict
+from queue_app.booking.page_texts import booking_messages, call_branch, field_messages, picker_text, status_labels
 from queue_app.booking.rules import change_window, rules_for
 from queue_app.catalogue.models import Branch, Service
 from queue_app.catalogue.operations import get_branch, localized_name
@@ -33,6 +33,7 @@ from queue_app.notifications import notify
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.qr import qr_svg
 from queue_app.web.dates import current_language, local_when, page_calendar
+from queue_app.web.errors import domain_error_response, error_response
 from queue_app.web.input_rules import InputRejected, parse_moment, text_problem
 
 bp = Blueprint("booking_pages", __name__)
@@ -40,101 +41,7 @@ bp = Blueprint("booking_pages", __name__)
 HONEYPOT = "website"  # a field bots fill in; people never see it
 DAYS_SHOWN = 14
 LIMITS = {"name": 200, "phone": 32, "email": 254}
-_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422}
 
-STATUS_LABELS = {
-    "booked": _l("Booked"), "checked_in": _l("Checked in"), "done": _l("Completed"),
-    "cancelled": _l("Cancelled"), "no_show": _l("Missed"),
-}
-
-
-def status_labels() -> dict:
-    return {status: str(label) for status, label in STATUS_LABELS.items()}
-
-
-def booking_messages(branch: Branch | None = None) -> dict:
-    """What a customer (or staff booking for one) reads for each refusal code, in the page's language."""
-    rules = rules_for(branch) if branch is not None else None
-    return {
-        "slot_full": _("That time was just taken, pick another."),
-        "not_a_slot": _("That time cannot be booked. Please pick one of the times shown."),
-        "too_soon": _("That time is too soon to book online (at least %(n)s minutes ahead). Please pick a later time.",
-                      n=rules.min_notice_minutes if rules else 60),
-        "outside_window": _("That day cannot be booked online. Please pick another day."),
-        "limit_reached": _("You already have %(n)s upcoming bookings, the most allowed. Cancel one first, or call the branch.",
-                           n=rules.max_active_bookings if rules else 3),
-        "strikes_exceeded": _("Online booking is paused after missed visits. Please call the branch to book."),
-        "booking_disabled": _("This service cannot be booked online. Please call the branch."),
-        "service_not_found": _("This service is not available any more. Please pick another."),
-        "cutoff_passed": _("It is too late to reschedule this booking online; you can still cancel it until the "
-                           "visit starts.") + call_branch(branch),
-        "visit_started": _("Your visit time has begun; it can no longer be changed or cancelled online.")
-        + call_branch(branch),
-        "not_booked": _("This booking can no longer be changed."),
-        "appointment_not_found": _("We could not find this booking."),
-        "invalid_field": _("Please check the fields marked below."),
-        "validation_failed": _("Please check the fields marked below."),
-        "naive_time": _("That time cannot be booked. Please pick one of the times shown."),
-        "invalid_time": _("That time cannot be booked. Please pick one of the times shown."),
-        "rejected": _("Sorry, this booking could not be accepted. Please call the branch."),
-        "idempotency_key_reused": _("This form was already sent with other details, and that booking may have "
-                                    "been made. Check your confirmation message, or reload the page to book again."),
-        "csrf_failed": _("This page was open for a long time. Please try again."),
-        "too_many_requests": _("Too many attempts in a short time. Please wait a minute and try again."),
-        "failed": _("Sorry, that did not work. Please try again."),
-        "offline": _("No connection. Check your network and try again."),
-    }
-
-
-def call_branch(branch: Branch | None) -> str:
-    """' To change it, call the branch at +886...' (notify.CHANGE_TEXTS), or nothing without a branch phone."""
-    if branch is None or not branch.phone:
-        return ""
-    return " " + _(notify.CHANGE_TEXTS["call"], phone=branch.phone)
-
-
-def picker_text() -> dict:
-    """The strings of the day and time picker (static/js/slots.js)."""
-    return {
-        "loading": _("Looking for free times…"),
-        "failed": _("The free times could not be loaded."),
-        "offline": _("No connection. Check your network and try again."),
-        "busy": _("Too many requests in a short time. Please wait a minute and try again."),
-        "none": _("No free times in the next %(days)s days. Please call the branch.", days="{days}"),
-        "free": _("%(n)s times free", n="{n}"),
-        "free_one": _("1 time free"),
-        "free_short": _("%(n)s free", n="{n}"),
-        "full": _("Full"),
-        "full_long": _("fully booked"),
-        "day_full": _("fully booked"),
-        "current": _("Your time"),
-        "inside_cutoff": _("no online changes"),
-        "inside_cutoff_long": _("can be cancelled until it starts, but not changed online"),
-        "times_on": _("Times on %(date)s", date="{date}"),
-        "morning": _("Morning"),
-        "afternoon": _("Afternoon"),
-        "evening": _("Evening"),
-    }
-
-
-def field_messages() -> dict:
-    return {
-        "name": _("Please enter your name."),
-        "contact": _("Please give a mobile number or an e-mail address for your confirmation."),
-        "phone": _("This does not look like a phone number."),
-        "email": _("This does not look like an e-mail address."),
-        "too_long": _("This is too long."),
-        "unstorable": _("This contains characters that cannot be saved."),
-    }
-
-
-def _json_error(status: int, code: str, message: str, fields: dict | None = None):
-    body = {"error": {"code": code, "message": message}}
-    if fields:
-        body["error"]["fields"] = fields
-    response = jsonify(body)
-    response.status_code = status
-    return response
 
 
 def _branch_or_none(slug: str) -> Branch | None:
@@ -207,25 +114,25 @@ def book(slug):
     """The booking form's JSON: checks the honeypot and the fields, then books (the domain decides)."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return _json_error(400, "malformed_json", 'Send the form as JSON.')
+        return error_response(400, "malformed_json", 'Send the form as JSON.')
     branch = _branch_or_none(slug)
     if branch is None:
-        return _json_error(404, "branch_not_found", _("Branch not found"))
+        return error_response(404, "branch_not_found", _("Branch not found"))
     messages = booking_messages(branch)
     if body.get(HONEYPOT):
-        return _json_error(400, "rejected", messages["rejected"])  # a bot: nothing is booked
+        return error_response(400, "rejected", messages["rejected"])  # a bot: nothing is booked
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 100:
-        return _json_error(400, "bad_idempotency_key", "Idempotency-Key must be 1 to 100 characters.")
+        return error_response(400, "bad_idempotency_key", "Idempotency-Key must be 1 to 100 characters.")
     values = {name: _text(body, name) for name in ("service", "start", "name", "phone", "email")}
     fields = _field_problems(values, branch)
     if fields:
-        return _json_error(422, "invalid_field", messages["invalid_field"], fields)
+        return error_response(422, "invalid_field", messages["invalid_field"], fields)
     try:
         start = parse_moment(values["start"] or "")  # the app's one rule: ISO 8601, offset, 2000-2100
     except InputRejected as refused:
         code = "naive_time" if refused.code == "naive_time" else "invalid_time"
-        return _json_error(422, code, messages[code])
+        return error_response(422, code, messages[code])
     made = booking.book(
         db.session, slug, values["service"] or "", start, name=values["name"], phone=values["phone"],
         email=values["email"], language=current_language(), idempotency_key=f"{slug}:{key}" if key else None,
@@ -254,12 +161,12 @@ def domain_error(error: DomainError):
         wrong = field_messages()
         fields = {name: wrong.get(name, messages[0] if isinstance(messages, list) and messages else str(messages))
                   for name, messages in error.fields.items()}
-    return _json_error(_STATUS_FOR_KIND.get(error.kind, 400), error.code, message, fields)
+    return domain_error_response(error, message, fields or {})
 
 
 @bp.errorhandler(CSRFError)
 def csrf_error(error: CSRFError):
-    return _json_error(400, "csrf_failed", booking_messages()["csrf_failed"])
+    return error_response(400, "csrf_failed", booking_messages()["csrf_failed"])
 
 
 # ---- /a/<token>: the booking's own page ------------------------------------------------------

@@ -8,7 +8,6 @@ from wtforms import (
     EmailField,
     IntegerField,
     PasswordField,
-    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -16,33 +15,15 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from queue_app.catalogue.models import WEEKDAYS
 from queue_app.catalogue.operations import COUNTER_NAME_MAX, MIN_PASSWORD, NAME_LANGUAGES, SERVICE_NAME_MAX
 from queue_app.core.languages import LANGUAGE_NAMES
+from queue_app.web.form_fields import COUNTER_STATE_LABELS, ROLE_LABELS, MultiCheckboxField, choices, strip_spaces
 from queue_app.web.input_rules import StrictText
-
-
-class LoginForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), StrictText(max=254)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), StrictText(max=1024)])
-    submit = SubmitField(_l("Sign in"))
-
 
 # Manager and admin forms. The domain (queue_app/catalogue/operations.py) does the real validation;
 # these only turn form text into the values it expects and catch what a browser form can get wrong.
-
-COUNTER_STATE_LABELS = {"open": _l("Open"), "paused": _l("Paused"), "closed": _l("Closed")}
-ROLE_LABELS = {"staff": _l("Staff"), "manager": _l("Manager"), "admin": _l("Admin")}
-
-
-def choices(labels: dict) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in labels.items()]
-
-
-def strip_spaces(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def _clean_lines(value):
@@ -134,11 +115,6 @@ class LanguageListField(StringField):
         if valuelist:
             codes = [c for c in re.split(r"[\s,]+", valuelist[0]) if c]
             self.data = [_LANGUAGE_SPELLINGS.get(c.lower().replace("_", "-"), c) for c in codes]
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class BranchForm(FlaskForm):

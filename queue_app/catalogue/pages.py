@@ -12,9 +12,7 @@ from queue_app.accounts.models import Staff
 from queue_app.accounts.roles import role_required, staff_branch
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.forms import (
-    COUNTER_STATE_LABELS,
     NAME_FIELD_KEYS,
-    ROLE_LABELS,
     BranchForm,
     CounterForm,
     NewBranchForm,
@@ -23,11 +21,11 @@ from queue_app.catalogue.forms import (
     ServiceEditForm,
     StaffEditForm,
     StaffForm,
-    choices,
 )
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db
+from queue_app.web.form_fields import COUNTER_STATE_LABELS, ROLE_LABELS, choices
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 

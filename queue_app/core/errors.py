@@ -1,4 +1,4 @@
-"""Errors the domain raises; the web layer maps each kind to an HTTP status."""
+"""Errors the domain raises, and the one map from their kind to an HTTP status (web/errors.py)."""
 
 
 class DomainError(Exception):
@@ -49,3 +49,12 @@ class Invalid(DomainError):
     """The values given cannot be accepted."""
 
     kind = "invalid"
+
+
+# The status of each kind, for the API, the pages' fetch() calls and the kiosk alike.
+HTTP_STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401,
+               "locked": 429}
+
+
+def http_status(error: DomainError) -> int:
+    return HTTP_STATUS.get(error.kind, 400)

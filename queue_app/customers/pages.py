@@ -175,7 +175,7 @@ def erase(customer_id):
 @login_required
 @role_required("admin")
 def audit_log():
-    from queue_app.audit import pages as audit_page
+    from queue_app.audit import log_lines as audit_page
 
     if any(text_problem(value) for value in request.args.values()):
         abort(400)

@@ -46,6 +46,7 @@ from queue_app.tickets import read_models as lobby
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.qr import qr_svg, tracking_url
 from queue_app.web.dates import issued_text, local_clock, long_date
+from queue_app.web.errors import domain_error_response, error_response
 from queue_app.web.input_rules import text_problem
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
@@ -56,13 +57,7 @@ DEVICE_COOKIE_DAYS = 400  # the longest a browser keeps a cookie
 # The on-screen keyboard for check-in codes: digits, then letters in keyboard order; only the
 # characters codes are made of (booking.CODE_ALPHABET has no 0/O, 1/I/L).
 KEYPAD_ROWS = ("23456789", "QWERTYUIOP", "ASDFGHJKL", "ZXCVBNM")
-_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409}
 
-
-def _json_error(status: int, code: str, message: str):
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
 
 
 def _device_by_token(token: str | None) -> KioskDevice | None:
@@ -157,10 +152,10 @@ def _device_key() -> str:
 def issue(slug):
     device = _session_device(slug)
     if device is None:
-        return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
+        return error_response(401, "kiosk_not_registered", _("This kiosk is not registered."))
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("service"), str) or text_problem(body["service"]):
-        return _json_error(400, "malformed_json", 'Send JSON {"service": CODE}.')
+        return error_response(400, "malformed_json", 'Send JSON {"service": CODE}.')
     issued = queueing.issue_ticket(db.session, slug, body["service"], kiosk_id=device.id, issued_by="kiosk")
     status = lobby.ticket_status(db.session, issued.ticket, found=issued.estimates)
     link = tracking_url(issued.token)
@@ -185,11 +180,11 @@ def check_in(slug):
     """A booking's code, typed or scanned here, becomes a ticket; the same code again shows the same ticket."""
     device = _session_device(slug)
     if device is None:
-        return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
+        return error_response(401, "kiosk_not_registered", _("This kiosk is not registered."))
     body = request.get_json(silent=True)
     if (not isinstance(body, dict) or not isinstance(body.get("code"), str) or len(body["code"]) > 40
             or text_problem(body["code"])):
-        return _json_error(400, "malformed_json", 'Send JSON {"code": CODE}.')
+        return error_response(400, "malformed_json", 'Send JSON {"code": CODE}.')
     try:
         done = booking.check_in(db.session, slug, body["code"], kiosk_id=device.id)
     except DomainError as error:
@@ -241,14 +236,12 @@ def _check_in_refused(branch: Branch, code: str, error: DomainError):
     if error.code == "already_checked_in" and details is not None and details.ticket_id is not None:
         label = db.session.get(Ticket, details.ticket_id).label
         messages["already_checked_in"] = _("This booking was already used: ticket %(label)s has been served.", label=label)
-    body = {"error": {"code": error.code, "message": messages.get(error.code, error.message)}}
     service = details.service if details is not None and details.branch_id == branch.id else None
+    offer = None
     if (error.code in ("too_late", "cancelled", "no_show") and service is not None and service.active
             and service.walk_in_enabled):
-        body["walk_in"] = {"service": service.code, "service_name": localized_name(service, get_locale())}
-    response = jsonify(body)
-    response.status_code = _STATUS_FOR_KIND.get(error.kind, 422)
-    return response
+        offer = {"walk_in": {"service": service.code, "service_name": localized_name(service, get_locale())}}
+    return domain_error_response(error, messages.get(error.code, error.message), {}, extra=offer)
 
 
 def _booking_by_code(code: str) -> Appointment | None:
@@ -266,7 +259,7 @@ def ping(slug):
     """
     device = _session_device(slug)
     if device is None:
-        return _json_error(401, "kiosk_not_registered", _("This kiosk is not registered."))
+        return error_response(401, "kiosk_not_registered", _("This kiosk is not registered."))
     # The manager page's "last seen" for kiosks without a print bridge (a plain browser).
     kiosks.record_page_ping(db.session, device.id)
     waiting = {w["service"]: w["count"] for w in lobby.queue_summary(db.session, device.branch)["waiting"]}
@@ -284,9 +277,9 @@ def domain_error(error: DomainError):
         "service_not_found": _("This service is not available right now. Please ask staff."),
         "walk_in_disabled": _("This service takes booked visits only. Please ask staff."),
     }
-    return _json_error(_STATUS_FOR_KIND.get(error.kind, 422), error.code, messages.get(error.code, error.message))
+    return domain_error_response(error, messages.get(error.code, error.message), {})
 
 
 @bp.errorhandler(CSRFError)
 def csrf_error(error: CSRFError):
-    return _json_error(400, "csrf_failed", error.description)
+    return error_response(400, "csrf_failed", error.description)

@@ -25,6 +25,7 @@ from queue_app.planning import plan as planning
 from queue_app.planning import reports, what_if
 from queue_app.planning import settings as planning_settings
 from queue_app.tickets import numbering
+from queue_app.web.errors import domain_error_response, error_response
 from queue_app.web.input_rules import InputRejected, parse_moment
 
 bp = Blueprint("dashboard", __name__, url_prefix="/manage/branches/<slug>")
@@ -38,17 +39,6 @@ SETTING_LABELS = {
 }
 
 
-
-
-def _json_error(status: int, error: DomainError):
-    body = {"error": {"code": error.code, "message": error.message}}
-    if error.fields:
-        body["error"]["fields"] = error.fields
-    return jsonify(body), status
-
-
-def _status(error: DomainError) -> int:
-    return {"not_found": 404, "conflict": 409, "forbidden": 403}.get(error.kind, 422)
 
 
 @bp.errorhandler(CSRFError)
@@ -160,7 +150,7 @@ def export_csv(slug):
     try:
         first, last = reports.parse_range(request.args.get("from"), request.args.get("to"), today)
     except DomainError as error:
-        return _json_error(400, error)
+        return error_response(400, error.code, error.message, error.fields)  # a bad link: 400, as before
     stats = reports.branch_stats(db.session, branch, first, last)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(reports.csv_rows(stats))
@@ -254,9 +244,8 @@ def run_what_if(slug):
         return jsonify({"error": {"code": "plan_not_found",
                                   "message": _("No plan for that day; recompute the plan first.")}}), 404
     except DomainError as error:
-        return _json_error(_status(error), DomainError(error.code, _(
-            "Counters are whole numbers from 0 to 100 per interval; the whole-day change from -100 to 100."),
-            error.fields))
+        return domain_error_response(error, _(
+            "Counters are whole numbers from 0 to 100 per interval; the whole-day change from -100 to 100."))
     return jsonify(result)
 
 

@@ -15,15 +15,16 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from queue_app.accounts import operations as accounts
-from queue_app.booking.pages import booking_messages, field_messages, picker_text, status_labels
-from queue_app.catalogue.forms import COUNTER_STATE_LABELS, LoginForm
+from queue_app.accounts.forms import LoginForm
+from queue_app.booking.page_texts import booking_messages, field_messages, picker_text, status_labels
 from queue_app.catalogue.models import Counter, Service
 from queue_app.core.errors import Locked, Unauthorized
 from queue_app.core.extensions import db, limiter
 from queue_app.tickets import read_models as lobby
 from queue_app.tickets.queueing import MAX_RECALLS
-from queue_app.web.api import API_PREFIX
 from queue_app.web.dates import page_calendar
+from queue_app.web.errors import API_PREFIX
+from queue_app.web.form_fields import COUNTER_STATE_LABELS
 
 bp = Blueprint("staff", __name__)
 

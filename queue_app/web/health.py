@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from queue_app.core.extensions import db
+from queue_app.web.errors import error_response, is_api_request
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ def database_unavailable(error):
         db.session.rollback()
     except Exception:  # the connection is gone; the session is removed at teardown anyway
         pass
-    from queue_app.web.api import error_response, is_api_request
 
     if is_api_request():
         response = error_response(503, "database_unavailable",

@@ -22,6 +22,7 @@ from marshmallow import fields, validate
 from wtforms.validators import Length, ValidationError
 
 from queue_app.core.day_range import FIRST_DAY, LAST_DAY
+from queue_app.web.errors import error_response, is_api_request
 
 MAX_JSON_DEPTH = 32
 DEFAULT_MAX_LENGTH = 1000
@@ -211,7 +212,6 @@ def refuse_odd_requests():
     speaks JSON); a NUL in the path names nothing, a 404."""
     from werkzeug.exceptions import NotFound
 
-    from queue_app.web.api import error_response, is_api_request
 
     if "\x00" in request.path:
         raise NotFound()

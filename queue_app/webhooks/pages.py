@@ -13,11 +13,11 @@ from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import DataRequired
 
 from queue_app.accounts.roles import role_required, staff_branch
-from queue_app.catalogue.forms import MultiCheckboxField, choices, strip_spaces
 from queue_app.catalogue.models import Branch
 from queue_app.core.errors import DomainError
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
+from queue_app.web.form_fields import MultiCheckboxField, choices, strip_spaces
 from queue_app.web.input_rules import StrictText
 from queue_app.webhooks import operations as webhooks
 from queue_app.webhooks.models import WebhookDelivery, WebhookEndpoint

@@ -2,17 +2,14 @@
 import re
 
 import flask_smorest
-from flask import jsonify, make_response, render_template, request
+from flask import make_response, render_template
 from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
-from queue_app.core.errors import DomainError
+from queue_app.core.errors import DomainError, http_status
 from queue_app.core.extensions import csrf
-
-API_PREFIX = "/api/v1"
-_STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422, "unauthorized": 401, "locked": 429,
-                    "forbidden": 403}
+from queue_app.web.errors import API_PREFIX, domain_error_response, error_response, is_api_request
 
 
 class ErrorDetail(Schema):
@@ -23,21 +20,6 @@ class ErrorDetail(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorDetail, required=True)
-
-
-def is_api_request() -> bool:
-    return request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/")
-
-
-def error_response(status: int, code: str, message: str, field_errors=None, headers=None):
-    body = {"error": {"code": code, "message": message}}
-    if field_errors:
-        body["error"]["fields"] = field_errors
-    response = jsonify(body)
-    response.status_code = status
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
 
 
 def _code_for(error: HTTPException) -> str:
@@ -90,11 +72,10 @@ def error_page(error: HTTPException):
 
 
 def handle_domain_error(error: DomainError):
-    status = _STATUS_FOR_KIND.get(error.kind, 400)
     if is_api_request():
         headers = {"Retry-After": str(error.retry_after)} if hasattr(error, "retry_after") else None
-        return error_response(status, error.code, error.message, error.fields or None, headers)
-    return error.message, status
+        return domain_error_response(error, headers=headers)
+    return error.message, http_status(error)
 
 
 api = Api()

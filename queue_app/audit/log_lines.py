@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from queue_app.accounts.models import Staff
 from queue_app.audit import operations as audit
 from queue_app.audit.models import AuditEntry
-from queue_app.catalogue.forms import COUNTER_STATE_LABELS, ROLE_LABELS
 from queue_app.catalogue.models import Branch, Counter, Service
+from queue_app.web.form_fields import COUNTER_STATE_LABELS, ROLE_LABELS
 
 LIMIT = 300
 NAME_CHARS = 60  # a name or value longer than this is cut in the one-line summary (the details keep it whole)
