@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from servers import ROOT, Redis, free_port, start_postgres, wait_until_serving, worker_rss_mb
 
 

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from servers import ROOT, free_port, start_postgres, wait_until_serving
 
 

@@ -15,7 +15,14 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-from escpos.constants import QR_ECLEVEL_M, RT_MASK_LOWPAPER, RT_MASK_NOPAPER, RT_MASK_ONLINE, RT_STATUS_ONLINE, RT_STATUS_PAPER
+from escpos.constants import (
+    QR_ECLEVEL_M,
+    RT_MASK_LOWPAPER,
+    RT_MASK_NOPAPER,
+    RT_MASK_ONLINE,
+    RT_STATUS_ONLINE,
+    RT_STATUS_PAPER,
+)
 from escpos.printer import Dummy, File, Network
 from PIL import Image, ImageDraw, ImageFont
 

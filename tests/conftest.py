@@ -2,12 +2,20 @@ import shutil
 from datetime import datetime, timezone
 
 import pytest
-from servers import AppServer, PostgresServer, RedisServer, find_postgres, launch_chromium, require_binary
+from servers import (
+    AppServer,
+    MailServer,
+    PostgresServer,
+    RedisServer,
+    find_postgres,
+    launch_chromium,
+    require_binary,
+)
 from sqlalchemy.orm import Session
 
 from queue_app import create_app
-from queue_app.cli import DEMO_PASSWORD, seed_demo_data
 from queue_app.core.extensions import db
+from queue_app.demo.seed import DEMO_PASSWORD, seed_demo_data
 
 __all__ = ["require_binary"]  # for test modules that still import it from here
 
@@ -272,6 +280,28 @@ def server(seeded, db_path, tmp_path):
     running = AppServer.on_sqlite(db_path, tmp_path / "server.log").start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """An SMTP server on loopback, not started yet (`mailbox` starts it)."""
+    server = MailServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server):
+    smtp_server.start()
+    return smtp_server
+
+
+@pytest.fixture
+def driver(smtp_server):
+    """The app's SMTP mail driver, sending to `smtp_server`."""
+    from queue_app.notifications import mail
+
+    return mail.driver_for({"QUEUE_APP_SMTP_URL": smtp_server.url, "QUEUE_APP_MAIL_FROM": "queue@kiosk.test"})
 
 
 @pytest.fixture

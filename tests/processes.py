@@ -1,94 +1,10 @@
-"""Real processes for tests: free ports, waiting for a server, a throwaway Redis, and the load
-workers that several client processes run (module-level so `multiprocessing` spawn can import them).
+"""Load workers that several client processes run in the production tests (module-level so
+`multiprocessing` spawn can import them). The servers they load are started by tests/servers.py.
 """
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import requests
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-        try:
-            if requests.get(url, timeout=5).ok:
-                return
-        except requests.RequestException:  # not listening yet, or still importing
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
-class RedisServer:
-    """redis-server from PATH on a free loopback port, nothing written to disk."""
-
-    def __init__(self, binary: str, folder: Path):
-        self.port = free_port()
-        self.process = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                         "--appendonly", "no", "--dir", str(folder)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("redis-server did not start")
-
-    def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-def redis_binary() -> str:
-    from conftest import require_binary
-
-    return shutil.which("redis-server") or require_binary("redis-server")
-
-
-def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    """`queue-app ARGS` as an operator types it (the console script of this install)."""
-    return subprocess.run([sys.executable, "-m", "queue_app.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, check=True, timeout=300)
-
-
-def start_gunicorn(env: dict, port: int, log: Path) -> subprocess.Popen:
-    """One app instance as the README's deployment section starts it (threading mode, one worker)."""
-    with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "100",
-                                 "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                                env={**env, "QUEUE_APP_RUN_SCHEDULER": "0"}, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
 
 # --- load workers: each runs in its own process, waits for `go`, reports through `results` ---------
 

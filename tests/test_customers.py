@@ -4,7 +4,6 @@ from datetime import timedelta
 import pytest
 from conftest import utc
 from sqlalchemy import func, inspect, select, text, update
-from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
 from queue_app.accounts.models import Staff
 from queue_app.audit import operations as audit
@@ -14,7 +13,12 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.errors import Conflict, Forbidden, Invalid
 from queue_app.core.transaction import write_transaction
+from queue_app.customers import access as customer_access
+from queue_app.customers import churn as customer_churn
+from queue_app.customers import feedback as customer_feedback
 from queue_app.customers import operations as customers
+from queue_app.customers import privacy as customer_privacy
+from queue_app.customers import standing as customer_standing
 from queue_app.customers.models import ChurnAlert, Customer, CustomerStanding, Feedback
 from queue_app.demo.customers import add_visit, seed_customer_history
 from queue_app.notifications.models import Notification
@@ -87,9 +91,9 @@ def test_merge_keeps_every_visit_booking_and_answer(session):
     history_of(session, a, [30, 20])
     history_of(session, b, [10, 5, 1])
     ticket = session.scalar(select(Ticket).where(Ticket.customer_id == b.id).order_by(Ticket.id))
-    customers.submit_feedback(session, ticket.id, 5, 10, now=ticket.finished_at + timedelta(hours=1))
+    customer_feedback.submit_feedback(session, ticket.id, 5, 10, now=ticket.finished_at + timedelta(hours=1))
     manager = staff(session, "manager@demo.test")
-    kept = customers.merge(session, a.id, b.id, manager, now=NOW)
+    kept = customer_privacy.merge(session, a.id, b.id, manager, now=NOW)
     assert (kept.phone, kept.email, kept.name) == ("+886912000001", "ann@example.com", "Ann")
     assert session.get(Customer, b.id) is None
     assert session.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id == a.id)) == 5
@@ -110,7 +114,7 @@ def test_segments_and_tiers_of_a_constructed_history(session):
     history_of(session, drifting, [175, 176, 190, 191, 250, 251, 330, 331])
     history_of(session, regular, [5 + 60 * i for i in range(5)])
     history_of(session, once, [3])
-    result = customers.recompute_branch(session, "demo", now=NOW)
+    result = customer_standing.recompute_branch(session, "demo", now=NOW)
     assert result["standings"] == 4
     rows = {s.customer_id: s for s in session.scalars(select(CustomerStanding))}
     c = rows[core.id]
@@ -132,17 +136,17 @@ def test_segments_and_tiers_of_a_constructed_history(session):
 def test_spend_counts_towards_value_and_manager_thresholds_change_tiers(session):
     spender = new_customer(session, "+886912000001")
     history_of(session, spender, [10, 40], service="B", price=50_000)  # 2 visits + 2 x 5 points
-    customers.recompute_branch(session, "demo", now=NOW)
+    customer_standing.recompute_branch(session, "demo", now=NOW)
     standing = session.get(CustomerStanding, (spender.id, demo(session).id))
     assert (standing.spend_cents, standing.value_score, standing.tier) == (100_000, 12.0, "silver")
-    customers.update_rules(session, "demo", {"tiers": [{"name": "platinum", "min_value": 10, "min_loyalty": 0}]})
-    customers.recompute_branch(session, "demo", now=NOW)
+    customer_standing.update_rules(session, "demo", {"tiers": [{"name": "platinum", "min_value": 10, "min_loyalty": 0}]})
+    customer_standing.recompute_branch(session, "demo", now=NOW)
     session.expire_all()
     assert session.get(CustomerStanding, (spender.id, demo(session).id)).tier == "platinum"
     with pytest.raises(Invalid):
-        customers.update_rules(session, "demo", {"tiers": [{"name": "Gold!", "min_value": 1}]})
+        customer_standing.update_rules(session, "demo", {"tiers": [{"name": "Gold!", "min_value": 1}]})
     with pytest.raises(Invalid):
-        customers.update_rules(session, "demo", {"segment_credits": {"core": 60}})
+        customer_standing.update_rules(session, "demo", {"segment_credits": {"core": 60}})
 
 
 def _snapshot(session):
@@ -166,8 +170,8 @@ def test_nightly_job_run_twice_changes_nothing_the_second_time(app, session):
     night = NOW + timedelta(hours=20)  # 04:00 local the next day: due
     jobs.recompute_customers(app, now=night)
     second = _snapshot(session)
-    assert customers.recompute_branch(session, "demo", now=night)["changed"] == 0
-    assert customers.recompute_branch(session, "demo", now=night)["new_alerts"] == 0
+    assert customer_standing.recompute_branch(session, "demo", now=night)["changed"] == 0
+    assert customer_standing.recompute_branch(session, "demo", now=night)["new_alerts"] == 0
     assert _snapshot(session) == second
 
 
@@ -182,29 +186,29 @@ def test_churn_alerts_each_once(session):
     history_of(session, valued, [113, 114, 120, 121, 160, 170, 200, 260])
     history_of(session, newcomer, [40])
     history_of(session, steady, [20, 50, 80, 110])
-    assert customers.recompute_branch(session, "demo", now=NOW)["new_alerts"] == 2
-    alerts = {a.customer_id: a for a in customers.churn_list(session, demo(session))}
+    assert customer_standing.recompute_branch(session, "demo", now=NOW)["new_alerts"] == 2
+    alerts = {a.customer_id: a for a in customer_churn.churn_list(session, demo(session))}
     assert set(alerts) == {rhythm.id, valued.id}
     assert alerts[rhythm.id].reason == "interval_exceeded" and alerts[rhythm.id].usual_interval_days == 30
-    assert alerts[valued.id].reason == "valued_unseen" and alerts[valued.id].segment in customers.HIGH_VALUE
-    assert customers.recompute_branch(session, "demo", now=NOW + timedelta(days=1))["new_alerts"] == 0
+    assert alerts[valued.id].reason == "valued_unseen" and alerts[valued.id].segment in customer_standing.HIGH_VALUE
+    assert customer_standing.recompute_branch(session, "demo", now=NOW + timedelta(days=1))["new_alerts"] == 0
     assert session.scalar(select(func.count(ChurnAlert.id))) == 2
     # contacted: stays on the list, marked; a visit afterwards resolves it
     manager = staff(session, "manager@demo.test")
-    customers.mark_contacted(session, alerts[rhythm.id].id, manager, now=NOW)
+    customer_churn.mark_contacted(session, alerts[rhythm.id].id, manager, now=NOW)
     history_of(session, rhythm, [0])
-    customers.recompute_branch(session, "demo", now=NOW + timedelta(hours=2))
-    assert {a.customer_id for a in customers.churn_list(session, demo(session))} == {valued.id}
+    customer_standing.recompute_branch(session, "demo", now=NOW + timedelta(hours=2))
+    assert {a.customer_id for a in customer_churn.churn_list(session, demo(session))} == {valued.id}
     with pytest.raises(Forbidden):
-        customers.mark_contacted(session, alerts[valued.id].id, staff(session, "staff1@demo.test"))
+        customer_churn.mark_contacted(session, alerts[valued.id].id, staff(session, "staff1@demo.test"))
 
 
 def test_a_valued_customer_is_flagged_at_the_branchs_own_churn_days(session):
     valued = new_customer(session, "+886912000002")
     history_of(session, valued, [60 + 50 * i for i in range(8)])  # every 50 days: 60 unseen is in rhythm
-    assert customers.recompute_branch(session, "demo", now=NOW)["new_alerts"] == 0
-    customers.update_rules(session, "demo", {"churn_days": 60})
-    assert customers.recompute_branch(session, "demo", now=NOW)["new_alerts"] == 1
+    assert customer_standing.recompute_branch(session, "demo", now=NOW)["new_alerts"] == 0
+    customer_standing.update_rules(session, "demo", {"churn_days": 60})
+    assert customer_standing.recompute_branch(session, "demo", now=NOW)["new_alerts"] == 1
 
 
 # --- priority credit -----------------------------------------------------------------------------
@@ -212,12 +216,12 @@ def test_a_valued_customer_is_flagged_at_the_branchs_own_churn_days(session):
 def test_segment_credit_moves_a_core_customer_ahead_but_never_more_than_the_cap(session):
     core = new_customer(session, "+886912000001")
     history_of(session, core, [1 + 30 * i for i in range(12)])
-    customers.recompute_branch(session, "demo", now=NOW)
+    customer_standing.recompute_branch(session, "demo", now=NOW)
     t0 = NOW + timedelta(minutes=10)
     plain = queueing.issue_ticket(session, "demo", "A", now=t0).ticket
     before = queueing.issue_ticket(session, "demo", "A", phone="+886912000001", now=t0 + timedelta(minutes=1)).ticket
     assert before.sort_key == before.effective_at  # credit off by default
-    customers.update_rules(session, "demo", {"segment_priority": True})
+    customer_standing.update_rules(session, "demo", {"segment_priority": True})
     ahead = queueing.issue_ticket(session, "demo", "A", phone="+886912000001", now=t0 + timedelta(minutes=2)).ticket
     assert ahead.sort_key == ahead.effective_at - timedelta(minutes=5) < plain.sort_key
     capped = queueing.issue_ticket(session, "demo", "A", phone="+886912000001", priority="accessibility",
@@ -233,13 +237,13 @@ def test_staff_see_todays_customers_managers_their_branches_admins_all(session):
     catalogue.create_branch(session, "north", "North", "Asia/Tokyo")
     catalogue.create_staff(session, "north@demo.test", "long-enough-pw", "manager", ["north"])
     with pytest.raises(Forbidden):
-        customers.visible_branches(session, staff(session, "staff1@demo.test"), known.id, now=NOW)
-    assert customers.visible_branches(session, staff(session, "manager@demo.test"), known.id) == [demo(session).id]
-    assert customers.visible_branches(session, staff(session, "admin@demo.test"), known.id) is None
+        customer_access.visible_branches(session, staff(session, "staff1@demo.test"), known.id, now=NOW)
+    assert customer_access.visible_branches(session, staff(session, "manager@demo.test"), known.id) == [demo(session).id]
+    assert customer_access.visible_branches(session, staff(session, "admin@demo.test"), known.id) is None
     with pytest.raises(Forbidden):
-        customers.visible_branches(session, staff(session, "north@demo.test"), known.id)
+        customer_access.visible_branches(session, staff(session, "north@demo.test"), known.id)
     queueing.issue_ticket(session, "demo", "A", phone="0912000001", now=NOW)
-    assert customers.visible_branches(session, staff(session, "staff1@demo.test"), known.id, now=NOW) == [demo(session).id]
+    assert customer_access.visible_branches(session, staff(session, "staff1@demo.test"), known.id, now=NOW) == [demo(session).id]
 
 
 def test_a_managers_export_holds_the_visits_at_their_branches_an_admins_all(session):
@@ -248,9 +252,9 @@ def test_a_managers_export_holds_the_visits_at_their_branches_an_admins_all(sess
     for branch in ("demo", "north"):
         queueing.issue_ticket(session, branch, "A", phone="+886912000002", now=NOW)
     customer_id = session.scalar(select(Customer.id).where(Customer.phone == "+886912000002"))
-    mine = customers.export(session, customer_id, staff(session, "manager@demo.test"), now=NOW)
+    mine = customer_privacy.export(session, customer_id, staff(session, "manager@demo.test"), now=NOW)
     assert mine["branches"] == ["demo"] and {e["branch"] for e in mine["history"]} == {"demo"}
-    everything = customers.export(session, customer_id, staff(session, "admin@demo.test"), now=NOW)
+    everything = customer_privacy.export(session, customer_id, staff(session, "admin@demo.test"), now=NOW)
     assert everything["branches"] is None and {e["branch"] for e in everything["history"]} == {"demo", "north"}
 
 
@@ -268,21 +272,21 @@ def finished_ticket(session, phone=None, at=NOW, counter="Counter 1"):
 def test_one_answer_per_visit_and_the_dashboard_matches(session):
     left = queueing.leave(session, queueing.issue_ticket(session, "demo", "A", now=NOW).ticket.id, now=NOW)
     with pytest.raises(Conflict):
-        customers.submit_feedback(session, left.id, 5)
+        customer_feedback.submit_feedback(session, left.id, 5)
     answers = [(5, 10), (4, 9), (2, 3), (3, None), (5, 7)]
     tickets = []
     for n, (rating, nps) in enumerate(answers):
         ticket = finished_ticket(session, at=NOW + timedelta(minutes=10 * n),
                                  counter="Counter 1" if n % 2 == 0 else "Counter 2")
-        customers.submit_feedback(session, ticket.id, rating, nps, "fine" if n == 0 else "",
+        customer_feedback.submit_feedback(session, ticket.id, rating, nps, "fine" if n == 0 else "",
                                   now=NOW + timedelta(minutes=10 * n + 8))
         tickets.append(ticket)
     with pytest.raises(Conflict) as again:
-        customers.submit_feedback(session, tickets[0].id, 1, 0, now=NOW + timedelta(hours=2))
+        customer_feedback.submit_feedback(session, tickets[0].id, 1, 0, now=NOW + timedelta(hours=2))
     assert again.value.code == "feedback_given"
     with pytest.raises(Invalid):
-        customers.submit_feedback(session, tickets[0].id, 6)
-    summary = customers.feedback_summary(session, demo(session))
+        customer_feedback.submit_feedback(session, tickets[0].id, 6)
+    summary = customer_feedback.feedback_summary(session, demo(session))
     stored = session.execute(select(Feedback.rating, Feedback.nps)).all()
     assert summary["overall"]["answers"] == len(stored) == 5
     assert summary["overall"]["average_rating"] == round(sum(r for r, _n in stored) / 5, 2) == 3.8
@@ -291,7 +295,7 @@ def test_one_answer_per_visit_and_the_dashboard_matches(session):
     by_counter = {row["name"]: row for row in summary["by_counter"]}
     assert by_counter["Counter 1"]["answers"] == 3 and by_counter["Counter 2"]["average_rating"] == 3.5
     assert summary["by_staff"][0]["answers"] == 5
-    assert customers.feedback_state(session, tickets[1], NOW + timedelta(days=20)) == "answered"
+    assert customer_feedback.feedback_state(session, tickets[1], NOW + timedelta(days=20)) == "answered"
 
 
 def test_the_feedback_mail_goes_out_through_the_outbox_to_a_real_smtp_server(app, session, mailbox, driver):
@@ -305,7 +309,7 @@ def test_the_feedback_mail_goes_out_through_the_outbox_to_a_real_smtp_server(app
     # By contact: the record is not known at the branch yet, so its id alone would be refused.
     customers.attach_to_ticket(session, ticket.id, staff(session, "staff1@demo.test"), email="Mei@example.test",
                                now=NOW + timedelta(minutes=7))
-    customers.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=8))
+    customer_feedback.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=8))
     notify.send_due(session, driver, NOW + timedelta(minutes=8))
     notify.send_due(session, driver, NOW + timedelta(minutes=9))  # nothing left: sent once
     assert len(mailbox.messages) == 1
@@ -314,7 +318,7 @@ def test_the_feedback_mail_goes_out_through_the_outbox_to_a_real_smtp_server(app
     body = message.get_body(("plain",)).get_content()
     assert "Mei 您好" in body and "http://q.test/f/" in body
     token = body.split("/f/")[1].split()[0]
-    assert customers.ticket_for_feedback_token(session, token).id == ticket.id
+    assert customer_feedback.ticket_for_feedback_token(session, token).id == ticket.id
 
 
 def test_a_finished_visit_with_an_email_gets_one_feedback_mail(session):
@@ -326,15 +330,15 @@ def test_a_finished_visit_with_an_email_gets_one_feedback_mail(session):
     counter_id = session.scalar(select(Counter.id).where(Counter.name == "Counter 1"))
     queueing.call_next(session, counter_id, now=NOW)
     queueing.finish(session, ticket.id, now=NOW + timedelta(minutes=5))
-    assert customers.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=6)) == 1
-    assert customers.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=7)) == 0
+    assert customer_feedback.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=6)) == 1
+    assert customer_feedback.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=7)) == 0
     message = session.scalar(select(Notification).where(Notification.template == "feedback_request"))
     assert message.recipient == "ann@example.com" and "http://q.test/f/" in message.payload["body"]
     token = message.payload["body"].split("/f/")[1].split()[0]
-    assert customers.ticket_for_feedback_token(session, token).id == ticket.id
-    customers.submit_feedback(session, ticket.id, 4, 8, channel="mail", now=NOW + timedelta(hours=1))
+    assert customer_feedback.ticket_for_feedback_token(session, token).id == ticket.id
+    customer_feedback.submit_feedback(session, ticket.id, 4, 8, channel="mail", now=NOW + timedelta(hours=1))
     with pytest.raises(Conflict):
-        customers.submit_feedback(session, ticket.id, 4, 8, channel="tracking", now=NOW + timedelta(hours=2))
+        customer_feedback.submit_feedback(session, ticket.id, 4, 8, channel="tracking", now=NOW + timedelta(hours=2))
 
 
 # --- erasure and audit ---------------------------------------------------------------------------
@@ -365,19 +369,19 @@ def test_erasure_leaves_no_personal_field_anywhere_and_statistics_unchanged(sess
     session.commit()
     history_of(session, session.get(Customer, customer_id), [30, 60, 90, 120])
     ticket = finished_ticket(session, phone="+886955512345", at=NOW + timedelta(minutes=2))
-    customers.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=9))
-    customers.submit_feedback(session, ticket.id, 2, 4, "Erin Example says: call +886955512345",
+    customer_feedback.invite_feedback(session, "http://q.test", now=NOW + timedelta(minutes=9))
+    customer_feedback.submit_feedback(session, ticket.id, 2, 4, "Erin Example says: call +886955512345",
                               now=NOW + timedelta(minutes=30))
-    customers.recompute_branch(session, "demo", now=NOW + timedelta(days=200))
+    customer_standing.recompute_branch(session, "demo", now=NOW + timedelta(days=200))
     manager = staff(session, "manager@demo.test")
     customers.record_view(session, customer_id, manager)
-    exported = customers.export(session, customer_id, manager, now=NOW)
+    exported = customer_privacy.export(session, customer_id, manager, now=NOW)
     assert exported["customer"]["email"] == "erin@example.com" and len(exported["history"]) >= 6
     before = _branch_statistics(session)
     personal = ("Erin", "erin@example.com", "955512345", "+886955512345")
     assert any(p in _all_text(session) for p in personal)
 
-    customers.erase(session, customer_id, manager, now=NOW + timedelta(days=1))
+    customer_privacy.erase(session, customer_id, manager, now=NOW + timedelta(days=1))
 
     everything = _all_text(session)
     assert [p for p in personal if p in everything] == []
@@ -411,8 +415,8 @@ def test_retention_clears_old_feedback_comments_and_alerts_of_anonymous_records(
     old = new_customer(session, "+886912000009", "Olga Old")
     history_of(session, old, [500, 530, 560, 590, 620, 650, 680, 710])
     ticket = session.scalar(select(Ticket).where(Ticket.customer_id == old.id).order_by(Ticket.id.desc()))
-    customers.submit_feedback(session, ticket.id, 3, 5, "Olga here, call me", now=ticket.finished_at)
-    customers.recompute_branch(session, "demo", now=NOW - timedelta(days=300))
+    customer_feedback.submit_feedback(session, ticket.id, 3, 5, "Olga here, call me", now=ticket.finished_at)
+    customer_standing.recompute_branch(session, "demo", now=NOW - timedelta(days=300))
     assert session.scalar(select(func.count(ChurnAlert.id))) == 1
     retention.purge_personal_data(session, timedelta(days=365), now=NOW)
     answer = session.scalar(select(Feedback).where(Feedback.ticket_id == ticket.id))

@@ -8,7 +8,9 @@ from test_customers import NOW
 from queue_app.accounts.models import Staff
 from queue_app.audit.models import AuditEntry
 from queue_app.core.errors import Conflict
-from queue_app.customers import operations as customers
+from queue_app.customers import feedback as customer_feedback
+from queue_app.customers import privacy as customer_privacy
+from queue_app.customers import standing as customer_standing
 from queue_app.customers.models import ChurnAlert, Customer, CustomerStanding, Feedback
 from queue_app.demo.customers import seed_customer_history
 from queue_app.tickets.models import Ticket
@@ -20,19 +22,19 @@ def test_customer_records_on_postgres(pg_session):
     assert session.scalar(select(func.count()).select_from(CustomerStanding)) == 12
     alerts = session.scalar(select(func.count(ChurnAlert.id)))
     assert alerts >= 1
-    again = customers.recompute_branch(session, "demo", now=NOW)
+    again = customer_standing.recompute_branch(session, "demo", now=NOW)
     assert (again["changed"], again["new_alerts"]) == (0, 0)
     ticket = session.scalar(select(Ticket).outerjoin(Feedback, Feedback.ticket_id == Ticket.id)
                             .where(Ticket.status == "done", Feedback.id.is_(None)).order_by(Ticket.id.desc()).limit(1))
-    customers.submit_feedback(session, ticket.id, 5, 10, now=ticket.finished_at)
+    customer_feedback.submit_feedback(session, ticket.id, 5, 10, now=ticket.finished_at)
     with pytest.raises(Conflict):
-        customers.submit_feedback(session, ticket.id, 1, 0, now=ticket.finished_at)
+        customer_feedback.submit_feedback(session, ticket.id, 1, 0, now=ticket.finished_at)
     manager = session.scalar(select(Staff).where(Staff.email == "manager@demo.test"))
     ids = session.scalars(select(Customer.id).order_by(Customer.id).limit(2)).all()
     visits = session.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id.in_(ids)))
-    customers.merge(session, ids[0], ids[1], manager, now=NOW)
+    customer_privacy.merge(session, ids[0], ids[1], manager, now=NOW)
     assert session.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id == ids[0])) == visits
-    customers.erase(session, ids[0], manager, now=NOW + timedelta(days=1))
+    customer_privacy.erase(session, ids[0], manager, now=NOW + timedelta(days=1))
     assert session.get(Customer, ids[0]) is None
     assert session.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id.is_(None))) >= visits
     assert session.scalar(select(func.count(AuditEntry.id)).where(AuditEntry.action == "customer.erased")) == 1

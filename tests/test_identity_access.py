@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from test_notify import driver, mailbox, smtp_server  # noqa: F401 (fixtures: a real SMTP server on loopback)
 
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment

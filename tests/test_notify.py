@@ -3,10 +3,7 @@
 Every `now` is frozen and passed in; the real clock is never read. The demo branch is in
 Asia/Taipei (services A, B, C; Mon-Fri 09:00-12:30 and 13:30-17:00; two counters serve A).
 """
-import email
-import email.policy
 import logging
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +12,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from icalendar import Calendar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -34,66 +30,12 @@ START = datetime(2026, 6, 3, 10, 0, tzinfo=TAIPEI)  # Wednesday
 MINUTE = timedelta(minutes=1)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class MailServer:
-    """aiosmtpd on loopback, collecting what it receives; can start late (SMTP 'down, then up')."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.raw: list[bytes] = []
-        self.controller = None
-
-    async def handle_DATA(self, server, session, envelope):
-        self.raw.append(envelope.content)
-        return "250 Message accepted for delivery"
-
-    def start(self):
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self):
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    @property
-    def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(raw, policy=email.policy.default) for raw in self.raw]
-
-
-@pytest.fixture
-def smtp_server():
-    server = MailServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mailbox(smtp_server):
-    smtp_server.start()
-    return smtp_server
-
-
 @pytest.fixture(autouse=True)
 def loggers_enabled(monkeypatch):
     """Alembic's env.py runs logging.fileConfig, which disables every logger that exists by then
     (the migrated_db fixture runs it in this process). Undo that for the loggers checked here."""
     for name in ("queue_app.notifications.mail", "queue_app.jobs.scheduler", "queue_app.notifications.notify"):
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)
-
-
-@pytest.fixture
-def driver(smtp_server):
-    return mail.driver_for({"QUEUE_APP_SMTP_URL": smtp_server.url, "QUEUE_APP_MAIL_FROM": "queue@kiosk.test"})
 
 
 def book(session, start=START, *, now=NOW, email="ann@example.test", phone=None, language="en", name="Ann Lee"):

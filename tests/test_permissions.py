@@ -10,7 +10,6 @@ import pytest
 from queue_app.accounts.models import Staff
 from queue_app.catalogue.models import Counter, Service
 from queue_app.customers.models import Customer
-from queue_app.tickets.models import Ticket
 
 CALLERS = ("anonymous", "kiosk", "other_branch_staff", "staff", "manager", "admin")
 ALL = set(CALLERS)

@@ -8,7 +8,6 @@ check-ins and the scheduler's jobs on any day the suite runs.
 """
 import multiprocessing
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,8 +21,8 @@ import processes
 import pytest
 import requests
 import socketio
-from conftest import TEST_CONFIG, require_binary
-from processes import RedisServer, cli, free_port, start_gunicorn, stop, wait_for
+from conftest import TEST_CONFIG
+from servers import ROOT, RedisServer, cli, free_port, start_gunicorn, start_nginx, stop, wait_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -63,7 +62,7 @@ class Stack:
 
     def __init__(self, pg_server, folder):
         self.folder = folder
-        self.redis = RedisServer(processes.redis_binary(), folder)
+        self.redis = RedisServer(folder)
         self.database_url = pg_server.create_database("prod_" + uuid.uuid4().hex[:12])
         self.env = {
             # The deployment page's commands as an operator's shell runs them: no QUEUE_APP_ENV (the tests'
@@ -310,7 +309,7 @@ def test_two_schedulers_started_at_once_do_each_job_once_and_their_pushes_reach_
             log = open(tmp_path / f"scheduler-{name}.log", "w")
             schedulers.append((subprocess.Popen(
                 [sys.executable, "-m", "queue_app.cli", "scheduler"],
-                env={**env, "QUEUE_APP_INSTANCE_PATH": str(tmp_path / name)}, cwd=processes.ROOT,
+                env={**env, "QUEUE_APP_INSTANCE_PATH": str(tmp_path / name)}, cwd=ROOT,
                 stdout=log, stderr=log), log))
 
         for phone in phones:  # the almost-turn job ran in a scheduler; its push came through Redis
@@ -363,14 +362,12 @@ def test_two_schedulers_started_at_once_do_each_job_once_and_their_pushes_reach_
 
 def readme_nginx_configuration() -> str:
     """The nginx sample of the deployment page (docs/pages/operating/deployment.md), exactly as printed there."""
-    text = (processes.ROOT / "docs" / "pages" / "operating" / "deployment.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "pages" / "operating" / "deployment.md").read_text(encoding="utf-8")
     after = text.split("nginx, sticky by client address", 1)[1]
     return after.split("```", 2)[1].strip()
 
 
 def test_nginx_with_the_readme_configuration_serves_polling_and_websocket_clients(stack, tmp_path):
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    binary = binary or require_binary("nginx")
     port = free_port()
     sample = readme_nginx_configuration()
     assert "ip_hash;" in sample and "listen 443 ssl;" in sample
@@ -380,15 +377,7 @@ def test_nginx_with_the_readme_configuration_serves_polling_and_websocket_client
             .replace("127.0.0.1:8001", stack.bases[0].removeprefix("http://"))
             .replace("127.0.0.1:8002", stack.bases[1].removeprefix("http://"))
             .replace("/var/log/nginx/queue_app.access.log", str(tmp_path / "access.log")))
-    temp = " ".join(f"{kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
-                                                                        "scgi"))
-    (tmp_path / "nginx.conf").write_text(
-        ("user root;\n" if os.geteuid() == 0 else "")
-        + f"worker_processes 1;\npid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\n"
-        + "events { worker_connections 512; }\n"
-        + f"http {{\naccess_log off;\n{temp}\n{site}\n}}\n")
-    proxy = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # errors: error.log
+    proxy = start_nginx(tmp_path, site)  # errors: tmp_path/error.log
     base = f"http://127.0.0.1:{port}"
     displays = []
     try:

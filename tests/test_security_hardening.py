@@ -23,6 +23,7 @@ from queue_app.core.extensions import db
 from queue_app.jobs import scheduler as jobs
 from queue_app.planning import reports
 from queue_app.tickets import queueing
+from queue_app.webhooks import delivery as webhook_delivery
 from queue_app.webhooks import operations as webhooks
 
 
@@ -91,7 +92,7 @@ def test_the_delivery_connects_to_the_address_it_resolved_once_with_the_hostname
         return ["127.0.0.1"]
 
     queue_one_event(session, f"http://receiver.queue-test.invalid:{port}/hooks?x=1")
-    report = webhooks.deliver_due(session, allow_private=True, resolver=resolver)
+    report = webhook_delivery.deliver_due(session, allow_private=True, resolver=resolver)
     assert report.delivered == 1
     assert asked == [("receiver.queue-test.invalid", port)], "resolved once, for the check and the connection"
     assert hooks.headers[0]["Host"] == f"receiver.queue-test.invalid:{port}"
@@ -100,7 +101,7 @@ def test_the_delivery_connects_to_the_address_it_resolved_once_with_the_hostname
 def test_a_real_localhost_name_reaches_the_loopback_receiver_when_private_is_allowed(session, hooks):
     port = hooks.server.server_address[1]
     queue_one_event(session, f"http://localhost:{port}/hooks")
-    assert webhooks.deliver_due(session, allow_private=True).delivered == 1
+    assert webhook_delivery.deliver_due(session, allow_private=True).delivered == 1
     assert hooks.headers[0]["Host"] == f"localhost:{port}" and len(hooks.accepted) == 1
 
 
@@ -111,15 +112,15 @@ def test_a_real_localhost_name_reaches_the_loopback_receiver_when_private_is_all
 def test_a_host_with_any_non_public_answer_is_refused(session, hooks, answers):
     port = hooks.server.server_address[1]
     endpoint = queue_one_event(session, f"http://mixed.queue-test.invalid:{port}/hooks")
-    report = webhooks.deliver_due(session, allow_private=False, resolver=lambda host, port: list(answers))
+    report = webhook_delivery.deliver_due(session, allow_private=False, resolver=lambda host, port: list(answers))
     assert report.failed == 1 and hooks.requests == 0
     [delivery] = webhooks.deliveries(session, endpoint.id)
     assert "non-public" in delivery.last_error and delivery.attempts == 1
 
 
 def test_public_answers_pass_the_check():
-    assert webhooks.refusal("example.com", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]) is None
-    assert "non-public" in webhooks.refusal("example.com", ["93.184.216.34", "127.0.0.1"])
+    assert webhook_delivery.refusal("example.com", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]) is None
+    assert "non-public" in webhook_delivery.refusal("example.com", ["93.184.216.34", "127.0.0.1"])
 
 
 def test_a_name_that_does_not_resolve_is_retried_not_failed_for_good(session):
@@ -128,7 +129,7 @@ def test_a_name_that_does_not_resolve_is_retried_not_failed_for_good(session):
     def resolver(host, port):
         raise OSError("Name or service not known")
 
-    assert webhooks.deliver_due(session, allow_private=False, resolver=resolver).retried == 1
+    assert webhook_delivery.deliver_due(session, allow_private=False, resolver=resolver).retried == 1
     [delivery] = webhooks.deliveries(session, endpoint.id)
     assert delivery.status == "pending" and "cannot resolve" in delivery.last_error
 

@@ -1,5 +1,4 @@
 import pytest
-
 from conftest import TEST_CONFIG, make_app
 
 
@@ -26,9 +25,8 @@ def test_token_pages_keep_their_stricter_referrer_policy(client, api):
 
 
 def test_no_template_has_inline_script_code():
-    from pathlib import Path
-
     import re
+    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "templates"
     for template in root.rglob("*.html"):

@@ -16,7 +16,7 @@ from queue_app.core.errors import Invalid
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.customers import operations as customers
+from queue_app.customers import privacy as customer_privacy
 from queue_app.customers.models import ChurnAlert, Customer
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
@@ -189,7 +189,7 @@ def test_an_erased_customers_id_goes_to_nobody_else(session):
     new_customer(session, "+886912000100")
     erased = new_customer(session, "+886912000101")
     assert erased == session.scalar(select(func.max(Customer.id)))  # the highest row: SQLite reused its id
-    customers.erase(session, erased, admin(session))
+    customer_privacy.erase(session, erased, admin(session))
     assert session.get(Customer, erased) is None
     assert new_customer(session, "+886912000102") > erased
 
@@ -197,7 +197,7 @@ def test_an_erased_customers_id_goes_to_nobody_else(session):
 def test_a_merged_away_customers_id_goes_to_nobody_else(session):
     keep = new_customer(session, "+886912000200")
     other = new_customer(session, "+886912000201")
-    customers.merge(session, keep, other, admin(session))
+    customer_privacy.merge(session, keep, other, admin(session))
     assert new_customer(session, "+886912000202") > other
 
 
@@ -263,7 +263,7 @@ def test_migration_0012_keeps_rows_and_references_both_ways(app, seeded):
                     assert "AUTOINCREMENT" in sql, table
         erased = new_customer(db.session, "+886912000401")
         db.session.commit()
-        customers.erase(db.session, erased, db.session.scalar(select(Staff).where(Staff.email == ADMIN)))
+        customer_privacy.erase(db.session, erased, db.session.scalar(select(Staff).where(Staff.email == ADMIN)))
         assert new_customer(db.session, "+886912000402") > erased
 
 

@@ -19,6 +19,7 @@ from queue_app.core.database import configure_engine, engine_options
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.tickets import queueing
+from queue_app.webhooks import delivery as webhook_delivery
 from queue_app.webhooks import operations as webhooks
 from queue_app.webhooks.models import WebhookAttempt, WebhookDelivery
 
@@ -102,9 +103,9 @@ def open_counter(session, name="Counter 1"):
 
 
 def drain(session, **kwargs):
-    total = webhooks.DeliveryReport()
+    total = webhook_delivery.DeliveryReport()
     while True:
-        report = webhooks.deliver_due(session, **kwargs)
+        report = webhook_delivery.deliver_due(session, **kwargs)
         total.delivered += report.delivered
         total.retried += report.retried
         total.failed += report.failed
@@ -180,11 +181,11 @@ def test_a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(
     endpoint = webhooks.create_endpoint(session, "demo", hooks.url, ["ticket.issued"], secret=SECRET).endpoint
     queueing.issue_ticket(session, "demo", "A")
     now = utcnow()
-    assert webhooks.deliver_due(session, now=now).retried == 1
-    assert webhooks.deliver_due(session, now=now).handled == 0, "not again before the backoff"
-    assert webhooks.deliver_due(session, now=now + timedelta(seconds=31)).retried == 1
-    assert webhooks.deliver_due(session, now=now + timedelta(seconds=45)).handled == 0  # second wait is 60 s
-    assert webhooks.deliver_due(session, now=now + timedelta(seconds=100)).delivered == 1
+    assert webhook_delivery.deliver_due(session, now=now).retried == 1
+    assert webhook_delivery.deliver_due(session, now=now).handled == 0, "not again before the backoff"
+    assert webhook_delivery.deliver_due(session, now=now + timedelta(seconds=31)).retried == 1
+    assert webhook_delivery.deliver_due(session, now=now + timedelta(seconds=45)).handled == 0  # second wait is 60 s
+    assert webhook_delivery.deliver_due(session, now=now + timedelta(seconds=100)).delivered == 1
     assert hooks.requests == 3 and len(hooks.accepted) == 1 and set(hooks.ids().values()) == {1}
     [delivery] = webhooks.deliveries(session, endpoint.id)
     assert delivery.status == "delivered" and delivery.attempts == 3
@@ -201,14 +202,14 @@ def test_an_unreachable_receiver_ends_failed_and_a_manager_can_retry(session, re
     queueing.issue_ticket(session, "demo", "A")
     now = utcnow()
     for attempt in range(webhooks.MAX_ATTEMPTS):
-        webhooks.deliver_due(session, now=now + timedelta(hours=attempt * 2))
+        webhook_delivery.deliver_due(session, now=now + timedelta(hours=attempt * 2))
     [delivery] = webhooks.deliveries(session, endpoint.id)
     assert delivery.status == "failed" and delivery.attempts == webhooks.MAX_ATTEMPTS
     assert "Connection" in delivery.last_error or "refused" in delivery.last_error
     hooks = receiver(SECRET)
     webhooks.update_endpoint(session, endpoint.id, url=hooks.url)
     webhooks.retry_delivery(session, delivery.id)
-    assert webhooks.deliver_due(session).delivered == 1 and len(hooks.accepted) == 1
+    assert webhook_delivery.deliver_due(session).delivered == 1 and len(hooks.accepted) == 1
 
 
 def test_two_delivery_workers_racing_deliver_each_event_exactly_once(session, receiver):
@@ -228,7 +229,7 @@ def test_two_delivery_workers_racing_deliver_each_event_exactly_once(session, re
         try:
             with Session(engine) as own:
                 start.wait()
-                while webhooks.deliver_due(own, batch=10).handled:
+                while webhook_delivery.deliver_due(own, batch=10).handled:
                     pass
         except Exception as error:  # surfaced below
             errors.append(error)
@@ -266,15 +267,15 @@ def test_a_worker_that_died_mid_delivery_leaves_the_row_to_be_taken_again(sessio
     now = utcnow()
     with write_transaction(session):  # as a worker that claimed the row and was killed
         session.execute(update(WebhookDelivery).values(status="sending", next_attempt_at=now + webhooks.LEASE))
-    assert webhooks.deliver_due(session, now=now).handled == 0
-    assert webhooks.deliver_due(session, now=now + webhooks.LEASE + timedelta(seconds=1)).delivered == 1
+    assert webhook_delivery.deliver_due(session, now=now).handled == 0
+    assert webhook_delivery.deliver_due(session, now=now + webhooks.LEASE + timedelta(seconds=1)).delivered == 1
     assert len(hooks.accepted) == 1
 
 
 def test_private_destinations_are_refused_when_not_allowed(session):
     endpoint = webhooks.create_endpoint(session, "demo", "http://127.0.0.1:9/x", ["ticket.issued"]).endpoint
     queueing.issue_ticket(session, "demo", "A")
-    assert webhooks.deliver_due(session, allow_private=False).failed == 1
+    assert webhook_delivery.deliver_due(session, allow_private=False).failed == 1
     [delivery] = webhooks.deliveries(session, endpoint.id)
     assert delivery.status == "failed" and "non-public" in delivery.last_error
 
@@ -282,11 +283,11 @@ def test_private_destinations_are_refused_when_not_allowed(session):
 def test_signature_recipe_matches_the_documented_one():
     body = '{"id":"evt_1"}'
     expected = hmac.new(b"s3cret-s3cret-s3cret", b"1700000000." + body.encode(), hashlib.sha256).hexdigest()
-    assert webhooks.sign("s3cret-s3cret-s3cret", 1700000000, body) == expected
+    assert webhook_delivery.sign("s3cret-s3cret-s3cret", 1700000000, body) == expected
     header = "sha256=" + expected
-    assert webhooks.verify("s3cret-s3cret-s3cret", "1700000000", body.encode(), header, now=1700000100)
-    assert not webhooks.verify("s3cret-s3cret-s3cret", "1700000000", body.encode(), header, now=1700001000)
-    assert not webhooks.verify("other-secret-other", "1700000000", body.encode(), header, now=1700000100)
+    assert webhook_delivery.verify("s3cret-s3cret-s3cret", "1700000000", body.encode(), header, now=1700000100)
+    assert not webhook_delivery.verify("s3cret-s3cret-s3cret", "1700000000", body.encode(), header, now=1700001000)
+    assert not webhook_delivery.verify("other-secret-other", "1700000000", body.encode(), header, now=1700000100)
 
 
 # --- the API ------------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def test_managers_configure_webhooks_through_the_api(api, receiver):
     from queue_app.core.extensions import db
 
     with api.client.application.app_context():
-        assert webhooks.deliver_due(db.session()).delivered == 2
+        assert webhook_delivery.deliver_due(db.session()).delivered == 2
     assert [b["type"] for b in hooks.accepted] == ["ping", "ticket.issued"]
 
     log = api.call("GET", f"/webhooks/{hook_id}/deliveries", "manager@demo.test").json
@@ -366,7 +367,7 @@ def test_the_manage_page_adds_an_endpoint_shows_its_secret_once_and_the_delivery
     assert secret not in client.get("/manage/branches/demo/webhooks").get_data(as_text=True)  # once only
     hooks.secret = secret
     api.issue("A")
-    assert webhooks.deliver_due(session).delivered == 1 and len(hooks.accepted) == 1
+    assert webhook_delivery.deliver_due(session).delivered == 1 and len(hooks.accepted) == 1
     [endpoint] = webhooks.branch_endpoints(session, 1)
     detail = client.get(f"/manage/webhooks/{endpoint.id}").get_data(as_text=True)
     assert "ticket.issued" in detail and "200" in detail and hooks.accepted[0]["id"] in detail
@@ -383,8 +384,8 @@ def test_after_a_rotation_the_old_secret_signs_too_until_the_overlap_ends(sessio
     headers = still_old.headers[-1]
     assert len(headers["X-Queue-Signature"].split(",")) == 2
     for secret in (new, SECRET):  # the documented check accepts either during the overlap
-        assert webhooks.verify(secret, headers["X-Queue-Timestamp"], still_old.raw[-1], headers["X-Queue-Signature"])
-    assert not webhooks.verify("whsec_someone-else-0123456789", headers["X-Queue-Timestamp"], still_old.raw[-1],
+        assert webhook_delivery.verify(secret, headers["X-Queue-Timestamp"], still_old.raw[-1], headers["X-Queue-Signature"])
+    assert not webhook_delivery.verify("whsec_someone-else-0123456789", headers["X-Queue-Timestamp"], still_old.raw[-1],
                                headers["X-Queue-Signature"])
     # An overlap that has ended (a rotation two hours ago with one hour of overlap): the new secret only.
     switched = receiver(new)

@@ -33,8 +33,8 @@ from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
+from queue_app.customers import access as customer_access
 from queue_app.customers import identity
-from queue_app.customers import operations as customers
 from queue_app.customers.models import Customer
 from queue_app.notifications import notify
 from queue_app.planning import plan as planning
@@ -509,7 +509,7 @@ def sweep_no_shows(session: Session, *, now: datetime | None = None) -> int:
 
 def lift_block(session: Session, customer_id: int, staff: Staff, *, now: datetime | None = None) -> Customer:
     """A manager of a branch that knows the customer (or an admin) lets them book online again."""
-    customers.require_manager_of(session, staff, customer_id)
+    customer_access.require_manager_of(session, staff, customer_id)
     with write_transaction(session):
         customer = session.get(Customer, customer_id)
         if customer is None:

@@ -13,7 +13,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-
 PENDING_KEY = "queue_app_pending_changes"
 BIND_KEY = "queue_app_pending_bind"
 # A session whose info has this key set announces nothing (the branch simulator's sessions).

@@ -1,6 +1,6 @@
 """Customer records, history, feedback, segments, churn list and the audit log.
 
-Access: `require_staff` says who is calling; `customers.visible_branches` (the same rule the pages
+Access: `require_staff` says who is calling; `customer_access.visible_branches` (the same rule the pages
 use) says which customer records and which branches' history they reach.
 """
 from datetime import datetime, time, timedelta
@@ -14,7 +14,12 @@ from queue_app.accounts.access import require_staff
 from queue_app.audit.models import AuditEntry
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db, limiter
+from queue_app.customers import access as customer_access
+from queue_app.customers import churn as customer_churn
+from queue_app.customers import feedback as customer_feedback
 from queue_app.customers import operations as customers
+from queue_app.customers import privacy as customer_privacy
+from queue_app.customers import standing as customer_standing
 from queue_app.customers.models import SEGMENTS, Customer
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
@@ -298,7 +303,7 @@ def search_customers(query, slug):
 def get_customer(customer_id):
     """A customer's record: contact, standings and recent visits at the branches you may see."""
     staff = require_staff()
-    branch_ids = customers.visible_branches(db.session, staff, customer_id)
+    branch_ids = customer_access.visible_branches(db.session, staff, customer_id)
     customer = customers.get_customer(db.session, customer_id)
     record = customers.summary(db.session, customer, branch_ids)
     result = {**brief(customer, staff), "language": customer.language, "strikes": customer.strikes,
@@ -315,7 +320,7 @@ def get_customer(customer_id):
 def customer_history(customer_id):
     """Every booking, ticket (with wait and service minutes), no-show, cancellation and rating, newest first."""
     staff = require_staff()
-    branch_ids = customers.visible_branches(db.session, staff, customer_id)
+    branch_ids = customer_access.visible_branches(db.session, staff, customer_id)
     entries = [history_dict(e) for e in customers.history(db.session, customer_id, branch_ids)]
     customers.record_view(db.session, customer_id, staff, "history")
     return {"customer": customer_id, "entries": entries}
@@ -333,7 +338,7 @@ def export_customer(customer_id):
     """Everything stored about the person, as JSON; audited. Managers of a branch that knows them
     get that branch's visits, admins every branch's."""
     staff = require_staff("manager")
-    return customers.export(db.session, customer_id, staff)
+    return customer_privacy.export(db.session, customer_id, staff)
 
 
 @blp.route("/customers/<int:customer_id>", methods=["DELETE"])
@@ -342,7 +347,7 @@ def export_customer(customer_id):
 def erase_customer(customer_id):
     """Erase the person on their request: contact, name, comments and messages go; anonymous visits stay."""
     staff = require_staff("manager")
-    return customers.erase(db.session, customer_id, staff)
+    return customer_privacy.erase(db.session, customer_id, staff)
 
 
 @blp.route("/customers/<int:customer_id>/merge", methods=["POST"])
@@ -352,7 +357,7 @@ def erase_customer(customer_id):
 def merge_customers(body, customer_id):
     """Fold record `other` into this one: every visit, booking and answer moves over."""
     staff = require_staff("manager")
-    return brief(customers.merge(db.session, customer_id, body["other"], staff), staff)
+    return brief(customer_privacy.merge(db.session, customer_id, body["other"], staff), staff)
 
 
 @blp.route("/tickets/<int:ticket_id>/customer", methods=["GET"])
@@ -384,7 +389,7 @@ def attach_customer(body, ticket_id):
 # --- feedback ------------------------------------------------------------------------------------
 
 def _answer(ticket: Ticket, body: dict, channel: str) -> dict:
-    answer = customers.submit_feedback(db.session, ticket.id, body["rating"], body.get("nps"),
+    answer = customer_feedback.submit_feedback(db.session, ticket.id, body["rating"], body.get("nps"),
                                        body.get("comment", ""), channel=channel)
     return {"ticket": ticket.label, "rating": answer.rating, "nps": answer.nps,
             "answered_at": local_iso(answer.answered_at, ticket.branch.zone)}
@@ -405,7 +410,7 @@ def ticket_feedback(body, token):
 @blp.response(201, FeedbackAnswerSchema)
 def mailed_feedback(body, token):
     """The same answer through the link in the feedback mail; once per visit."""
-    return _answer(customers.ticket_for_feedback_token(db.session, token), body, "mail")
+    return _answer(customer_feedback.ticket_for_feedback_token(db.session, token), body, "mail")
 
 
 def _period(query: dict, branch) -> tuple[datetime | None, datetime | None]:
@@ -423,7 +428,7 @@ def feedback_summary(query, slug):
     """Average rating and NPS overall and per service, counter and staff member (manager)."""
     branch = _branch(slug)
     start, end = _period(query, branch)
-    summary = customers.feedback_summary(db.session, branch, start=start, end=end)
+    summary = customer_feedback.feedback_summary(db.session, branch, start=start, end=end)
     summary["comments"] = [{**c, "answered_at": local_iso(c["answered_at"], branch.zone)} for c in summary["comments"]]
     return {"branch": branch.slug, **summary}
 
@@ -438,8 +443,8 @@ def segments(query, slug):
     """Customers per segment and tier, and the most valuable customers (of a segment) (manager)."""
     branch = _branch(slug)
     staff = require_staff("manager", branch_id=branch.id)
-    overview = customers.segment_overview(db.session, branch)
-    rows = customers.standings(db.session, branch, segment=query.get("segment"))
+    overview = customer_standing.segment_overview(db.session, branch)
+    rows = customer_standing.standings(db.session, branch, segment=query.get("segment"))
     return {"branch": branch.slug, "segments": overview["segments"], "tiers": overview["tiers"],
             "computed_at": local_iso(overview["computed_at"], branch.zone),
             "customers": [{**standing_dict(s), "customer": brief(s.customer, staff)} for s in rows]}
@@ -451,7 +456,7 @@ def segments(query, slug):
 def recompute(slug):
     """Recompute standings, tiers and churn alerts now (the nightly job does the same)."""
     branch = _branch(slug)
-    return customers.recompute_branch(db.session, branch.slug)
+    return customer_standing.recompute_branch(db.session, branch.slug)
 
 
 def _rules_dict(rules) -> dict:
@@ -465,7 +470,7 @@ def _rules_dict(rules) -> dict:
 @blp.doc(security=BEARER)
 def get_rules(slug):
     """Segment thresholds, named tiers, churn rules and segment queue credit (manager)."""
-    return _rules_dict(customers.rules_for(_branch(slug)))
+    return _rules_dict(customer_standing.rules_for(_branch(slug)))
 
 
 @blp.route("/branches/<string:slug>/customer-rules", methods=["PATCH"])
@@ -475,7 +480,7 @@ def get_rules(slug):
 def update_rules(body, slug):
     """Change any of the settings; they apply from the next recompute (manager)."""
     branch = _branch(slug)
-    return _rules_dict(customers.update_rules(db.session, branch.slug, body))
+    return _rules_dict(customer_standing.update_rules(db.session, branch.slug, body))
 
 
 def alert_dict(alert, zone, staff) -> dict:
@@ -495,7 +500,7 @@ def churn(slug):
     """Customers the branch may be losing: usual interval exceeded, or valued and unseen (manager)."""
     branch = _branch(slug)
     staff = require_staff("manager", branch_id=branch.id)
-    return [alert_dict(a, branch.zone, staff) for a in customers.churn_list(db.session, branch)]
+    return [alert_dict(a, branch.zone, staff) for a in customer_churn.churn_list(db.session, branch)]
 
 
 @blp.route("/churn-alerts/<int:alert_id>/contacted", methods=["POST"])
@@ -504,7 +509,7 @@ def churn(slug):
 def contacted(alert_id):
     """Mark a churn alert as contacted (manager of its branch)."""
     staff = require_staff("manager")
-    alert = customers.mark_contacted(db.session, alert_id, staff)
+    alert = customer_churn.mark_contacted(db.session, alert_id, staff)
     from queue_app.catalogue.models import Branch
 
     return alert_dict(alert, db.session.get(Branch, alert.branch_id).zone, staff)

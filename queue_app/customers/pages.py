@@ -1,7 +1,7 @@
 """Customer pages: the manager's customer dashboard (segments, churn list, feedback), a customer's
 record with history, export and erasure, the admin audit log, and the feedback form on phones.
 
-Access is the domain's one rule (customers.visible_branches / require_branch); a refusal is a 403.
+Access is the domain's one rule (customer_access.visible_branches / require_branch); a refusal is a 403.
 """
 import json
 
@@ -17,7 +17,12 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import DomainError, Forbidden, NotFound
 from queue_app.core.extensions import db, limiter
 from queue_app.core.languages import LANGUAGE_NAMES
+from queue_app.customers import access as customer_access
+from queue_app.customers import churn as customer_churn
+from queue_app.customers import feedback as customer_feedback
 from queue_app.customers import operations as customers
+from queue_app.customers import privacy as customer_privacy
+from queue_app.customers import standing as customer_standing
 from queue_app.customers.labels import SEGMENT_LABELS
 from queue_app.customers.models import SEGMENTS
 from queue_app.tickets import queueing
@@ -36,7 +41,7 @@ def _branch(slug: str):
     except NotFound:
         abort(404)
     try:
-        customers.require_branch(current_user, branch)
+        customer_access.require_branch(current_user, branch)
     except Forbidden:
         abort(403)
     return branch
@@ -52,12 +57,12 @@ def _local(moment, zone):
 def dashboard(slug):
     branch = _branch(slug)
     segment = request.args.get("segment") if request.args.get("segment") in SEGMENTS else None
-    overview = customers.segment_overview(db.session, branch)
+    overview = customer_standing.segment_overview(db.session, branch)
     return render_template(
         "manage/customers.html", branch=branch, overview=overview, segment=segment,
-        standings=customers.standings(db.session, branch, segment=segment, limit=50),
-        alerts=customers.churn_list(db.session, branch), feedback=customers.feedback_summary(db.session, branch),
-        rules=customers.rules_for(branch), segment_labels=SEGMENT_LABELS, reason_labels=REASON_LABELS,
+        standings=customer_standing.standings(db.session, branch, segment=segment, limit=50),
+        alerts=customer_churn.churn_list(db.session, branch), feedback=customer_feedback.feedback_summary(db.session, branch),
+        rules=customer_standing.rules_for(branch), segment_labels=SEGMENT_LABELS, reason_labels=REASON_LABELS,
         local=lambda m: _local(m, branch.zone), staff_names={s.id: s.name or s.email for s in
                                                               db.session.query(Staff).all()},
     )
@@ -68,7 +73,7 @@ def dashboard(slug):
 @role_required("manager")
 def recompute(slug):
     branch = _branch(slug)
-    result = customers.recompute_branch(db.session, branch.slug)
+    result = customer_standing.recompute_branch(db.session, branch.slug)
     flash(_("Segments recomputed: %(n)s customers, %(alerts)s new churn alerts.", n=result["standings"],
             alerts=result["new_alerts"]))
     return redirect(url_for(".dashboard", slug=slug))
@@ -92,7 +97,7 @@ def update_rules(slug):
                 tiers.append({"name": name.strip().lower(), "min_value": float(value or 0),
                               "min_loyalty": float(loyalty or 0)})
         values["tiers"] = tiers
-        customers.update_rules(db.session, branch.slug, values)
+        customer_standing.update_rules(db.session, branch.slug, values)
     except ValueError:
         flash(_("Enter numbers in every field."), "error")
     except DomainError as error:
@@ -107,7 +112,7 @@ def update_rules(slug):
 @role_required("manager")
 def contacted(alert_id):
     try:
-        alert = customers.mark_contacted(db.session, alert_id, current_user)
+        alert = customer_churn.mark_contacted(db.session, alert_id, current_user)
     except NotFound:
         abort(404)
     except Forbidden:
@@ -119,7 +124,7 @@ def contacted(alert_id):
 
 def _visible(customer_id: int):
     try:
-        return customers.visible_branches(db.session, current_user, customer_id)
+        return customer_access.visible_branches(db.session, current_user, customer_id)
     except NotFound:
         abort(404)
     except Forbidden:
@@ -150,7 +155,7 @@ def record(customer_id):
 @role_required("manager")
 def export(customer_id):
     _visible(customer_id)
-    data = customers.export(db.session, customer_id, current_user)
+    data = customer_privacy.export(db.session, customer_id, current_user)
     response = make_response(json.dumps(data, ensure_ascii=False, indent=2))
     response.headers["Content-Type"] = "application/json; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="customer-{customer_id}.json"'
@@ -166,7 +171,7 @@ def erase(customer_id):
     if request.form.get("confirm") != "erase":
         flash(_("Type erase to confirm."), "error")
         return redirect(url_for(".record", customer_id=customer_id))
-    customers.erase(db.session, customer_id, current_user)
+    customer_privacy.erase(db.session, customer_id, current_user)
     flash(_("The customer's personal data was erased; their visits stay as anonymous statistics."))
     return redirect(url_for("manage.index"))
 
@@ -185,7 +190,7 @@ def audit_log():
 # --- feedback on the phone -----------------------------------------------------------------------
 
 def _feedback_page(ticket, action_url: str, channel: str):
-    state = customers.feedback_state(db.session, ticket)
+    state = customer_feedback.feedback_state(db.session, ticket)
     status = 200
     if request.method == "POST" and state == "open":
         try:
@@ -193,7 +198,7 @@ def _feedback_page(ticket, action_url: str, channel: str):
             nps_text = request.form.get("nps", "")
             nps = int(nps_text) if nps_text != "" else None
             comment = clean_text(request.form.get("comment", ""), trim=False)
-            customers.submit_feedback(db.session, ticket.id, rating, nps, comment, channel=channel)
+            customer_feedback.submit_feedback(db.session, ticket.id, rating, nps, comment, channel=channel)
         except InputRejected:
             flash(_("This contains characters that cannot be saved."), "error")
             status = 400
@@ -224,7 +229,7 @@ def ticket_feedback(token):
 @limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"], methods=["POST"])
 def mailed_feedback(token):
     try:
-        ticket = customers.ticket_for_feedback_token(db.session, token)
+        ticket = customer_feedback.ticket_for_feedback_token(db.session, token)
     except NotFound:
         return render_template("public/ticket_missing.html"), 404
     return _feedback_page(ticket, url_for(".mailed_feedback", token=token), "mail")

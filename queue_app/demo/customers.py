@@ -17,6 +17,7 @@ from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import operations as customers
+from queue_app.customers import standing as customer_standing
 from queue_app.customers.models import Customer, Feedback
 from queue_app.tickets import numbering
 from queue_app.tickets.models import Ticket
@@ -106,5 +107,5 @@ def seed_customer_history(session: Session, branch_slug: str, *, now: datetime |
                                                              "Very helpful staff."]),
                                          channel="tracking", answered_at=ticket.finished_at + timedelta(minutes=5)))
                 made += 1
-    customers.recompute_branch(session, branch_slug, now=now)
+    customer_standing.recompute_branch(session, branch_slug, now=now)
     return made

@@ -85,16 +85,16 @@ def purge_personal_data(app, now: datetime | None = None) -> None:
 
 def recompute_customers(app, now: datetime | None = None) -> None:
     """Nightly per branch (after 03:00 local): standings, tiers and churn alerts. Idempotent."""
-    from queue_app.customers import operations as customers
 
+    from queue_app.customers import standing as customer_standing
     def work(session: Session) -> None:
         moment = now or utcnow()
         branches = session.scalars(select(Branch).order_by(Branch.slug)).all()
-        due = [b.slug for b in branches if customers.nightly_due(session, b, moment)]
+        due = [b.slug for b in branches if customer_standing.nightly_due(session, b, moment)]
         session.commit()
         for slug in due:
             try:
-                customers.recompute_branch(session, slug, now=moment)
+                customer_standing.recompute_branch(session, slug, now=moment)
             except Exception:  # one broken branch must not stop the others
                 log.exception("customer recompute failed for branch %s", slug)
 
@@ -102,9 +102,9 @@ def recompute_customers(app, now: datetime | None = None) -> None:
 
 
 def invite_feedback(app, now: datetime | None = None) -> None:
-    from queue_app.customers import operations as customers
 
-    _run(app, "invite_feedback", lambda session: customers.invite_feedback(
+    from queue_app.customers import feedback as customer_feedback
+    _run(app, "invite_feedback", lambda session: customer_feedback.invite_feedback(
         session, app.config["QUEUE_APP_BASE_URL"], now=now))
 
 
@@ -128,12 +128,12 @@ def alert_almost_turn(app, now: datetime | None = None) -> None:
 
 
 def deliver_webhooks(app, now: datetime | None = None) -> None:
+    from queue_app.webhooks import delivery as webhook_delivery
     from queue_app.webhooks import operations as webhooks
-
     def work(session: Session) -> None:
         allow_private = app.config.get("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE", False)
         for _ in range(OUTBOX_ROUNDS):
-            report = webhooks.deliver_due(session, now=now, batch=WEBHOOK_BATCH, allow_private=allow_private)
+            report = webhook_delivery.deliver_due(session, now=now, batch=WEBHOOK_BATCH, allow_private=allow_private)
             if report.handled < WEBHOOK_BATCH:
                 break
         webhooks.purge_log(session, now=now)

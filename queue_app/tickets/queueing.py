@@ -29,7 +29,7 @@ from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import identity
-from queue_app.customers import operations as customers
+from queue_app.customers import standing as customer_standing
 from queue_app.tickets import estimates, event_log, numbering, queue_order
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.queue_order import MAX_CREDIT, PRIORITY_CREDITS
@@ -146,9 +146,9 @@ def add_ticket(
     if live:
         now = effective_at = max(utcnow(), now)
     token = new_token()
-    # A customer segment's credit (customers.priority_credit, off unless a manager enables it)
+    # A customer segment's credit (customer_standing.priority_credit, off unless a manager enables it)
     # adds to the class credit, capped at MAX_CREDIT so the no-starvation bound still holds.
-    credit = min(PRIORITY_CREDITS[priority] + customers.priority_credit(session, branch, customer_id), MAX_CREDIT)
+    credit = min(PRIORITY_CREDITS[priority] + customer_standing.priority_credit(session, branch, customer_id), MAX_CREDIT)
     ticket = Ticket(
         branch_id=branch.id,
         service_id=service.id,

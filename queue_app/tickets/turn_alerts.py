@@ -13,13 +13,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch
-from queue_app.tickets import event_log
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.notifications import notify, texts
 from queue_app.notifications.models import Notification
 from queue_app.notifications.texts import N_
-from queue_app.tickets import estimates, numbering
+from queue_app.tickets import estimates, event_log, numbering
 from queue_app.tickets.models import Ticket
 
 # Subject, body, and the body when the estimate is zero; in English, translated into the

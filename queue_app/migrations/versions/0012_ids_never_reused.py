@@ -12,9 +12,8 @@ reuse ids: nothing to do there.
 Appointment.idempotency_key now holds a hash of the key and its caller, and
 idempotency_fingerprint a hash of the request: the same key with another body is refused.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0012'
 down_revision = '0011'
