@@ -41,7 +41,7 @@ from queue_app.demo.simulation import (  # noqa: E402
 )
 from queue_app.planning import forecasting  # noqa: E402
 from queue_app.planning import plan as planning
-from queue_app.tickets import estimates
+from queue_app.tickets import estimate_learning
 
 TARGET, WAIT_MINUTES, INTERVAL = 0.8, 10, 30
 
@@ -70,7 +70,7 @@ def plans_from_history(scenario: Scenario, history_days: int, test_days: int, se
         days, counts, slots, _by_service = planning.walk_in_history(session, branch, tests[0], rules)
         forecasts = forecasting.forecast_days(days, counts, tests)
         first_moment = planning.day_grid(branch, tests[0], INTERVAL)[0]
-        learned = estimates.learn(session, branch, first_moment)
+        learned = estimate_learning.learn(session, branch, first_moment)
         walk_in_total = sum(s.walk_in_share for s in scenario.services)
         booking_total = sum(s.appointment_share for s in scenario.services) or 1
         ids = {s.code: s.id for s in branch.services}
@@ -122,7 +122,7 @@ def play(scenario: Scenario, tests, minutes, plan: dict | None, seed: int, scrat
     scenario = Scenario(**{**scenario.__dict__, "start_date": tests[0], "days": len(tests)})
     rows = []
     app = _app(scratch / f"{name}.sqlite")
-    estimates.forget_learned()
+    estimate_learning.forget_learned()
     with app.app_context():
         upgrade(directory=str(MIGRATIONS_DIR))
         with Session(db.engine, info={QUIET_KEY: True}) as session:

@@ -32,13 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from queue_app.demo.simulation import load_scenario, simulate  # noqa: E402
-from queue_app.tickets import estimates  # noqa: E402
+from queue_app.tickets import estimate_learning, estimates  # noqa: E402
 
 BANDS = (("0-5", 0, 5), ("5-15", 5, 15), ("15+", 15, math.inf))
 ORACLE_REPLICATIONS = 400
 
 
-def true_parameters(sim, rng: np.random.Generator) -> estimates.Learned:
+def true_parameters(sim, rng: np.random.Generator) -> estimate_learning.Learned:
     """What an all-knowing estimator would use: large samples from the scenario's distributions."""
     scenario = sim.scenario
     samples = {}
@@ -47,7 +47,7 @@ def true_parameters(sim, rng: np.random.Generator) -> estimates.Learned:
         draws = np.array([spec.draw(source) for _ in range(20000)])
         samples[sim.service_ids[spec.code]] = draws
     mean, sd = scenario.arrival_offset
-    return estimates.Learned(
+    return estimate_learning.Learned(
         service_samples=samples, service_means={k: float(v.mean()) for k, v in samples.items()},
         service_visits={k: len(v) for k, v in samples.items()}, counter_speed={},
         patience_rate=1 / scenario.patience_mean if scenario.patience_mean else 0.0,

@@ -15,7 +15,7 @@ from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
 from queue_app.core.errors import Invalid
-from queue_app.tickets import estimates, queue_order, queueing
+from queue_app.tickets import estimate_learning, estimates, queue_order, queueing
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -32,9 +32,9 @@ def branch(session):
     catalogue.create_branch(session, "bk", "Booked", "Asia/Taipei", opening_hours={d: [["09:00", "17:00"]] for d in WEEK})
     catalogue.create_service(session, "bk", "A", "Accounts", expected_minutes=7)
     catalogue.create_counter(session, "bk", "Desk 1", ["A"], state="open")
-    estimates.forget_learned()
+    estimate_learning.forget_learned()
     yield catalogue.get_branch(session, "bk")
-    estimates.forget_learned()
+    estimate_learning.forget_learned()
 
 
 def counter_id(session):
@@ -169,8 +169,8 @@ def test_a_booking_still_to_come_is_played_at_its_start(session, branch):
     booking.book(session, "bk", "A", at(9, 30), name="Coming", phone="+886912000004",
                  now=at(8, 0) - timedelta(days=1))
     found = estimates.estimate_branch(session, branch, at(9, 10), seed=3)
-    alone = estimates.estimate_branch(session, branch, at(9, 10), seed=3, learned=estimates.Learned(
-        **{**estimates.learned_for(session, branch, at(9, 10)).__dict__, "no_show": 1.0}))
+    alone = estimates.estimate_branch(session, branch, at(9, 10), seed=3, learned=estimate_learning.Learned(
+        **{**estimate_learning.learned_for(session, branch, at(9, 10)).__dict__, "no_show": 1.0}))
     # The last walk-ins wait about one visit longer for the booking (no-show rate aside).
     assert found.tickets[tickets[-1].id].mean > alone.tickets[tickets[-1].id].mean + 3
 

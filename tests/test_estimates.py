@@ -13,7 +13,7 @@ from queue_app.catalogue.models import Counter, Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.notifications import mail, notify
 from queue_app.notifications.models import Notification
-from queue_app.tickets import estimates, queueing, turn_alerts
+from queue_app.tickets import estimate_learning, estimate_state, estimates, queueing, turn_alerts
 from queue_app.tickets.models import Ticket, TicketEvent
 
 MONDAY_0800_TAIPEI = utc(2026, 3, 2, 0, 0)  # demo branch opens at 09:00 local (01:00 UTC)
@@ -72,10 +72,10 @@ def test_queue_length_estimate_has_the_relative_error_theory_gives(rho):
 
 
 def _all_busy_state(servers: int, waiting: int, now):
-    counters = [estimates.CounterNow(i, frozenset({1}), 1.0, [(0.0, math.inf)], busy_service=1, busy_minutes=0.0)
+    counters = [estimate_state.CounterNow(i, frozenset({1}), 1.0, [(0.0, math.inf)], busy_service=1, busy_minutes=0.0)
                 for i in range(servers)]
-    queue = [estimates.WaitingNow(100 + i, 1, now + timedelta(seconds=i)) for i in range(waiting)]
-    return estimates.BranchNow(now, counters, queue, [])
+    queue = [estimate_state.WaitingNow(100 + i, 1, now + timedelta(seconds=i)) for i in range(waiting)]
+    return estimate_state.BranchNow(now, counters, queue, [])
 
 
 @pytest.mark.parametrize("ahead", [0, 3, 12])
@@ -84,7 +84,7 @@ def test_engine_reproduces_the_erlang_answer_for_exponential_service(ahead):
     and the Erlang(n+1, s mu) range."""
     servers, now = 4, MONDAY_0800_TAIPEI
     rng = np.random.default_rng(5)
-    learned = estimates.Learned({1: rng.exponential(1.0, 50_000)}, {1: 1.0}, {1: 50_000}, {}, 0.0, 0.1,
+    learned = estimate_learning.Learned({1: rng.exponential(1.0, 50_000)}, {1: 1.0}, {1: 50_000}, {}, 0.0, 0.1,
                                 np.zeros(20), now)
     state = _all_busy_state(servers, ahead + 1, now)
     runs = estimates._Queue(state, learned, np.random.default_rng(7), 20_000).run()
@@ -125,13 +125,13 @@ def test_learned_service_times_match_the_truth_and_shrug_off_an_outlier(session)
     start = utc(2026, 2, 2, 1, 0)
     _history(session, branch, history, start)
     now = utc(2026, 2, 20, 1, 0)
-    learned = estimates.learn(session, branch, now)
+    learned = estimate_learning.learn(session, branch, now)
     services = {s.code: s.id for s in branch.services}
     for code, mean in truth.items():
         assert learned.service_means[services[code]] == pytest.approx(mean, rel=0.05)
     # Somebody forgot to press "finish" for three hours.
     _history(session, branch, {"A": [180.0], "B": [180.0]}, start + timedelta(days=3), first_number=5000)
-    again = estimates.learn(session, branch, now)
+    again = estimate_learning.learn(session, branch, now)
     for code in truth:
         before, after = learned.service_means[services[code]], again.service_means[services[code]]
         assert abs(after - before) / before < 0.02
@@ -139,7 +139,7 @@ def test_learned_service_times_match_the_truth_and_shrug_off_an_outlier(session)
 
 def test_thin_history_falls_back_on_the_configured_minutes(session):
     branch = get_branch(session, "demo")
-    learned = estimates.learn(session, branch, utc(2026, 2, 20, 1, 0))
+    learned = estimate_learning.learn(session, branch, utc(2026, 2, 20, 1, 0))
     services = {s.code: s for s in branch.services}
     for service in services.values():
         assert learned.service_means[service.id] == pytest.approx(service.expected_minutes, rel=0.05)
@@ -211,7 +211,7 @@ def test_a_counter_whose_shift_has_ended_is_not_capacity(session):
     # Without the shift plan the same counter would call B002 when B001's visit ends.
     session.get(Counter, counters["Counter 2"].id).shifts = {}
     session.commit()
-    estimates.forget_learned()
+    estimate_learning.forget_learned()
     unplanned = estimates.estimate_ticket(session, second, ten - timedelta(minutes=1))
     assert unplanned.minutes < 40
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
-from queue_app.tickets import estimates, queue_order, queueing, turn_alerts
+from queue_app.tickets import estimate_learning, estimates, queue_order, queueing, turn_alerts
 from queue_app.tickets import read_models as lobby
 from queue_app.tickets.models import Ticket
 
@@ -35,9 +35,9 @@ def branch(session):
     catalogue.create_counter(session, "pa", "Desk 1", ["A", "L"], state="open")
     catalogue.create_counter(session, "pa", "Desk 2", ["L"], state="open")
     catalogue.create_counter(session, "pa", "Desk 3", ["F"], state="open")
-    estimates.forget_learned()
+    estimate_learning.forget_learned()
     yield catalogue.get_branch(session, "pa")
-    estimates.forget_learned()
+    estimate_learning.forget_learned()
 
 
 def booked_ticket(session, service, start, check_in_at, phone):

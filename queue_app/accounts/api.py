@@ -3,8 +3,8 @@ from flask_smorest import Blueprint
 
 from queue_app.accounts import operations as accounts
 from queue_app.accounts.auth import issue_api_token
+from queue_app.accounts.schemas import TokenRequest, TokenResponse
 from queue_app.core.extensions import db, limiter
-from queue_app.web.api.schemas import TokenRequest, TokenResponse
 
 blp = Blueprint("api_auth", __name__, description="Staff bearer tokens")
 

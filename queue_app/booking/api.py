@@ -9,15 +9,7 @@ from queue_app.accounts.auth import bearer_token, caller_rate_key, current_princ
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
 from queue_app.booking.rules import change_window, rules_for
-from queue_app.catalogue import operations as catalogue
-from queue_app.core.extensions import db, limiter
-from queue_app.core.models import utcnow
-from queue_app.customers import operations as customers
-from queue_app.tickets import numbering
-from queue_app.tickets import read_models as lobby
-from queue_app.tickets.models import Ticket
-from queue_app.web.api import abort
-from queue_app.web.api.schemas import (
+from queue_app.booking.schemas import (
     AppointmentRequest,
     AppointmentSchema,
     AvailabilityQuery,
@@ -30,6 +22,14 @@ from queue_app.web.api.schemas import (
     RescheduleRequest,
     StaffAppointmentSchema,
 )
+from queue_app.catalogue import operations as catalogue
+from queue_app.core.extensions import db, limiter
+from queue_app.core.models import utcnow
+from queue_app.customers import operations as customers
+from queue_app.tickets import numbering
+from queue_app.tickets import read_models as lobby
+from queue_app.tickets.models import Ticket
+from queue_app.web.api import abort
 from queue_app.web.input_rules import InputRejected, parse_moment
 
 blp = Blueprint("api_booking", __name__, description="Online booking and kiosk check-in")

@@ -7,9 +7,7 @@ from queue_app.accounts.access import require_staff
 from queue_app.accounts.models import Staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch, Counter, Service
-from queue_app.core.extensions import db
-from queue_app.web.api import abort
-from queue_app.web.api.schemas import (
+from queue_app.catalogue.schemas import (
     BranchCreate,
     BranchSchema,
     BranchUpdate,
@@ -23,6 +21,8 @@ from queue_app.web.api.schemas import (
     StaffSchema,
     StaffUpdate,
 )
+from queue_app.core.extensions import db
+from queue_app.web.api import abort
 from queue_app.web.api.serialize import branch_dict, counter_dict, service_dict, staff_dict
 
 blp = Blueprint("api_catalogue", __name__, description="Branches, services, counters and staff")

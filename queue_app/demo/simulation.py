@@ -36,7 +36,7 @@ from queue_app.core.events import QUIET_KEY
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.planning import plan as planning
-from queue_app.tickets import estimates, queue_order, queueing
+from queue_app.tickets import estimate_learning, estimate_state, queue_order, queueing
 from queue_app.tickets.models import Ticket
 
 BRANCH_SLUG = "sim"
@@ -435,7 +435,7 @@ class BranchSimulation:
             "booked_start": ticket.effective_at.isoformat(timespec="seconds") if kind == "appointment" else None,
             "called_at": None,
             "n_ahead": queue_order.count_ahead(self.session, ticket, now),
-            "open_counters": estimates.open_counters_for(self.session, ticket.service_id),
+            "open_counters": estimate_state.open_counters_for(self.session, ticket.service_id),
             "estimate_minutes": ticket.estimate_minutes, "low_minutes": ticket.estimate_low,
             "high_minutes": ticket.estimate_high, "actual_wait_minutes": None, "abandoned": False,
         }
@@ -528,7 +528,7 @@ def simulate(
             raise ScenarioError(f"{path}: exists; the simulator needs a new database file")
         app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "QUEUE_APP_RUN_SCHEDULER": False,
                           "SECRET_KEY": "simulation", "TESTING": True})
-        estimates.forget_learned()
+        estimate_learning.forget_learned()
         out = open(report_path, "w", encoding="utf-8") if report_path else None
         try:
             with app.app_context():
@@ -555,5 +555,5 @@ def simulate(
         finally:
             if out:
                 out.close()
-            estimates.forget_learned()
+            estimate_learning.forget_learned()
     return results

@@ -2,7 +2,6 @@
 from datetime import date, datetime
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from queue_app.accounts.access import require_staff
@@ -12,68 +11,13 @@ from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.planning import plan as planning
 from queue_app.planning.models import ArrivalForecast
+from queue_app.planning.schemas import ForecastDay, PlanDayQuery, PlanRecomputed, StaffingDay, StaffingOverrideRequest
 from queue_app.tickets import numbering
 from queue_app.web.api import abort
-from queue_app.web.api.schemas import StrictSchema
 from queue_app.web.api.serialize import local_iso
-from queue_app.web.input_rules import When
 
 blp = Blueprint("api_planning", __name__, description="Arrival forecast and staffing plan")
 BEARER = [{"bearer": []}]
-
-
-class PlanDayQuery(StrictSchema):
-    date = When("date", metadata={"description": "Branch local date; default today."})
-
-
-class ForecastOfService(Schema):
-    service = fields.String(required=True)
-    walk_in_mean = fields.Float(required=True)
-    walk_in_p10 = fields.Float(required=True)
-    walk_in_p90 = fields.Float(required=True)
-    booking_mean = fields.Float(required=True)
-
-
-class ForecastInterval(Schema):
-    start = fields.String(required=True, metadata={"description": "Branch local time with offset."})
-    minutes = fields.Integer(required=True)
-    services = fields.List(fields.Nested(ForecastOfService), required=True)
-
-
-class ForecastDay(Schema):
-    branch = fields.String(required=True)
-    date = fields.Date(required=True)
-    intervals = fields.List(fields.Nested(ForecastInterval), required=True)
-
-
-class StaffingInterval(Schema):
-    start = fields.String(required=True)
-    minutes = fields.Integer(required=True)
-    forecast_arrivals = fields.Float(required=True)
-    offered_load = fields.Float(required=True)
-    counters_planned = fields.Integer(required=True)
-    counters_override = fields.Integer(required=True, allow_none=True)
-    counters = fields.Integer(required=True)
-    booking_slots = fields.Integer(required=True)
-    booking_slots_override = fields.Integer(required=True, allow_none=True)
-    slots = fields.Integer(required=True)
-
-
-class StaffingDay(Schema):
-    branch = fields.String(required=True)
-    date = fields.Date(required=True)
-    intervals = fields.List(fields.Nested(StaffingInterval), required=True)
-
-
-class StaffingOverrideRequest(StrictSchema):
-    start = When("datetime", required=True, metadata={"description": "The interval's start, with its offset."})
-    counters = fields.Integer(validate=validate.Range(min=0, max=500), allow_none=True)
-    booking_slots = fields.Integer(validate=validate.Range(min=0, max=500), allow_none=True)
-    clear = fields.Boolean(load_default=False, metadata={"description": "Drop both overrides of the interval."})
-
-
-class PlanRecomputed(Schema):
-    intervals = fields.Integer(required=True)
 
 
 def _branch(slug: str):

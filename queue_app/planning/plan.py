@@ -33,7 +33,7 @@ from queue_app.core.transaction import write_transaction
 from queue_app.planning import forecasting
 from queue_app.planning.models import ArrivalForecast, StaffingPlan
 from queue_app.planning.staffing import staff_for
-from queue_app.tickets import estimates, numbering
+from queue_app.tickets import estimate_learning, numbering
 from queue_app.tickets.models import Ticket
 
 
@@ -295,7 +295,7 @@ def plan_branch(session: Session, branch: Branch, now: datetime | None = None) -
     forecast_branch(session, branch, now)
     rules = planning_rules(branch)
     interval = rules.interval_minutes
-    learned = estimates.learned_for(session, branch, now)
+    learned = estimate_learning.learned_for(session, branch, now)
     today = numbering.local_day(now, branch.zone)
     rows = session.execute(
         select(ArrivalForecast.starts_at, ArrivalForecast.local_date, ArrivalForecast.service_id,

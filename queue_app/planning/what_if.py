@@ -4,7 +4,7 @@ A fast in-memory simulation (no database, no product code in the loop, unlike de
 
 - arrivals: Poisson per interval and service with the forecast means (walk-ins and bookings),
   spread uniformly over the interval;
-- visit lengths: drawn from each service's learned sample (estimates.learned_for);
+- visit lengths: drawn from each service's learned sample (estimate_learning.learned_for);
 - patience: exponential with the learned rate of walk-ins giving up (none when nobody ever left);
 - counters: the given number per interval, every counter serving every service, one queue in
   arrival order. When the number drops at an interval boundary, visits in progress finish.
@@ -31,7 +31,7 @@ from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.planning import plan as planning
 from queue_app.planning.models import ArrivalForecast
-from queue_app.tickets import estimates
+from queue_app.tickets import estimate_learning
 
 MAX_COUNTERS = 100
 MAX_REPLICATIONS = 500
@@ -217,7 +217,7 @@ def what_if(session: Session, branch: Branch, day: date, *, offset=0, counters=N
     rules = planning.planning_rules(branch)
     planned = day_intervals(session, branch, day)
     changed = apply_changes(planned, offset, counters)
-    learned = estimates.learned_for(session, branch, now)
+    learned = estimate_learning.learned_for(session, branch, now)
     args = (rules.interval_minutes, learned.service_samples, learned.patience_rate, rules.target_wait_minutes)
     seed = _whole(seed, "seed", 0, 2**32 - 1)
     baseline = simulate(planned, *args, replications=replications, seed=seed)

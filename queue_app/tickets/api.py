@@ -11,8 +11,7 @@ from queue_app.core.extensions import db, limiter
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.read_models import queue_summary, ticket_status
-from queue_app.web.api import abort
-from queue_app.web.api.schemas import (
+from queue_app.tickets.schemas import (
     CounterDetailSchema,
     IssuedTicketSchema,
     QueueSchema,
@@ -21,6 +20,7 @@ from queue_app.web.api.schemas import (
     TrackedTicketSchema,
     TransferRequest,
 )
+from queue_app.web.api import abort
 from queue_app.web.api.serialize import counter_dict, staff_ticket_dict
 
 blp = Blueprint("api_tickets", __name__, description="Walk-in tickets and counter actions")

@@ -30,38 +30,25 @@ the branch simulator (demo/simulation.py) drives it with its own clock.
 import math
 import threading
 import zlib
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
-from sqlalchemy import and_, exists, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from queue_app.booking.models import Appointment
-from queue_app.booking.rules import rules_for
-from queue_app.catalogue import hours
-from queue_app.catalogue.models import Branch, Counter, CounterService, Service
+from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
-from queue_app.tickets import numbering, queue_order
-from queue_app.tickets.models import Ticket, TicketEvent
+from queue_app.tickets import queue_order
+from queue_app.tickets.estimate_learning import MINUTE, PRIOR_OBSERVATIONS, Learned, prior_sample, learned_for
+from queue_app.tickets.estimate_state import BranchNow, PendingBooking, branch_now
+from queue_app.tickets.models import Ticket
 
 REPLICATIONS = 300
 # One run at a time per process. A run is pure CPU under the GIL: several at once finish no
 # sooner, and every thread holding the database write lock would queue behind them for the GIL
 # after each statement (a convoy that cut issuance throughput by three quarters).
 _playing = threading.Lock()
-LEARNING_DAYS = 28
-RELEARN_AFTER = timedelta(minutes=60)
-PRIOR_OBSERVATIONS = 20  # while a service has fewer visits, the configured minutes fill in
-PRIOR_CV = 0.6
-COUNTER_SHRINK = 50  # visits' worth of weight pulling a counter's speed factor towards 1
-MIN_COUNTER_VISITS = 30
-PAUSED_BACK_MINUTES = 5.0  # a paused counter is assumed back this soon
-NO_SHOW_PRIOR = 0.1
-PRIOR_ARRIVAL_OFFSET = (-8.0, 10.0)  # appointment arrival minus booked start (mean, sd), minutes
 RANGE = (0.10, 0.90)
-
-MINUTE = 60.0
 
 
 @dataclass(frozen=True)
@@ -90,266 +77,6 @@ class Estimate:
 
 
 NOT_WAITING = Estimate("not_waiting")
-
-
-# --- learned parameters -------------------------------------------------------------------------
-
-@dataclass
-class Learned:
-    service_samples: dict[int, np.ndarray]  # minutes per visit, winsorised, prior-filled
-    service_means: dict[int, float]
-    service_visits: dict[int, int]  # real observations behind each sample
-    counter_speed: dict[int, float]
-    patience_rate: float  # walk-ins giving up while waiting, per minute waited
-    no_show: float  # share of bookings never checked in
-    arrival_offsets: np.ndarray  # check-in minus booked start, minutes
-    learned_at: datetime
-
-
-def _prior_sample(mean: float, count: int, cv: float = PRIOR_CV) -> np.ndarray:
-    """`count` evenly spaced quantiles of a lognormal with the given mean (pseudo-observations)."""
-    sigma = math.sqrt(math.log(1 + cv * cv))
-    mu = math.log(max(mean, 0.1)) - sigma * sigma / 2
-    probabilities = (np.arange(count) + 0.5) / count
-    from statistics import NormalDist
-
-    z = np.array([NormalDist().inv_cdf(p) for p in probabilities])
-    return np.exp(mu + sigma * z)
-
-
-def winsorise(minutes: np.ndarray) -> np.ndarray:
-    """Cap values above Q3 + 3 IQR (a far-out fence): a visit left open for hours counts as long,
-    not as hours."""
-    if len(minutes) < 8:
-        return minutes
-    q1, q3 = np.percentile(minutes, [25, 75])
-    return np.minimum(minutes, q3 + 3 * (q3 - q1))
-
-
-def service_time_sample(observed: np.ndarray, configured_minutes: float) -> np.ndarray:
-    observed = winsorise(np.asarray(observed, dtype=float))
-    missing = PRIOR_OBSERVATIONS - len(observed)
-    if missing > 0:
-        observed = np.concatenate([observed, _prior_sample(configured_minutes, missing)])
-    return observed
-
-
-def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_DAYS) -> Learned:
-    """Fit the estimator's parameters from the branch's last `days` of tickets and bookings."""
-    since = now - timedelta(days=days)
-    services = session.scalars(select(Service).where(Service.branch_id == branch.id)).all()
-    visits = session.execute(
-        select(Ticket.service_id, Ticket.counter_id, Ticket.called_at, Ticket.finished_at)
-        .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
-               Ticket.status.in_(("done", "no_show")), Ticket.called_at.is_not(None),
-               Ticket.finished_at.is_not(None), Ticket.finished_at <= now)
-    ).all()
-    by_service: dict[int, list[float]] = {}
-    for service_id, _, called, finished in visits:
-        by_service.setdefault(service_id, []).append((finished - called).total_seconds() / MINUTE)
-    samples, means, counts = {}, {}, {}
-    for service in services:
-        observed = np.array(by_service.get(service.id, []), dtype=float)
-        counts[service.id] = len(observed)
-        samples[service.id] = service_time_sample(observed, service.expected_minutes)
-        means[service.id] = float(samples[service.id].mean())
-
-    # Counter speed: the counter's total winsorised time over what the service means predict.
-    per_counter: dict[int, list[tuple[float, float]]] = {}
-    caps = {sid: float(sample.max()) for sid, sample in samples.items()}
-    for service_id, counter_id, called, finished in visits:
-        if counter_id is None or service_id not in means:
-            continue
-        minutes = min((finished - called).total_seconds() / MINUTE, caps[service_id])
-        per_counter.setdefault(counter_id, []).append((minutes, means[service_id]))
-    speed = {}
-    for counter_id, pairs in per_counter.items():
-        if len(pairs) < MIN_COUNTER_VISITS:
-            continue
-        ratio = sum(m for m, _ in pairs) / sum(e for _, e in pairs)
-        speed[counter_id] = (len(pairs) * ratio + COUNTER_SHRINK) / (len(pairs) + COUNTER_SHRINK)
-
-    # Patience: walk-ins who left while waiting, per minute all walk-ins spent waiting.
-    left = exists().where(TicketEvent.ticket_id == Ticket.id, TicketEvent.type == "left")
-    waits = session.execute(
-        select(Ticket.issued_at, Ticket.called_at, Ticket.finished_at, left)
-        .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
-               Ticket.priority != "appointment",
-               (Ticket.called_at.is_not(None)) | (and_(Ticket.status == "cancelled", left)))
-    ).all()
-    exposure = sum(((called or finished) - issued).total_seconds() / MINUTE
-                   for issued, called, finished, _ in waits)
-    gave_up = sum(1 for *_, was_left in waits if was_left)
-    patience_rate = gave_up / exposure if exposure > 0 and gave_up else 0.0
-
-    # Bookings: who shows up, and when relative to the booked start.
-    booked = session.execute(
-        select(Appointment.status, Appointment.start_at, Ticket.issued_at)
-        .outerjoin(Ticket, Ticket.id == Appointment.ticket_id)
-        .where(Appointment.branch_id == branch.id, Appointment.start_at >= since,
-               Appointment.start_at < now - timedelta(hours=1),
-               Appointment.status.in_(("checked_in", "no_show")))
-    ).all()
-    offsets = np.array([(issued - start).total_seconds() / MINUTE
-                        for status, start, issued in booked if status == "checked_in" and issued], dtype=float)
-    no_shows = sum(1 for status, *_ in booked if status == "no_show")
-    prior_weight = 10
-    no_show = (no_shows + NO_SHOW_PRIOR * prior_weight) / (len(booked) + prior_weight)
-    if len(offsets) < PRIOR_OBSERVATIONS:
-        mean, sd = PRIOR_ARRIVAL_OFFSET
-        from statistics import NormalDist
-
-        quantiles = (np.arange(PRIOR_OBSERVATIONS - len(offsets)) + 0.5) / (PRIOR_OBSERVATIONS - len(offsets))
-        offsets = np.concatenate([offsets, [NormalDist(mean, sd).inv_cdf(q) for q in quantiles]])
-    return Learned(samples, means, counts, speed, patience_rate, no_show, offsets, now)
-
-
-_learned: dict[tuple[str, int], Learned] = {}
-_learned_lock = threading.Lock()
-
-
-def learned_for(session: Session, branch: Branch, now: datetime) -> Learned:
-    """The branch's parameters, re-learned at most hourly (per database and branch)."""
-    key = (str(session.get_bind().url), branch.id)
-    with _learned_lock:
-        cached = _learned.get(key)
-    if cached is None or not (cached.learned_at <= now < cached.learned_at + RELEARN_AFTER):
-        cached = learn(session, branch, now)
-        with _learned_lock:
-            _learned[key] = cached
-    return cached
-
-
-def forget_learned() -> None:
-    with _learned_lock:
-        _learned.clear()
-
-
-# --- the branch's state now -----------------------------------------------------------------------
-
-@dataclass
-class CounterNow:
-    id: int
-    service_ids: frozenset[int]
-    speed: float
-    windows: list[tuple[float, float]]  # minutes from now when the counter calls; end may be inf
-    busy_service: int | None = None
-    busy_minutes: float = 0.0  # how long the visit in progress has run
-
-
-@dataclass
-class WaitingNow:
-    id: int
-    service_id: int
-    sort_key: datetime
-    booked: bool = False  # a checked-in booking (queue_order.py)
-    start_at: datetime | None = None  # its booked start
-
-
-@dataclass
-class PendingBooking:
-    """A booking not checked in yet whose place in the order is before some waiting tickets."""
-
-    service_id: int
-    start_at: datetime
-    late_minutes: float  # now minus booked start (negative before the start)
-    latest_minutes: float  # check-in closes this long after the start
-
-
-@dataclass
-class BranchNow:
-    now: datetime
-    counters: list[CounterNow]
-    waiting: list[WaitingNow]
-    pending: list[PendingBooking]
-    opens_at: dict[int, datetime | None] = field(default_factory=dict)  # next counter per service
-
-
-def _counter_windows(counter: Counter, branch: Branch, now: datetime, day, closing: datetime | None):
-    plan = counter.shifts or branch.opening_hours
-    intervals = [] if branch.is_closed_on(day) else hours.day_intervals(plan, day, branch.zone)
-    windows = []
-    for start, end in intervals:
-        if end <= now:
-            continue
-        start_min = max(0.0, (start - now).total_seconds() / MINUTE)
-        # Staff whose shift ends at closing serve everyone who already has a ticket.
-        end_min = math.inf if closing is not None and end >= closing else (end - now).total_seconds() / MINUTE
-        windows.append((start_min, end_min))
-    if counter.state == "open":
-        if not windows or windows[0][0] > 0:
-            windows.insert(0, (0.0, math.inf if not windows else windows[0][0]))
-    elif counter.state == "paused":
-        windows = [(max(s, PAUSED_BACK_MINUTES), e) for s, e in windows if e > PAUSED_BACK_MINUTES]
-        if not windows:
-            windows = [(PAUSED_BACK_MINUTES, math.inf)]
-    else:  # closed now: capacity only from its next shift on
-        windows = [(s, e) for s, e in windows if s > 0]
-    return windows
-
-
-def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned) -> BranchNow:
-    today = numbering.local_day(now, branch.zone)
-    opening = [] if branch.is_closed_on(today) else hours.day_intervals(branch.opening_hours, today, branch.zone)
-    closing = opening[-1][1] if opening else None
-    counters = session.scalars(
-        select(Counter).where(Counter.branch_id == branch.id).order_by(Counter.id)
-        .options(selectinload(Counter.service_links))
-    ).unique().all()
-    busy = {
-        counter_id: (service_id, called_at) for counter_id, service_id, called_at in session.execute(
-            select(Ticket.counter_id, Ticket.service_id, Ticket.called_at)
-            .where(Ticket.branch_id == branch.id, Ticket.status.in_(("called", "serving")),
-                   Ticket.counter_id.is_not(None)))
-    }
-    states = []
-    for counter in counters:
-        state = CounterNow(counter.id, frozenset(counter.service_ids), learned.counter_speed.get(counter.id, 1.0),
-                           _counter_windows(counter, branch, now, today, closing))
-        service_id, called_at = busy.get(counter.id, (None, None))
-        if called_at is not None:
-            state.busy_service = service_id
-            state.busy_minutes = max(0.0, (now - called_at).total_seconds() / MINUTE)
-            if not state.windows or state.windows[0][0] > 0:
-                state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
-        states.append(state)
-    waiting = [
-        WaitingNow(ticket_id, service_id, sort_key, queue_order.is_booked(priority),
-                   effective_at if queue_order.is_booked(priority) else None)
-        for ticket_id, service_id, sort_key, priority, effective_at in session.execute(
-            select(Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority, Ticket.effective_at)
-            .where(Ticket.branch_id == branch.id, Ticket.local_date == today, Ticket.status == "waiting")
-            .order_by(Ticket.sort_key, Ticket.id)
-        )
-    ]
-    rules = rules_for(branch)
-    pending = []
-    if waiting:
-        # Any booking of today still to come may be due before a waiting walk-in is called.
-        for service_id, start_at in session.execute(
-            select(Appointment.service_id, Appointment.start_at)
-            .where(Appointment.branch_id == branch.id, Appointment.status == "booked",
-                   Appointment.local_date == today,
-                   Appointment.start_at > now - timedelta(minutes=rules.check_in_late_minutes))
-            .order_by(Appointment.start_at)
-        ):
-            pending.append(PendingBooking(service_id, start_at, (now - start_at).total_seconds() / MINUTE,
-                                          rules.check_in_late_minutes))
-    opens_at = {}  # only for services no counter serves right now
-    for service_id in {w.service_id for w in waiting} | {s.id for s in branch.services}:
-        starts = [c.windows[0][0] for c in states if service_id in c.service_ids and c.windows]
-        if not starts or min(starts) > 0:
-            opens_at[service_id] = now + timedelta(minutes=min(starts)) if starts else None
-    return BranchNow(now, states, waiting, pending, opens_at)
-
-
-def open_counters_for(session: Session, service_id: int) -> int:
-    """Counters open now that serve the service."""
-    return session.scalar(
-        select(func.count(Counter.id))
-        .join(CounterService, CounterService.counter_id == Counter.id)
-        .where(CounterService.service_id == service_id, Counter.state == "open")
-    ) or 0
 
 
 # --- playing the queue forward ---------------------------------------------------------------------
@@ -439,7 +166,7 @@ class _Queue:
     def _sample(self, service_id: int) -> np.ndarray:
         sample = self.learned.service_samples.get(service_id)
         if sample is None or not len(sample):
-            sample = _prior_sample(10, PRIOR_OBSERVATIONS)
+            sample = prior_sample(10, PRIOR_OBSERVATIONS)
         return self.rng.choice(sample, self.n)
 
     def _remaining(self, service_id: int, elapsed: float) -> np.ndarray:

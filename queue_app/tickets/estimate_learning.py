@@ -1,0 +1,173 @@
+"""What the wait estimator learns from a branch's own history: visit lengths per service, counter
+speed factors, no-shows and how early booked customers arrive; with priors while data is thin."""
+import math
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session
+
+from queue_app.booking.models import Appointment
+from queue_app.catalogue.models import Branch, Service
+from queue_app.tickets.models import Ticket, TicketEvent
+
+LEARNING_DAYS = 28
+
+
+RELEARN_AFTER = timedelta(minutes=60)
+
+
+PRIOR_OBSERVATIONS = 20  # while a service has fewer visits, the configured minutes fill in
+
+
+PRIOR_CV = 0.6
+
+
+COUNTER_SHRINK = 50  # visits' worth of weight pulling a counter's speed factor towards 1
+
+
+MIN_COUNTER_VISITS = 30
+
+
+NO_SHOW_PRIOR = 0.1
+
+
+PRIOR_ARRIVAL_OFFSET = (-8.0, 10.0)  # appointment arrival minus booked start (mean, sd), minutes
+
+
+MINUTE = 60.0
+
+
+@dataclass
+class Learned:
+    service_samples: dict[int, np.ndarray]  # minutes per visit, winsorised, prior-filled
+    service_means: dict[int, float]
+    service_visits: dict[int, int]  # real observations behind each sample
+    counter_speed: dict[int, float]
+    patience_rate: float  # walk-ins giving up while waiting, per minute waited
+    no_show: float  # share of bookings never checked in
+    arrival_offsets: np.ndarray  # check-in minus booked start, minutes
+    learned_at: datetime
+
+
+def prior_sample(mean: float, count: int, cv: float = PRIOR_CV) -> np.ndarray:
+    """`count` evenly spaced quantiles of a lognormal with the given mean (pseudo-observations)."""
+    sigma = math.sqrt(math.log(1 + cv * cv))
+    mu = math.log(max(mean, 0.1)) - sigma * sigma / 2
+    probabilities = (np.arange(count) + 0.5) / count
+    from statistics import NormalDist
+
+    z = np.array([NormalDist().inv_cdf(p) for p in probabilities])
+    return np.exp(mu + sigma * z)
+
+
+def winsorise(minutes: np.ndarray) -> np.ndarray:
+    """Cap values above Q3 + 3 IQR (a far-out fence): a visit left open for hours counts as long,
+    not as hours."""
+    if len(minutes) < 8:
+        return minutes
+    q1, q3 = np.percentile(minutes, [25, 75])
+    return np.minimum(minutes, q3 + 3 * (q3 - q1))
+
+
+def service_time_sample(observed: np.ndarray, configured_minutes: float) -> np.ndarray:
+    observed = winsorise(np.asarray(observed, dtype=float))
+    missing = PRIOR_OBSERVATIONS - len(observed)
+    if missing > 0:
+        observed = np.concatenate([observed, prior_sample(configured_minutes, missing)])
+    return observed
+
+
+def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_DAYS) -> Learned:
+    """Fit the estimator's parameters from the branch's last `days` of tickets and bookings."""
+    since = now - timedelta(days=days)
+    services = session.scalars(select(Service).where(Service.branch_id == branch.id)).all()
+    visits = session.execute(
+        select(Ticket.service_id, Ticket.counter_id, Ticket.called_at, Ticket.finished_at)
+        .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
+               Ticket.status.in_(("done", "no_show")), Ticket.called_at.is_not(None),
+               Ticket.finished_at.is_not(None), Ticket.finished_at <= now)
+    ).all()
+    by_service: dict[int, list[float]] = {}
+    for service_id, _, called, finished in visits:
+        by_service.setdefault(service_id, []).append((finished - called).total_seconds() / MINUTE)
+    samples, means, counts = {}, {}, {}
+    for service in services:
+        observed = np.array(by_service.get(service.id, []), dtype=float)
+        counts[service.id] = len(observed)
+        samples[service.id] = service_time_sample(observed, service.expected_minutes)
+        means[service.id] = float(samples[service.id].mean())
+
+    # Counter speed: the counter's total winsorised time over what the service means predict.
+    per_counter: dict[int, list[tuple[float, float]]] = {}
+    caps = {sid: float(sample.max()) for sid, sample in samples.items()}
+    for service_id, counter_id, called, finished in visits:
+        if counter_id is None or service_id not in means:
+            continue
+        minutes = min((finished - called).total_seconds() / MINUTE, caps[service_id])
+        per_counter.setdefault(counter_id, []).append((minutes, means[service_id]))
+    speed = {}
+    for counter_id, pairs in per_counter.items():
+        if len(pairs) < MIN_COUNTER_VISITS:
+            continue
+        ratio = sum(m for m, _ in pairs) / sum(e for _, e in pairs)
+        speed[counter_id] = (len(pairs) * ratio + COUNTER_SHRINK) / (len(pairs) + COUNTER_SHRINK)
+
+    # Patience: walk-ins who left while waiting, per minute all walk-ins spent waiting.
+    left = exists().where(TicketEvent.ticket_id == Ticket.id, TicketEvent.type == "left")
+    waits = session.execute(
+        select(Ticket.issued_at, Ticket.called_at, Ticket.finished_at, left)
+        .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
+               Ticket.priority != "appointment",
+               (Ticket.called_at.is_not(None)) | (and_(Ticket.status == "cancelled", left)))
+    ).all()
+    exposure = sum(((called or finished) - issued).total_seconds() / MINUTE
+                   for issued, called, finished, _ in waits)
+    gave_up = sum(1 for *_, was_left in waits if was_left)
+    patience_rate = gave_up / exposure if exposure > 0 and gave_up else 0.0
+
+    # Bookings: who shows up, and when relative to the booked start.
+    booked = session.execute(
+        select(Appointment.status, Appointment.start_at, Ticket.issued_at)
+        .outerjoin(Ticket, Ticket.id == Appointment.ticket_id)
+        .where(Appointment.branch_id == branch.id, Appointment.start_at >= since,
+               Appointment.start_at < now - timedelta(hours=1),
+               Appointment.status.in_(("checked_in", "no_show")))
+    ).all()
+    offsets = np.array([(issued - start).total_seconds() / MINUTE
+                        for status, start, issued in booked if status == "checked_in" and issued], dtype=float)
+    no_shows = sum(1 for status, *_ in booked if status == "no_show")
+    prior_weight = 10
+    no_show = (no_shows + NO_SHOW_PRIOR * prior_weight) / (len(booked) + prior_weight)
+    if len(offsets) < PRIOR_OBSERVATIONS:
+        mean, sd = PRIOR_ARRIVAL_OFFSET
+        from statistics import NormalDist
+
+        quantiles = (np.arange(PRIOR_OBSERVATIONS - len(offsets)) + 0.5) / (PRIOR_OBSERVATIONS - len(offsets))
+        offsets = np.concatenate([offsets, [NormalDist(mean, sd).inv_cdf(q) for q in quantiles]])
+    return Learned(samples, means, counts, speed, patience_rate, no_show, offsets, now)
+
+
+_learned: dict[tuple[str, int], Learned] = {}
+
+
+_learned_lock = threading.Lock()
+
+
+def learned_for(session: Session, branch: Branch, now: datetime) -> Learned:
+    """The branch's parameters, re-learned at most hourly (per database and branch)."""
+    key = (str(session.get_bind().url), branch.id)
+    with _learned_lock:
+        cached = _learned.get(key)
+    if cached is None or not (cached.learned_at <= now < cached.learned_at + RELEARN_AFTER):
+        cached = learn(session, branch, now)
+        with _learned_lock:
+            _learned[key] = cached
+    return cached
+
+
+def forget_learned() -> None:
+    with _learned_lock:
+        _learned.clear()

@@ -1,0 +1,143 @@
+"""The branch's state now, as the wait estimator reads it: counters and their windows, who waits,
+bookings still to arrive."""
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from queue_app.booking.models import Appointment
+from queue_app.booking.rules import rules_for
+from queue_app.catalogue import hours
+from queue_app.catalogue.models import Branch, Counter, CounterService
+from queue_app.tickets import numbering, queue_order
+from queue_app.tickets.estimate_learning import MINUTE, Learned
+from queue_app.tickets.models import Ticket
+
+PAUSED_BACK_MINUTES = 5.0  # a paused counter is assumed back this soon
+
+
+@dataclass
+class CounterNow:
+    id: int
+    service_ids: frozenset[int]
+    speed: float
+    windows: list[tuple[float, float]]  # minutes from now when the counter calls; end may be inf
+    busy_service: int | None = None
+    busy_minutes: float = 0.0  # how long the visit in progress has run
+
+
+@dataclass
+class WaitingNow:
+    id: int
+    service_id: int
+    sort_key: datetime
+    booked: bool = False  # a checked-in booking (queue_order.py)
+    start_at: datetime | None = None  # its booked start
+
+
+@dataclass
+class PendingBooking:
+    """A booking not checked in yet whose place in the order is before some waiting tickets."""
+
+    service_id: int
+    start_at: datetime
+    late_minutes: float  # now minus booked start (negative before the start)
+    latest_minutes: float  # check-in closes this long after the start
+
+
+@dataclass
+class BranchNow:
+    now: datetime
+    counters: list[CounterNow]
+    waiting: list[WaitingNow]
+    pending: list[PendingBooking]
+    opens_at: dict[int, datetime | None] = field(default_factory=dict)  # next counter per service
+
+
+def _counter_windows(counter: Counter, branch: Branch, now: datetime, day, closing: datetime | None):
+    plan = counter.shifts or branch.opening_hours
+    intervals = [] if branch.is_closed_on(day) else hours.day_intervals(plan, day, branch.zone)
+    windows = []
+    for start, end in intervals:
+        if end <= now:
+            continue
+        start_min = max(0.0, (start - now).total_seconds() / MINUTE)
+        # Staff whose shift ends at closing serve everyone who already has a ticket.
+        end_min = math.inf if closing is not None and end >= closing else (end - now).total_seconds() / MINUTE
+        windows.append((start_min, end_min))
+    if counter.state == "open":
+        if not windows or windows[0][0] > 0:
+            windows.insert(0, (0.0, math.inf if not windows else windows[0][0]))
+    elif counter.state == "paused":
+        windows = [(max(s, PAUSED_BACK_MINUTES), e) for s, e in windows if e > PAUSED_BACK_MINUTES]
+        if not windows:
+            windows = [(PAUSED_BACK_MINUTES, math.inf)]
+    else:  # closed now: capacity only from its next shift on
+        windows = [(s, e) for s, e in windows if s > 0]
+    return windows
+
+
+def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned) -> BranchNow:
+    today = numbering.local_day(now, branch.zone)
+    opening = [] if branch.is_closed_on(today) else hours.day_intervals(branch.opening_hours, today, branch.zone)
+    closing = opening[-1][1] if opening else None
+    counters = session.scalars(
+        select(Counter).where(Counter.branch_id == branch.id).order_by(Counter.id)
+        .options(selectinload(Counter.service_links))
+    ).unique().all()
+    busy = {
+        counter_id: (service_id, called_at) for counter_id, service_id, called_at in session.execute(
+            select(Ticket.counter_id, Ticket.service_id, Ticket.called_at)
+            .where(Ticket.branch_id == branch.id, Ticket.status.in_(("called", "serving")),
+                   Ticket.counter_id.is_not(None)))
+    }
+    states = []
+    for counter in counters:
+        state = CounterNow(counter.id, frozenset(counter.service_ids), learned.counter_speed.get(counter.id, 1.0),
+                           _counter_windows(counter, branch, now, today, closing))
+        service_id, called_at = busy.get(counter.id, (None, None))
+        if called_at is not None:
+            state.busy_service = service_id
+            state.busy_minutes = max(0.0, (now - called_at).total_seconds() / MINUTE)
+            if not state.windows or state.windows[0][0] > 0:
+                state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
+        states.append(state)
+    waiting = [
+        WaitingNow(ticket_id, service_id, sort_key, queue_order.is_booked(priority),
+                   effective_at if queue_order.is_booked(priority) else None)
+        for ticket_id, service_id, sort_key, priority, effective_at in session.execute(
+            select(Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority, Ticket.effective_at)
+            .where(Ticket.branch_id == branch.id, Ticket.local_date == today, Ticket.status == "waiting")
+            .order_by(Ticket.sort_key, Ticket.id)
+        )
+    ]
+    rules = rules_for(branch)
+    pending = []
+    if waiting:
+        # Any booking of today still to come may be due before a waiting walk-in is called.
+        for service_id, start_at in session.execute(
+            select(Appointment.service_id, Appointment.start_at)
+            .where(Appointment.branch_id == branch.id, Appointment.status == "booked",
+                   Appointment.local_date == today,
+                   Appointment.start_at > now - timedelta(minutes=rules.check_in_late_minutes))
+            .order_by(Appointment.start_at)
+        ):
+            pending.append(PendingBooking(service_id, start_at, (now - start_at).total_seconds() / MINUTE,
+                                          rules.check_in_late_minutes))
+    opens_at = {}  # only for services no counter serves right now
+    for service_id in {w.service_id for w in waiting} | {s.id for s in branch.services}:
+        starts = [c.windows[0][0] for c in states if service_id in c.service_ids and c.windows]
+        if not starts or min(starts) > 0:
+            opens_at[service_id] = now + timedelta(minutes=min(starts)) if starts else None
+    return BranchNow(now, states, waiting, pending, opens_at)
+
+
+def open_counters_for(session: Session, service_id: int) -> int:
+    """Counters open now that serve the service."""
+    return session.scalar(
+        select(func.count(Counter.id))
+        .join(CounterService, CounterService.counter_id == Counter.id)
+        .where(CounterService.service_id == service_id, Counter.state == "open")
+    ) or 0
