@@ -217,7 +217,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=32, help="gunicorn threads per worker")
     parser.add_argument("--workers", type=int, default=1,
-                        help="gunicorn worker processes (one per instance in production; see README)")
+                        help="gunicorn worker processes (one per instance in production; see docs/pages/operating/deployment.md)")
     args = parser.parse_args()
     args.clients = [int(c) for c in str(args.clients).split(",")]
     if args.db == "postgresql":

@@ -90,7 +90,7 @@ def close_day(slug):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, type=int, show_default=True)
 def run(host, port):
-    """Serve the app (threaded). In production use gunicorn (see README)."""
+    """Serve the app (threaded). In production use gunicorn (see the docs: operating/production)."""
     _require_current_schema()
     from queue_app.jobs import scheduler as jobs
 
@@ -119,8 +119,9 @@ def _require_current_schema() -> None:
 
 def _serve(host: str, port: int) -> None:
     # Werkzeug's threaded server with WebSocket support: fine for one branch and the demo;
-    # production runs gunicorn (README). Flask's CLI marks the process so app.run() (which
-    # socketio.run calls) refuses to start; this command is meant to serve, so lift the mark.
+    # production runs gunicorn (docs: operating/production). Flask's CLI marks the process so
+    # app.run() (which socketio.run calls) refuses to start; this command is meant to serve, so lift
+    # the mark.
     os.environ.pop("FLASK_RUN_FROM_CLI", None)
     socketio.run(current_app._get_current_object(), host=host, port=port, use_reloader=False,
                  log_output=False, allow_unsafe_werkzeug=True)
@@ -260,7 +261,7 @@ def _sqlite_path() -> str:
     url = db.engine.url
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         raise click.ClickException("backup and restore are for the SQLite database; for PostgreSQL use pg_dump "
-                                   "and pg_restore (see README).")
+                                   "and pg_restore (see the docs: operating/backups).")
     return url.database
 
 

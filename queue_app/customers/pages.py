@@ -61,7 +61,8 @@ def dashboard(slug):
     return render_template(
         "manage/customers.html", branch=branch, overview=overview, segment=segment,
         standings=customer_standing.standings(db.session, branch, segment=segment, limit=50),
-        alerts=customer_churn.churn_list(db.session, branch), feedback=customer_feedback.feedback_summary(db.session, branch),
+        alerts=customer_churn.churn_list(db.session, branch),
+        feedback=customer_feedback.feedback_summary(db.session, branch),
         rules=customer_standing.rules_for(branch), segment_labels=SEGMENT_LABELS, reason_labels=REASON_LABELS,
         local=lambda m: _local(m, branch.zone), staff_names={s.id: s.name or s.email for s in
                                                               db.session.query(Staff).all()},

@@ -147,7 +147,7 @@ class ChannelDriver:
 
 
 def driver_for(config) -> ChannelDriver:
-    """The drivers the settings ask for (see README, "Booking mail and timed jobs")."""
+    """The drivers the settings ask for (docs: operating/mail-and-jobs)."""
     mail_from = config.get("QUEUE_APP_MAIL_FROM") or DEFAULT_MAIL_FROM
     smtp_url = config.get("QUEUE_APP_SMTP_URL")
     mail_kind = config.get("QUEUE_APP_MAIL_DRIVER") or ("smtp" if smtp_url else "console")

@@ -148,7 +148,8 @@ def add_ticket(
     token = new_token()
     # A customer segment's credit (customer_standing.priority_credit, off unless a manager enables it)
     # adds to the class credit, capped at MAX_CREDIT so the no-starvation bound still holds.
-    credit = min(PRIORITY_CREDITS[priority] + customer_standing.priority_credit(session, branch, customer_id), MAX_CREDIT)
+    segment_credit = customer_standing.priority_credit(session, branch, customer_id)
+    credit = min(PRIORITY_CREDITS[priority] + segment_credit, MAX_CREDIT)
     ticket = Ticket(
         branch_id=branch.id,
         service_id=service.id,
