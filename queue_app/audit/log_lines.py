@@ -202,7 +202,7 @@ def summary(entry: AuditEntry, who: str, names: _Names) -> str:
 
 
 def page_data(session: Session, args) -> dict:
-    """Everything templates/manage/audit.html shows."""
+    """Everything templates/audit/log.html shows."""
     zone_name = page_zone(session)
     staff = list(session.scalars(select(Staff).order_by(Staff.name, Staff.email)).unique())
     known_actions = audit.actions_in_use(session)

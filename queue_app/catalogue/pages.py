@@ -63,7 +63,7 @@ def index():
         branches = db.session.scalars(select(Branch).order_by(Branch.name)).all()
     else:
         branches = sorted(current_user.branches, key=lambda b: b.name)
-    return render_template("manage/index.html", branches=branches)
+    return render_template("catalogue/index.html", branches=branches)
 
 
 # Counters: managers of the branch and admins.
@@ -80,7 +80,7 @@ def _counters_page(branch: Branch, row_forms: dict | None = None, add_form: NewC
     if add_form is None and current_user.has_role("admin"):
         add_form = NewCounterForm(formdata=None)
         add_form.services.choices = _service_choices(branch)
-    return _render("manage/counters.html", branch=branch, row_forms=row_forms, add_form=add_form,
+    return _render("catalogue/counters.html", branch=branch, row_forms=row_forms, add_form=add_form,
                    name_fields=NAME_FIELD_KEYS, edits_names=current_user.has_role("admin"),
                    state_labels=COUNTER_STATE_LABELS)
 
@@ -151,7 +151,7 @@ def new_branch():
         else:
             flash(_("Branch %(name)s created.", name=form.name.data))
             return redirect(url_for(".index"))
-    return _render("manage/branch_form.html", form=form, branch=None)
+    return _render("catalogue/branch_form.html", form=form, branch=None)
 
 
 @bp.route("/branches/<slug>/edit", methods=["GET", "POST"])
@@ -168,7 +168,7 @@ def edit_branch(slug):
         else:
             flash(_("Branch %(name)s saved.", name=form.name.data))
             return redirect(url_for(".index"))
-    return _render("manage/branch_form.html", form=form, branch=branch)
+    return _render("catalogue/branch_form.html", form=form, branch=branch)
 
 
 @bp.route("/branches/<slug>/services", methods=["GET", "POST"])
@@ -185,7 +185,7 @@ def services(slug):
         else:
             flash(_("Service %(code)s added.", code=form.code.data.upper()))
             return redirect(url_for(".services", slug=slug))
-    return _render("manage/services.html", branch=branch, form=form, name_fields=NAME_FIELD_KEYS)
+    return _render("catalogue/services.html", branch=branch, form=form, name_fields=NAME_FIELD_KEYS)
 
 
 @bp.route("/services/<int:service_id>/edit", methods=["GET", "POST"])
@@ -207,7 +207,7 @@ def edit_service(service_id):
         else:
             flash(_("Service %(code)s saved.", code=code))
             return redirect(url_for(".services", slug=slug))
-    return _render("manage/service_form.html", form=form, service=service, name_fields=NAME_FIELD_KEYS)
+    return _render("catalogue/service_form.html", form=form, service=service, name_fields=NAME_FIELD_KEYS)
 
 
 @bp.route("/staff", methods=["GET", "POST"])
@@ -227,7 +227,7 @@ def staff():
             flash(_("Staff account %(email)s created.", email=form.email.data))
             return redirect(url_for(".staff"))
     accounts = db.session.scalars(select(Staff).order_by(Staff.email)).unique().all()
-    return _render("manage/staff.html", form=form, accounts=accounts, role_labels=ROLE_LABELS)
+    return _render("catalogue/staff.html", form=form, accounts=accounts, role_labels=ROLE_LABELS)
 
 
 @bp.route("/staff/<int:staff_id>/edit", methods=["GET", "POST"])
@@ -251,4 +251,4 @@ def edit_staff(staff_id):
         else:
             flash(_("Staff account %(email)s saved.", email=email))
             return redirect(url_for(".staff"))
-    return _render("manage/staff_form.html", form=form, account=account)
+    return _render("catalogue/staff_form.html", form=form, account=account)

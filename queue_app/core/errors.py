@@ -1,6 +1,21 @@
 """Errors the domain raises, and the one map from their kind to an HTTP status (web/errors.py)."""
 
 
+def N_(msgid: str) -> str:
+    """Marks a message for extraction (babel's default `N_` keyword); pages translate it later."""
+    return msgid
+
+
+class Message(str):
+    """A message for people, in English as the API shows it, that keeps its msgid and values so a
+    page translates it by its msgid (web/errors.py `translated`), never by matching the text."""
+
+    def __new__(cls, msgid: str, **params):
+        message = super().__new__(cls, msgid % params if params else msgid)
+        message.msgid, message.params = msgid, params
+        return message
+
+
 class DomainError(Exception):
     """Base: `code` is stable and machine readable, `message` is for people."""
 

@@ -59,7 +59,7 @@ def dashboard(slug):
     segment = request.args.get("segment") if request.args.get("segment") in SEGMENTS else None
     overview = customer_standing.segment_overview(db.session, branch)
     return render_template(
-        "manage/customers.html", branch=branch, overview=overview, segment=segment,
+        "customers/dashboard.html", branch=branch, overview=overview, segment=segment,
         standings=customer_standing.standings(db.session, branch, segment=segment, limit=50),
         alerts=customer_churn.churn_list(db.session, branch),
         feedback=customer_feedback.feedback_summary(db.session, branch),
@@ -185,7 +185,7 @@ def audit_log():
 
     if any(text_problem(value) for value in request.args.values()):
         abort(400)
-    return render_template("manage/audit.html", **audit_page.page_data(db.session, request.args))
+    return render_template("audit/log.html", **audit_page.page_data(db.session, request.args))
 
 
 # --- feedback on the phone -----------------------------------------------------------------------
@@ -209,7 +209,7 @@ def _feedback_page(ticket, action_url: str, channel: str):
         else:
             state = "thanks"
     response = make_response(render_template(
-        "public/feedback.html", ticket=ticket, branch=ticket.branch, state=state, action_url=action_url,
+        "customers/feedback.html", ticket=ticket, branch=ticket.branch, state=state, action_url=action_url,
         locale=str(get_locale()), languages=LANGUAGE_NAMES), status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -222,7 +222,7 @@ def ticket_feedback(token):
     try:
         ticket = queueing.find_by_token(db.session, token)
     except NotFound:
-        return render_template("public/ticket_missing.html"), 404
+        return render_template("tickets/ticket_missing.html"), 404
     return _feedback_page(ticket, url_for(".ticket_feedback", token=token), "tracking")
 
 
@@ -232,5 +232,5 @@ def mailed_feedback(token):
     try:
         ticket = customer_feedback.ticket_for_feedback_token(db.session, token)
     except NotFound:
-        return render_template("public/ticket_missing.html"), 404
+        return render_template("tickets/ticket_missing.html"), 404
     return _feedback_page(ticket, url_for(".mailed_feedback", token=token), "mail")

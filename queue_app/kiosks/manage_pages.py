@@ -65,7 +65,7 @@ def _page(branch: Branch, form: PairingCodeForm | None = None):
         "printer_detail": (device.printer_state or {}).get("detail", ""),
     } for device in devices]
     return render_template(
-        "manage/kiosks.html", branch=branch, rows=rows, form=form or PairingCodeForm(formdata=None),
+        "kiosks/manage.html", branch=branch, rows=rows, form=form or PairingCodeForm(formdata=None),
         retire_form=RetireForm(formdata=None), new_code=new_code, printer_labels=PRINTER_LABELS,
         status_labels=STATUS_LABELS, seen_by_labels=SEEN_BY_LABELS, open_codes=kiosks.open_pairing_codes(db.session, branch.id),
         local=lambda moment: _local(moment, branch), server_url=current_app.config["QUEUE_APP_BASE_URL"],

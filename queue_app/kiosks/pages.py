@@ -91,7 +91,7 @@ def _set_device_cookie(response, token: str):
 
 
 def _not_registered(slug: str):
-    response = make_response(render_template("kiosk/unregistered.html", slug=slug), 401)
+    response = make_response(render_template("kiosks/unregistered.html", slug=slug), 401)
     if DEVICE_COOKIE in request.cookies:
         response.delete_cookie(DEVICE_COOKIE, path="/kiosk/")  # a retired or unknown device
     return response
@@ -134,7 +134,7 @@ def home(slug):
     locale = requested_locale(default_locale)
     with force_locale(locale):
         return render_template(
-            "kiosk/index.html", branch=branch, services=services, waiting=waiting, locale=locale,
+            "kiosks/kiosk.html", branch=branch, services=services, waiting=waiting, locale=locale,
             default_locale=default_locale, languages=LANGUAGE_NAMES, takes_bookings=takes_bookings,
             code_length=booking.CODE_LENGTH, printer=bridge_settings(device),
             keypad=[[key for key in row if key in booking.CODE_ALPHABET] for row in KEYPAD_ROWS],

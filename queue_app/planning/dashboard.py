@@ -8,7 +8,6 @@ is shown again with its messages, status 400); the JSON endpoints answer errors 
 """
 import csv
 import io
-import re
 from datetime import date, datetime, timedelta
 
 from flask import Blueprint, flash, jsonify, make_response, redirect, render_template, request, url_for
@@ -25,7 +24,7 @@ from queue_app.planning import plan as planning
 from queue_app.planning import reports, what_if
 from queue_app.planning import settings as planning_settings
 from queue_app.tickets import numbering
-from queue_app.web.errors import domain_error_response, error_response
+from queue_app.web.errors import domain_error_response, error_response, translated
 from queue_app.web.input_rules import InputRejected, parse_moment
 
 bp = Blueprint("dashboard", __name__, url_prefix="/manage/branches/<slug>")
@@ -49,15 +48,8 @@ def csrf_error(error: CSRFError):
 
 
 def _setting_errors(error: DomainError) -> dict[str, list[str]]:
-    """planning.check_rules' field messages in the page's language (the domain speaks English)."""
-    def translate(message: str) -> str:
-        between = re.fullmatch(r"Between (\S+) and (\S+)\.", message)
-        if between:
-            return _("Between %(low)s and %(high)s.", low=between.group(1), high=between.group(2))
-        return {"A number is needed.": _("A number is needed."), "15, 30 or 60.": _("15, 30 or 60.")}.get(
-            message, message)
-
-    return {key: [translate(m) for m in messages] for key, messages in error.fields.items()} or \
+    """planning.check_rules' field messages in the page's language (translated by msgid, once)."""
+    return {key: [translated(m) for m in messages] for key, messages in error.fields.items()} or \
         {"target": [error.message]}
 
 
@@ -123,7 +115,7 @@ def page(slug, settings_form=None, settings_errors=None):
         },
     }
     return render_template(
-        "manage/dashboard.html", branch=branch, stats=stats, live=live, first=first, last=last,
+        "planning/dashboard.html", branch=branch, stats=stats, live=live, first=first, last=last,
         range_error=range_error, day=day, days=_horizon(branch), plans=plans, rules=rules,
         closed={d for d in _horizon(branch) if not planning.day_grid(branch, d, rules.interval_minutes)},
         settings=settings, settings_errors=settings_errors or {}, setting_labels=SETTING_LABELS, data=data,

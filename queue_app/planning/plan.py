@@ -27,7 +27,7 @@ from queue_app.booking.models import Appointment
 from queue_app.catalogue import hours
 from queue_app.catalogue.models import Branch, Service
 from queue_app.core import day_range
-from queue_app.core.errors import Invalid, NotFound
+from queue_app.core.errors import N_, Invalid, Message, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
 from queue_app.planning import forecasting
@@ -68,20 +68,20 @@ def check_rules(values: dict) -> dict:
     clean, errors = {}, {}
     for key, value in values.items():
         if key not in limits:
-            errors[key] = ["Unknown setting."]
+            errors[key] = [Message(N_("Unknown setting."))]
             continue
         low, high = limits[key]
         try:
             number = float(value)
         except (TypeError, ValueError):
-            errors[key] = ["A number is needed."]
+            errors[key] = [Message(N_("A number is needed."))]
             continue
         if not low <= number <= high:
-            errors[key] = [f"Between {low:g} and {high:g}."]
+            errors[key] = [Message(N_("Between %(low)s and %(high)s."), low=f"{low:g}", high=f"{high:g}")]
             continue
         clean[key] = number if isinstance(low, float) else int(number)
     if "interval_minutes" in clean and clean["interval_minutes"] not in (15, 30, 60):
-        errors["interval_minutes"] = ["15, 30 or 60."]
+        errors["interval_minutes"] = [Message(N_("15, 30 or 60."))]
     if errors:
         raise Invalid("invalid_field", "Some planning settings are not valid.", errors)
     return clean

@@ -62,7 +62,7 @@ def login():
         else:
             login_user(staff)
             return redirect(_safe_next(request.args.get("next"), staff))
-    return render_template("staff/login.html", form=form), 400 if request.method == "POST" else 200
+    return render_template("accounts/login.html", form=form), 400 if request.method == "POST" else 200
 
 
 @bp.post("/logout")
@@ -83,7 +83,7 @@ def console():
     by_branch = [(branch, list(rows)) for branch, rows in groupby(counters, key=lambda c: c.branch)]
     summaries = {branch.id: lobby.queue_summary(db.session, branch) for branch, _rows in by_branch}
     current = {c["id"]: c["ticket"] for summary in summaries.values() for c in summary["counters"]}
-    return render_template("staff/console.html", by_branch=by_branch, summaries=summaries, current=current,
+    return render_template("tickets/console.html", by_branch=by_branch, summaries=summaries, current=current,
                            state_labels=COUNTER_STATE_LABELS)
 
 
@@ -99,7 +99,7 @@ def counter(counter_id):
         select(Service).where(Service.branch_id == counter.branch_id, Service.active.is_(True)).order_by(Service.code)
     ).all()
     return render_template(
-        "staff/counter.html", counter=counter, services=services, max_recalls=MAX_RECALLS,
+        "tickets/counter.html", counter=counter, services=services, max_recalls=MAX_RECALLS,
         state_labels={state: str(label) for state, label in COUNTER_STATE_LABELS.items()},
         ticket_action_url=API_PREFIX + "/tickets/{id}/{action}",
         bookable=[s for s in services if s.booking_enabled],

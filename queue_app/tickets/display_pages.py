@@ -47,7 +47,7 @@ def lobby_screen(slug):
     locale = requested_locale(branch_locale(branch))
     with force_locale(locale):
         return render_template(
-            "display/index.html", branch=branch, snapshot=snapshot, announcements=announcements(branch, locale),
+            "tickets/display.html", branch=branch, snapshot=snapshot, announcements=announcements(branch, locale),
             # The clock's date reads as on the other pages (CLDR forms: "Sunday 6 December", "12月6日 星期日").
             clock_lang=INTL_TAGS[locale],
             # The TV's own clock may be wrong (no NTP in many lobbies): the page corrects by this.

@@ -33,7 +33,7 @@ def index():
         select(Service.branch_id).where(Service.active.is_(True), Service.booking_enabled.is_(True)).distinct()
     ))
     return render_template(
-        "public/index.html", branches=branches, bookable=bookable,
+        "tickets/branches.html", branches=branches, bookable=bookable,
         hours={branch.id: _hours_today(branch) for branch in branches},
         locale=str(get_locale()), languages=LANGUAGE_NAMES,
     )
@@ -52,10 +52,10 @@ def track(token):
     try:
         ticket = queueing.find_by_token(db.session, token)
     except NotFound:
-        return render_template("public/ticket_missing.html"), 404
+        return render_template("tickets/ticket_missing.html"), 404
     status = lobby.ticket_status(db.session, ticket)
     response = make_response(render_template(
-        "public/ticket.html", token=token, status=status, branch=ticket.branch,
+        "tickets/ticket.html", token=token, status=status, branch=ticket.branch,
         locale=str(get_locale()), languages=LANGUAGE_NAMES,
     ))
     # The address is the ticket's only key: keep it out of caches and other sites' Referer logs.

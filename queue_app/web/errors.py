@@ -1,8 +1,9 @@
 """One error path for every web response: a DomainError's status (core/errors.py) and one JSON
 error body, {"error": {"code", "message", "fields"}}, for the API, the pages' fetch() calls and the kiosk."""
 from flask import jsonify, request
+from flask_babel import gettext
 
-from queue_app.core.errors import DomainError, http_status
+from queue_app.core.errors import DomainError, Message, http_status
 
 API_PREFIX = "/api/v1"
 
@@ -29,3 +30,8 @@ def domain_error_response(error: DomainError, message: str | None = None, field_
     """A DomainError as JSON; `message` and `field_errors` in the reader's words when the caller has them."""
     return error_response(http_status(error), error.code, message or error.message,
                           field_errors if field_errors is not None else (error.fields or None), headers, extra)
+
+
+def translated(message: str) -> str:
+    """A domain message in the page's language: by its msgid where the domain gave one (Message)."""
+    return gettext(message.msgid, **message.params) if isinstance(message, Message) else message

@@ -71,7 +71,7 @@ def _list_page(branch: Branch, form: EndpointForm | None = None):
     secret = session.pop(_NEW_SECRET, None) if request.method == "GET" else None
     endpoints = webhooks.branch_endpoints(db.session, branch.id)
     return render_template(
-        "manage/webhooks.html", branch=branch, endpoints=endpoints, event_labels=EVENT_LABELS,
+        "webhooks/endpoints.html", branch=branch, endpoints=endpoints, event_labels=EVENT_LABELS,
         form=form or EndpointForm(formdata=None), new_secret=secret if secret and secret.get("branch") == branch.slug
         else None, local=lambda moment: _local(moment, branch),
     ), 400 if request.method == "POST" else 200
@@ -115,7 +115,7 @@ def _detail_page(endpoint: WebhookEndpoint, form: EndpointForm | None = None):
     until = endpoint.previous_secret_until
     overlap_until = _local(until, branch) if until and until > utcnow() else None
     return render_template(
-        "manage/webhook.html", branch=branch, endpoint=endpoint, form=form, rows=rows, overlap_until=overlap_until,
+        "webhooks/endpoint.html", branch=branch, endpoint=endpoint, form=form, rows=rows, overlap_until=overlap_until,
         attempts=webhooks.attempts_of(db.session, [r.id for r in rows]), status_labels=STATUS_LABELS,
         event_labels=EVENT_LABELS, shown=shown, action_form=ActionForm(formdata=None), new_secret=secret,
         local=lambda moment: _local(moment, branch),

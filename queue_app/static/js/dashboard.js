@@ -1,6 +1,6 @@
 /* Manager dashboard: charts (Chart.js, vendored), today's panel kept live, and the what-if.
  *
- * Data comes in <script type="application/json" id="page-data"> (templates/manage/dashboard.html);
+ * Data comes in <script type="application/json" id="page-data"> (templates/planning/dashboard.html);
  * today's figures refresh from the live endpoint on every queue push of the branch room
  * (Socket.IO, at most every few seconds) and every 30 s in any case.
  */
