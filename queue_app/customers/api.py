@@ -11,8 +11,10 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from queue_app.accounts.access import require_staff
+from queue_app.accounts.models import Staff
 from queue_app.audit.models import AuditEntry
 from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Branch
 from queue_app.core.extensions import db, limiter
 from queue_app.customers import access as customer_access
 from queue_app.customers import churn as customer_churn
@@ -67,8 +69,6 @@ def brief(customer: Customer, staff) -> dict:
 
 
 def standing_dict(standing) -> dict:
-    from queue_app.catalogue.models import Branch
-
     branch = db.session.get(Branch, standing.branch_id)
     zone = branch.zone
     return {"branch": branch.slug, "segment": standing.segment, "tier": standing.tier, "visits": standing.visits,
@@ -299,8 +299,6 @@ def update_rules(body, slug):
 
 
 def alert_dict(alert, zone, staff) -> dict:
-    from queue_app.accounts.models import Staff
-
     by = db.session.get(Staff, alert.contacted_by_id) if alert.contacted_by_id else None
     return {"id": alert.id, "customer": brief(alert.customer, staff), "reason": alert.reason, "segment": alert.segment,
             "last_visit_at": local_iso(alert.last_visit_at, zone), "usual_interval_days": alert.usual_interval_days,
@@ -325,7 +323,6 @@ def contacted(alert_id):
     """Mark a churn alert as contacted (manager of its branch)."""
     staff = require_staff("manager")
     alert = customer_churn.mark_contacted(db.session, alert_id, staff)
-    from queue_app.catalogue.models import Branch
 
     return alert_dict(alert, db.session.get(Branch, alert.branch_id).zone, staff)
 

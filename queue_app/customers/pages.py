@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 
 from queue_app.accounts.models import Staff
 from queue_app.accounts.roles import role_required
+from queue_app.audit import log_lines as audit_page
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import DomainError, Forbidden, NotFound
 from queue_app.core.extensions import db, limiter
@@ -181,8 +182,6 @@ def erase(customer_id):
 @login_required
 @role_required("admin")
 def audit_log():
-    from queue_app.audit import log_lines as audit_page
-
     if any(text_problem(value) for value in request.args.values()):
         abort(400)
     return render_template("audit/log.html", **audit_page.page_data(db.session, request.args))

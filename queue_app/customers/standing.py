@@ -43,6 +43,7 @@ from queue_app.customers.models import (
     CustomerStanding,
 )
 from queue_app.tickets.models import Ticket
+from queue_app.tickets.queue_order import MAX_CREDIT
 
 HIGH_VALUE = ("core", "at_risk_valuable")
 
@@ -57,7 +58,6 @@ DEFAULT_CREDITS = {"core": 5, "at_risk_valuable": 5, "loyal_regular": 2, "occasi
 @dataclass(frozen=True)
 class CustomerRules:
     """A branch's customer settings (Branch.customer_rules overrides any of them)."""
-
     value_window_days: int = 365  # visits and spend counted over this many days
     spend_per_point_cents: int = 10_000  # this much spend adds 1 to the value score, like a visit
     high_value_score: float = 6.0
@@ -96,8 +96,6 @@ def _rule_error(message: str) -> Invalid:
 
 def check_rules(values: dict) -> dict:
     """Validate the overrides a manager sets."""
-    from queue_app.tickets.queue_order import MAX_CREDIT
-
     clean: dict = {}
     if not isinstance(values, dict):
         raise _rule_error("must be an object.")

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import WEEKDAYS, Counter, CounterService, Service
 from queue_app.core.errors import DomainError
+from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.demo.customers import returning_phone
 from queue_app.demo.history import VISIT_CV, WALK_IN_SHARES
@@ -196,8 +197,6 @@ class DemoTraffic:
 def start_demo_traffic(app, traffic: DemoTraffic, interval: float = 3.0,
                        stop: threading.Event | None = None) -> threading.Thread:
     """A step every `interval` seconds on the real clock, until `stop` is set (tests) or the process ends."""
-    from queue_app.core.extensions import db
-
     stop = stop or threading.Event()
 
     def loop():

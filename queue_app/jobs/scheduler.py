@@ -26,10 +26,17 @@ from sqlalchemy.orm import Session
 
 from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Branch
+from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
+from queue_app.customers import feedback as customer_feedback
 from queue_app.customers import retention
+from queue_app.customers import standing as customer_standing
 from queue_app.notifications import notify
-from queue_app.tickets import queueing
+from queue_app.notifications.mail import driver_for
+from queue_app.planning import plan as planning
+from queue_app.tickets import queueing, turn_alerts
+from queue_app.webhooks import delivery as webhook_delivery
+from queue_app.webhooks import operations as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +59,6 @@ EXTENSION_KEY = "queue_app_scheduler"
 # --- the jobs: each builds its own app context and session, and never lets an exception escape ---
 
 def _run(app, name: str, work: Callable[[Session], object]) -> None:
-    from queue_app.core.extensions import db
-
     try:
         with app.app_context(), Session(db.engine) as session:
             work(session)
@@ -62,8 +67,6 @@ def _run(app, name: str, work: Callable[[Session], object]) -> None:
 
 
 def send_outbox(app, now: datetime | None = None) -> None:
-    from queue_app.notifications.mail import driver_for
-
     def work(session: Session) -> None:
         driver = driver_for(app.config)
         for _ in range(OUTBOX_ROUNDS):
@@ -85,8 +88,6 @@ def purge_personal_data(app, now: datetime | None = None) -> None:
 
 def recompute_customers(app, now: datetime | None = None) -> None:
     """Nightly per branch (after 03:00 local): standings, tiers and churn alerts. Idempotent."""
-
-    from queue_app.customers import standing as customer_standing
     def work(session: Session) -> None:
         moment = now or utcnow()
         branches = session.scalars(select(Branch).order_by(Branch.slug)).all()
@@ -102,8 +103,6 @@ def recompute_customers(app, now: datetime | None = None) -> None:
 
 
 def invite_feedback(app, now: datetime | None = None) -> None:
-
-    from queue_app.customers import feedback as customer_feedback
     _run(app, "invite_feedback", lambda session: customer_feedback.invite_feedback(
         session, app.config["QUEUE_APP_BASE_URL"], now=now))
 
@@ -122,14 +121,10 @@ def close_days(app, now: datetime | None = None) -> None:
 
 
 def alert_almost_turn(app, now: datetime | None = None) -> None:
-    from queue_app.tickets import turn_alerts
-
     _run(app, "almost_turn", lambda session: turn_alerts.send_almost_turn(session, now=now))
 
 
 def deliver_webhooks(app, now: datetime | None = None) -> None:
-    from queue_app.webhooks import delivery as webhook_delivery
-    from queue_app.webhooks import operations as webhooks
     def work(session: Session) -> None:
         allow_private = app.config.get("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE", False)
         for _ in range(OUTBOX_ROUNDS):
@@ -143,8 +138,6 @@ def deliver_webhooks(app, now: datetime | None = None) -> None:
 
 def plan_branches(app, now: datetime | None = None) -> None:
     """Re-forecast and re-plan every branch (idempotent by data; managers' overrides are kept)."""
-    from queue_app.planning import plan as planning
-
     def work(session: Session) -> None:
         branches = session.scalars(select(Branch).order_by(Branch.slug)).all()
         session.commit()
