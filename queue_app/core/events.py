@@ -5,6 +5,7 @@ every ticket event). Subscribers (the Socket.IO layer, later
 webhooks) are called once the transaction has committed, from `_publish_after_commit` only, so a
 rolled-back change is never announced.
 """
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,17 +35,22 @@ class QueueChange:
 
 # A subscriber gets the committed changes and the engine they were committed to (to read more).
 Subscriber = Callable[[list[QueueChange], Engine], None]
-_subscribers: list[Subscriber] = []
+# Per engine, that is per app: a second app in the same process (tests, the simulator) announces to
+# its own subscribers only. Weak keys: a disposed app's engine takes its subscribers with it.
+_subscribers: "weakref.WeakKeyDictionary[Engine, list[Subscriber]]" = weakref.WeakKeyDictionary()
 
 
-def subscribe(callback: Subscriber) -> None:
-    if callback not in _subscribers:
-        _subscribers.append(callback)
+def subscribe(engine: Engine, callback: Subscriber) -> None:
+    """Call `callback` after every commit on `engine` that announced changes (an app's init_app)."""
+    callbacks = _subscribers.setdefault(engine, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
 
 
-def unsubscribe(callback: Subscriber) -> None:
-    if callback in _subscribers:
-        _subscribers.remove(callback)
+def unsubscribe(engine: Engine, callback: Subscriber) -> None:
+    callbacks = _subscribers.get(engine, [])
+    if callback in callbacks:
+        callbacks.remove(callback)
 
 
 def announce(session: Session, change: QueueChange) -> None:
@@ -65,7 +71,7 @@ def _publish_after_commit(session: Session) -> None:
     bind = session.info.pop(BIND_KEY, None)
     if not changes or session.info.get(QUIET_KEY):
         return
-    for callback in list(_subscribers):
+    for callback in list(_subscribers.get(bind, ())):
         callback(changes, bind)
 
 

@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 
 from flask_socketio import Namespace, emit, join_room, leave_room
 from socketio import PubSubManager, RedisManager
@@ -163,6 +164,7 @@ def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
                 "at": change.at.astimezone(branch.zone).isoformat(timespec="seconds"),
             }, to=branch_room(change.branch_id), namespace=NAMESPACE)
     watched = _watched_tickets()
+    last_pushed = _last_pushed.setdefault(session.get_bind(), {})
     for branch_id in branches:
         branch = session.get(Branch, branch_id)
         display = _has_listeners(branch_room(branch_id))  # no display or console open: no snapshot
@@ -181,17 +183,18 @@ def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
             if ticket is not None and ticket.branch_id == branch_id:
                 statuses[ticket_id] = lobby.ticket_status(session, ticket)
         for ticket_id, status in statuses.items():
-            if _last_pushed.get(ticket_id) == status:
+            if last_pushed.get(ticket_id) == status:
                 continue  # re-estimated to the same figures: nothing new for that phone
             if status["status"] == "waiting":
-                _last_pushed[ticket_id] = status
+                last_pushed[ticket_id] = status
             else:
-                _last_pushed.pop(ticket_id, None)
+                last_pushed.pop(ticket_id, None)
             socketio.emit("ticket", status, to=ticket_room(ticket_id), namespace=NAMESPACE)
 
 
-# The last status pushed per waiting ticket (only touched by the publisher's one thread).
-_last_pushed: dict[int, dict] = {}
+# The last status pushed per waiting ticket, per engine (that is per app: ticket ids of two apps'
+# databases overlap); only touched by the publisher's one thread.
+_last_pushed: "weakref.WeakKeyDictionary[Engine, dict[int, dict]]" = weakref.WeakKeyDictionary()
 
 
 publisher = Publisher()
@@ -262,4 +265,5 @@ def init_app(app) -> None:
         cors_allowed_origins=app.config.get("QUEUE_APP_CORS_ORIGINS") or None,
     )
     socketio.on_namespace(LiveNamespace(NAMESPACE))
-    events.subscribe(publisher.enqueue)
+    with app.app_context():
+        events.subscribe(db.engine, publisher.enqueue)  # this app's commits, not another app's
