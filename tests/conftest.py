@@ -32,6 +32,10 @@ SQLITE_FIXTURES = {"db_path", "migrated_db", "limited_app"}
 
 
 def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput"):
+        # Under pytest-xdist, the `slow` tests first (each worker sorts the same way): a
+        # minutes-long test started last would leave the other workers idle at the end.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if not ON_POSTGRES:
         return
     for item in items:
@@ -47,7 +51,7 @@ def pytest_configure(config):
     """Compile the translation catalogs as a build does (hatch_build.py): tests read the current .po."""
     config.addinivalue_line("markers", "sqlite_only: SQLite-specific; skipped when QUEUE_APP_TEST_DATABASE=postgresql")
     config.addinivalue_line("markers", "own_postgres: uses PostgreSQL whatever the pass; runs on the SQLite pass only")
-    config.addinivalue_line("markers", "slow: takes half a minute or more (`-m 'not slow'` for a quick run; CI runs all)")
+    config.addinivalue_line("markers", "slow: half a minute or more (`-m 'not slow'` for a quick run; CI runs all)")
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller compiled them
         return
     import importlib.util

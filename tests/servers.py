@@ -3,7 +3,7 @@ Redis, nginx and Chromium, with free ports and waiting for a server to answer.
 
 Each server takes a free loopback port and keeps its files in a folder of its own, so several
 pytest-xdist workers run side by side. The fixtures over them (pg_server, chromium_session, server,
-redis_server, smtp_server) are in conftest.py. Test modules import from here, never from each other.
+redis_server, smtp_server) are in conftest.py; test modules start servers only through here.
 """
 import email
 import email.policy
@@ -24,6 +24,9 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+# `queue-app` as the console script runs it (`python -m queue_app.cli` would warn on stderr that
+# the package imported the module first, and the log tests read stderr).
+QUEUE_APP = [sys.executable, "-c", "from queue_app.cli import main; main()"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -72,8 +75,8 @@ def stop(process: subprocess.Popen) -> None:
 
 def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     """`queue-app ARGS` as an operator types it (the console script of this install)."""
-    return subprocess.run([sys.executable, "-m", "queue_app.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, check=True, timeout=300)
+    return subprocess.run([*QUEUE_APP, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+                          timeout=300)
 
 
 def server_env(database_url: str, **extra: str) -> dict:
@@ -112,7 +115,7 @@ class AppServer:
         bind = "127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "queue_app.cli", "run", "--port", str(self.port), "--host", bind],
+                [*QUEUE_APP, "run", "--port", str(self.port), "--host", bind],
                 env=self.env, cwd=ROOT, stdout=log if self.log_stdout else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT if self.log_stdout else log)
         deadline = time.monotonic() + timeout

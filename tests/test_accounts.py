@@ -84,11 +84,13 @@ def test_passwords_are_hashed_and_checked_with_argon2id_at_the_real_cost(app, ap
     assert api.call("POST", "/auth/token", json={"email": "ghost@demo.test", "password": "a-real-password"}
                     ).status_code == 401
 
-    changed = api.call("PATCH", f"/staff/{created.json['id']}", "admin@demo.test", json={"password": "another-password"})
+    changed = api.call("PATCH", f"/staff/{created.json['id']}", "admin@demo.test",
+                       json={"password": "another-password"})
     assert changed.status_code == 200
     assert stored_hash() != first and stored_hash().startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     page = app.test_client()
     form = page.get("/login")
     csrf = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', form.data).group(1).decode()
-    signed_in = page.post("/login", data={"email": "real@demo.test", "password": "another-password", "csrf_token": csrf})
+    signed_in = page.post("/login", data={"email": "real@demo.test", "password": "another-password",
+                                          "csrf_token": csrf})
     assert signed_in.status_code == 302 and signed_in.headers["Location"].endswith("/staff")

@@ -8,6 +8,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from browser import STAFF, WAIT_MS, open_page, save_screenshot
 from playwright.sync_api import expect
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 
 
+@pytest.mark.slow
 def test_a_booking_checked_in_early_is_called_at_its_start_ahead_of_50_walk_ins(server, chromium, app, seeded,  # noqa: F811
                                                                                 tmp_path):
     errors: list[str] = []

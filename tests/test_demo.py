@@ -23,6 +23,7 @@ from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", [
     datetime(2026, 3, 4, 6, 0, tzinfo=UTC),  # Wednesday 14:00 in Taipei
     datetime(2026, 3, 1, 12, 0, tzinfo=UTC),  # Sunday 20:00 in Taipei, outside the history's hours

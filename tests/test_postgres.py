@@ -21,6 +21,7 @@ def test_migrations_reach_the_models_on_postgres(pg_app, pg_session):
     assert issued.ticket.label == "A001"
 
 
+@pytest.mark.slow
 def test_counters_racing_on_postgres_never_share_a_ticket(pg_session):
     counter_ids = make_counters(pg_session, 8)
     run_lobby(pg_session.get_bind(), counter_ids, total=1000)

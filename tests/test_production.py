@@ -42,7 +42,7 @@ PASSWORD = "production-password"
 ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 GENEROUS = "100000 per minute"  # the races send hundreds of requests from one loopback address
 
-pytestmark = pytest.mark.own_postgres
+pytestmark = [pytest.mark.own_postgres, pytest.mark.slow]
 
 
 def noon_zone(now: datetime) -> str:

@@ -109,6 +109,7 @@ def check_log(session, total):
 # The skip check reads commit order from event ids, true only where writers are serialised (SQLite);
 # on PostgreSQL ids come from a sequence at insert time. test_postgres races call-next there.
 @pytest.mark.sqlite_only
+@pytest.mark.slow
 @pytest.mark.parametrize("counters", [8, 16])
 def test_counters_racing_never_share_or_skip_a_ticket(app, session, counters):
     counter_ids = make_counters(session, counters)

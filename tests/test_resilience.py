@@ -18,6 +18,8 @@ from queue_app.tickets.models import Ticket
 
 KIOSK_CLIENTS = 6
 
+pytestmark = pytest.mark.slow
+
 
 def wait_until(predicate, what: str, timeout: float = 120) -> None:
     """Waits for progress the test needs; fails (instead of hanging) if it never comes."""
