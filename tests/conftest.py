@@ -1,7 +1,8 @@
 import shutil
-from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
+from helpers import AXE, TEST_CONFIG, Receiver, make_app, meta_csrf
 from servers import (
     AppServer,
     MailServer,
@@ -14,6 +15,7 @@ from servers import (
 from sqlalchemy.orm import Session
 
 from queue_app import create_app
+from queue_app.catalogue import operations as catalogue
 from queue_app.core.extensions import db
 from queue_app.demo.seed import DEMO_PASSWORD, seed_demo_data
 
@@ -55,27 +57,11 @@ def pytest_configure(config):
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller compiled them
         return
     import importlib.util
-    from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("hatch_build", Path(__file__).resolve().parent.parent / "hatch_build.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.compile_catalogs()
-
-
-TEST_CONFIG = {
-    "TESTING": True,
-    "SECRET_KEY": "test-secret-key",
-    "RATELIMIT_ENABLED": False,
-    "QUEUE_APP_BASE_URL": "http://kiosk.test",
-    # A cheap Argon2id (about 1 ms instead of 0.2 s a hash): the demo staff sign in in most tests.
-    # tests/test_accounts.py signs in at the real cost (the app's default).
-    "PASSWORD_HASH_COST": "m=1024,t=1,p=1",
-}
-
-
-def make_app(db_path, **overrides):
-    return create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}", **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -253,10 +239,6 @@ def api(client, seeded):
     return ApiHelper(client, seeded["kiosk_token"])
 
 
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
-
-
 @pytest.fixture(scope="session")
 def chromium_session():
     """One Debian Chromium (Playwright, never a downloaded browser) shared by every browser test."""
@@ -355,3 +337,39 @@ def pg_session(pg_app):
         engine = db.engine
     with Session(engine) as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def axe_source():
+    return AXE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def north(session):
+    """A second branch, with a counter and a kiosk of its own."""
+    catalogue.create_branch(session, "north", "North Branch", "Asia/Taipei")
+    catalogue.create_service(session, "north", "A", "Accounts")
+    counter = catalogue.create_counter(session, "north", "North 1", ["A"], state="open")
+    _device, token = catalogue.create_kiosk_device(session, "north", "North kiosk")
+    return {"counter_id": counter.id, "kiosk_token": token}
+
+
+@pytest.fixture
+def kiosk(client, seeded):
+    """A browser registered as the demo kiosk; returns its CSRF token."""
+    response = client.get(f"/kiosk/demo?device={seeded['kiosk_token']}")
+    assert response.status_code == 302
+    return meta_csrf(client.get("/kiosk/demo").data)
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def start(secret, fail_first=0):
+        made.append(Receiver(secret, fail_first))
+        return made[-1]
+
+    yield start
+    for r in made:
+        r.close()

@@ -1,5 +1,5 @@
 """Abuse limits on the public and device-facing writes, with the limiter switched on."""
-from test_live_pages import meta_csrf
+from helpers import meta_csrf
 
 from queue_app.core.extensions import db
 

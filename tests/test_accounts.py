@@ -4,7 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import utc
+from helpers import utc
 
 from queue_app.accounts import operations as accounts
 from queue_app.core.errors import Locked, Unauthorized

@@ -2,7 +2,7 @@
 import sqlite3
 import threading
 
-from conftest import make_app
+from helpers import make_app
 from sqlalchemy.orm import Session
 
 from queue_app.core.extensions import db

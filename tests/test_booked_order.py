@@ -178,7 +178,7 @@ def test_a_booking_still_to_come_is_played_at_its_start(session, branch):
 # --- the simulator ------------------------------------------------------------------------------
 
 def test_the_simulator_serves_booked_visits_at_their_time_and_reports_start_and_call(tmp_path):
-    from test_simulation import lines, short_scenario
+    from helpers import lines, short_scenario
 
     from queue_app.demo.simulation import parse_scenario, simulate
 

@@ -3,15 +3,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import utc
+from helpers import NY, TAIPEI, local, make_branch, race, utc
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from queue_app.accounts.models import Staff
 from queue_app.booking import operations as booking
@@ -20,23 +17,6 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import Conflict, DomainError, Invalid, NotFound
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
-
-NY = ZoneInfo("America/New_York")
-TAIPEI = ZoneInfo("Asia/Taipei")
-WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def make_branch(session, slug, zone, hours, *, counters=1, minutes=15, rules=None):
-    catalogue.create_branch(session, slug, slug.title(), zone, opening_hours={d: hours for d in WEEK})
-    if rules:
-        catalogue.update_branch(session, slug, booking_rules=rules)
-    catalogue.create_service(session, slug, "A", "Accounts", expected_minutes=minutes)
-    for i in range(counters):
-        catalogue.create_counter(session, slug, f"Desk {i + 1}", ["A"], state="open")
-
-
-def local(zone, *args):
-    return datetime(*args, tzinfo=zone)
 
 
 def slot_starts(session, slug, day, now):
@@ -89,7 +69,7 @@ def test_slots_are_the_same_whatever_the_process_time_zone(app, session, db_path
 import json, sys
 from datetime import date, datetime, timedelta, timezone
 sys.path.insert(0, sys.argv[2])
-from conftest import make_app
+from helpers import make_app
 from queue_app.booking import operations as booking
 from queue_app.core.extensions import db
 app = make_app(sys.argv[1])
@@ -113,29 +93,6 @@ with app.app_context():
 
 def book(session, slug, start, phone, **kwargs):
     return booking.book(session, slug, "A", start, name="Test Person", phone=phone, now=kwargs.pop("now"), **kwargs)
-
-
-def race(engine, attempts):
-    """Run callables at the same instant on their own sessions; collect results or error codes."""
-    barrier = threading.Barrier(len(attempts))
-    outcomes = [None] * len(attempts)
-
-    def run(i, attempt):
-        with Session(engine) as own:
-            barrier.wait()
-            try:
-                outcomes[i] = attempt(own)
-            except DomainError as error:
-                outcomes[i] = error.code
-            except Exception as error:  # kept, so the assertion shows it instead of a dead thread
-                outcomes[i] = repr(error)
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(attempts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
 
 
 @pytest.mark.parametrize(("capacity", "attempts", "winners"), [(1, 20, 1), (3, 10, 3)])

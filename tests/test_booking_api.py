@@ -2,6 +2,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from helpers import book, error_code, first_free_slot
 from sqlalchemy import select
 
 from queue_app.booking.models import Appointment
@@ -10,21 +11,6 @@ from queue_app.core.extensions import db
 from queue_app.core.security import token_hash
 
 STAFF = "staff1@demo.test"
-
-
-def error_code(response):
-    return response.json["error"]["code"]
-
-
-def first_free_slot(api, service="B", days=7):
-    response = api.call("GET", f"/branches/demo/availability?service={service}&days={days}")
-    assert response.status_code == 200, response.json
-    return next(s for d in response.json["days"] for s in d["slots"] if s["remaining"] > 0)
-
-
-def book(api, start, **extra):
-    body = {"service": "B", "start": start, "name": "Chen Mei-Ling", "phone": "+886912345678", **extra}
-    return api.call("POST", "/branches/demo/appointments", json=body)
 
 
 def test_availability_lists_local_slots_with_remaining_capacity(api):

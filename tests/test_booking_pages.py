@@ -9,65 +9,35 @@ from datetime import datetime, timedelta, timezone
 
 import icalendar
 import pytest
+from helpers import (
+    NAME,
+    add_appointment,
+    booking_form,
+    first_free_slot,
+    login,
+    now_minute,
+    page_data,
+    post_booking,
+    taipei_today,
+)
 from sqlalchemy import func, select
-from test_booking_api import first_free_slot
-from test_live_pages import kiosk, north, page_data  # noqa: F401 (fixtures)
-from test_pages import login
 
 from queue_app.booking import operations as booking
 from queue_app.booking.models import Appointment
 from queue_app.booking.operations import CODE_ALPHABET
 from queue_app.catalogue import operations as catalogue
-from queue_app.catalogue.models import Branch, Service
+from queue_app.catalogue.models import Service
 from queue_app.core.extensions import db
-from queue_app.core.security import token_hash
 from queue_app.customers.models import Customer
 from queue_app.notifications import notify
 from queue_app.notifications.models import Notification
 
-NAME = "Chen Mei-Ling"
 OTHER_NAME = "Lin Kuo-Hua"
-
-
-def booking_form(client, lang=None):
-    """Open the booking page like a phone: its session cookie and the CSRF token from its data block."""
-    page = client.get("/b/demo" + (f"?lang={lang}" if lang else ""))
-    assert page.status_code == 200
-    return page_data(page.data)
-
-
-def post_booking(client, data, key="form-key-1", **fields):
-    body = {"service": "B", "name": NAME, "phone": "+886912345678", "website": "", **fields}
-    return client.post(data["book_url"], json=body, headers={"X-CSRFToken": data["csrf_token"], "Idempotency-Key": key})
 
 
 def count_appointments(app) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count(Appointment.id)))
-
-
-def add_appointment(app, code, start, *, local_date=None, status="booked", branch="demo", service="B", name=NAME):
-    """A booking row written directly, for start times near the real clock."""
-    with app.app_context():
-        found = db.session.scalar(select(Branch).where(Branch.slug == branch))
-        svc = db.session.scalar(select(Service).where(Service.code == service, Service.branch_id == found.id))
-        appointment = Appointment(
-            branch_id=found.id, service_id=svc.id, name=name, language="en", start_at=start,
-            end_at=start + timedelta(minutes=svc.expected_minutes),
-            local_date=local_date or start.astimezone(found.zone).date(), status=status,
-            manage_token_hash=token_hash(code + "-manage-token"), check_in_code=code, sequence=0,
-            created_at=datetime.now(timezone.utc))
-        db.session.add(appointment)
-        db.session.commit()
-        return appointment.id
-
-
-def now_minute() -> datetime:
-    return datetime.now(timezone.utc).replace(second=0, microsecond=0)
-
-
-def taipei_today():
-    return datetime.now(timezone.utc).astimezone(timezone(timedelta(hours=8))).date()
 
 
 # ---- /b/<slug> ---------------------------------------------------------------------------------
@@ -456,7 +426,7 @@ def test_a_branch_without_bookable_services_says_so(client, session, kiosk):  # 
 
 
 def test_kiosk_check_in_codes_are_rate_limited_per_device(limited_app):
-    from test_live_pages import meta_csrf
+    from helpers import meta_csrf
 
     app, token = limited_app(LOOKUP_RATE_LIMIT="3 per minute")
     client = app.test_client()

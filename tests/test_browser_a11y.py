@@ -8,36 +8,14 @@ serves it. A serious or critical violation fails the test with axe's own descrip
 """
 import re
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from browser import WAIT_MS, open_page, save_screenshot
+from helpers import add_appointment, axe_violations, now_minute
 from playwright.sync_api import expect
-from test_booking_pages import add_appointment, now_minute
 
-AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 LANGUAGES = ("en", "zh_Hant", "zh_Hans")
 PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 KIOSK = {"viewport": {"width": 1080, "height": 1920}, "has_touch": True}
-
-
-@pytest.fixture(scope="session")
-def axe_source():
-    return AXE.read_text(encoding="utf-8")
-
-
-def axe_violations(page, axe_source) -> list[str]:
-    """Serious and critical axe violations on the page as it is now (WCAG 2.x A and AA rules, best practices)."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(axe_source)
-    found = page.evaluate("""async () => {
-        const result = await axe.run(document, {resultTypes: ["violations"]});
-        return result.violations
-            .filter(v => v.impact === "serious" || v.impact === "critical")
-            .map(v => `${v.impact} ${v.id}: ${v.help} -> ` +
-                      v.nodes.slice(0, 3).map(n => n.target.join(" ") + " (" + n.failureSummary.replace(/\\s+/g, " ") + ")").join("; "));
-    }""")
-    return [f"{page.url}: {line}" for line in found]
 
 
 def test_kiosk_passes_axe_in_each_language_and_in_its_large_high_contrast_mode(server, chromium, seeded, axe_source,  # noqa: F811
@@ -187,7 +165,7 @@ def test_booking_manage_and_tracking_pages_pass_axe_in_each_language(server, chr
 
 
 def test_staff_console_and_manager_pages_pass_axe(server, chromium, seeded, axe_source, session, tmp_path):  # noqa: F811
-    from test_browser_customers import sign_in
+    from helpers import sign_in
 
     from queue_app.core.models import utcnow
     from queue_app.demo.customers import seed_customer_history

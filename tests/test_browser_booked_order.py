@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from browser import STAFF, WAIT_MS, open_page, save_screenshot
+from helpers import add_appointment
 from playwright.sync_api import expect
 from sqlalchemy import func, select
-from test_booking_pages import add_appointment
 
 from queue_app.booking import operations as booking
 from queue_app.catalogue.models import Service

@@ -6,13 +6,12 @@ the staff console's list of today's bookings shows the ticket without a reload; 
 customer through the dialog. Screenshots go to tmp_path and /work/screens/.
 """
 import re
-import shutil
 from datetime import timedelta
 
-from browser import SCREENS, STAFF, WAIT_MS, open_page, save_screenshot
+from browser import STAFF, WAIT_MS, open_page, save_screenshot
+from helpers import PHONE, add_appointment, now_minute, save_full_page, taipei_today
 from playwright.sync_api import expect
 from sqlalchemy import func, select
-from test_booking_pages import add_appointment, now_minute, taipei_today
 
 from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
@@ -20,16 +19,6 @@ from queue_app.core.extensions import db
 
 # The accessible name of a free slot: weekday, date, time and the branch's zone, nothing more.
 SLOT_NAME = re.compile(r"^[A-Z][a-z]+day, \d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d \(Asia\/Taipei\)$")
-def save_full_page(page, tmp_path, name):
-    """The whole phone page (it scrolls), kept under tmp_path and copied to /work/screens/."""
-    path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, SCREENS / name)
-    assert (SCREENS / name).stat().st_size > 0
-
-
-PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 
 
 def test_phone_books_a_visit_by_tapping_a_slot_and_sees_its_code(server, chromium, app, tmp_path):  # noqa: F811

@@ -4,17 +4,11 @@ and feedback. Chromium through Playwright, the server as `queue-app run`."""
 import re
 
 from browser import STAFF, WAIT_MS, open_page, save_screenshot
+from helpers import sign_in
 from playwright.sync_api import expect
 
 from queue_app.core.models import utcnow
 from queue_app.demo.customers import seed_customer_history
-
-
-def sign_in(page, base, email, password):
-    page.goto(f"{base}/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_counter_shows_a_returning_customer_and_attaches_a_walk_in(app, session, seeded, server, chromium,  # noqa: F811

@@ -6,9 +6,8 @@ import re
 import urllib.request
 
 from browser import SCREENS, WAIT_MS, open_page, save_screenshot
+from helpers import _walk_in_history, sign_in
 from playwright.sync_api import expect
-from test_browser_customers import sign_in
-from test_planning import _walk_in_history
 
 from queue_app.catalogue.operations import get_branch
 from queue_app.core.models import utcnow

@@ -8,12 +8,9 @@ from datetime import timedelta
 
 import requests
 from browser import STAFF, WAIT_MS, open_page, save_screenshot
+from helpers import AXE, PHONE, add_appointment, axe_violations, now_minute, save_full_page, sign_in
 from playwright.sync_api import expect
 from sqlalchemy import select
-from test_booking_pages import add_appointment, now_minute
-from test_browser_a11y import AXE, axe_violations
-from test_browser_booking import PHONE, save_full_page
-from test_browser_customers import sign_in
 
 from queue_app.booking.models import Appointment
 from queue_app.catalogue.models import Branch, Counter, Service

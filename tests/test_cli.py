@@ -4,7 +4,7 @@ from queue_app.accounts.models import Staff
 
 
 def test_init_db_seed_demo_then_a_ticket_is_issued_and_called(tmp_path):
-    from conftest import make_app
+    from helpers import make_app
 
     app = make_app(tmp_path / "fresh.sqlite")  # an empty file: init-db must build the schema itself
     runner = app.test_cli_runner()

@@ -2,7 +2,7 @@
 from datetime import timedelta
 
 import pytest
-from conftest import utc
+from helpers import NOW
 from sqlalchemy import func, inspect, select, text, update
 
 from queue_app.accounts.models import Staff
@@ -24,8 +24,6 @@ from queue_app.demo.customers import add_visit, seed_customer_history
 from queue_app.notifications.models import Notification
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
-
-NOW = utc(2026, 6, 1, 4, 0)  # 12:00 in Taipei
 
 
 def demo(session):

@@ -2,8 +2,8 @@
 from datetime import timedelta
 
 import pytest
+from helpers import NOW
 from sqlalchemy import func, select
-from test_customers import NOW
 
 from queue_app.accounts.models import Staff
 from queue_app.audit.models import AuditEntry

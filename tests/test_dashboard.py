@@ -6,10 +6,8 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
-from conftest import utc
+from helpers import MONDAY, PASSWORD, _walk_in_history, csrf_token, login_as, post_form, utc
 from sqlalchemy import select
-from test_manage_pages import PASSWORD, csrf_token, login, post_form
-from test_planning import MONDAY, _walk_in_history
 
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter, Service
@@ -206,7 +204,7 @@ def planned(session):
 
 
 def test_dashboard_page_shows_today_stats_plan_and_settings(client, session, history):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     page = client.get("/manage/branches/demo/dashboard?from=2026-03-01&to=2026-03-02")
     assert page.status_code == 200
     html = page.data.decode()
@@ -227,7 +225,7 @@ def test_dashboard_page_shows_today_stats_plan_and_settings(client, session, his
 
 
 def test_csv_export_has_the_report_numbers(client, session, history):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     response = client.get("/manage/branches/demo/stats.csv?from=2026-03-02&to=2026-03-02")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
@@ -249,7 +247,7 @@ def test_csv_export_has_the_report_numbers(client, session, history):
 
 
 def test_overrides_and_recompute_through_the_page_with_csrf(client, session, planned):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     page = client.get("/manage/branches/demo/dashboard").data.decode()
     assert 'id="plan-grid"' in page
     plan = planning.plan_of_day(session, planned, min(reports.planned_days(session, planned, _today(session),
@@ -296,7 +294,7 @@ def test_overrides_and_recompute_through_the_page_with_csrf(client, session, pla
 
 
 def test_what_if_endpoint_answers_json_and_refuses_bad_input_with_4xx(client, session, planned):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     token = csrf_token(client.get("/manage/branches/demo/dashboard").data)
     day = min(reports.planned_days(session, planned, _today(session), _today(session) + timedelta(days=14)))
     url = "/manage/branches/demo/what-if"
@@ -327,7 +325,7 @@ def test_what_if_endpoint_answers_json_and_refuses_bad_input_with_4xx(client, se
 
 
 def test_planning_settings_form_saves_valid_rules_and_explains_bad_ones(client, session):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     values = {"target": "0.9", "target_wait_minutes": "5", "max_abandon": "0.03", "walk_in_reserve": "0.25",
               "interval_minutes": "15"}
     response = post_form(client, "/manage/branches/demo/planning-rules", values)
@@ -349,7 +347,7 @@ def test_planning_settings_form_saves_valid_rules_and_explains_bad_ones(client, 
 
 
 def test_live_endpoint_follows_the_queue(client, api, session):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     before = client.get("/manage/branches/demo/dashboard/live")
     assert before.status_code == 200 and before.headers["Cache-Control"] == "no-store"
     api.issue("A")
@@ -368,7 +366,7 @@ def test_only_managers_of_the_branch_and_admins_see_the_dashboard(client, sessio
     for email, status in (("staff1@demo.test", 403), ("north.manager@demo.test", 403), ("manager@demo.test", 200),
                           ("admin@demo.test", 200)):
         browser = client.application.test_client()  # its own cookies: one signed-in person each
-        login(browser, email)
+        login_as(browser, email)
         assert browser.get(path).status_code == status, email
     assert client.get("/manage/branches/nowhere/dashboard").status_code in (302, 401)
 
@@ -379,7 +377,7 @@ def test_writes_are_refused_to_staff_and_other_branches(client, session, planned
     plan = session.scalars(select(StaffingPlan)).first()
     for email in ("staff1@demo.test", "north.manager@demo.test"):
         fresh = client.application.test_client()
-        login(fresh, email)
+        login_as(fresh, email)
         token = csrf_token(fresh.get("/staff").data)
         for url, data in (("/manage/branches/demo/plan/recompute", {}),
                           ("/manage/branches/demo/plan/override", {"starts_at": plan.starts_at.isoformat(), "counters": "9"}),

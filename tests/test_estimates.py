@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from conftest import utc
+from helpers import utc
 from sqlalchemy import select
 
 from queue_app.catalogue import operations as catalogue

@@ -20,10 +20,8 @@ import flask_babel
 import pytest
 from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po
+from helpers import add_appointment, first_free_slot, login_as, now_minute
 from sqlalchemy import select
-from test_booking_api import first_free_slot
-from test_booking_pages import add_appointment, now_minute
-from test_manage_pages import login
 
 from queue_app.accounts.models import Staff
 from queue_app.booking.models import Appointment
@@ -225,7 +223,7 @@ def open_as(app, seeded, who):
     if who == "kiosk":
         assert client.get(f"/kiosk/demo?device={seeded['kiosk_token']}").status_code == 302
     elif who:
-        login(client, who)
+        login_as(client, who)
     return client
 
 

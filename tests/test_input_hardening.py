@@ -12,13 +12,10 @@ import json
 from urllib.parse import quote
 
 import pytest
+from helpers import book, booking_form, csrf_token, first_free_slot, login_as
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from test_booking_api import book, first_free_slot
-from test_booking_pages import booking_form
-from test_live_pages import kiosk  # noqa: F401 (fixture)
-from test_manage_pages import csrf_token, login
 
 from queue_app.accounts.models import Staff
 from queue_app.audit.models import AuditEntry
@@ -159,7 +156,7 @@ def test_deeply_nested_json_is_malformed_on_the_pages(client, app, api, kiosk): 
     data = booking_form(client)
     booked = raw_json(client, "POST", data["book_url"], DEEP, {"X-CSRFToken": data["csrf_token"]})
     assert assert_refused(booked, 400)["code"] == "malformed_json"
-    login(client, MANAGER)
+    login_as(client, MANAGER)
     token = csrf_token(client.get("/manage/branches/demo/dashboard").data)
     what_if = raw_json(client, "POST", "/manage/branches/demo/what-if", DEEP, {"X-CSRFToken": token})
     assert assert_refused(what_if, 400)["code"] == "malformed_json"
@@ -193,7 +190,7 @@ def test_nul_characters_are_refused_by_api_and_pages(api, app, client):
 
 def test_extreme_and_nul_values_on_manager_pages_are_refused(client, api, app):
     assert api.call("POST", "/branches/demo/staffing/recompute", MANAGER).status_code == 200
-    login(client, MANAGER)
+    login_as(client, MANAGER)
     before = snapshot(app)
     for query in ("from=9999-12-30&to=9999-12-31", "from=0001-01-01&to=0001-01-02", "to=9999-12-31"):
         page = client.get(f"/manage/branches/demo/dashboard?{query}")
@@ -205,7 +202,7 @@ def test_extreme_and_nul_values_on_manager_pages_are_refused(client, api, app):
                                data={"starts_at": starts_at, "counters": "1", "csrf_token": token})
         assert response.status_code == 302  # back to the plan with a message; nothing changed
     assert snapshot(app) == before
-    login(client, ADMIN)
+    login_as(client, ADMIN)
     assert client.get("/manage/audit?target_type=x%00").status_code == 400
 
 

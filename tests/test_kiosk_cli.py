@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 from browser import open_page, save_screenshot
+from helpers import assert_ticket_bytes
 from playwright.sync_api import expect
 from servers import CHROMIUM_ARGS, ROOT, AppServer, chromium_path, free_port
-from test_kiosk_printing import assert_ticket_bytes
 
 from kiosk import config as kiosk_config
 from kiosk.cli import chromium_command

@@ -2,9 +2,8 @@
 import re
 from datetime import timedelta
 
-from conftest import make_app
+from helpers import PASSWORD, login_as, make_app, post_form
 from sqlalchemy import select
-from test_manage_pages import PASSWORD, login, post_form
 
 from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
@@ -37,7 +36,7 @@ def heartbeat(client, token, **body):
 
 
 def test_a_pairing_code_pairs_one_device_which_the_manager_then_sees_by_name(client, api, session):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     code = new_code(client, "Lobby left")
     assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{2}", code)
 
@@ -64,7 +63,7 @@ def test_a_pairing_code_pairs_one_device_which_the_manager_then_sees_by_name(cli
 
 
 def test_only_a_hash_of_the_code_is_kept(client, session, seeded):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     code = new_code(client)
     row = session.scalar(select(KioskPairingCode))
     assert row.code_hash == token_hash(code.replace("-", ""))
@@ -98,12 +97,12 @@ def test_only_managers_of_the_branch_create_codes_and_see_devices(client, sessio
 
     catalogue.create_branch(session, "north", "North Branch", "Europe/Berlin")
     catalogue.create_staff(session, "north.manager@demo.test", PASSWORD, "manager", ["north"])
-    login(client, "staff1@demo.test")
+    login_as(client, "staff1@demo.test")
     assert client.get(PAGE).status_code == 403
     assert post_form(client, PAGE, {"name": "X"}).status_code == 403
     client.post("/logout", data={})
     other = client.application.test_client()
-    login(other, "north.manager@demo.test")
+    login_as(other, "north.manager@demo.test")
     assert other.get(PAGE).status_code == 403
     assert post_form(other, PAGE, {"name": "X"}).status_code == 403
     assert other.get("/manage/branches/north/kiosks").status_code == 200
@@ -114,7 +113,7 @@ def test_only_managers_of_the_branch_create_codes_and_see_devices(client, sessio
 
 
 def test_a_nameless_code_is_refused_on_the_page(client, session, seeded):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     refused = post_form(client, PAGE, {"name": "   "})
     assert refused.status_code == 400 and b'id="pairing-code"' not in refused.data
     assert session.scalar(select(KioskPairingCode)) is None
@@ -128,7 +127,7 @@ def test_heartbeat_with_printer_state_shows_on_the_manager_page(client, seeded, 
     assert device.printer_state["state"] == "paper_out" and device.printer_state["bridge_port"] == 8765
     assert utcnow() - device.last_seen_at < timedelta(seconds=30)
 
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     row = re.search(r'<tr data-device="%d">(.*?)</tr>' % device.id, client.get(PAGE).data.decode(), re.S).group(1)
     assert "Lobby kiosk 1" in row and "Online" in row and "Paper out" in row and "no paper" in row
 
@@ -146,7 +145,7 @@ def test_a_browser_kiosk_without_print_bridge_shows_online_from_its_page_pings(c
     token = seeded["kiosk_token"]
     device = session.scalar(select(KioskDevice).where(KioskDevice.token_hash == token_hash(token)))
     manager = app.test_client()
-    login(manager, "manager@demo.test")
+    login_as(manager, "manager@demo.test")
 
     def row():
         page = manager.get(PAGE).data.decode()
@@ -246,7 +245,7 @@ def test_a_retired_device_stops_working_everywhere(client, api, session):
     kiosk = client.application.test_client()
     kiosk.get(f"/kiosk/demo?device={token}")
     device = session.scalar(select(KioskDevice).where(KioskDevice.token_hash == token_hash(token)))
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     assert post_form(client, f"/manage/kiosks/{device.id}/retire", {}).status_code == 302
     assert "Retired" in client.get(PAGE).data.decode()
     assert kiosk.get("/kiosk/demo/ping").status_code == 401

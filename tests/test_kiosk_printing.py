@@ -11,12 +11,11 @@ import threading
 
 import pytest
 import requests
+from helpers import ESC, GS, URL, assert_ticket_bytes
 
 from kiosk.bridge import Bridge, KioskState
 from kiosk.printing import Printer, PrinterError, Ticket, find_cjk_font
 
-GS, ESC = b"\x1d", b"\x1b"
-URL = "http://kiosk.test/t/AbCdEf123"
 ENGLISH = {
     "branch": "Demo Branch", "caption": "Your number", "label": "A001", "service": "Accounts and deposits",
     "time": "2026-11-27 10:05", "lines": ["People ahead of you: 3", "Estimated wait: About 12 min (8-20)"],
@@ -48,17 +47,6 @@ def raster_images(data: bytes) -> list[tuple[int, int, bytes]]:
         start = match.end()
         images.append((width, height, data[start:start + width * height]))
     return images
-
-
-def assert_ticket_bytes(data: bytes, label="A001", url=URL):
-    # The label, as large as the printer prints text (GS ! 0x33: four times wide and high).
-    assert re.search(GS + rb"!\x33.{0,12}" + label.encode() + b"\n", data, re.S), "large label missing"
-    # The QR code of the tracking link, drawn by the printer: store the data (GS ( k ... 1 P 0), then print it.
-    stored = url.encode()
-    assert GS + b"(k" + (len(stored) + 3).to_bytes(2, "little") + b"1P0" + stored in data
-    assert GS + b"(k\x03\x001Q0" in data
-    # Fed and cut at the end (ESC d 6, GS V 0).
-    assert data.endswith(ESC + b"d\x06" + GS + b"V\x00")
 
 
 def test_a_ticket_on_a_file_printer_has_the_label_the_qr_code_and_the_cut(tmp_path):

@@ -6,10 +6,8 @@ or socket payload a customer can see carries a name or a phone number.
 import json
 import re
 
-import pytest
+from helpers import login, meta_csrf, page_data, received, settle
 from sqlalchemy import select
-from test_pages import login
-from test_realtime import received, settle
 
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Service
@@ -22,33 +20,6 @@ from queue_app.tickets.models import Ticket
 NAME = "Chen Mei-Ling"
 PHONE = "+886912345678"
 OTHER_PHONE = "+886900111222"
-
-
-def meta_csrf(html: bytes) -> str:
-    return re.search(rb'<meta name="csrf-token" content="([^"]+)"', html).group(1).decode()
-
-
-def page_data(html: bytes) -> dict:
-    block = re.search(rb'<script type="application/json" id="page-data">(.*?)</script>', html, re.S).group(1)
-    return json.loads(block)
-
-
-@pytest.fixture
-def kiosk(client, seeded):
-    """A browser registered as the demo kiosk; returns its CSRF token."""
-    response = client.get(f"/kiosk/demo?device={seeded['kiosk_token']}")
-    assert response.status_code == 302
-    return meta_csrf(client.get("/kiosk/demo").data)
-
-
-@pytest.fixture
-def north(session):
-    """A second branch, with a counter and a kiosk of its own."""
-    catalogue.create_branch(session, "north", "North Branch", "Asia/Taipei")
-    catalogue.create_service(session, "north", "A", "Accounts")
-    counter = catalogue.create_counter(session, "north", "North 1", ["A"], state="open")
-    _device, token = catalogue.create_kiosk_device(session, "north", "North kiosk")
-    return {"counter_id": counter.id, "kiosk_token": token}
 
 
 # ---- Kiosk -------------------------------------------------------------------------------------

@@ -4,9 +4,8 @@ import json
 import re
 from datetime import UTC, datetime
 
+from helpers import first_free_slot, login_as, post_form
 from sqlalchemy import select
-from test_booking_api import first_free_slot
-from test_manage_pages import login, post_form
 
 from queue_app.booking.models import Appointment
 from queue_app.catalogue import operations as catalogue
@@ -110,7 +109,7 @@ def test_booking_mail_names_the_service_in_the_recipient_language(app, api, seed
 
 def test_manage_pages_save_names_per_language(app, seeded, session):
     client = app.test_client()
-    login(client, ADMIN)
+    login_as(client, ADMIN)
     service = session.scalar(select(Service).where(Service.code == "C"))
     form = client.get(f"/manage/services/{service.id}/edit").get_data(as_text=True)
     assert 'value="信用卡與諮詢"' in form and 'name="name_zh_Hans"' in form and 'name="name_en"' in form
@@ -159,7 +158,7 @@ def test_api_takes_names_and_refuses_unknown_languages(api, session):
 def test_customer_segments_tiers_and_statuses_read_translated_on_zh_pages(app, session):
     seed_customer_history(session, "demo", now=utcnow())
     client = app.test_client()
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     page = client.get("/manage/branches/demo/customers?lang=zh_Hant").get_data(as_text=True)
     text = visible(page)  # what people read, not the stored keys in form values
     for raw in ("at_risk_valuable", "loyal_regular", "occasional"):

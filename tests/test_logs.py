@@ -5,7 +5,7 @@ import logging
 import os
 
 import requests
-from conftest import make_app
+from helpers import make_app
 from servers import AppServer
 
 from queue_app.core import logs

@@ -2,30 +2,11 @@
 import re
 
 import pytest
-from conftest import utc
+from helpers import PASSWORD, csrf_token, login_as, post_form, utc
 
 from queue_app.accounts.models import Staff
 from queue_app.audit import operations as audit
 from queue_app.catalogue import operations as catalogue
-
-PASSWORD = "demo-password"
-
-
-def csrf_token(html: bytes) -> str:
-    return re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', html).group(1).decode()
-
-
-def login(client, email, password=PASSWORD):
-    page = client.get("/login")
-    response = client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_token(page.data)})
-    assert response.status_code == 302, response.data
-    return response
-
-
-def post_form(client, url, data):
-    """Post a form the way a browser does after opening the page: with the session's CSRF token."""
-    token = csrf_token(client.get("/staff").data)  # base.html's sign-out form carries it on every page
-    return client.post(url, data={**data, "csrf_token": token})
 
 
 def counters_json(api):
@@ -42,7 +23,7 @@ def north(session):
 
 
 def test_manager_opens_pauses_and_closes_a_counter_and_sets_its_services(client, api):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     counter_id = api.counter_id("Counter 1")
     page = client.get("/manage/branches/demo/counters")
     assert page.status_code == 200 and b"Counter 1" in page.data
@@ -63,7 +44,7 @@ def test_manager_opens_pauses_and_closes_a_counter_and_sets_its_services(client,
 
 
 def test_counter_form_refuses_an_unknown_service_or_state(client, api):
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     counter_id = api.counter_id("Counter 2")
     for data, message in (({"state": "open", "services": ["Z"]}, b"&#39;Z&#39; is not a valid choice"),
                           ({"state": "broken", "services": ["A"]}, b"Not a valid choice.")):
@@ -76,7 +57,7 @@ def test_counter_form_refuses_an_unknown_service_or_state(client, api):
 
 def test_a_manager_of_another_branch_gets_403(client, api, north):
     counter_id = api.counter_id("Counter 1")
-    login(client, "north.manager@demo.test")
+    login_as(client, "north.manager@demo.test")
     index = client.get("/manage/")
     assert index.status_code == 200 and b"North Branch" in index.data and b"Demo Branch" not in index.data
     assert client.get("/manage/branches/north/counters").status_code == 200
@@ -86,12 +67,12 @@ def test_a_manager_of_another_branch_gets_403(client, api, north):
 
 
 def test_staff_get_403_and_managers_cannot_reach_admin_pages(client, seeded):
-    login(client, "staff1@demo.test")
+    login_as(client, "staff1@demo.test")
     assert client.get("/manage/").status_code == 403
     assert client.get("/manage/branches/demo/counters").status_code == 403
 
     client.post("/logout", data={"csrf_token": csrf_token(client.get("/staff").data)})
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     for url in ("/manage/branches/new", "/manage/branches/demo/edit", "/manage/branches/demo/services",
                 "/manage/services/1/edit", "/manage/staff", "/manage/staff/1/edit"):
         assert client.get(url).status_code == 403, url
@@ -104,7 +85,7 @@ def test_pages_need_a_login(client, seeded):
 
 
 def test_admin_creates_a_branch_with_opening_hours_and_sees_it(client, api):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     response = post_form(client, "/manage/branches/new", {
         "slug": "north", "name": "North Branch", "timezone": "Europe/Berlin",
         "opening_hours": "mon 09:00-12:30, 13:30-17:00\r\n\r\nSat 10:00-14:00\r\nsun closed",
@@ -142,7 +123,7 @@ def test_admin_creates_a_branch_with_opening_hours_and_sees_it(client, api):
     ("slug", "demo", b"Branch &#39;demo&#39; already exists."),
 ])
 def test_admin_gets_a_readable_400_for_bad_branch_input(client, api, field, value, message):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     form = {"slug": "north", "name": "North", "timezone": "Europe/Berlin", "opening_hours": "mon 09:00-17:00",
             "closed_dates": "", field: value}
     response = post_form(client, "/manage/branches/new", form)
@@ -157,7 +138,7 @@ def test_admin_gets_a_readable_400_for_bad_branch_input(client, api, field, valu
 
 
 def test_bad_input_on_the_edit_page_leaves_the_branch_unchanged(client, api):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     response = post_form(client, "/manage/branches/demo/edit", {
         "name": "Renamed", "timezone": "Asia/Taipei", "opening_hours": "mon 12:00-13:00, 12:30-14:00"})
     assert response.status_code == 400 and b"intervals overlap or are out of order" in response.data
@@ -166,7 +147,7 @@ def test_bad_input_on_the_edit_page_leaves_the_branch_unchanged(client, api):
 
 
 def test_the_branch_phone_is_a_checked_setting_on_the_edit_page(client, api):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     form = {"name": "Demo Branch", "timezone": "Asia/Taipei", "opening_hours": "mon 09:00-17:00"}
     refused = post_form(client, "/manage/branches/demo/edit", {**form, "phone": "call us"})
     assert refused.status_code == 400
@@ -182,7 +163,7 @@ def test_the_branch_phone_is_a_checked_setting_on_the_edit_page(client, api):
 
 
 def test_admin_adds_and_edits_a_service(client, api):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     response = post_form(client, "/manage/branches/demo/services", {
         "code": "d", "name": "Deliveries", "expected_minutes": "7", "checklist": "Photo ID\r\nReceipt\r\n"})
     assert response.status_code == 302
@@ -212,14 +193,14 @@ def test_admin_adds_and_edits_a_service(client, api):
     ({"code": "E", "name": "Vague", "expected_minutes": "soon"}, b"Not a valid integer value."),
 ])
 def test_bad_service_input_is_a_readable_400(client, api, form, message):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     response = post_form(client, "/manage/branches/demo/services", form)
     assert response.status_code == 400 and message in response.data
     assert [s["code"] for s in api.call("GET", "/branches/demo/services").json] == ["A", "B", "C"]
 
 
 def test_admin_adds_a_counter(client, api):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     response = post_form(client, "/manage/branches/demo/counters", {"name": "Counter 4", "services": ["C", "A"]})
     assert response.status_code == 302
     assert counters_json(api)["Counter 4"]["state"] == "closed"
@@ -230,7 +211,7 @@ def test_admin_adds_a_counter(client, api):
 
 
 def test_admin_adds_a_staff_account_who_can_sign_in_and_then_disables_it(client, seeded):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     short = post_form(client, "/manage/staff", {
         "email": "new.person@demo.test", "role": "staff", "branches": ["demo"], "password": "short"})
     assert short.status_code == 400 and b"at least 10 characters." in short.data
@@ -247,7 +228,7 @@ def test_admin_adds_a_staff_account_who_can_sign_in_and_then_disables_it(client,
     assert duplicate.status_code == 400 and b"Staff new.person@demo.test already exists." in duplicate.data
 
     new_client = client.application.test_client()
-    login(new_client, "new.person@demo.test", "a-long-password")
+    login_as(new_client, "new.person@demo.test", "a-long-password")
     assert b"Counter 1" in new_client.get("/staff").data
 
     staff_id = int(re.search(rb'new.person@demo.test</td>.*?/manage/staff/(\d+)/edit', page.data, re.S).group(1))
@@ -270,7 +251,7 @@ def test_admin_adds_a_staff_account_who_can_sign_in_and_then_disables_it(client,
 
 
 def test_posting_without_the_csrf_token_is_refused(client, api):
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     counter_id = api.counter_id("Counter 1")
     response = client.post(f"/manage/counters/{counter_id}", data={"state": "closed", "services": ["A"]})
     assert response.status_code == 400
@@ -289,7 +270,7 @@ def audit_rows(html: bytes) -> list[str]:
 
 def test_audit_log_reads_as_sentences_in_branch_local_time(client, api, session):
 
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
     service = next(s for s in api.call("GET", "/branches/demo/services").json if s["code"] == "A")
     response = post_form(client, f"/manage/services/{service['id']}/edit", {
         "name": service["name"], "expected_minutes": "12", "checklist": "", "walk_in_enabled": "y",
@@ -318,7 +299,7 @@ def test_audit_log_filters_by_action_staff_and_local_dates(client, api, session)
     audit.record(session, "customer.exported", "customer", 7, actor_id=admin.id, now=utc(2026, 1, 6, 2, 0))
     audit.record(session, "customer.erased", "customer", 8, actor_id=admin.id, now=utc(2026, 1, 7, 16, 30))
     session.commit()
-    login(client, "admin@demo.test")
+    login_as(client, "admin@demo.test")
 
     def summaries(query):
         response = client.get("/manage/audit" + query)

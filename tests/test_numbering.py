@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from conftest import utc
+from helpers import utc
 
 from queue_app.catalogue import operations as catalogue
 from queue_app.tickets import queueing

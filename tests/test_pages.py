@@ -1,15 +1,6 @@
 import re
 
-STAFF_EMAIL = "staff1@demo.test"
-
-
-def csrf_token(html: bytes) -> str:
-    return re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', html).group(1).decode()
-
-
-def login(client, email=STAFF_EMAIL, password="demo-password"):
-    page = client.get("/login")
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_token(page.data)})
+from helpers import STAFF_EMAIL, csrf_token, login
 
 
 def test_staff_pages_need_login(client, seeded):

@@ -257,10 +257,10 @@ def test_a_customer_of_another_branch_is_out_of_reach(app, api, world, session):
         assert (found.status_code, found.json) == (200, []), caller
     assert checked >= 2 * len(CUSTOMER_ROUTES)
     # The pages take the same policy: the record, its export and erasure, signed in as north's manager.
-    from test_manage_pages import login, post_form
+    from helpers import login_as, post_form
 
     page_client = app.test_client()
-    login(page_client, "north.manager@demo.test")
+    login_as(page_client, "north.manager@demo.test")
     customer_id = ids["customer_id"]
     for url in (f"/customers/{customer_id}", f"/customers/{customer_id}/export.json"):
         answer = page_client.get(url)

@@ -6,18 +6,16 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import utc
+from helpers import MONDAY, _walk_in_history
 from sqlalchemy import select
 
 from queue_app.booking import operations as booking
-from queue_app.catalogue.models import Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.cli import forecast_command, staffing_command
 from queue_app.planning import forecasting
 from queue_app.planning import plan as planning
 from queue_app.planning.models import StaffingPlan
 from queue_app.planning.staffing import erlang_a, erlang_b, erlang_c_service_level, staff_for
-from queue_app.tickets.models import Ticket
 
 
 @pytest.mark.parametrize(("rate", "minutes", "seconds", "counters", "level"), [
@@ -113,32 +111,6 @@ def test_forecast_command_reads_and_writes_csv(tmp_path):
 
 
 # --- the branch plan ---------------------------------------------------------------------------------------
-
-def _walk_in_history(session, branch, until: date, weeks: int = 6):
-    """Walk-ins through the demo branch's opening hours: busy late mornings, quiet afternoons."""
-    services = {s.code: s for s in session.scalars(select(Service).where(Service.branch_id == branch.id))}
-    rng = np.random.default_rng(9)
-    number = 0
-    day = until - timedelta(days=7 * weeks)
-    while day < until:
-        for start in planning.day_grid(branch, day, 30):
-            local = start.astimezone(branch.zone)
-            rate = 9 if 10 <= local.hour < 12 else 4
-            for _ in range(int(rng.poisson(rate))):
-                number += 1
-                issued = start + timedelta(minutes=float(rng.uniform(0, 30)))
-                code = "A" if number % 3 else "B"
-                session.add(Ticket(
-                    branch_id=branch.id, service_id=services[code].id, local_date=day, prefix=code, number=number,
-                    label=f"{code}{number:04d}", status="done", priority="normal", effective_at=issued,
-                    sort_key=issued, issued_at=issued, called_at=issued + timedelta(minutes=5),
-                    started_at=issued + timedelta(minutes=5), finished_at=issued + timedelta(minutes=11),
-                    token_hash=f"plan-history-{number}"))
-        day += timedelta(days=1)
-    session.commit()
-
-
-MONDAY = utc(2026, 3, 2, 0, 0)  # 08:00 in Taipei, before opening
 
 
 def test_plan_follows_the_forecast_keeps_overrides_and_is_idempotent(session):

@@ -2,10 +2,8 @@
 from collections import Counter as Tally
 
 import pytest
-from conftest import utc
+from helpers import NY, TAIPEI, local, make_branch, make_counters, race, run_lobby, utc
 from sqlalchemy import func, select
-from test_booking import NY, TAIPEI, local, make_branch, race
-from test_race import make_counters, run_lobby
 
 from queue_app.booking import operations as booking
 from queue_app.booking.models import BookingSlot

@@ -21,7 +21,7 @@ import processes
 import pytest
 import requests
 import socketio
-from conftest import TEST_CONFIG
+from helpers import TEST_CONFIG
 from servers import ROOT, RedisServer, cli, free_port, start_gunicorn, start_nginx, stop, wait_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from conftest import utc
+from helpers import utc
 from sqlalchemy import select
 
 from queue_app.catalogue import operations as catalogue

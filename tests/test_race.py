@@ -1,81 +1,14 @@
 """Counters and kiosks racing on one real SQLite file, through the real domain functions."""
-import random
 import threading
-import time
 from collections import Counter as Tally
 
 import pytest
+from helpers import TOTAL_TICKETS, make_counters, run_lobby
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from queue_app.catalogue import operations as catalogue
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket, TicketEvent
-
-TOTAL_TICKETS = 2000
-KIOSKS = 2
-
-
-def run_lobby(engine, counter_ids, total=TOTAL_TICKETS):
-    issued_left = [total]
-    lock = threading.Lock()
-    kiosks_done = threading.Event()
-    errors = []
-    start_line = threading.Barrier(len(counter_ids) + KIOSKS)
-
-    def kiosk(seed):
-        rng = random.Random(seed)
-        start_line.wait()
-        with Session(engine) as session:
-            while True:
-                with lock:
-                    if issued_left[0] == 0:
-                        return
-                    issued_left[0] -= 1
-                priority = "accessibility" if rng.random() < 0.1 else "normal"
-                queueing.issue_ticket(session, "demo", rng.choice("AB"), priority=priority, issued_by="kiosk")
-
-    def counter(counter_id):
-        start_line.wait()
-        with Session(engine) as session:
-            while True:
-                ticket = queueing.call_next(session, counter_id)
-                if ticket is None:
-                    if kiosks_done.is_set():
-                        # One more look: a ticket may have been committed after our empty answer.
-                        ticket = queueing.call_next(session, counter_id)
-                        if ticket is None:
-                            return
-                    else:
-                        time.sleep(0.002)  # nobody waiting yet: let the kiosks have the CPU
-                        continue
-                queueing.finish(session, ticket.id)
-
-    def guarded(fn, arg):
-        try:
-            fn(arg)
-        except Exception as error:  # surfaced below: a thread must not die silently
-            errors.append(error)
-
-    kiosks = [threading.Thread(target=guarded, args=(kiosk, i)) for i in range(KIOSKS)]
-    counters = [threading.Thread(target=guarded, args=(counter, cid)) for cid in counter_ids]
-    for thread in kiosks + counters:
-        thread.start()
-    for thread in kiosks:
-        thread.join()
-    kiosks_done.set()
-    for thread in counters:
-        thread.join()
-    assert errors == []
-
-
-def make_counters(session, count):
-    ids = []
-    for i in range(count):
-        ids.append(catalogue.create_counter(session, "demo", f"Race {i + 1:02d}", ["A", "B"], state="open").id)
-    for name in ("Counter 1", "Counter 2", "Counter 3"):  # only the racing counters call
-        catalogue.update_counter(session, session.scalar(select(catalogue.Counter.id).where(catalogue.Counter.name == name)), state="closed")
-    return ids
 
 
 def check_log(session, total):

@@ -1,7 +1,7 @@
 """Socket.IO /live through Flask-SocketIO's test client, with changes made through REST."""
-import time
 
 import pytest
+from helpers import _drain, received, settle
 
 from queue_app.core.extensions import socketio
 from queue_app.realtime.live import NAMESPACE
@@ -13,28 +13,9 @@ def live_client(app, client):
     return socketio.test_client(app, namespace=NAMESPACE, flask_test_client=client)
 
 
-def _drain(live) -> list:
-    live.kept = getattr(live, "kept", []) + live.get_received(NAMESPACE)
-    return live.kept
-
-
 def forget(live) -> None:
     _drain(live)
     live.kept = []
-
-
-def received(live, name, timeout=5.0, where=lambda args: True):
-    """Events of one name this client got so far, waiting up to `timeout` for one that matches."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = [p["args"][0] for p in _drain(live) if p["name"] == name]
-        if any(where(args) for args in got) or time.monotonic() > deadline:
-            return got
-        time.sleep(0.02)
-
-
-def settle(seconds=0.5):
-    time.sleep(seconds)  # let the publisher finish a round before asserting that nothing came
 
 
 @pytest.fixture

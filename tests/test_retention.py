@@ -1,7 +1,7 @@
 """Retention: personal data on old visits goes, the visits stay for statistics, recent ones untouched."""
 from datetime import timedelta
 
-from conftest import utc
+from helpers import utc
 from sqlalchemy import func, select
 
 from queue_app.booking import operations as booking

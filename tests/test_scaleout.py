@@ -47,7 +47,7 @@ def test_a_call_on_one_instance_reaches_a_display_on_another(db_path, seeded, re
 
 def test_healthz_reports_the_database_and_the_message_queue(db_path, redis_server):
     redis_url = redis_server.url(0)
-    from conftest import make_app
+    from helpers import make_app
 
     app = make_app(db_path)
     client = app.test_client()
@@ -66,7 +66,7 @@ def test_healthz_reports_the_database_and_the_message_queue(db_path, redis_serve
 
 
 def test_behind_a_proxy_rate_limits_count_each_client_address(db_path):
-    from conftest import make_app
+    from helpers import make_app
 
     app = make_app(db_path, QUEUE_APP_PROXY_COUNT=1, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute")
     client = app.test_client()

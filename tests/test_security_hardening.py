@@ -12,10 +12,8 @@ import time
 import click
 import pytest
 import requests
-from conftest import TEST_CONFIG, make_app
+from helpers import SECRET, TEST_CONFIG, Receiver, login_as, make_app
 from servers import ROOT, AppServer, free_port
-from test_manage_pages import login
-from test_webhooks import SECRET, Receiver
 
 from queue_app import create_app
 from queue_app.catalogue import operations as catalogue
@@ -319,7 +317,7 @@ def test_queue_app_run_prints_no_tokens_in_its_text_access_lines(db_path, seeded
 def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(client, session):
     catalogue.create_service(session, "demo", "Z", '=HYPERLINK("http://evil.example","click")')
     queueing.issue_ticket(session, "demo", "Z")
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     text = client.get("/manage/branches/demo/stats.csv").data.decode("utf-8").lstrip("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text)))
     service = next(r for r in rows if r["by"] == "service" and r["key"] == "Z")

@@ -1,5 +1,5 @@
 import pytest
-from conftest import TEST_CONFIG, make_app
+from helpers import TEST_CONFIG, make_app
 
 
 def test_pages_forbid_inline_scripts_sniffing_and_framing(client, seeded):

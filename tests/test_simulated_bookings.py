@@ -5,9 +5,9 @@ BookingSlot rows against the plan's booking slots (counters x (1 - walk-in reser
 walk-in load), so no interval holds more bookings than the plan leaves room for; wanted times
 that are full move to the nearest time with room or come as walk-ins.
 """
+from helpers import lines, short_scenario
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
-from test_simulation import lines, short_scenario
 
 from queue_app.booking.models import Appointment, BookingSlot
 from queue_app.demo.simulation import parse_scenario, simulate

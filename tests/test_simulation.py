@@ -1,32 +1,16 @@
 """The branch simulator: real domain functions, a simulated clock, a report line per ticket."""
 import json
-from pathlib import Path
 
 import pytest
+from helpers import SCENARIOS, lines, short_scenario
 
 from queue_app.cli import simulate_command
 from queue_app.demo.simulation import ScenarioError, load_scenario, parse_scenario, simulate
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 FIELDS = {"label", "service", "kind", "issued_at", "n_ahead", "open_counters", "estimate_minutes", "low_minutes",
           "high_minutes", "actual_wait_minutes", "abandoned",
           # The rule changed (issue 16): booked visits are served at their time; the report shows it.
           "booked_start", "called_at"}
-
-
-def short_scenario(**changes) -> dict:
-    """The nominal branch, but a two-hour day, so a test runs in seconds."""
-    data = json.loads((SCENARIOS / "nominal.json").read_text())
-    data.update({"open": "11:00", "close": "13:00", "days": 2,
-                 "walk_in_rate_per_hour": [["11:00", 30.0], ["12:00", 40.0]]})
-    data["counters"] = [{"name": c["name"], "services": c["services"], "shifts": [["11:00", "13:00"]]}
-                        for c in data["counters"][:3]]
-    data.update(changes)
-    return data
-
-
-def lines(path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 def test_same_seed_same_report_and_every_field_on_every_ticket(tmp_path):

@@ -3,10 +3,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from conftest import utc
+from helpers import NY, TAIPEI, error_code, first_free_slot, local, make_branch, race, utc
 from sqlalchemy import func, select
-from test_booking import NY, TAIPEI, local, make_branch, race
-from test_booking_api import error_code, first_free_slot
 
 from queue_app.accounts.models import Staff
 from queue_app.booking import operations as booking
@@ -268,8 +266,8 @@ def test_migration_0012_keeps_rows_and_references_both_ways(app, seeded):
 
 
 def test_the_booking_page_says_what_happened_when_its_key_comes_back_with_other_details(client, api, app):
-    from test_booking_pages import booking_form
-    from test_booking_pages import post_booking as post_form
+    from helpers import booking_form
+    from helpers import post_booking as post_form
 
     data = booking_form(client, "zh_Hant")
     slot = first_free_slot(api)

@@ -3,12 +3,10 @@ import hashlib
 import hmac
 import json
 import threading
-import time
-from collections import Counter as Tally
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from helpers import SECRET
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 
@@ -22,80 +20,6 @@ from queue_app.tickets import queueing
 from queue_app.webhooks import delivery as webhook_delivery
 from queue_app.webhooks import operations as webhooks
 from queue_app.webhooks.models import WebhookAttempt, WebhookDelivery
-
-
-class Receiver:
-    """A webhook receiver as a customer would write one: checks that one of the signatures is its
-    secret's (two during a rotation) and the timestamp, then dedupes on the event id. `fail_first` answers 500 to the first N requests."""
-
-    def __init__(self, secret: str, fail_first: int = 0):
-        self.secret = secret
-        self.fail_first = fail_first
-        self.requests = 0
-        self.accepted: list[dict] = []  # bodies with a valid signature, in arrival order
-        self.bad_signatures = 0
-        self.headers: list[dict] = []
-        self.raw: list[bytes] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                timestamp = self.headers["X-Queue-Timestamp"]
-                expected = hmac.new(receiver.secret.encode(), timestamp.encode() + b"." + raw,
-                                    hashlib.sha256).hexdigest()
-                with receiver.lock:
-                    receiver.requests += 1
-                    receiver.headers.append(dict(self.headers))
-                    receiver.raw.append(raw)
-                    if receiver.requests <= receiver.fail_first:
-                        status = 500
-                    elif not any(hmac.compare_digest("sha256=" + expected, offered.strip())
-                                 for offered in self.headers["X-Queue-Signature"].split(",")) or \
-                            abs(time.time() - int(timestamp)) > 300:
-                        receiver.bad_signatures += 1
-                        status = 400
-                    else:
-                        body = json.loads(raw)
-                        assert body["id"] == self.headers["X-Queue-Event-Id"]
-                        receiver.accepted.append(body)
-                        status = 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def ids(self) -> Tally:
-        return Tally(body["id"] for body in self.accepted)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def start(secret, fail_first=0):
-        made.append(Receiver(secret, fail_first))
-        return made[-1]
-
-    yield start
-    for r in made:
-        r.close()
-
-
-SECRET = "whsec_test-secret-0123456789abcdef"
 
 
 def open_counter(session, name="Counter 1"):
@@ -351,10 +275,10 @@ def test_a_manager_of_another_branch_cannot_see_the_webhooks(api, session):
 # --- the manage page --------------------------------------------------------------------------------
 
 def test_the_manage_page_adds_an_endpoint_shows_its_secret_once_and_the_delivery_log(client, api, session, receiver):
-    from test_manage_pages import csrf_token, login
+    from helpers import csrf_token, login_as
 
     hooks = receiver("unused")
-    login(client, "manager@demo.test")
+    login_as(client, "manager@demo.test")
     page = client.get("/manage/branches/demo/webhooks")
     assert page.status_code == 200
     response = client.post("/manage/branches/demo/webhooks", data={
