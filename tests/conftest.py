@@ -22,7 +22,7 @@ from queue_app.demo.seed import DEMO_PASSWORD, seed_demo_data
 __all__ = ["require_binary"]  # for test modules that still import it from here
 
 # Production is the app's default mode; tests (and the servers they start, which inherit this
-# environment) run in development unless a test asks for production (tests/test_production.py).
+# environment) run in development unless a test asks for production (tests/core/test_production.py).
 __import__("os").environ.setdefault("QUEUE_APP_ENV", "development")
 
 # QUEUE_APP_TEST_DATABASE=postgresql: the standard `app` / `session` fixtures use a fresh PostgreSQL

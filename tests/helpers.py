@@ -37,7 +37,7 @@ TEST_CONFIG = {
     "RATELIMIT_ENABLED": False,
     "QUEUE_APP_BASE_URL": "http://kiosk.test",
     # A cheap Argon2id (about 1 ms instead of 0.2 s a hash): the demo staff sign in in most tests.
-    # tests/test_accounts.py signs in at the real cost (the app's default).
+    # tests/accounts/test_accounts.py signs in at the real cost (the app's default).
     "PASSWORD_HASH_COST": "m=1024,t=1,p=1",
 }
 

@@ -10,7 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 # Argon2id's cost in the notation of the hash itself: memory in KiB, passes, lanes. These are
 # argon2-cffi's defaults (RFC 9106's low-memory profile), about 0.2 s a hash on one core. The app
 # passes its PASSWORD_HASH_COST setting (core/config.py); the tests set a cheap one, except the tests
-# of hashing and sign-in (tests/test_accounts.py). A hash keeps its own cost, so hashes made at
+# of hashing and sign-in (tests/accounts/test_accounts.py). A hash keeps its own cost, so hashes made at
 # another cost still verify.
 DEFAULT_HASH_COST = "m=65536,t=3,p=4"
 _COST = re.compile(r"m=(\d+),t=(\d+),p=(\d+)")

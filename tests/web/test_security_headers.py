@@ -28,7 +28,7 @@ def test_no_template_has_inline_script_code():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent / "templates"
+    root = Path(__file__).resolve().parents[2] / "templates"
     for template in root.rglob("*.html"):
         for tag in re.findall(r"<script\b[^>]*>", template.read_text()):
             assert "src=" in tag or "application/json" in tag, f"{template.name}: {tag}"

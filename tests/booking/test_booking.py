@@ -81,7 +81,7 @@ with app.app_context():
         out[day.isoformat()] = [s.start.isoformat() for s in days["days"][0]["slots"]]
     print(json.dumps(out))
 """
-    tests_dir = str(Path(__file__).parent)
+    tests_dir = str(Path(__file__).resolve().parents[1])
     results = []
     for tz in ("UTC", "Asia/Kolkata", "America/Los_Angeles"):
         done = subprocess.run([sys.executable, "-c", script, str(db_path), tests_dir], env={**os.environ, "TZ": tz},

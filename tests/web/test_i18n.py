@@ -30,7 +30,7 @@ from queue_app.kiosks.models import KioskDevice
 from queue_app.notifications import notify
 from queue_app.notifications.models import Notification
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "queue_app" / "translations"
 CHINESE = ("zh_Hant", "zh_Hans")
 

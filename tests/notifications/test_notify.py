@@ -351,7 +351,7 @@ def test_the_scheduler_lock_is_held_by_one_opener_at_a_time(tmp_path):
         assert jobs.try_lock(str(tmp_path)) is None
         probe = ("import sys; from queue_app.jobs.scheduler import try_lock; "
                  "sys.exit(0 if try_lock(sys.argv[1]) is None else 1)")
-        other = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], cwd=Path(__file__).parent.parent)
+        other = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], cwd=Path(__file__).resolve().parents[2])
         assert other.returncode == 0  # another process cannot take it either
     finally:
         jobs.release_lock(first)
