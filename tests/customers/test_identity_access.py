@@ -1,6 +1,7 @@
 """Customer identity and the one access policy (issue 15): typed contacts never redirect another
 person's messages or change their record; staff of another branch reach no customer data."""
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -162,9 +163,12 @@ def test_staff_of_another_branch_reach_no_customer(api, session, north):
 
 
 def test_day_bookings_follow_the_policy(api, session):
-    slots = free_slots(api, count=7)
+    days = api.call("GET", "/branches/demo/availability?service=B&days=7").json["days"]
+    slots = [s["start"] for d in days for s in d["slots"] if s["remaining"] > 0]  # every free one of the week
     today = api.call("GET", "/branches/demo/appointments", "staff1@demo.test").json
-    future_day = next(s for s in slots if s[:10] != utcnow().date().isoformat())[:10] if slots else None
+    # Slots carry the branch's local date; "today" is the branch's (Taipei), not UTC's.
+    local_today = utcnow().astimezone(ZoneInfo("Asia/Taipei")).date().isoformat()
+    future_day = next(s for s in slots if s[:10] != local_today)[:10] if slots else None
     assert book(api, next(s for s in slots if s[:10] == future_day), phone=VERA_PHONE,
                 email="vera@example.test").status_code == 201
     refused = api.call("GET", f"/branches/demo/appointments?date={future_day}", "staff1@demo.test")

@@ -21,7 +21,6 @@ from queue_app.core.extensions import db
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket
 
-
 TAIPEI = ZoneInfo("Asia/Taipei")  # the seeded demo branch's zone
 
 
