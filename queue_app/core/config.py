@@ -62,12 +62,12 @@ def from_environment(instance_path: str) -> dict:
         "BOOKING_RATE_LIMIT": env("QUEUE_APP_BOOKING_RATE_LIMIT") or "10 per minute",
         # Token and code look-ups: enough for a person, too few to guess (per address or device).
         "LOOKUP_RATE_LIMIT": env("QUEUE_APP_LOOKUP_RATE_LIMIT") or "30 per minute",
-        # Ticket pages are opened by many phones behind one lobby Wi-Fi address: more generous.
         # Personal data on visits older than this is removed nightly (customers/retention.py).
         "QUEUE_APP_RETENTION_DAYS": int(env("QUEUE_APP_RETENTION_DAYS") or 365),
         "KIOSK_TICKET_RATE_LIMIT": env("QUEUE_APP_KIOSK_TICKET_RATE_LIMIT") or "30 per minute",
         # Kiosk pairing codes (public: the device has no credentials yet), per address.
         "PAIRING_RATE_LIMIT": env("QUEUE_APP_PAIRING_RATE_LIMIT") or "10 per minute",
+        # Ticket pages are opened by many phones behind one lobby Wi-Fi address: more generous.
         "TRACK_RATE_LIMIT": env("QUEUE_APP_TRACK_RATE_LIMIT") or "120 per minute",
         "MAX_CONTENT_LENGTH": 256 * 1024,
         # Argon2id cost of new staff password hashes (core/security.py); the tests set a cheap one.
