@@ -148,6 +148,9 @@ def app(request):
     else:
         app = make_app(request.getfixturevalue("db_path"))
     yield app
+    from queue_app.tickets import played_queue
+
+    played_queue.wait_idle()  # a background replay has a connection of its own
     if ON_POSTGRES:
         from queue_app.realtime.live import publisher
 

@@ -6,10 +6,15 @@ What happens when a ticket is issued and when one is called: docs/pages/design/t
 
 
 def init_app(app) -> None:
-    from queue_app.tickets import api, counter_pages, display_pages, estimate_text, public_pages
+    from queue_app.core import events
+    from queue_app.core.extensions import db
+    from queue_app.tickets import api, counter_pages, display_pages, estimate_text, played_queue, public_pages
     from queue_app.web.api import register_api
 
     estimate_text.init_app(app)  # estimate_text() for pages
+    with app.app_context():
+        # A committed change other than a walk-in joining sends the branch's played queue to be replayed.
+        events.subscribe(db.engine, played_queue.on_changes)
     app.register_blueprint(public_pages.bp)
     app.register_blueprint(counter_pages.bp)
     app.register_blueprint(display_pages.bp)

@@ -26,6 +26,7 @@ class CounterNow:
     windows: list[tuple[float, float]]  # minutes from now when the counter calls; end may be inf
     busy_service: int | None = None
     busy_minutes: float = 0.0  # how long the visit in progress has run
+    busy_ticket: int = 0  # the ticket at the counter (its remaining time is drawn from its own stream)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class PendingBooking:
     start_at: datetime
     late_minutes: float  # now minus booked start (negative before the start)
     latest_minutes: float  # check-in closes this long after the start
+    appointment_id: int = 0  # whose random stream its arrival and visit are drawn from
 
 
 @dataclass
@@ -88,8 +90,8 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
         .options(selectinload(Counter.service_links))
     ).unique().all()
     busy = {
-        counter_id: (service_id, called_at) for counter_id, service_id, called_at in session.execute(
-            select(Ticket.counter_id, Ticket.service_id, Ticket.called_at)
+        counter_id: (service_id, called_at, ticket_id) for counter_id, service_id, called_at, ticket_id in session.execute(
+            select(Ticket.counter_id, Ticket.service_id, Ticket.called_at, Ticket.id)
             .where(Ticket.branch_id == branch.id, Ticket.status.in_(("called", "serving")),
                    Ticket.counter_id.is_not(None)))
     }
@@ -97,9 +99,9 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
     for counter in counters:
         state = CounterNow(counter.id, frozenset(counter.service_ids), learned.counter_speed.get(counter.id, 1.0),
                            _counter_windows(counter, branch, now, today, closing))
-        service_id, called_at = busy.get(counter.id, (None, None))
+        service_id, called_at, ticket_id = busy.get(counter.id, (None, None, 0))
         if called_at is not None:
-            state.busy_service = service_id
+            state.busy_service, state.busy_ticket = service_id, ticket_id
             state.busy_minutes = max(0.0, (now - called_at).total_seconds() / MINUTE)
             if not state.windows or state.windows[0][0] > 0:
                 state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
@@ -117,15 +119,15 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
     pending = []
     if waiting:
         # Any booking of today still to come may be due before a waiting walk-in is called.
-        for service_id, start_at in session.execute(
-            select(Appointment.service_id, Appointment.start_at)
+        for appointment_id, service_id, start_at in session.execute(
+            select(Appointment.id, Appointment.service_id, Appointment.start_at)
             .where(Appointment.branch_id == branch.id, Appointment.status == "booked",
                    Appointment.local_date == today,
                    Appointment.start_at > now - timedelta(minutes=rules.check_in_late_minutes))
             .order_by(Appointment.start_at)
         ):
             pending.append(PendingBooking(service_id, start_at, (now - start_at).total_seconds() / MINUTE,
-                                          rules.check_in_late_minutes))
+                                          rules.check_in_late_minutes, appointment_id))
     opens_at = {}  # only for services no counter serves right now
     for service_id in {w.service_id for w in waiting} | {s.id for s in branch.services}:
         starts = [c.windows[0][0] for c in states if service_id in c.service_ids and c.windows]

@@ -27,9 +27,10 @@ difference overall and biased long waits low in bench/wait_estimates.py.)
 The learning and the simulation know nothing of Flask; everything takes a session and `now`, so
 the branch simulator (demo/simulation.py) drives it with its own clock.
 """
+import copy
 import math
 import threading
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,7 +41,7 @@ from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
 from queue_app.tickets import queue_order
 from queue_app.tickets.estimate_learning import MINUTE, PRIOR_OBSERVATIONS, Learned, prior_sample, learned_for
-from queue_app.tickets.estimate_state import BranchNow, PendingBooking, branch_now
+from queue_app.tickets.estimate_state import BranchNow, PendingBooking, WaitingNow, branch_now
 from queue_app.tickets.models import Ticket
 
 REPLICATIONS = 300
@@ -79,6 +80,52 @@ class Estimate:
 NOT_WAITING = Estimate("not_waiting")
 
 
+# --- random draws ----------------------------------------------------------------------------------
+# Every number a run draws for a ticket (its visit length, its patience) comes from that ticket's
+# own stream, a counter-based hash of (salt, kind, id), not from one generator consumed along the
+# queue. So the draws of the people already in line do not depend on who joins after them: a
+# played queue extended by one ticket equals a full run of the longer queue (played_queue.py), and
+# the same queue gives the same figures at every push.
+
+_MASK = (1 << 64) - 1
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+# Kinds of draw; ticket ids and appointment ids live in different kinds.
+VISIT, PATIENCE, REMAINING, BOOKED_VISIT, COMES, ARRIVES = range(6)
+
+
+def _mix(value: int) -> int:
+    """SplitMix64's finaliser on a Python int."""
+    value &= _MASK
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK
+    return value ^ (value >> 31)
+
+
+class _Draws:
+    def __init__(self, replications: int, salt: int):
+        self.steps = np.arange(1, replications + 1, dtype=np.uint64) * _GOLDEN
+        self.salt = _mix(salt)
+
+    def uniform(self, kind: int, *ident: int) -> np.ndarray:
+        """One uniform in [0, 1) per replication, the same for the same (kind, ident) every time."""
+        key = self.salt
+        for part in (kind, *ident):
+            key = _mix(key ^ _mix(part + 0x632BE59BD9B4E019))
+        x = self.steps + np.uint64(key)
+        x ^= x >> _S30
+        x *= _MIX1
+        x ^= x >> _S27
+        x *= _MIX2
+        x ^= x >> _S31
+        return (x >> _S11).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def _pick(sample: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    return sample[np.minimum((uniform * len(sample)).astype(np.intp), len(sample) - 1)]
+
+
 # --- playing the queue forward ---------------------------------------------------------------------
 
 def _into_windows(times: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
@@ -101,13 +148,17 @@ class Replications:
 
 @dataclass(eq=False)  # identity: the play removes placed bookings from its list
 class _Booked:
-    """A booking in the play: checked in (a column of the call matrix, arrival 0) or still to come."""
+    """A booking in the play: checked in (a column of the call matrix, arrival 0) or still to come.
+
+    Arrays are replaced, never changed in place, so a copied queue (_Queue.copy) can go on alone.
+    """
 
     service_id: int
     start_at: datetime
     start: float  # booked start, minutes from now
     arrival: np.ndarray  # per replication, minutes from now; inf: does not come
     done: np.ndarray  # per replication: already placed (or never comes)
+    visit: np.ndarray  # per replication: the uniform its visit length is drawn with
     column: int | None = None
 
 
@@ -121,11 +172,16 @@ class _Queue:
     each walk-in, every booking due (started and arrived) by the time that walk-in would be
     called goes first, by start; bookings checked in early and not yet due when the walk-ins run
     out are called as counters free up (the idle fallback).
+
+    `play()` leaves the queue as it stands after the last walk-in, before the idle fallback: the
+    played queue that `extend` continues by one walk-in at a time (played_queue.py).
     """
 
-    def __init__(self, state: BranchNow, learned: Learned, rng: np.random.Generator, replications: int):
-        self.state, self.learned, self.rng, self.n = state, learned, rng, replications
+    def __init__(self, state: BranchNow, learned: Learned, replications: int, salt: int = 0):
+        self.state, self.learned, self.n = state, learned, replications
+        self.draws = _Draws(replications, salt)
         self.rows = np.arange(replications)
+        self.never = np.full(replications, math.inf)  # shared, read only
         counters = state.counters
         self.speed = np.array([c.speed for c in counters] or [1.0])
         self.free = np.full((replications, len(counters)), math.inf)
@@ -134,25 +190,37 @@ class _Queue:
                 continue
             start = np.full(replications, counter.windows[0][0])
             if counter.busy_service is not None:
-                start = self._remaining(counter.busy_service, counter.busy_minutes) * counter.speed
+                start = self._remaining(counter.busy_service, counter.busy_minutes,
+                                        self.draws.uniform(REMAINING, counter.id, counter.busy_ticket)) * counter.speed
             self.free[:, index] = _into_windows(start, counter.windows)
         self.capable: dict[int, np.ndarray] = {}
         # Counters that can call at any time from their first window on need no window arithmetic.
         self.shifted = [i for i, c in enumerate(counters) if len(c.windows) > 1 or
                         (c.windows and math.isfinite(c.windows[-1][1]))]
-        self.call = np.full((replications, len(state.waiting)), math.inf)
+        self.columns: list[np.ndarray] = [self.never] * len(state.waiting)  # call times per waiting ticket
+        self.line_end: tuple | None = None  # (sort_key, id) of the last walk-in played
         booked = []
         for column, ticket in enumerate(state.waiting):
             if ticket.booked:
                 booked.append(_Booked(ticket.service_id, ticket.start_at, self._minutes(ticket.start_at),
-                                      np.zeros(replications), np.zeros(replications, dtype=bool), column))
+                                      np.zeros(replications), np.zeros(replications, dtype=bool),
+                                      self.draws.uniform(VISIT, ticket.id), column))
         for pending in state.pending:
             arrival = self._arrival(pending)
             booked.append(_Booked(pending.service_id, pending.start_at, self._minutes(pending.start_at),
-                                  arrival, ~np.isfinite(arrival)))
+                                  arrival, ~np.isfinite(arrival),
+                                  self.draws.uniform(BOOKED_VISIT, pending.appointment_id)))
         # Due bookings among themselves by start (checked-in ones first at equal starts).
         self.bookings = [b for b in sorted(booked, key=lambda b: (b.start_at, b.column is None))
                          if not b.done.all()]
+
+    def copy(self) -> "_Queue":
+        """A copy that can be played on without changing this one (state and samples shared)."""
+        other = copy.copy(self)
+        other.free = self.free.copy()
+        other.columns = list(self.columns)
+        other.bookings = [copy.copy(b) for b in self.bookings]
+        return other
 
     def _minutes(self, moment: datetime) -> float:
         return (moment - self.state.now).total_seconds() / MINUTE
@@ -163,20 +231,20 @@ class _Queue:
                 [i for i, c in enumerate(self.state.counters) if service_id in c.service_ids], dtype=int)
         return self.capable[service_id]
 
-    def _sample(self, service_id: int) -> np.ndarray:
+    def _sample(self, service_id: int, uniform: np.ndarray) -> np.ndarray:
         sample = self.learned.service_samples.get(service_id)
         if sample is None or not len(sample):
             sample = prior_sample(10, PRIOR_OBSERVATIONS)
-        return self.rng.choice(sample, self.n)
+        return _pick(sample, uniform)
 
-    def _remaining(self, service_id: int, elapsed: float) -> np.ndarray:
+    def _remaining(self, service_id: int, elapsed: float, uniform: np.ndarray) -> np.ndarray:
         sample = self.learned.service_samples.get(service_id, np.array([10.0]))
         longer = sample[sample > elapsed]
         if len(longer) >= 5:
-            return self.rng.choice(longer, self.n) - elapsed
+            return _pick(longer, uniform) - elapsed
         # Already longer than nearly every visit: it should end soon, but we do not know when.
         tail = max(1.0, 0.25 * float(sample.mean()))
-        return self.rng.exponential(tail, self.n)
+        return -np.log1p(-uniform) * tail
 
     def _arrival(self, booking: PendingBooking) -> np.ndarray:
         """Arrival (minutes from now) of a booking not checked in yet; inf if it will not come."""
@@ -188,8 +256,9 @@ class _Queue:
         chance = show / absent if absent > 0 else 0.0
         if not len(still) or chance <= 0:
             return np.full(self.n, math.inf)
-        comes = self.rng.random(self.n) < chance
-        return np.where(comes, self.rng.choice(still, self.n) - booking.late_minutes, math.inf)
+        comes = self.draws.uniform(COMES, booking.appointment_id) < chance
+        when = _pick(np.sort(still), self.draws.uniform(ARRIVES, booking.appointment_id))
+        return np.where(comes, when - booking.late_minutes, math.inf)
 
     def _earliest(self, service_id: int) -> tuple[np.ndarray, np.ndarray]:
         capable = self.capable_of(service_id)
@@ -199,8 +268,9 @@ class _Queue:
         pick = np.argmin(free, axis=1)
         return free[self.rows, pick], capable[pick]
 
-    def _occupy(self, counter: np.ndarray, start: np.ndarray, service_id: int, serve: np.ndarray) -> None:
-        ends = start + self._sample(service_id) * self.speed[counter]
+    def _occupy(self, counter: np.ndarray, start: np.ndarray, service_id: int, serve: np.ndarray,
+                uniform: np.ndarray) -> None:
+        ends = start + self._sample(service_id, uniform) * self.speed[counter]
         rows = np.flatnonzero(serve)
         self.free[rows, counter[rows]] = ends[rows]
         # Counters with a break or an early end later today: move those ends into their shifts.
@@ -216,12 +286,14 @@ class _Queue:
     def _place(self, booking: _Booked, due: np.ndarray, ready: np.ndarray) -> None:
         free, counter = self._earliest(booking.service_id)
         start = np.maximum(free, due)
-        self._occupy(counter, start, booking.service_id, ready & np.isfinite(start))
+        self._occupy(counter, start, booking.service_id, ready & np.isfinite(start), booking.visit)
         if booking.column is not None:
-            self.call[ready, booking.column] = start[ready]
-        booking.done |= ready
+            column = self.columns[booking.column].copy()
+            column[ready] = start[ready]
+            self.columns[booking.column] = column
+        booking.done = booking.done | ready
         if booking.done.all():
-            self.bookings.remove(booking)
+            self.bookings = [b for b in self.bookings if b is not booking]
 
     def _admit_bookings(self, service_id: int) -> None:
         """Bookings due (booked start reached and arrived) by the time the next ticket of
@@ -248,25 +320,52 @@ class _Queue:
         for booking in [b for b in self.bookings if b.column is not None]:
             self._place(booking, booking.arrival, ~booking.done)
 
-    def run(self) -> Replications:
-        waiting = self.state.waiting
-        call = self.call
+    def step(self, column: int, ticket: WaitingNow, joined: float = 0.0) -> None:
+        """Play one walk-in, behind everyone played so far. `joined`: minutes after the run's
+        `now` at which it joined (a played queue extended later); it is not called before."""
+        if self.bookings:
+            self._admit_bookings(ticket.service_id)
+        start, counter = self._earliest(ticket.service_id)
+        if joined > 0:
+            start = np.maximum(start, joined)
+        self.columns[column] = start
+        finite = np.isfinite(start)
         rate = self.learned.patience_rate
-        for column, ticket in enumerate(waiting):
-            if ticket.booked:
-                continue  # placed by _admit_bookings or _idle_fallback
-            if self.bookings:
-                self._admit_bookings(ticket.service_id)
-            start, counter = self._earliest(ticket.service_id)
-            call[:, column] = start
-            finite = np.isfinite(start)
-            if rate > 0:
-                stays = self.rng.exponential(1 / rate, self.n) >= start
-            else:
-                stays = np.ones(self.n, dtype=bool)
-            self._occupy(counter, start, ticket.service_id, finite & stays)
-        self._idle_fallback()
-        return Replications(call, self.free, self.state)
+        if rate > 0:
+            stays = -np.log1p(-self.draws.uniform(PATIENCE, ticket.id)) / rate >= start - joined
+        else:
+            stays = finite
+        self._occupy(counter, start, ticket.service_id, finite & stays, self.draws.uniform(VISIT, ticket.id))
+        self.line_end = (ticket.sort_key, ticket.id)
+
+    def play(self) -> "_Queue":
+        """Every walk-in waiting now, in line order; bookings as they fall due."""
+        for column, ticket in enumerate(self.state.waiting):
+            if not ticket.booked:
+                self.step(column, ticket)
+        return self
+
+    def extend(self, ticket: WaitingNow, joined: float = 0.0) -> int:
+        """A walk-in that joins behind everyone played; returns its column."""
+        self.state.waiting.append(ticket)
+        self.columns.append(self.never)
+        self.step(len(self.columns) - 1, ticket, joined)
+        return len(self.columns) - 1
+
+    def settled(self) -> "_Queue":
+        """A copy with the idle fallback played: every ticket's call time is final."""
+        done = self.copy()
+        done._idle_fallback()
+        return done
+
+    def call_matrix(self) -> np.ndarray:
+        if not self.columns:
+            return np.zeros((self.n, 0))
+        return np.column_stack(self.columns)
+
+    def run(self) -> Replications:
+        done = self.play().settled()
+        return Replications(done.call_matrix(), done.free, self.state)
 
     def next_ticket(self, service_id: int) -> np.ndarray:
         """Call times of a ticket taken now for a service, behind everyone (the display's figure)."""
@@ -278,6 +377,9 @@ class _Queue:
 def _summaries(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per column (ticket): the share of replications with a call today, and the mean and
     10th/90th percentiles of the call time among them."""
+    # Column-major: each column is summed alone, in the same order whether it stands alone (one
+    # new ticket) or among the others (a full run), so the two agree to the last bit.
+    calls = np.asfortranarray(calls)
     finite = np.isfinite(calls)
     share = finite.mean(axis=0)
     counted = np.maximum(finite.sum(axis=0), 1)
@@ -313,23 +415,12 @@ class BranchEstimates:
     ahead: dict[int, int]  # people ahead of each waiting ticket (queue_order.ahead_counts)
 
 
-def estimate_branch(session: Session, branch: Branch, now: datetime | None = None, *,
-                    replications: int = REPLICATIONS, seed: int | None = None,
-                    learned: Learned | None = None, per_service: bool = True) -> BranchEstimates:
-    """Estimates for every waiting ticket of the branch and, with `per_service`, for a ticket
-    taken now in each service. Without a `seed`, the replications are seeded from the queue's
-    contents, so the same queue gives the same figures instead of jittering between pushes."""
-    now = now or utcnow()
-    learned = learned or learned_for(session, branch, now)
-    state = branch_now(session, branch, now, learned)
-    if seed is None:
-        seed = zlib.crc32(repr((branch.id, [w.id for w in state.waiting])).encode())
-    rng = np.random.default_rng(seed)
-    with _playing:
-        queue = _Queue(state, learned, rng, replications)
-        runs = queue.run()
-    closed = not any(c.windows for c in state.counters)
-    tickets = {}
+def _is_closed(state: BranchNow) -> bool:
+    return not any(c.windows for c in state.counters)
+
+
+def sharing_services(state: BranchNow) -> Callable[[int], set[int]]:
+    """The services sharing a counter with a service (itself included), for queue_order.ahead_counts."""
     shared: dict[int, set[int]] = {}
 
     def sharing(service_id: int) -> set[int]:
@@ -338,19 +429,51 @@ def estimate_branch(session: Session, branch: Branch, now: datetime | None = Non
                                   for s in c.service_ids} | {service_id}
         return shared[service_id]
 
-    if state.waiting:
-        shares, means, lows, highs = _summaries(runs.call)
-    for column, ticket in enumerate(state.waiting):
-        tickets[ticket.id] = _summarise(shares[column], means[column], lows[column], highs[column],
-                                        ticket.service_id, state, closed)
-    ahead = queue_order.ahead_counts(state.waiting, sharing, now)  # people ahead, queue_order.py
-    new_ticket = {}
-    for service in branch.services if per_service else []:
-        if not service.active:
-            continue
-        share, mean, low, high = (v[0] for v in _summaries(queue.next_ticket(service.id)[:, None]))
-        new_ticket[service.id] = _summarise(share, mean, low, high, service.id, state, closed)
+    return sharing
+
+
+def play_branch(session: Session, branch: Branch, now: datetime, *, replications: int = REPLICATIONS,
+                seed: int | None = None, learned: Learned | None = None) -> _Queue:
+    """A full run: the branch's state now, every walk-in played (see _Queue.play)."""
+    learned = learned or learned_for(session, branch, now)
+    state = branch_now(session, branch, now, learned)
+    with _playing:
+        return _Queue(state, learned, replications, salt=seed or 0).play()
+
+
+def summarise(queue: _Queue, branch: Branch, *, per_service: bool = True, later: float = 0.0) -> BranchEstimates:
+    """Estimates from a played queue, `later` minutes after its run's `now` (0: at that moment)."""
+    state = queue.state
+    closed = _is_closed(state)
+    with _playing:
+        done = queue.settled()
+        tickets = {}
+        if state.waiting:
+            shares, means, lows, highs = _summaries(np.maximum(done.call_matrix() - later, 0.0))
+            for column, ticket in enumerate(state.waiting):
+                tickets[ticket.id] = _summarise(shares[column], means[column], lows[column], highs[column],
+                                                ticket.service_id, state, closed)
+        new_ticket = {}
+        for service in branch.services if per_service else []:
+            if not service.active:
+                continue
+            calls = np.maximum(done.next_ticket(service.id), later) - later
+            share, mean, low, high = (v[0] for v in _summaries(calls[:, None]))
+            new_ticket[service.id] = _summarise(share, mean, low, high, service.id, state, closed)
+    # People ahead, queue_order.py; judged at the run's now.
+    ahead = queue_order.ahead_counts(state.waiting, sharing_services(state), state.now)
     return BranchEstimates(tickets, new_ticket, ahead)
+
+
+def estimate_branch(session: Session, branch: Branch, now: datetime | None = None, *,
+                    replications: int = REPLICATIONS, seed: int | None = None,
+                    learned: Learned | None = None, per_service: bool = True) -> BranchEstimates:
+    """Estimates for every waiting ticket of the branch and, with `per_service`, for a ticket
+    taken now in each service. `seed` salts every ticket's random draws (see _Draws); the same
+    queue gives the same figures instead of jittering between pushes."""
+    now = now or utcnow()
+    queue = play_branch(session, branch, now, replications=replications, seed=seed, learned=learned)
+    return summarise(queue, branch, per_service=per_service)
 
 
 def estimate_ticket(session: Session, ticket: Ticket, now: datetime | None = None) -> Estimate:

@@ -30,7 +30,7 @@ from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import identity
 from queue_app.customers import standing as customer_standing
-from queue_app.tickets import estimates, event_log, numbering, queue_order
+from queue_app.tickets import estimates, event_log, numbering, played_queue, queue_order
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.queue_order import MAX_CREDIT, PRIORITY_CREDITS
 
@@ -128,7 +128,22 @@ def issue_ticket(
         if contacts:
             issued.ticket.phone, issued.ticket.email = contacts.phone, contacts.email
             issued.ticket.language = language or (customer.language if customer else branch.language)
-    return keep_estimate_at_issue(session, issued, now)
+        ticket = issued.ticket
+        # One more step on the branch's played queue, in this transaction (played_queue.py).
+        found = played_queue.estimate_joined(session, branch, ticket, ticket.issued_at, live=live)
+        if found is not None:
+            _keep_estimate(ticket, found.tickets[ticket.id])
+    if found is None:
+        return keep_estimate_at_issue(session, issued, now)
+    if live:
+        played_queue.refresh_if_due(session.get_bind(), ticket.branch_id)
+    return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
+
+
+def _keep_estimate(ticket: Ticket, given: "estimates.Estimate") -> None:
+    """The estimate given at issue stays on the ticket, to judge estimates against real waits."""
+    if given.minutes is not None and ticket.estimate_minutes is None:
+        ticket.estimate_minutes, ticket.estimate_low, ticket.estimate_high = given.minutes, given.low, given.high
 
 
 def add_ticket(
@@ -177,13 +192,16 @@ def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime
     """After the issuing transaction: estimate the branch, keep the new ticket's estimate on it (so
     estimates can later be judged against real waits) and hand the figures to the response.
 
-    Outside the issuing transaction on purpose: a run costs milliseconds per waiting ticket, and
-    on SQLite every writer (counters calling next too) would wait for it behind the write lock.
+    The fallback when the played queue cannot serve (played_queue.py): a full run, kept as the
+    branch's new played queue. Outside the issuing transaction on purpose: a run costs
+    milliseconds per waiting ticket, and on SQLite every writer (counters calling next too) would
+    wait for it behind the write lock.
     Tickets issued meanwhile are behind this one (or, with a priority credit, really ahead of it,
     which the estimate then rightly counts).
     """
     ticket = issued.ticket
-    found = estimates.estimate_branch(session, ticket.branch, max(now, ticket.issued_at), per_service=False)
+    played = played_queue.play(session, ticket.branch, max(now, ticket.issued_at))
+    found = estimates.summarise(played.queue, ticket.branch, per_service=False)
     given = found.tickets.get(ticket.id)
     if given is not None and given.minutes is not None:
         with write_transaction(session):

@@ -72,7 +72,8 @@ def test_queue_length_estimate_has_the_relative_error_theory_gives(rho):
 
 
 def _all_busy_state(servers: int, waiting: int, now):
-    counters = [estimate_state.CounterNow(i, frozenset({1}), 1.0, [(0.0, math.inf)], busy_service=1, busy_minutes=0.0)
+    counters = [estimate_state.CounterNow(i, frozenset({1}), 1.0, [(0.0, math.inf)], busy_service=1, busy_minutes=0.0,
+                                          busy_ticket=i + 1)
                 for i in range(servers)]
     queue = [estimate_state.WaitingNow(100 + i, 1, now + timedelta(seconds=i)) for i in range(waiting)]
     return estimate_state.BranchNow(now, counters, queue, [])
@@ -87,7 +88,7 @@ def test_engine_reproduces_the_erlang_answer_for_exponential_service(ahead):
     learned = estimate_learning.Learned({1: rng.exponential(1.0, 50_000)}, {1: 1.0}, {1: 50_000}, {}, 0.0, 0.1,
                                 np.zeros(20), now)
     state = _all_busy_state(servers, ahead + 1, now)
-    runs = estimates._Queue(state, learned, np.random.default_rng(7), 20_000).run()
+    runs = estimates._Queue(state, learned, 20_000, salt=7).run()
     calls = runs.call[:, ahead]
     assert calls.mean() == pytest.approx((ahead + 1) / servers, rel=0.03)
     assert np.quantile(calls, 0.1) == pytest.approx(_erlang_quantile(ahead + 1, servers, 0.1), rel=0.06, abs=0.01)

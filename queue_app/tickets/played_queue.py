@@ -1,0 +1,206 @@
+"""The played queue: the end state of the last full estimator run, per branch and database.
+
+A full run of the estimator (estimates.py) plays every waiting ticket forward and costs
+milliseconds per waiting ticket. A new walk-in joins behind everyone, so its wait is one more
+step on top of the last run's end state, whatever the length of the line. This module keeps
+that end state in process memory and extends it:
+
+- **Issuing** (queueing.issue_ticket) estimates the new ticket inside its own transaction from
+  the played queue: the tickets that joined since the run (other threads, other processes) are
+  picked up by id in one query and played first, then the new one. Each ticket's random draws
+  come from its own stream (estimates._Draws), so the extended queue equals a full run of the
+  longer queue at the same moment (tests/tickets/test_played_queue.py holds them equal).
+- **Bounded staleness.** Calls, finishes, transfers, counter changes, check-ins, priority
+  credits and the passing of time all change the play in ways one more step cannot. The played
+  queue keeps serving for at most MAX_AGE_S after its run; once it is REFRESH_AFTER_S old, or
+  something other than a walk-in joining at the end was committed in this process, one full run
+  per branch is replayed on a background thread while the old one serves. Past MAX_AGE_S, or on
+  a new local day, or when the learned parameters changed, the issuing request plays a full run
+  itself (after its transaction, as before). Calls made by other processes are seen at the next
+  replay, at most REFRESH_AFTER_S later under load.
+- **Explicit clocks** (tests, the branch simulator) get no staleness at all: a played queue
+  serves a request with an explicit `now` only at exactly its run's moment and only while nothing
+  but walk-ins joined, so their figures are those of a full run; the simulator's quiet sessions
+  (which announce nothing) always play in full.
+"""
+import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from queue_app.catalogue.models import Branch
+from queue_app.core.events import QUIET_KEY, QueueChange
+from queue_app.core.models import utcnow
+from queue_app.tickets import estimates, numbering, queue_order
+from queue_app.tickets.estimate_learning import MINUTE, learned_for
+from queue_app.tickets.estimate_state import WaitingNow
+from queue_app.tickets.models import Ticket
+
+MAX_AGE_S = 1.0  # a played queue serves live requests this long after its run, no longer
+REFRESH_AFTER_S = 0.25  # replayed in the background once this old (at most four full runs a second)
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class PlayedQueue:
+    branch_id: int
+    day: date
+    built_at: datetime  # the run's `now`
+    queue: "estimates._Queue"
+    last_id: int  # the highest waiting ticket id played; newer ones are picked up by id
+    reordered: bool = False  # something other than a walk-in joining at the end, committed since
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def age_s(self, now: datetime) -> float:
+        return (now - self.built_at).total_seconds()
+
+
+# Per engine (database), then per branch id. Weak keys: a disposed app's engine takes its queues along.
+_played: "weakref.WeakKeyDictionary[Engine, dict[int, PlayedQueue]]" = weakref.WeakKeyDictionary()
+_replaying: set[tuple[int, int]] = set()  # (id(engine), branch id) with a background run in flight
+_registry = threading.Lock()
+
+
+def _engine(session: Session) -> Engine:
+    return session.get_bind()
+
+
+def played_for(session: Session, branch_id: int) -> PlayedQueue | None:
+    with _registry:
+        return _played.get(_engine(session), {}).get(branch_id)
+
+
+def forget(engine: Engine | None = None) -> None:
+    """Drop kept queues (of one database, or all): tests that rewrite history between runs."""
+    with _registry:
+        if engine is None:
+            _played.clear()
+        else:
+            _played.pop(engine, None)
+
+
+def play(session: Session, branch: Branch, now: datetime) -> PlayedQueue:
+    """A full run, kept as the branch's played queue (replacing an older one, never a newer one)."""
+    queue = estimates.play_branch(session, branch, now)
+    played = PlayedQueue(branch.id, numbering.local_day(now, branch.zone), now, queue,
+                         max((w.id for w in queue.state.waiting), default=0))
+    with _registry:
+        kept = _played.setdefault(_engine(session), {})
+        current = kept.get(branch.id)
+        if current is None or current.built_at <= now:
+            kept[branch.id] = played
+    return played
+
+
+def _serves(played: PlayedQueue | None, branch: Branch, session: Session, now: datetime, live: bool) -> bool:
+    if played is None:
+        return False
+    age = played.age_s(now)
+    if live:
+        fresh = 0 <= age <= MAX_AGE_S
+    else:  # an explicit clock: only the very moment of the run, and only for walk-ins joining
+        # (a quiet session, the simulator's, announces nothing, so its reorders are unseen)
+        fresh = age == 0 and not played.reordered and not session.info.get(QUIET_KEY)
+    return (fresh and played.day == numbering.local_day(now, branch.zone)
+            and played.queue.learned is learned_for(session, branch, now))
+
+
+def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datetime, *,
+                    live: bool) -> "estimates.BranchEstimates | None":
+    """The new walk-in's estimate and people ahead from the played queue, inside the issuing
+    transaction after the ticket's insert; None when the played queue cannot serve (none yet, too
+    old, or the ticket goes before someone already played: a priority credit)."""
+    played = played_for(session, branch.id)
+    if not _serves(played, branch, session, now, live):
+        return None
+    with played.lock:
+        queue = played.queue
+        joined = max(0.0, played.age_s(now) / MINUTE)  # minutes after the run
+        rows = session.execute(
+            select(Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority)
+            .where(Ticket.branch_id == branch.id, Ticket.local_date == played.day, Ticket.status == "waiting",
+                   Ticket.id > played.last_id)
+            .order_by(Ticket.sort_key, Ticket.id)
+        ).all()
+        for ticket_id, service_id, sort_key, priority in rows:
+            played.last_id = max(played.last_id, ticket_id)
+            line_end = queue.line_end
+            if queue_order.is_booked(priority) or (line_end is not None and (sort_key, ticket_id) < line_end):
+                # A check-in or a credit goes before people already played: one step cannot place
+                # it. Replay; meanwhile an own ticket gets a full run, another one is left out.
+                played.reordered = True
+                if ticket_id == ticket.id:
+                    return None
+                continue
+            queue.extend(WaitingNow(ticket_id, service_id, sort_key), joined)
+        column = next((i for i, w in enumerate(queue.state.waiting) if w.id == ticket.id), None)
+        if column is None:
+            return None
+        calls = queue.columns[column][:, None] - joined
+        share, mean, low, high = (v[0] for v in estimates._summaries(calls))
+        state = queue.state
+        estimate = estimates._summarise(share, mean, low, high, ticket.service_id, state,
+                                        estimates._is_closed(state))
+        sharing = estimates.sharing_services(state)(ticket.service_id)
+        ahead = sum(1 for w in state.waiting[:column] if w.service_id in sharing and
+                    (not w.booked or queue_order.is_due(w.start_at, now)))
+    return estimates.BranchEstimates({ticket.id: estimate}, {}, {ticket.id: ahead})
+
+
+def refresh_if_due(engine: Engine, branch_id: int, now: datetime | None = None) -> None:
+    """Start a background replay of the branch if its played queue is old or reordered (live
+    requests only; one replay per branch at a time)."""
+    now = now or utcnow()
+    with _registry:
+        played = _played.get(engine, {}).get(branch_id)
+        if played is not None and not played.reordered and played.age_s(now) < REFRESH_AFTER_S:
+            return
+        key = (id(engine), branch_id)
+        if key in _replaying:
+            return
+        _replaying.add(key)
+    threading.Thread(target=_replay, args=(engine, branch_id, key), name=f"replay-{branch_id}", daemon=True).start()
+
+
+def _replay(engine: Engine, branch_id: int, key: tuple[int, int]) -> None:
+    try:
+        with Session(engine) as session:
+            branch = session.get(Branch, branch_id)
+            if branch is not None:
+                play(session, branch, utcnow())
+    except Exception:  # a failed replay leaves the old queue to age out; the next request plays itself
+        log.exception("replaying the queue of branch %s failed", branch_id)
+    finally:
+        with _registry:
+            _replaying.discard(key)
+
+
+def wait_idle(timeout: float = 5.0) -> bool:
+    """Until no background replay runs (graceful shutdown, tests); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _registry:
+            if not _replaying:
+                return True
+        time.sleep(0.01)
+    return False
+
+
+def on_changes(changes: list[QueueChange], engine: Engine) -> None:
+    """Events bus subscriber: a call, finish, transfer, counter change... reorders the play."""
+    with _registry:
+        kept = _played.get(engine)
+        if not kept:
+            return
+        for change in changes:
+            if change.type == "issued":
+                continue  # picked up by id at the next issue, which sees whether it goes at the end
+            played = kept.get(change.branch_id)
+            if played is not None:
+                played.reordered = True

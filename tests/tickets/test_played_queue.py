@@ -1,0 +1,173 @@
+"""The played queue (played_queue.py): a new walk-in's estimate is one more step on the last full
+run, and equals a full run of the longer queue at the same moment.
+
+Domain level on a real database (SQLite; PostgreSQL with QUEUE_APP_TEST_DATABASE=postgresql),
+explicit `now` except where the background replay on the real clock is the point.
+"""
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from queue_app.booking import operations as booking
+from queue_app.catalogue import operations as catalogue
+from queue_app.catalogue.models import Counter
+from queue_app.core.models import utcnow
+from queue_app.tickets import estimate_learning, estimates, played_queue, queueing
+
+TAIPEI = ZoneInfo("Asia/Taipei")
+WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def at(hour, minute=0, second=0):
+    return datetime(2026, 6, 2, hour, minute, second, tzinfo=TAIPEI)
+
+
+@pytest.fixture
+def branch(session):
+    """Accounts (A) and Loans (L) share Desk 1, Desk 2 serves Loans only and closes at 12:00,
+    Forex (F) has Desk 3 alone; open 09:00-17:00 every day (Taipei)."""
+    catalogue.create_branch(session, "pq", "Played", "Asia/Taipei", opening_hours={d: [["09:00", "17:00"]] for d in WEEK})
+    for code, name, minutes in (("A", "Accounts", 6), ("L", "Loans", 12), ("F", "Forex", 4)):
+        catalogue.create_service(session, "pq", code, name, expected_minutes=minutes)
+    catalogue.create_counter(session, "pq", "Desk 1", ["A", "L"], state="open")
+    catalogue.create_counter(session, "pq", "Desk 2", ["L"], state="open").shifts = {
+        d: [["09:00", "12:00"]] for d in WEEK}
+    session.commit()
+    catalogue.create_counter(session, "pq", "Desk 3", ["F"], state="open")
+    estimate_learning.forget_learned()
+    played_queue.forget()
+    yield catalogue.get_branch(session, "pq")
+    estimate_learning.forget_learned()
+    played_queue.forget()
+
+
+def desk(session, name):
+    return session.scalar(select(Counter.id).where(Counter.name == name, Counter.branch.has(slug="pq")))
+
+
+def busy_morning(session, now):
+    """Walk-ins of every service, one at a counter, a booking checked in early and one still to come."""
+    for minute, code in enumerate("ALALFAALFLA"):
+        queueing.issue_ticket(session, "pq", code, now=now - timedelta(minutes=30 - minute))
+    queueing.call_next(session, desk(session, "Desk 1"), now=now - timedelta(minutes=3))
+    for start, phone, check_in in ((at(10, 15), "+886912000001", True), (at(10, 45), "+886912000002", False)):
+        made = booking.book(session, "pq", "A", start, name="Booked Person", phone=phone, now=now - timedelta(days=1))
+        if check_in:
+            booking.check_in(session, "pq", made.appointment.check_in_code, now=now - timedelta(minutes=1))
+
+
+def full_run(session, branch, now):
+    return estimates.estimate_branch(session, branch, now, per_service=False)
+
+
+def test_a_walk_in_joining_is_one_step_and_equals_a_full_run(session, branch):
+    now = at(10, 0)
+    busy_morning(session, now)
+    played_queue.play(session, branch, now)
+    kept = played_queue.played_for(session, branch.id)
+    for code in "LAFLA":
+        issued = queueing.issue_ticket(session, "pq", code, now=now)
+        # Served by the kept queue (no new full run), extended by exactly this ticket.
+        assert played_queue.played_for(session, branch.id) is kept
+        assert kept.last_id == issued.ticket.id
+        full = full_run(session, branch, now)
+        assert issued.estimates.tickets[issued.ticket.id] == full.tickets[issued.ticket.id]
+        assert issued.estimates.ahead[issued.ticket.id] == full.ahead[issued.ticket.id]
+        assert issued.ticket.estimate_minutes == full.tickets[issued.ticket.id].minutes
+        # Every other ticket's figures from the extended queue equal the full run's too.
+        assert estimates.summarise(kept.queue, branch, per_service=False) == full
+    # The display's per-service figures (a ticket taken now) as well.
+    assert estimates.summarise(kept.queue, branch) == estimates.estimate_branch(session, branch, now)
+
+
+def test_tickets_issued_elsewhere_are_picked_up_by_id(session, branch, app):
+    """Another process (here another engine on the same database) issues between two of ours."""
+    now = at(10, 0)
+    busy_morning(session, now)
+    played_queue.play(session, branch, now)
+    kept = played_queue.played_for(session, branch.id)
+    other_engine = create_engine(session.get_bind().url)
+    try:
+        with Session(other_engine) as other:
+            elsewhere = queueing.issue_ticket(other, "pq", "L", now=now).ticket.id
+    finally:
+        other_engine.dispose()
+    issued = queueing.issue_ticket(session, "pq", "A", now=now)
+    assert played_queue.played_for(session, branch.id) is kept
+    assert elsewhere in {w.id for w in kept.queue.state.waiting}
+    full = full_run(session, branch, now)
+    assert issued.estimates.tickets[issued.ticket.id] == full.tickets[issued.ticket.id]
+    assert estimates.summarise(kept.queue, branch, per_service=False) == full
+
+
+def test_a_priority_ticket_or_a_call_gets_a_full_run(session, branch):
+    """A credit moves a ticket before people already played, and a call changes the play: one
+    step cannot place them, so the estimate comes from a new full run (kept for the next ones)."""
+    now = at(10, 0)
+    busy_morning(session, now)
+    for code in "AL":
+        queueing.issue_ticket(session, "pq", code, now=now)
+    played_queue.play(session, branch, now)
+    kept = played_queue.played_for(session, branch.id)
+    issued = queueing.issue_ticket(session, "pq", "A", priority="accessibility", issued_by="kiosk", now=now)
+    replayed = played_queue.played_for(session, branch.id)
+    assert replayed is not kept
+    assert issued.estimates.tickets[issued.ticket.id] == full_run(session, branch, now).tickets[issued.ticket.id]
+
+    queueing.call_next(session, desk(session, "Desk 3"), now=now)
+    assert replayed.reordered  # announced after commit (core events bus)
+    issued = queueing.issue_ticket(session, "pq", "F", now=now)
+    assert played_queue.played_for(session, branch.id) is not replayed
+    assert issued.estimates.tickets[issued.ticket.id] == full_run(session, branch, now).tickets[issued.ticket.id]
+
+
+def test_an_older_played_queue_does_not_serve_an_explicit_clock(session, branch):
+    now = at(10, 0)
+    busy_morning(session, now)
+    kept = played_queue.play(session, branch, now)
+    later = now + timedelta(seconds=20)
+    issued = queueing.issue_ticket(session, "pq", "A", now=later)
+    assert played_queue.played_for(session, branch.id) is not kept
+    assert issued.estimates.tickets[issued.ticket.id] == full_run(session, branch, later).tickets[issued.ticket.id]
+
+
+def test_a_reordered_queue_is_replayed_in_the_background(session, branch):
+    """On the real clock: a committed call marks the kept queue reordered; the next live issue is
+    still served from it (bounded staleness) and starts one replay on a background thread."""
+    queueing.issue_ticket(session, "pq", "A")
+    queueing.issue_ticket(session, "pq", "A")
+    assert played_queue.wait_idle(10)  # a replay the issues started would replace ours
+    kept = played_queue.play(session, branch, utcnow())
+    queueing.call_next(session, desk(session, "Desk 1"))
+    assert kept.reordered
+    queueing.issue_ticket(session, "pq", "L")
+    assert played_queue.wait_idle(10)
+    replayed = played_queue.played_for(session, branch.id)
+    assert replayed is not kept and not replayed.reordered
+    waiting = {w.id for w in replayed.queue.state.waiting}
+    assert len(waiting) == 2  # the called ticket is gone, the new one is in
+
+
+def test_same_queue_same_figures():
+    """Each ticket's draws are its own: estimates do not jitter between pushes, and a ticket's
+    figures do not move when someone joins behind it on a counter it does not share."""
+    now = at(10, 0)
+    learned = estimate_learning.Learned({1: estimate_learning.prior_sample(6, 40), 2: estimate_learning.prior_sample(9, 40)},
+                                        {1: 6.0, 2: 9.0}, {1: 40, 2: 40}, {}, 0.01, 0.1,
+                                        estimate_learning.prior_sample(1, 20) - 8, now)
+    from queue_app.tickets.estimate_state import BranchNow, CounterNow, WaitingNow
+
+    def state(waiting):
+        counters = [CounterNow(1, frozenset({1}), 1.0, [(0.0, float("inf"))]),
+                    CounterNow(2, frozenset({2}), 1.0, [(0.0, float("inf"))])]
+        return BranchNow(now, counters, [WaitingNow(i, s, now + timedelta(seconds=i)) for i, s in waiting], [])
+
+    once = estimates._Queue(state([(1, 1), (2, 1), (3, 2)]), learned, 300).run().call
+    again = estimates._Queue(state([(1, 1), (2, 1), (3, 2)]), learned, 300).run().call
+    longer = estimates._Queue(state([(1, 1), (2, 1), (3, 2), (4, 2)]), learned, 300).run().call
+    assert (once == again).all()
+    assert (longer[:, :3] == once).all()
