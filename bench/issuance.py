@@ -1,23 +1,43 @@
 """Issuance and call-next under concurrent HTTP clients, against the real server on loopback.
 
-Starts gunicorn (one worker, threads, as production runs it) on a fresh SQLite file, then:
-C kiosk clients issue tickets while K counter clients call next and finish, for S seconds.
-Prints operations/s, p50/p99 latency, duplicate labels and double calls (read back from the
-database), and the ratio against a baseline run (1 kiosk client, 1 counter) measured first in
-the same process. The last line is one JSON object.
+Each configuration gets a fresh copy of one seeded database and its own gunicorn (one worker,
+threads, as production runs it). C kiosk clients issue tickets (POST /api/v1/branches/demo/tickets
+with a kiosk token) while K counter clients call next and finish, for S seconds. The clients are
+threads spread over P load-generator processes, each with one keep-alive connection (http.client,
+little client CPU per request), so that no single client interpreter queues the requests behind
+its GIL and inflates p99; they start together at a barrier and their latencies are merged.
 
-    python bench/issuance.py [--clients 20] [--counters 6] [--seconds 10]
+One line per configuration: ops/s, p50/p99 latency, tickets issued and called in the window,
+duplicate labels and double calls (read back from the database), client errors (any status other
+than the expected one), the ratio to the 1-client figure (1 kiosk, 1 counter) on the same database
+in the same run, and the server CPU per request: user+system time of the gunicorn workers
+(/proc/<pid>/stat) over the window, divided by the operations (PostgreSQL's own processes are not
+counted). Then the goal line (SQLite, 20 clients) and one JSON object with every run.
 
-PostgreSQL mode starts a throwaway PostgreSQL server from the binaries (as tests/pg_server.py
-does), runs N single-worker gunicorn instances on it (clients spread round-robin over them, as a
-proxy would), and also measures the SQLite single-instance figure at the same load for comparison:
+    python bench/issuance.py [--clients 1,20,50] [--counters 6] [--seconds 10] [--processes 2]
 
-    python bench/issuance.py --db postgresql --instances 2 --clients 20,50
+`--db postgresql` adds a throwaway PostgreSQL server (fsync on) with 1 and 2 single-worker
+instances (`--instances 1,2`; clients spread round-robin over them, as a proxy would), after the
+SQLite figures of the same run:
+
+    python bench/issuance.py --db postgresql
+
+`--displays` shows what pushes cost: `--phones` (200) tickets are issued before each window; every
+configuration runs once with no listener and once with one display in the branch room and one
+phone following each of those tickets over Socket.IO (/live), and the second line adds the pushes
+they received in the window and after it settled:
+
+    python bench/issuance.py --displays
 """
 import argparse
+import http.client
 import json
+import multiprocessing
 import os
 import random
+import resource
+import selectors
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -25,53 +45,232 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from servers import ROOT, free_port, start_postgres, wait_until_serving
+from servers import (
+    ROOT,
+    cpu_seconds,
+    free_port,
+    start_postgres,
+    wait_until_serving,
+    worker_pids,
+)
+
+BRANCH = "demo"
+ISSUE = f"/api/v1/branches/{BRANCH}/tickets"
+CLI = [sys.executable, "-c", "from queue_app.cli import main; main()"]
+GOAL = {"clients": 20, "ops_per_s": 300, "p99_ms": 100, "ratio": 0.9}
+SETTLE_S = 0.5  # before and after the window: the server idle, trailing pushes done
 
 
-class Server:
-    """One or more gunicorn instances on one database (a fresh SQLite file, or a PostgreSQL database)."""
+class Databases:
+    """A seeded database made once (init-db, seed-demo); each configuration runs on a copy."""
 
-    def __init__(self, workdir: Path, threads: int, workers: int, database_url: str | None = None, instances: int = 1):
-        self.db = workdir / "bench.sqlite"
-        self.database_url = database_url or f"sqlite:///{self.db}"
-        self.ports = [free_port() for _ in range(instances)]
-        self.bases = [f"http://127.0.0.1:{port}" for port in self.ports]
-        self.base = self.bases[0]
-        self.env = {**os.environ, "QUEUE_APP_DATABASE_URL": self.database_url,
-                    "QUEUE_APP_SECRET_KEY": "bench-secret", "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": self.base,
-                    "QUEUE_APP_RATELIMIT_ENABLED": "0"}
-        cli = [sys.executable, "-m", "queue_app.cli"]
-        subprocess.run(cli + ["init-db"], env=self.env, cwd=ROOT, check=True, capture_output=True)
-        seeded = subprocess.run(cli + ["seed-demo"], env=self.env, cwd=ROOT, check=True, capture_output=True, text=True)
+    def __init__(self, workdir: Path, postgres=None):
+        self.workdir, self.postgres, self.copies = workdir, postgres, 0
+        self.template = workdir / "template.sqlite"
+        url = postgres.create_database("bench_template") if postgres else f"sqlite:///{self.template}"
+        env = {**os.environ, "QUEUE_APP_DATABASE_URL": url, "QUEUE_APP_SECRET_KEY": "bench-secret",
+               "QUEUE_APP_RUN_SCHEDULER": "0"}
+        subprocess.run(CLI + ["init-db"], env=env, cwd=ROOT, check=True, capture_output=True)
+        seeded = subprocess.run(CLI + ["seed-demo"], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
         self.kiosk_token = seeded.stdout.strip().splitlines()[-1].split(": ")[1]
+        if postgres is None:  # the CLI leaves its writes in the WAL file: into the database file before copying
+            with sqlite3.connect(self.template) as con:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def fresh(self) -> str:
+        self.copies += 1
+        if self.postgres:
+            return self.postgres.create_database(f"bench_{self.copies}", template="bench_template")
+        copy = self.workdir / f"run{self.copies}.sqlite"
+        shutil.copyfile(self.template, copy)
+        return f"sqlite:///{copy}"
+
+
+def query(database_url: str, sql: str) -> int:
+    if database_url.startswith("sqlite"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as con:
+            return int(con.execute(sql).fetchone()[0])
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as con:
+        return int(con.execute(sql).fetchone()[0])
+
+
+class Instances:
+    """gunicorn instances (one worker each unless told otherwise) on one database."""
+
+    def __init__(self, database_url: str, instances: int, threads: int, workers: int):
+        self.database_url = database_url
+        self.bases = [f"http://127.0.0.1:{free_port()}" for _ in range(instances)]
+        env = {**os.environ, "QUEUE_APP_DATABASE_URL": database_url, "QUEUE_APP_SECRET_KEY": "bench-secret",
+               "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": self.bases[0], "QUEUE_APP_RATELIMIT_ENABLED": "0"}
         self.processes = [subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
-             "--log-level", "warning", "wsgi:app"],
-            env=self.env, cwd=ROOT,
-        ) for port in self.ports]
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
+             "-b", base.removeprefix("http://"), "--log-level", "warning", "wsgi:app"],
+            env=env, cwd=ROOT) for base in self.bases]
         try:
             wait_until_serving(self.bases, self.processes)
         except BaseException:
             self.stop()
             raise
 
-    def query(self, sql: str):
-        if self.database_url.startswith("sqlite"):
-            with sqlite3.connect(self.db) as con:
-                return con.execute(sql).fetchone()[0]
-        import psycopg
-
-        with psycopg.connect(self.database_url.replace("postgresql+psycopg://", "postgresql://")) as con:
-            return con.execute(sql).fetchone()[0]
+    def worker_pids(self) -> list[int]:
+        return sorted(pid for process in self.processes for pid in worker_pids(process.pid))
 
     def stop(self):
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection with a bearer token."""
+
+    def __init__(self, base: str, token: str):
+        host, port = base.removeprefix("http://").split(":")
+        self.address = (host, int(port))
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.json_headers = {**self.headers, "Content-Type": "application/json"}
+        self.connection = None
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        for _attempt in range(2):
+            reused = self.connection is not None
+            if not reused:  # connected on first use: an idle keep-alive connection would be closed
+                self.connection = http.client.HTTPConnection(*self.address, timeout=60)
+            try:
+                self.connection.request(method, path, body=body,
+                                        headers=self.headers if body is None else self.json_headers)
+                response = self.connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.connection.close()
+                self.connection = None
+                if not reused:
+                    raise
+                continue  # the server had closed the idle connection: the request never ran; once more
+            if response.will_close:
+                self.connection.close()
+                self.connection = None
+            return response.status, data
+        raise ConnectionError(f"{method} {path}: connection closed twice")
+
+
+def generator(kiosks: list[tuple[str, int]], counters: list[tuple[str, int]], kiosk_token: str, staff_token: str,
+              ready, go, stop_at, results):
+    """One load-generator process: its share of the kiosk and counter clients, one thread each."""
+    latencies = array("d")  # seconds; appended from every thread (atomic under the GIL)
+    errors: list[str] = []
+    start = threading.Event()
+
+    def timed(client: Client, method: str, path: str, expected: tuple[int, ...], body: bytes | None = None):
+        began = time.perf_counter()
+        try:
+            status, data = client.request(method, path, body)
+        except (OSError, http.client.HTTPException) as error:
+            errors.append(f"{method} {path}: {error!r}")
+            time.sleep(0.1)  # no busy loop against a server that is gone
+            return None, b""
+        latencies.append(time.perf_counter() - began)
+        if status not in expected:
+            errors.append(f"{method} {path} -> {status} {data[:200]!r}")
+        return status, data
+
+    def kiosk(base: str, seed: int):
+        rng = random.Random(seed)
+        client = Client(base, kiosk_token)
+        start.wait()
+        end = stop_at.value
+        while time.monotonic() < end:
+            timed(client, "POST", ISSUE, (201,), json.dumps({"service": rng.choice("ABC")}).encode())
+
+    def counter(base: str, counter_id: int):
+        client = Client(base, staff_token)
+        start.wait()
+        end = stop_at.value
+        while time.monotonic() < end:
+            status, data = timed(client, "POST", f"/api/v1/counters/{counter_id}/call-next", (200, 204))
+            if status == 200:
+                timed(client, "POST", f"/api/v1/tickets/{json.loads(data)['id']}/finish", (200,))
+
+    threads = [threading.Thread(target=kiosk, args=args) for args in kiosks]
+    threads += [threading.Thread(target=counter, args=args) for args in counters]
+    for thread in threads:
+        thread.start()
+    ready.put(("load", len(threads)))
+    go.wait()  # the barrier: every process and thread starts at once
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    start.set()
+    for thread in threads:
+        thread.join()
+    ended = time.monotonic()
+    done = resource.getrusage(resource.RUSAGE_SELF)
+    results.put(("load", {"latencies": latencies, "errors": len(errors), "error_samples": errors[:3], "ended": ended,
+                          "cpu_s": done.ru_utime + done.ru_stime - used.ru_utime - used.ru_stime}))
+
+
+def listeners(base: str, tickets: list[str], ready, go, finish, results):
+    """One process holding the display and the phones: Engine.IO 4 / Socket.IO 5 frames over bare
+    WebSockets (websocket-client), counted by event name without decoding them, on one thread."""
+    import websocket
+
+    url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+
+    def joined(join: dict):
+        try:
+            socket = websocket.create_connection(url, timeout=30)
+            if not socket.recv().startswith("0"):  # the Engine.IO open packet
+                raise ConnectionError("no open packet")
+            socket.send("40/live,")
+            while not socket.recv().startswith("40/live,"):
+                pass
+            socket.send('42/live,["join",' + json.dumps(join) + "]")
+            first = '42/live,["queue"' if "branch" in join else '42/live,["ticket"'
+            while not socket.recv().startswith(first):  # the snapshot a join gets at once
+                pass
+            return socket
+        except (OSError, websocket.WebSocketException):
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        sockets = list(pool.map(joined, [{"branch": BRANCH}] + [{"ticket": token} for token in tickets]))
+    selector = selectors.DefaultSelector()
+    for index, socket in enumerate(sockets):
+        if socket is not None:
+            selector.register(socket.sock, selectors.EVENT_READ, index)
+    counts: list[dict[str, int]] = [{} for _ in sockets]
+    ready.put(("listeners", sum(socket is not None for socket in sockets)))
+    counting = False
+    while not finish.is_set():
+        counting = counting or go.is_set()
+        for key, _events in selector.select(timeout=0.05):
+            socket = sockets[key.data]
+            try:
+                frame = socket.recv()
+            except (OSError, websocket.WebSocketException):
+                selector.unregister(key.fileobj)
+                continue
+            if frame == "2":  # the server's ping
+                socket.send("3")
+            elif counting and frame.startswith("42/live,["):
+                name = frame[10:frame.find('"', 10)]
+                counts[key.data][name] = counts[key.data].get(name, 0) + 1
+    for socket in sockets:
+        if socket is not None:
+            socket.close()
+    phones = counts[1:]
+    results.put(("pushes", {
+        "display_joined": sockets[0] is not None, "phones_joined": sum(s is not None for s in sockets[1:]),
+        "display": counts[0], "phones": {name: sum(c.get(name, 0) for c in phones) for name in
+                                         sorted({name for c in phones for name in c})},
+        "phones_reached": sum(1 for c in phones if c.get("ticket")),
+    }))
 
 
 def staff_token(base: str) -> str:
@@ -82,10 +281,10 @@ def staff_token(base: str) -> str:
 
 def prepare_counters(base: str, token: str, count: int) -> list[int]:
     headers = {"Authorization": f"Bearer {token}"}
-    existing = requests.get(base + "/api/v1/branches/demo/counters", headers=headers).json()
+    existing = requests.get(base + f"/api/v1/branches/{BRANCH}/counters", headers=headers).json()
     ids = [c["id"] for c in existing]
     for i in range(len(ids), count):
-        created = requests.post(base + "/api/v1/branches/demo/counters", headers=headers,
+        created = requests.post(base + f"/api/v1/branches/{BRANCH}/counters", headers=headers,
                                 json={"name": f"Bench {i + 1}", "services": ["A", "B", "C"], "state": "open"})
         created.raise_for_status()
         ids.append(created.json()["id"])
@@ -95,147 +294,215 @@ def prepare_counters(base: str, token: str, count: int) -> list[int]:
     return ids[:count]
 
 
-def drive(server: Server, clients: int, counters: int, seconds: float, workers: int) -> dict:
-    token = staff_token(server.base)
-    counter_ids = prepare_counters(server.base, token, counters)
-    latencies: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-    stop_at = [0.0]
-    start_line = threading.Barrier(clients + counters + 1)
+def issue_tickets(bases: list[str], kiosk_token: str, count: int) -> list[str]:
+    """`count` waiting tickets before the window (for phones to follow); their tracking tokens."""
+    def issue(n: int) -> str:
+        status, data = Client(bases[n % len(bases)], kiosk_token).request(
+            "POST", ISSUE, json.dumps({"service": "ABC"[n % 3]}).encode())
+        if status != 201:
+            raise RuntimeError(f"issuing a ticket before the window: {status} {data[:200]!r}")
+        return json.loads(data)["token"]
 
-    def timed(session, method, url, **kwargs):
-        began = time.perf_counter()
-        response = session.request(method, url, timeout=30, **kwargs)
-        elapsed = time.perf_counter() - began
-        with lock:
-            latencies.append(elapsed)
-            if response.status_code >= 500 or response.status_code in (400, 401, 403, 404, 422):
-                failures.append(f"{method} {url} -> {response.status_code}")
-        return response
-
-    def kiosk(seed):
-        rng = random.Random(seed)
-        base = server.bases[seed % len(server.bases)]  # spread over the instances, as a proxy does
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {server.kiosk_token}"
-            start_line.wait()
-            while time.perf_counter() < stop_at[0]:
-                timed(session, "POST", base + "/api/v1/branches/demo/tickets", json={"service": rng.choice("ABC")})
-
-    def counter(counter_id, n):
-        base = server.bases[n % len(server.bases)]
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {token}"
-            start_line.wait()
-            while time.perf_counter() < stop_at[0]:
-                called = timed(session, "POST", base + f"/api/v1/counters/{counter_id}/call-next")
-                if called.status_code == 200:
-                    timed(session, "POST", base + f"/api/v1/tickets/{called.json()['id']}/finish")
-
-    threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(clients)]
-    threads += [threading.Thread(target=counter, args=(cid, n)) for n, cid in enumerate(counter_ids)]
-    for thread in threads:
-        thread.start()
-    stop_at[0] = time.perf_counter() + seconds
-    began = time.perf_counter()
-    start_line.wait()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-
-    duplicates = server.query(
-        "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM ticket GROUP BY branch_id, local_date, label) t")
-    double_calls = server.query(
-        "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM ticket_event WHERE type='called' GROUP BY ticket_id) t")
-    issued = server.query("SELECT COUNT(*) FROM ticket")
-    called = server.query("SELECT COUNT(*) FROM ticket_event WHERE type='called'")
-    ordered = sorted(latencies)
-    return {
-        "clients": clients, "counters": counters, "seconds": round(elapsed, 2), "operations": len(latencies),
-        "ops_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(ordered) * 1000, 1),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
-        "issued": issued, "called": called, "duplicates": duplicates, "double_calls": double_calls,
-        "errors": len(failures), "workers": workers, "instances": len(server.bases),
-        "database": "postgresql" if server.database_url.startswith("postgresql") else "sqlite",
-    }
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(issue, range(count)))
 
 
-def run(clients: int, counters: int, seconds: float, threads: int, workers: int, postgres=None,
-        instances: int = 1) -> dict:
-    with tempfile.TemporaryDirectory() as workdir:
-        url = None
-        if postgres is not None:
-            url = postgres.create_database(f"bench_{int(time.time() * 1000)}_{clients}")
-        server = Server(Path(workdir), threads, workers, url, instances)
-        try:
-            return int_values(drive(server, clients, counters, seconds, workers))
-        finally:
-            server.stop()
-
-
-def int_values(result: dict) -> dict:
-    return {k: int(v) if hasattr(v, "__int__") and not isinstance(v, (float, bool, int, str)) else v
-            for k, v in result.items()}
-
-
-def main_postgres(args):
-    postgres = start_postgres()
-    results = []
+def measure(databases: Databases, args, clients: int, instances: int, listening: bool) -> dict:
+    counters = min(args.counters, clients)  # the 1-client baseline: 1 kiosk, 1 counter
+    database_url = databases.fresh()
+    phones = args.phones if args.displays else 0
+    # In threading mode every WebSocket holds one of the worker's threads (the same count in both variants).
+    threads = args.threads + (phones + 1 + 8 if args.displays else 0)
+    server = Instances(database_url, instances, threads, args.workers)
+    ctx = multiprocessing.get_context("spawn")
+    ready, results, go, finish = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
+    stop_at = ctx.Value("d", 0.0, lock=False)
+    procs = []
     try:
-        baseline = run(1, 1, min(args.seconds, 5), args.threads, 1, postgres, 1)
-        print(f"PostgreSQL baseline (1 client, 1 counter, 1 instance): {baseline['ops_per_s']} ops/s, "
-              f"p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms")
-        for clients in args.clients:
-            result = run(clients, args.counters, args.seconds, args.threads, 1, postgres, args.instances)
-            sqlite = run(clients, args.counters, args.seconds, args.threads, 1)
-            ratio = result["ops_per_s"] / baseline["ops_per_s"] if baseline["ops_per_s"] else 0
-            print(f"PostgreSQL, {args.instances} instances, {clients} clients + {args.counters} counters: "
-                  f"{result['ops_per_s']} ops/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
-                  f"issued {result['issued']}, called {result['called']}, duplicate labels {result['duplicates']}, "
-                  f"double calls {result['double_calls']}, client errors {result['errors']}; x{ratio:.2f} vs baseline")
-            print(f"SQLite, 1 instance, same load: {sqlite['ops_per_s']} ops/s, p50 {sqlite['p50_ms']} ms, "
-                  f"p99 {sqlite['p99_ms']} ms, duplicate labels {sqlite['duplicates']}, "
-                  f"double calls {sqlite['double_calls']}; PostgreSQL/SQLite x"
-                  f"{result['ops_per_s'] / sqlite['ops_per_s']:.2f}")
-            results.append({**result, "ratio_vs_baseline": round(ratio, 2), "sqlite_ops_per_s": sqlite["ops_per_s"],
-                            "sqlite_p50_ms": sqlite["p50_ms"], "sqlite_p99_ms": sqlite["p99_ms"],
-                            "sqlite_duplicates": sqlite["duplicates"]})
+        token = staff_token(server.bases[0])
+        counter_ids = prepare_counters(server.bases[0], token, counters)
+        tickets = issue_tickets(server.bases, databases.kiosk_token, phones) if phones else []
+        # Kiosk i and counter n go to instance i (n) modulo the instances, as a proxy spreads them;
+        # kiosks then counters are dealt round-robin to the generator processes.
+        processes = max(1, min(args.processes, clients + counters))
+        for p in range(processes):
+            kiosks = [(server.bases[i % instances], i) for i in range(clients) if i % processes == p]
+            mine = [(server.bases[n % instances], cid) for n, cid in enumerate(counter_ids)
+                    if (clients + n) % processes == p]
+            procs.append(ctx.Process(target=generator, args=(kiosks, mine, databases.kiosk_token, token, ready, go,
+                                                             stop_at, results)))
+        if listening:
+            procs.append(ctx.Process(target=listeners, args=(server.bases[0], tickets, ready, go, finish, results)))
+        for proc in procs:
+            proc.start()
+        joined = dict(ready.get(timeout=300) for _ in procs)  # {"load": threads, "listeners": sockets joined}
+        time.sleep(SETTLE_S)
+        issued_before = query(database_url, "SELECT COUNT(*) FROM ticket")
+        called_before = query(database_url, "SELECT COUNT(*) FROM ticket_event WHERE type='called'")
+        pids = server.worker_pids()
+        cpu_before = cpu_seconds(pids)
+        began = time.monotonic()
+        stop_at.value = began + args.seconds
+        go.set()
+        loads = [results.get(timeout=args.seconds + 300)[1] for _ in range(processes)]  # listeners report later
+        time.sleep(SETTLE_S)  # the pushes and background work the window's requests left behind
+        cpu_after = cpu_seconds(pids) if server.worker_pids() == pids else None  # None: a worker was replaced
+        finish.set()
+        pushes = results.get(timeout=60)[1] if listening else None
+        for proc in procs:
+            proc.join(timeout=30)
     finally:
-        postgres.stop()
-    print(json.dumps({"cores": os.cpu_count(), "baseline_ops_per_s": baseline["ops_per_s"], "runs": results}))
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        server.stop()
+
+    elapsed = max(load["ended"] for load in loads) - began
+    ordered = sorted(x for load in loads for x in load["latencies"])
+    operations = len(ordered)
+    def count(sql: str) -> int:
+        return query(database_url, sql)
+
+    result = {
+        "database": "postgresql" if databases.postgres else "sqlite", "instances": instances, "clients": clients,
+        "counters": counters, "listeners": listening, "seconds": round(elapsed, 2), "operations": operations,
+        "ops_per_s": round(operations / elapsed, 1),
+        "p50_ms": round(statistics.median(ordered) * 1000, 1) if ordered else None,
+        "p99_ms": round(ordered[min(operations - 1, int(operations * 0.99))] * 1000, 1) if ordered else None,
+        "issued": count("SELECT COUNT(*) FROM ticket") - issued_before,
+        "called": count("SELECT COUNT(*) FROM ticket_event WHERE type='called'") - called_before,
+        "duplicates": count("SELECT COALESCE(SUM(n - 1), 0) FROM "
+                            "(SELECT COUNT(*) n FROM ticket GROUP BY branch_id, local_date, label) t"),
+        "double_calls": count("SELECT COALESCE(SUM(n - 1), 0) FROM "
+                              "(SELECT COUNT(*) n FROM ticket_event WHERE type='called' GROUP BY ticket_id) t"),
+        "errors": sum(load["errors"] for load in loads),
+        "error_samples": [e for load in loads for e in load["error_samples"]][:3],
+        "server_cpu_ms_per_op": (round((cpu_after - cpu_before) * 1000 / operations, 2)
+                                 if cpu_after is not None and operations else None),
+        "client_cpu_ms_per_op": round(sum(load["cpu_s"] for load in loads) * 1000 / operations, 2) if operations else None,
+        "waiting_before": phones, "workers": args.workers, "processes": processes,
+    }
+    if listening:
+        result["listeners_joined"] = joined["listeners"]
+        result["pushes"] = pushes
+    if databases.postgres is None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    return result
+
+
+def describe(result: dict, baseline: dict | None) -> str:
+    ratio = result["ops_per_s"] / baseline["ops_per_s"] if baseline and baseline["ops_per_s"] else None
+    result["ratio_vs_1_client"] = round(ratio, 2) if ratio is not None else None
+    where = (f"{'PostgreSQL' if result['database'] == 'postgresql' else 'SQLite'}, {result['instances']} "
+             f"instance{'s' if result['instances'] > 1 else ''}, {result['clients']} client"
+             f"{'s' if result['clients'] > 1 else ''} + {result['counters']} counter{'s' if result['counters'] > 1 else ''}")
+    if result["waiting_before"]:
+        where += (f", display + {result['waiting_before']} phones" if result["listeners"]
+                  else f", no listeners ({result['waiting_before']} waiting before)")
+    cpu = result["server_cpu_ms_per_op"]
+    line = (f"{where}: {result['ops_per_s']} ops/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+            f"issued {result['issued']}, called {result['called']}, duplicate labels {result['duplicates']}, "
+            f"double calls {result['double_calls']}, client errors {result['errors']}, "
+            f"x{ratio or 0:.2f} vs 1 client, server CPU {cpu if cpu is not None else 'n/a'} ms/op "
+            f"(load generator {result['client_cpu_ms_per_op']} ms/op)")
+    if result.get("pushes"):
+        pushes = result["pushes"]
+        display = ", ".join(f"{n} {name}" for name, n in sorted(pushes["display"].items())) or "none"
+        phones = ", ".join(f"{n} {name}" for name, n in pushes["phones"].items()) or "none"
+        line += (f"; pushes received: display {display}; phones {phones}, {pushes['phones_reached']} of "
+                 f"{pushes['phones_joined']} joined phones reached (display joined: {pushes['display_joined']})")
+    if result["error_samples"]:
+        line += "\n  errors, e.g.: " + "; ".join(result["error_samples"])
+    return line
+
+
+def goal_line(runs: list[dict]) -> tuple[str, dict]:
+    target = next((r for r in runs if r["database"] == "sqlite" and r["clients"] == GOAL["clients"]
+                   and not r["waiting_before"]), None)
+    duplicates = sum(r["duplicates"] for r in runs)
+    double_calls = sum(r["double_calls"] for r in runs)
+    if target is None:
+        return (f"goal: n/a (it is judged on SQLite at {GOAL['clients']} clients without --displays); "
+                f"duplicates {duplicates}, double calls {double_calls} (all runs)"), {"met": None}
+    checks = {"ops_per_s": target["ops_per_s"] >= GOAL["ops_per_s"], "p99_ms": target["p99_ms"] < GOAL["p99_ms"],
+              "ratio": (target["ratio_vs_1_client"] or 0) >= GOAL["ratio"], "duplicates": duplicates == 0,
+              "double_calls": double_calls == 0}
+    mark = {True: "yes", False: "NO"}
+    line = (f"goal (SQLite, {GOAL['clients']} clients): {target['ops_per_s']} ops/s >= {GOAL['ops_per_s']} "
+            f"{mark[checks['ops_per_s']]}; p99 {target['p99_ms']} ms < {GOAL['p99_ms']} {mark[checks['p99_ms']]}; "
+            f"x{target['ratio_vs_1_client']} vs 1 client >= {GOAL['ratio']} {mark[checks['ratio']]}; "
+            f"duplicates {duplicates} (all runs) {mark[checks['duplicates']]}; double calls {double_calls} "
+            f"{mark[checks['double_calls']]}: {'met' if all(checks.values()) else 'not met'}")
+    return line, {**GOAL, "checks": checks, "met": all(checks.values())}
+
+
+def push_cost(runs: list[dict]) -> list[str]:
+    """With listeners against the same configuration without: what the pushes cost."""
+    lines = []
+    for loud in (r for r in runs if r["listeners"]):
+        quiet = next(r for r in runs if not r["listeners"] and all(
+            r[k] == loud[k] for k in ("database", "instances", "clients")))
+        cpu = (f"{loud['server_cpu_ms_per_op'] - quiet['server_cpu_ms_per_op']:+.2f} ms/op"
+               if loud["server_cpu_ms_per_op"] is not None and quiet["server_cpu_ms_per_op"] is not None else "n/a")
+        lines.append(f"pushes cost ({loud['database']}, {loud['instances']} instance(s), {loud['clients']} clients): "
+                     f"ops/s x{loud['ops_per_s'] / quiet['ops_per_s']:.2f}, "
+                     f"p99 x{loud['p99_ms'] / quiet['p99_ms']:.2f}, server CPU {cpu}")
+    return lines
+
+
+def run_database(args, workdir: Path, postgres, instance_counts: list[int], runs: list[dict]) -> None:
+    databases = Databases(workdir, postgres)
+    baseline = None
+    for instances in instance_counts:
+        for clients in args.clients:
+            if clients == 1 and instances > 1:
+                continue  # one client reaches one instance: the 1-instance figure
+            for listening in ((False, True) if args.displays else (False,)):
+                result = measure(databases, args, clients, instances, listening)
+                if baseline is None:
+                    baseline = result  # the first run: 1 client, 1 instance, no listeners
+                print(describe(result, baseline), flush=True)
+                runs.append(result)
+
+
+def int_list(text: str) -> list[int]:
+    return sorted({int(part) for part in text.split(",")} | {1})  # the 1 baseline is always measured, first
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", default="20",
-                        help="concurrent kiosk clients issuing tickets (PostgreSQL mode: a list, e.g. 20,50)")
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--instances", type=int, default=2, help="PostgreSQL mode: gunicorn instances")
-    parser.add_argument("--counters", type=int, default=6, help="concurrent counter clients calling next")
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int_list, default="1,20,50",
+                        help="kiosk clients issuing tickets, a list (1 is always measured: the baseline)")
+    parser.add_argument("--counters", type=int, default=6, help="counter clients calling next and finishing")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each timed window")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: also PostgreSQL, after SQLite, in the same run")
+    parser.add_argument("--instances", type=int_list, default="1,2", help="PostgreSQL: gunicorn instances, a list")
+    parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--displays", action="store_true",
+                        help="each configuration also with a display and phones joined over Socket.IO")
+    parser.add_argument("--phones", type=int, default=200, help="--displays: phones, each following its own ticket")
     parser.add_argument("--threads", type=int, default=32, help="gunicorn threads per worker")
     parser.add_argument("--workers", type=int, default=1,
-                        help="gunicorn worker processes (one per instance in production; see docs/pages/operating/deployment.md)")
+                        help="gunicorn workers per instance (one in production; see docs/pages/operating/deployment.md)")
     args = parser.parse_args()
-    args.clients = [int(c) for c in str(args.clients).split(",")]
-    if args.db == "postgresql":
-        return main_postgres(args)
-    args.clients = args.clients[0]
 
-    baseline = run(1, 1, min(args.seconds, 5), args.threads, 1)
-    print(f"baseline (1 client, 1 counter): {baseline['ops_per_s']} ops/s, p50 {baseline['p50_ms']} ms, "
-          f"p99 {baseline['p99_ms']} ms")
-    result = run(args.clients, args.counters, args.seconds, args.threads, args.workers)
-    print(f"{result['clients']} clients + {result['counters']} counters for {result['seconds']} s: "
-          f"{result['operations']} operations, {result['ops_per_s']} ops/s, p50 {result['p50_ms']} ms, "
-          f"p99 {result['p99_ms']} ms")
-    print(f"issued {result['issued']}, called {result['called']}, duplicate labels {result['duplicates']}, "
-          f"double calls {result['double_calls']}, client errors {result['errors']}")
-    ratio = result["ops_per_s"] / baseline["ops_per_s"] if baseline["ops_per_s"] else 0
-    print(f"throughput vs baseline: x{ratio:.2f} (goal: >= 300 ops/s at 20 clients, p99 < 100 ms, 0 duplicates)")
-    print(json.dumps({**result, "baseline_ops_per_s": baseline["ops_per_s"], "ratio_vs_baseline": round(ratio, 2)}))
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        run_database(args, Path(workdir), None, [1], runs)
+        if args.db == "postgresql":
+            postgres = start_postgres()
+            try:
+                run_database(args, Path(workdir), postgres, args.instances, runs)
+            finally:
+                postgres.stop()
+    for line in push_cost(runs):
+        print(line)
+    line, goal = goal_line(runs)
+    print(line)
+    print(json.dumps({"cores": os.cpu_count(), "processes": args.processes, "seconds": args.seconds,
+                      "goal": goal, "runs": runs}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Throwaway servers for the benchmarks: PostgreSQL and Redis from the binaries on this machine."""
+import importlib.util
 import os
 import shutil
 import socket
@@ -36,16 +37,22 @@ def wait_until_serving(bases: list[str], processes: list[subprocess.Popen], time
             time.sleep(0.2)
 
 
+def _test_servers():
+    """tests/servers.py, the servers the tests start, loaded under another name (this module is `servers` too)."""
+    spec = importlib.util.spec_from_file_location("test_servers", ROOT / "tests" / "servers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def start_postgres():
     """A PostgreSQL server with fsync on (real durability, a fair figure); `.stop()` removes it."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from pg_server import PostgresServer, find_binaries
-
-    bindir = find_binaries()
+    tests = _test_servers()
+    bindir = tests.find_postgres()
     if bindir is None:
         sys.exit("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
-    server = PostgresServer(bindir, max_connections=300)
-    server._run("pg_ctl", "-D", server.data, "-m", "fast", "-w", "stop")
+    server = tests.PostgresServer(bindir, max_connections=300)
+    server.halt()  # the tests' server runs with fsync off
     server._run("pg_ctl", "-D", server.data, "-l", os.path.join(server.root, "log"), "-w", "-o",
                 f"-p {server.port} -k {server.root} -c listen_addresses=127.0.0.1 -c max_connections=300", "start")
     return server
@@ -90,3 +97,18 @@ def worker_rss_mb(master_pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return round(values["VmRSS"], 1), round(values["VmHWM"], 1)
+
+
+def worker_pids(master_pid: int) -> list[int]:
+    """The worker processes of a gunicorn master (its children)."""
+    return [int(pid) for pid in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (all their threads), in seconds."""
+    ticks = 0
+    for pid in pids:
+        # /proc/<pid>/stat: the name in parentheses may hold spaces; utime and stime are fields 14 and 15
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -26,6 +26,9 @@ def from_environment(instance_path: str) -> dict:
         "QUEUE_APP_ENV": (env("QUEUE_APP_ENV") or "production").strip().lower(),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "QUEUE_APP_MESSAGE_QUEUE": env("QUEUE_APP_MESSAGE_QUEUE") or None,
+        # Live displays and phones: a branch's queue snapshot goes out at most once per this window,
+        # built after the burst of changes in it (calls are announced at once, not held back).
+        "QUEUE_APP_PUSH_DEBOUNCE_MS": int(env("QUEUE_APP_PUSH_DEBOUNCE_MS") or 250),
         # Socket.IO accepts browsers from the page's own origin; list others, comma-separated.
         "QUEUE_APP_CORS_ORIGINS": [o.strip() for o in (env("QUEUE_APP_CORS_ORIGINS") or "").split(",")
                                    if o.strip()] or None,

@@ -9,8 +9,12 @@ After each committed queue change the server pushes:
 Rooms carry numbers only; names and phone numbers never leave the server this way. Service and
 counter names come in every language (`names`); each page shows its own (live.js localName).
 
-Publishing runs on one background task fed by a queue: a burst of changes is coalesced into
-one snapshot per branch, and the REST request that made the change does not wait for it.
+Publishing runs on one background task fed by a queue, and the REST request that made the change
+does not wait for it. While no client is connected to this process (and no message queue carries
+pushes to other instances' clients) a change does not even reach the queue. `called` goes out as
+soon as the task takes the change; a branch's `queue` snapshot and its phones' `ticket` statuses
+are debounced: the branch's first change opens a window (QUEUE_APP_PUSH_DEBOUNCE_MS, 250 ms by
+default) and at its end one round is built from the state then, whatever the number of changes.
 """
 import gc
 import logging
@@ -36,6 +40,7 @@ from queue_app.tickets.models import Ticket
 
 NAMESPACE = "/live"
 FREEZE_EVERY_S = 60
+DEFAULT_DEBOUNCE_S = 0.25
 log = logging.getLogger(__name__)
 
 
@@ -84,14 +89,33 @@ class LiveNamespace(Namespace):
         return {"ok": True}
 
 
+def _anyone_connected() -> bool:
+    """A client connected to /live on this process, or a message queue (then clients of other
+    instances, invisible from here, may be listening)."""
+    manager = socketio.server.manager
+    return isinstance(manager, PubSubManager) or bool(manager.rooms.get(NAMESPACE))
+
+
 class Publisher:
     """Turns committed changes into pushes, on one background task."""
 
     def __init__(self):
         self._queue: queue.Queue = queue.Queue()
         self._started = False
+        self._debounce_s: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+        self.woken = 0  # commits handed to the task (tests: none while nobody listens)
+
+    def configure(self, engine: Engine, debounce_s: float) -> None:
+        """The snapshot window of `engine`'s branches (an app's init_app)."""
+        self._debounce_s[engine] = debounce_s
 
     def enqueue(self, changes: list[events.QueueChange], bind: Engine) -> None:
+        if not _anyone_connected():
+            # Nobody to push to: no queue, no thread switch, no session. What was last pushed to
+            # phones is forgotten, so a phone that comes back is not refused a status it lacks.
+            _last_pushed.pop(bind, None)
+            return
+        self.woken += 1
         self._queue.put((changes, bind))
         if not self._started:
             self._started = True
@@ -99,17 +123,43 @@ class Publisher:
 
     def _run(self) -> None:
         frozen_at = 0.0
+        due: dict[tuple[Engine, int], float] = {}  # (engine, branch): when its snapshot round goes out
+        held: dict[tuple[Engine, int], list[events.QueueChange]] = {}
+        taken = 0  # commits taken off the queue whose pushes are not all out (wait_idle counts them)
         while True:
-            batch = [self._queue.get()]
-            while not self._queue.empty():  # coalesce a burst into one round of pushes
-                batch.append(self._queue.get_nowait())
+            timeout = max(0.0, min(due.values()) - time.monotonic()) if due else None
             try:
-                self.publish(batch)
+                batch = [self._queue.get(timeout=timeout)]
+            except queue.Empty:
+                batch = []
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            taken += len(batch)
+            now = time.monotonic()
+            for changes, bind in batch:
+                window = self._debounce_s.get(bind, DEFAULT_DEBOUNCE_S)
+                for change in changes:
+                    key = (bind, change.branch_id)
+                    due.setdefault(key, now + window)  # trailing edge of a window opened by the first change
+                    held.setdefault(key, []).append(change)
+            try:
+                self.announce(batch)  # the display's banner is not held back by the window
             except Exception:  # a push failure must not stop later pushes
-                log.exception("publishing queue changes failed")
-            finally:
-                for _ in batch:
+                log.exception("announcing calls failed")
+            ready = [key for key, at in due.items() if at <= time.monotonic()]
+            if ready:
+                by_bind: dict[Engine, list[events.QueueChange]] = {}
+                for key in ready:
+                    del due[key]
+                    by_bind.setdefault(key[0], []).extend(held.pop(key))
+                try:
+                    self.publish(by_bind)
+                except Exception:
+                    log.exception("publishing queue changes failed")
+            if not due:
+                for _ in range(taken):
                     self._queue.task_done()
+                taken = 0
             if time.monotonic() - frozen_at > FREEZE_EVERY_S:
                 # With thousands of sockets, a full garbage-collection pass over their long-lived
                 # objects takes 150+ ms and lands on an emit; frozen objects are skipped.
@@ -117,19 +167,26 @@ class Publisher:
                 frozen_at = time.monotonic()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Until every enqueued change is pushed (graceful shutdown, tests); False on timeout."""
+        """Until every enqueued change is pushed, snapshot windows included (graceful shutdown,
+        tests); False on timeout."""
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
         return not self._queue.unfinished_tasks
 
-    def publish(self, batch: list[tuple[list[events.QueueChange], Engine]]) -> None:
-        by_bind: dict[Engine, list[events.QueueChange]] = {}
+    @staticmethod
+    def announce(batch: list[tuple[list[events.QueueChange], Engine]]) -> None:
         for changes, bind in batch:
-            by_bind.setdefault(bind, []).extend(changes)
+            calls = [change for change in changes if change.type in ("called", "recalled")]
+            if calls:
+                with Session(bind) as session:
+                    announce_calls(session, calls)
+
+    @staticmethod
+    def publish(by_bind: dict[Engine, list[events.QueueChange]]) -> None:
         for bind, changes in by_bind.items():
             with Session(bind) as session:
-                push_changes(session, changes)
+                push_snapshots(session, changes)
 
 
 def _watched_tickets() -> set[int] | None:
@@ -149,12 +206,14 @@ def _has_listeners(room: str) -> bool:
 
 
 def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
-    branches: set[int] = set()  # every waiting ticket of a changed branch may have moved
-    changed_tickets: set[int] = set()
+    """Every push the changes call for, at once (the publisher sends the two parts at different times)."""
+    announce_calls(session, changes)
+    push_snapshots(session, changes)
+
+
+def announce_calls(session: Session, changes: list[events.QueueChange]) -> None:
+    """`called` to the branch room, for each call and recall among the changes."""
     for change in changes:
-        branches.add(change.branch_id)
-        if change.ticket_id is not None:
-            changed_tickets.add(change.ticket_id)
         if change.type in ("called", "recalled"):
             branch = session.get(Branch, change.branch_id)
             socketio.emit("called", {
@@ -163,6 +222,12 @@ def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
                 "service": change.data.get("service"), "recall": change.type == "recalled",
                 "at": change.at.astimezone(branch.zone).isoformat(timespec="seconds"),
             }, to=branch_room(change.branch_id), namespace=NAMESPACE)
+
+
+def push_snapshots(session: Session, changes: list[events.QueueChange]) -> None:
+    """The changed branches' `queue` snapshots and their phones' `ticket` statuses."""
+    branches = {change.branch_id for change in changes}  # every waiting ticket of a changed branch may have moved
+    changed_tickets = {change.ticket_id for change in changes if change.ticket_id is not None}
     watched = _watched_tickets()
     last_pushed = _last_pushed.setdefault(session.get_bind(), {})
     for branch_id in branches:
@@ -266,4 +331,5 @@ def init_app(app) -> None:
     )
     socketio.on_namespace(LiveNamespace(NAMESPACE))
     with app.app_context():
+        publisher.configure(db.engine, app.config.get("QUEUE_APP_PUSH_DEBOUNCE_MS", 250) / 1000)
         events.subscribe(db.engine, publisher.enqueue)  # this app's commits, not another app's

@@ -273,10 +273,11 @@ class _Queue:
         ends = start + self._sample(service_id, uniform) * self.speed[counter]
         rows = np.flatnonzero(serve)
         self.free[rows, counter[rows]] = ends[rows]
-        # Counters with a break or an early end later today: move those ends into their shifts.
+        # Counters with a break or an early end later today: move those ends into their shifts
+        # (only needed for ends past the current window's end; most are within it).
         for index in self.shifted:
             moved = rows[counter[rows] == index]
-            if len(moved):
+            if len(moved) and ends[moved].max() >= self.state.counters[index].windows[0][1]:
                 self.free[moved, index] = _into_windows(ends[moved], self.state.counters[index].windows)
 
     def _share(self, one: int, other: int) -> bool:

@@ -13,8 +13,9 @@ that end state in process memory and extends it:
 - **Bounded staleness.** Calls, finishes, transfers, counter changes, check-ins, priority
   credits and the passing of time all change the play in ways one more step cannot. The played
   queue keeps serving for at most MAX_AGE_S after its run; once it is REFRESH_AFTER_S old, or
-  something other than a walk-in joining at the end was committed in this process, one full run
-  per branch is replayed on a background thread while the old one serves. Past MAX_AGE_S, or on
+  REORDERED_AFTER_S old after something other than a walk-in joining at the end was committed in
+  this process, one full run per branch is replayed on a background thread while the old one
+  serves. (A run costs CPU in proportion to the line, so replays are spaced, not back to back.) Past MAX_AGE_S, or on
   a new local day, or when the learned parameters changed, the issuing request plays a full run
   itself (after its transaction, as before). Calls made by other processes are seen at the next
   replay, at most REFRESH_AFTER_S later under load.
@@ -43,7 +44,8 @@ from queue_app.tickets.estimate_state import WaitingNow
 from queue_app.tickets.models import Ticket
 
 MAX_AGE_S = 1.0  # a played queue serves live requests this long after its run, no longer
-REFRESH_AFTER_S = 0.25  # replayed in the background once this old (at most four full runs a second)
+REFRESH_AFTER_S = 0.5  # replayed in the background once this old,
+REORDERED_AFTER_S = 0.2  # or this old when reordered: at most five full runs a second per branch
 log = logging.getLogger(__name__)
 
 
@@ -159,7 +161,7 @@ def refresh_if_due(engine: Engine, branch_id: int, now: datetime | None = None) 
     now = now or utcnow()
     with _registry:
         played = _played.get(engine, {}).get(branch_id)
-        if played is not None and not played.reordered and played.age_s(now) < REFRESH_AFTER_S:
+        if played is not None and played.age_s(now) < (REORDERED_AFTER_S if played.reordered else REFRESH_AFTER_S):
             return
         key = (id(engine), branch_id)
         if key in _replaying:

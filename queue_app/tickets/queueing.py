@@ -128,15 +128,15 @@ def issue_ticket(
         if contacts:
             issued.ticket.phone, issued.ticket.email = contacts.phone, contacts.email
             issued.ticket.language = language or (customer.language if customer else branch.language)
-        ticket = issued.ticket
+        ticket, branch_id = issued.ticket, branch.id
         # One more step on the branch's played queue, in this transaction (played_queue.py).
         found = played_queue.estimate_joined(session, branch, ticket, ticket.issued_at, live=live)
         if found is not None:
             _keep_estimate(ticket, found.tickets[ticket.id])
     if found is None:
         return keep_estimate_at_issue(session, issued, now)
-    if live:
-        played_queue.refresh_if_due(session.get_bind(), ticket.branch_id)
+    if live:  # branch_id read before the commit: reading the ticket now would begin a new transaction
+        played_queue.refresh_if_due(session.get_bind(), branch_id)
     return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
 
 
@@ -201,7 +201,8 @@ def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime
     """
     ticket = issued.ticket
     played = played_queue.play(session, ticket.branch, max(now, ticket.issued_at))
-    found = estimates.summarise(played.queue, ticket.branch, per_service=False)
+    with played.lock:  # other threads may already extend it
+        found = estimates.summarise(played.queue, ticket.branch, per_service=False)
     given = found.tickets.get(ticket.id)
     if given is not None and given.minutes is not None:
         with write_transaction(session):

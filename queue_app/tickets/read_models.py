@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.models import utcnow
-from queue_app.tickets import estimates, numbering, queue_order
+from queue_app.tickets import estimates, numbering, played_queue, queue_order
 from queue_app.tickets.models import Ticket, TicketEvent
 
 
@@ -52,10 +52,13 @@ def waiting_statuses(
     """ticket_status of the branch's waiting tickets (for pushes), and the estimate for a ticket
     taken now in each service (for displays).
 
-    One estimator run covers the whole branch; full statuses are built only for the tickets in
-    `only` (those someone is watching), or for all when `only` is None.
+    One estimator run covers the whole branch, and is kept as its played queue (the next tickets
+    issued join it); full statuses are built only for the tickets in `only` (those someone is
+    watching), or for all when `only` is None.
     """
-    found = estimates.estimate_branch(session, branch, now)
+    played = played_queue.play(session, branch, now or utcnow())
+    with played.lock:
+        found = estimates.summarise(played.queue, branch)
     wanted = list(found.tickets) if only is None else [i for i in only if i in found.tickets]
     statuses = {}
     if wanted:

@@ -4,7 +4,6 @@ run, and equals a full run of the longer queue at the same moment.
 Domain level on a real database (SQLite; PostgreSQL with QUEUE_APP_TEST_DATABASE=postgresql),
 explicit `now` except where the background replay on the real clock is the point.
 """
-import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -135,9 +134,10 @@ def test_an_older_played_queue_does_not_serve_an_explicit_clock(session, branch)
     assert issued.estimates.tickets[issued.ticket.id] == full_run(session, branch, later).tickets[issued.ticket.id]
 
 
-def test_a_reordered_queue_is_replayed_in_the_background(session, branch):
+def test_a_reordered_queue_is_replayed_in_the_background(session, branch, monkeypatch):
     """On the real clock: a committed call marks the kept queue reordered; the next live issue is
     still served from it (bounded staleness) and starts one replay on a background thread."""
+    monkeypatch.setattr(played_queue, "REORDERED_AFTER_S", 0.0)  # replays are spaced; not here
     queueing.issue_ticket(session, "pq", "A")
     queueing.issue_ticket(session, "pq", "A")
     assert played_queue.wait_idle(10)  # a replay the issues started would replace ours
