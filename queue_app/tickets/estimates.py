@@ -199,6 +199,8 @@ class _Queue:
                         (c.windows and math.isfinite(c.windows[-1][1]))]
         self.columns: list[np.ndarray] = [self.never] * len(state.waiting)  # call times per waiting ticket
         self.line_end: tuple | None = None  # (sort_key, id) of the last walk-in played
+        self.walk_ins: dict[int, int] = {}  # walk-ins played per service
+        self.booked = [w for w in state.waiting if w.booked]  # checked-in bookings
         booked = []
         for column, ticket in enumerate(state.waiting):
             if ticket.booked:
@@ -219,6 +221,7 @@ class _Queue:
         other = copy.copy(self)
         other.free = self.free.copy()
         other.columns = list(self.columns)
+        other.walk_ins = dict(self.walk_ins)
         other.bookings = [copy.copy(b) for b in self.bookings]
         return other
 
@@ -338,6 +341,7 @@ class _Queue:
             stays = finite
         self._occupy(counter, start, ticket.service_id, finite & stays, self.draws.uniform(VISIT, ticket.id))
         self.line_end = (ticket.sort_key, ticket.id)
+        self.walk_ins[ticket.service_id] = self.walk_ins.get(ticket.service_id, 0) + 1
 
     def play(self) -> "_Queue":
         """Every walk-in waiting now, in line order; bookings as they fall due."""

@@ -130,6 +130,7 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
                    Ticket.id > played.last_id)
             .order_by(Ticket.sort_key, Ticket.id)
         ).all()
+        column = None
         for ticket_id, service_id, sort_key, priority in rows:
             played.last_id = max(played.last_id, ticket_id)
             line_end = queue.line_end
@@ -140,18 +141,20 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
                 if ticket_id == ticket.id:
                     return None
                 continue
+            if ticket_id == ticket.id:
+                column = len(queue.columns)
+                # People ahead (queue_order.py) of a walk-in at the end of the line: every walk-in
+                # before it and the due bookings, on the services sharing a counter with its own.
+                sharing = estimates.sharing_services(queue.state)(service_id)
+                ahead = sum(queue.walk_ins.get(s, 0) for s in sharing) + sum(
+                    1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
             queue.extend(WaitingNow(ticket_id, service_id, sort_key), joined)
-        column = next((i for i, w in enumerate(queue.state.waiting) if w.id == ticket.id), None)
         if column is None:
             return None
         calls = queue.columns[column][:, None] - joined
         share, mean, low, high = (v[0] for v in estimates._summaries(calls))
-        state = queue.state
-        estimate = estimates._summarise(share, mean, low, high, ticket.service_id, state,
-                                        estimates._is_closed(state))
-        sharing = estimates.sharing_services(state)(ticket.service_id)
-        ahead = sum(1 for w in state.waiting[:column] if w.service_id in sharing and
-                    (not w.booked or queue_order.is_due(w.start_at, now)))
+        estimate = estimates._summarise(share, mean, low, high, ticket.service_id, queue.state,
+                                        estimates._is_closed(queue.state))
     return estimates.BranchEstimates({ticket.id: estimate}, {}, {ticket.id: ahead})
 
 

@@ -166,8 +166,9 @@ def add_ticket(
     segment_credit = customer_standing.priority_credit(session, branch, customer_id)
     credit = min(PRIORITY_CREDITS[priority] + segment_credit, MAX_CREDIT)
     ticket = Ticket(
-        branch_id=branch.id,
-        service_id=service.id,
+        # The related objects, not only their ids: the response reads them without loading them again.
+        branch=branch,
+        service=service,
         local_date=day,
         prefix=service.code,
         number=number,
@@ -213,6 +214,11 @@ def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime
     return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
 
 
+# An alias keeps call_next's subquery from correlating with its UPDATE; one alias for the
+# process, so the statement's compiled form is cached instead of built anew per call.
+_WAITING = aliased(Ticket, name="waiting")
+
+
 def call_next(
     session: Session, counter_id: int, *, staff_id: int | None = None, now: datetime | None = None
 ) -> Ticket | None:
@@ -238,7 +244,7 @@ def call_next(
         served = select(CounterService.service_id).where(CounterService.counter_id == counter.id)
         # One statement claims the ticket: the row lock (PostgreSQL) or the write transaction
         # taken up front (SQLite) makes it impossible for two counters to get the same one.
-        waiting = aliased(Ticket)  # an alias keeps the subquery from correlating with the UPDATE
+        waiting = _WAITING
         next_id = (
             select(waiting.id)
             .where(
