@@ -283,7 +283,7 @@ def run_lobby(engine, counter_ids, total=TOTAL_TICKETS):
                         if ticket is None:
                             return
                     else:
-                        time.sleep(0.002)  # nobody waiting yet: let the kiosks have the CPU
+                        time.sleep(0.01)  # nobody waiting yet: let the kiosks have the CPU
                         continue
                 queueing.finish(session, ticket.id)
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from flask import current_app, g, request
 from flask_login import current_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from queue_app.accounts.models import Staff
 from queue_app.core.extensions import csrf, db
@@ -19,6 +19,11 @@ class Principal:
     staff: Staff | None = None
     kiosk: KioskDevice | None = None
     error: str | None = None  # why a presented token was refused
+
+
+# Built once: every API request runs one of them.
+_STAFF_BY_ID = select(Staff).where(Staff.id == bindparam("staff_id"))
+_KIOSK_BY_TOKEN = select(KioskDevice).where(KioskDevice.token_hash == bindparam("token_hash"))
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -36,14 +41,14 @@ def _staff_from_token(token: str) -> Principal:
         return Principal(error="token_expired")
     except BadSignature:
         return Principal(error="token_invalid")
-    staff = db.session.get(Staff, data.get("s")) if isinstance(data, dict) else None
+    staff = db.session.scalar(_STAFF_BY_ID, {"staff_id": data.get("s")}) if isinstance(data, dict) else None
     if staff is None or not staff.active or staff.token_version != data.get("v"):
         return Principal(error="token_invalid")
     return Principal(staff=staff)
 
 
 def _kiosk_from_token(token: str) -> Principal:
-    device = db.session.scalar(select(KioskDevice).where(KioskDevice.token_hash == token_hash(token)))
+    device = db.session.scalar(_KIOSK_BY_TOKEN, {"token_hash": token_hash(token)})
     if device is None or not device.active:
         return Principal(error="token_invalid")
     return Principal(kiosk=device)

@@ -3,7 +3,7 @@ import re
 from datetime import date, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from queue_app.accounts.models import ROLES, Staff
@@ -127,8 +127,13 @@ def check_announcement_languages(languages) -> list:
     return list(languages)
 
 
+# Built once: every request looks a branch up by slug, and building a statement costs as much as
+# running it (SQLAlchemy caches the compiled SQL, not the statement object).
+_BRANCH_BY_SLUG = select(Branch).where(Branch.slug == bindparam("slug"))
+
+
 def get_branch(session: Session, slug: str) -> Branch:
-    branch = session.scalar(select(Branch).where(Branch.slug == slug))
+    branch = session.scalar(_BRANCH_BY_SLUG, {"slug": slug})
     if branch is None:
         raise NotFound("branch_not_found", f"No branch '{slug}'.")
     return branch

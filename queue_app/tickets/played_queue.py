@@ -31,7 +31,7 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,13 @@ MAX_AGE_S = 1.0  # a played queue serves live requests this long after its run, 
 REFRESH_AFTER_S = 0.5  # replayed in the background once this old,
 REORDERED_AFTER_S = 0.2  # or this old when reordered: at most five full runs a second per branch
 log = logging.getLogger(__name__)
+# Waiting tickets that joined after the run (built once; plain Core on the connection: hot path).
+_JOINED_SINCE = (
+    select(Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority)
+    .where(Ticket.branch_id == bindparam("branch_id"), Ticket.local_date == bindparam("day"),
+           Ticket.status == "waiting", Ticket.id > bindparam("last_id"))
+    .order_by(Ticket.sort_key, Ticket.id)
+)
 
 
 @dataclass(eq=False)
@@ -124,12 +131,8 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
     with played.lock:
         queue = played.queue
         joined = max(0.0, played.age_s(now) / MINUTE)  # minutes after the run
-        rows = session.execute(
-            select(Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority)
-            .where(Ticket.branch_id == branch.id, Ticket.local_date == played.day, Ticket.status == "waiting",
-                   Ticket.id > played.last_id)
-            .order_by(Ticket.sort_key, Ticket.id)
-        ).all()
+        rows = session.connection().execute(
+            _JOINED_SINCE, {"branch_id": branch.id, "day": played.day, "last_id": played.last_id}).all()
         column = None
         for ticket_id, service_id, sort_key, priority in rows:
             played.last_id = max(played.last_id, ticket_id)

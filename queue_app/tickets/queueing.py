@@ -19,13 +19,13 @@ due bookings are bounded by booking capacity.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.core.errors import Conflict, Invalid, NotFound
-from queue_app.core.models import utcnow
+from queue_app.core.models import UTCDateTime, utcnow
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import identity
@@ -56,20 +56,27 @@ def _now(now: datetime | None) -> datetime:
     return moment
 
 
+# Statements of the hot paths (issue, call, finish) are built once: building one costs as much as
+# running it on SQLite (SQLAlchemy caches the compiled SQL, not the statement object).
+_ACTIVE_SERVICE = select(Service).where(Service.branch_id == bindparam("branch_id"), Service.active.is_(True))
+_SERVICE_BY_ID = _ACTIVE_SERVICE.where(Service.id == bindparam("service"))
+_SERVICE_BY_CODE = _ACTIVE_SERVICE.where(Service.code == bindparam("service"))
+_TICKET_FOR_UPDATE = select(Ticket).where(Ticket.id == bindparam("ticket_id")).with_for_update(of=Ticket)
+_TICKET_BY_ID = select(Ticket).where(Ticket.id == bindparam("ticket_id")).execution_options(populate_existing=True)
+
+
 def find_service(session: Session, branch: Branch, service: str | int) -> Service:
-    query = select(Service).where(Service.branch_id == branch.id, Service.active.is_(True))
     if isinstance(service, int):
-        query = query.where(Service.id == service)
+        found = session.scalar(_SERVICE_BY_ID, {"branch_id": branch.id, "service": service})
     else:
-        query = query.where(Service.code == str(service).strip().upper())
-    found = session.scalar(query)
+        found = session.scalar(_SERVICE_BY_CODE, {"branch_id": branch.id, "service": str(service).strip().upper()})
     if found is None:
         raise NotFound("service_not_found", f"No service '{service}' at branch '{branch.slug}'.")
     return found
 
 
 def _ticket_for_update(session: Session, ticket_id: int) -> Ticket:
-    ticket = session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update(of=Ticket))
+    ticket = session.scalar(_TICKET_FOR_UPDATE, {"ticket_id": ticket_id})
     if ticket is None:
         raise NotFound("ticket_not_found", f"No ticket {ticket_id}.")
     return ticket
@@ -214,9 +221,35 @@ def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime
     return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
 
 
-# An alias keeps call_next's subquery from correlating with its UPDATE; one alias for the
-# process, so the statement's compiled form is cached instead of built anew per call.
+# call_next's statements, built once. An alias keeps the claiming subquery from correlating
+# with its UPDATE. The claim's order is queue_order.claim_order at `now`: due bookings, the
+# line, early bookings.
 _WAITING = aliased(Ticket, name="waiting")
+_NOW = bindparam("now", type_=UTCDateTime)
+_COUNTER_FOR_UPDATE = select(Counter).where(Counter.id == bindparam("counter_id")).with_for_update(of=Counter)
+_COUNTER_CURRENT = select(Ticket.label, Ticket.status).where(
+    Ticket.counter_id == bindparam("counter_id"), Ticket.status.in_(("called", "serving")))
+_CLAIM = (
+    update(Ticket)
+    .where(
+        Ticket.id == select(_WAITING.id)
+        .where(
+            _WAITING.branch_id == bindparam("claim_branch"),
+            _WAITING.status == "waiting",
+            _WAITING.local_date == bindparam("today"),
+            _WAITING.service_id.in_(
+                select(CounterService.service_id).where(CounterService.counter_id == bindparam("claim_counter"))),
+        )
+        .order_by(*queue_order.claim_order(_WAITING, _NOW))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery(),
+        Ticket.status == "waiting",
+    )
+    .values(status="called", called_at=_NOW, counter_id=bindparam("claim_counter"),
+            staff_id=bindparam("claim_staff"))
+    .returning(Ticket.id)
+)
 
 
 def call_next(
@@ -226,48 +259,27 @@ def call_next(
     now = _now(now)
     with write_transaction(session):
         # Lock the counter row so two people at one counter cannot both pass the busy check.
-        counter = session.scalar(select(Counter).where(Counter.id == counter_id).with_for_update(of=Counter))
+        counter = session.scalar(_COUNTER_FOR_UPDATE, {"counter_id": counter_id})
         if counter is None:
             raise NotFound("counter_not_found", f"No counter {counter_id}.")
         if counter.state != "open":
             raise Conflict("counter_not_open", f"Counter {counter.name} is {counter.state}; open it first.")
-        current = session.scalar(
-            select(Ticket).where(Ticket.counter_id == counter.id, Ticket.status.in_(("called", "serving")))
-        )
+        current = session.connection().execute(_COUNTER_CURRENT, {"counter_id": counter.id}).first()
         if current is not None:
             raise Conflict(
                 "counter_busy",
                 f"Counter {counter.name} still has {current.label} ({current.status}); "
                 "finish, transfer or mark it no-show first.",
             )
-        today = numbering.local_day(now, counter.branch.zone)
-        served = select(CounterService.service_id).where(CounterService.counter_id == counter.id)
         # One statement claims the ticket: the row lock (PostgreSQL) or the write transaction
         # taken up front (SQLite) makes it impossible for two counters to get the same one.
-        waiting = _WAITING
-        next_id = (
-            select(waiting.id)
-            .where(
-                waiting.branch_id == counter.branch_id,
-                waiting.status == "waiting",
-                waiting.local_date == today,
-                waiting.service_id.in_(served),
-            )
-            .order_by(*queue_order.claim_order(waiting, now))  # due bookings, line, early bookings
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claimed_id = session.execute(
-            update(Ticket)
-            .where(Ticket.id == next_id, Ticket.status == "waiting")
-            .values(status="called", called_at=now, counter_id=counter.id, staff_id=staff_id)
-            .returning(Ticket.id)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
+        claimed_id = session.connection().execute(_CLAIM, {
+            "claim_branch": counter.branch_id, "today": numbering.local_day(now, counter.branch.zone), "now": now,
+            "claim_counter": counter.id, "claim_staff": staff_id,
+        }).scalar_one_or_none()
         if claimed_id is None:
             return None
-        ticket = session.get(Ticket, claimed_id, populate_existing=True)
+        ticket = session.scalar(_TICKET_BY_ID, {"ticket_id": claimed_id})
         event_log.record(session, ticket, "called", now, counter_id=counter.id, staff_id=staff_id,
                       data={"counter": counter.name, "counter_names": dict(counter.names or {}),
                             "service": ticket.service.code})
