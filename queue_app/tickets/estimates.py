@@ -194,9 +194,9 @@ class _Queue:
                                         self.draws.uniform(REMAINING, counter.id, counter.busy_ticket)) * counter.speed
             self.free[:, index] = _into_windows(start, counter.windows)
         self.capable: dict[int, np.ndarray] = {}
-        # Counters that can call at any time from their first window on need no window arithmetic.
-        self.shifted = [i for i, c in enumerate(counters) if len(c.windows) > 1 or
-                        (c.windows and math.isfinite(c.windows[-1][1]))]
+        # Where each counter's current window ends (inf: it calls at any time from then on, no
+        # window arithmetic needed).
+        self.first_end = np.array([c.windows[0][1] if c.windows else math.inf for c in counters] or [math.inf])
         self.columns: list[np.ndarray] = [self.never] * len(state.waiting)  # call times per waiting ticket
         self.line_end: tuple | None = None  # (sort_key, id) of the last walk-in played
         self.walk_ins: dict[int, int] = {}  # walk-ins played per service
@@ -267,6 +267,9 @@ class _Queue:
         capable = self.capable_of(service_id)
         if not len(capable):
             return np.full(self.n, math.inf), np.zeros(self.n, dtype=int)
+        if len(capable) == self.free.shape[1]:  # every counter: no need to copy the columns out
+            pick = np.argmin(self.free, axis=1)
+            return self.free[self.rows, pick], pick
         free = self.free[:, capable]
         pick = np.argmin(free, axis=1)
         return free[self.rows, pick], capable[pick]
@@ -274,14 +277,14 @@ class _Queue:
     def _occupy(self, counter: np.ndarray, start: np.ndarray, service_id: int, serve: np.ndarray,
                 uniform: np.ndarray) -> None:
         ends = start + self._sample(service_id, uniform) * self.speed[counter]
-        rows = np.flatnonzero(serve)
-        self.free[rows, counter[rows]] = ends[rows]
-        # Counters with a break or an early end later today: move those ends into their shifts
-        # (only needed for ends past the current window's end; most are within it).
-        for index in self.shifted:
-            moved = rows[counter[rows] == index]
-            if len(moved) and ends[moved].max() >= self.state.counters[index].windows[0][1]:
-                self.free[moved, index] = _into_windows(ends[moved], self.state.counters[index].windows)
+        # Counters with a break or an early end later today: ends past the current window's end
+        # move into the next shift (most ends are within the current window).
+        crossing = serve & (ends >= self.first_end[counter])
+        if crossing.any():
+            for index in np.unique(counter[crossing]):
+                moved = crossing & (counter == index)
+                ends[moved] = _into_windows(ends[moved], self.state.counters[index].windows)
+        self.free[self.rows, counter] = np.where(serve, ends, self.free[self.rows, counter])
 
     def _share(self, one: int, other: int) -> bool:
         """Whether some counter serves both services."""
@@ -299,13 +302,14 @@ class _Queue:
         if booking.done.all():
             self.bookings = [b for b in self.bookings if b is not booking]
 
-    def _admit_bookings(self, service_id: int) -> None:
+    def _admit_bookings(self, service_id: int, earliest: tuple | None = None) -> bool:
         """Bookings due (booked start reached and arrived) by the time the next ticket of
-        `service_id` would be called go first, by start, as call_next would take them."""
-        changed = True
+        `service_id` would be called go first, by start, as call_next would take them. Returns
+        whether any was placed (`earliest`: the service's _earliest, when the caller has it)."""
+        changed, placed = True, False
         while changed and self.bookings:
             changed = False
-            next_call = self._earliest(service_id)[0]
+            next_call = (earliest if earliest is not None and not placed else self._earliest(service_id))[0]
             latest = float(next_call.max())
             for booking in list(self.bookings):
                 if booking.start > latest:  # sorted by start: none later is due either
@@ -316,7 +320,8 @@ class _Queue:
                 ready = ~booking.done & (due <= next_call)
                 if ready.any():
                     self._place(booking, due, ready)
-                    changed = True
+                    changed = placed = True
+        return placed
 
     def _idle_fallback(self) -> None:
         """Checked-in bookings left when no walk-in waits: called as soon as a counter is free,
@@ -327,9 +332,10 @@ class _Queue:
     def step(self, column: int, ticket: WaitingNow, joined: float = 0.0) -> None:
         """Play one walk-in, behind everyone played so far. `joined`: minutes after the run's
         `now` at which it joined (a played queue extended later); it is not called before."""
-        if self.bookings:
-            self._admit_bookings(ticket.service_id)
-        start, counter = self._earliest(ticket.service_id)
+        earliest = self._earliest(ticket.service_id)
+        if self.bookings and self._admit_bookings(ticket.service_id, earliest):
+            earliest = self._earliest(ticket.service_id)
+        start, counter = earliest
         if joined > 0:
             start = np.maximum(start, joined)
         self.columns[column] = start

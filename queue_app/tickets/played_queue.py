@@ -15,9 +15,9 @@ that end state in process memory and extends it:
   queue keeps serving for at most MAX_AGE_S after its run; once it is REFRESH_AFTER_S old, or
   REORDERED_AFTER_S old after something other than a walk-in joining at the end was committed in
   this process, one full run per branch is replayed on a background thread while the old one
-  serves. (A run costs CPU in proportion to the line, so replays are spaced, not back to back.) Past MAX_AGE_S, or on
-  a new local day, or when the learned parameters changed, the issuing request plays a full run
-  itself (after its transaction, as before). Calls made by other processes are seen at the next
+  serves: a call made here shows in new tickets' estimates within about half a second. Past
+  MAX_AGE_S, on a new local day, or when the learned parameters changed, the issuing request
+  plays a full run itself (after its transaction, as before). Calls made by other processes are seen at the next
   replay, at most REFRESH_AFTER_S later under load.
 - **Explicit clocks** (tests, the branch simulator) get no staleness at all: a played queue
   serves a request with an explicit `now` only at exactly its run's moment and only while nothing
@@ -43,9 +43,11 @@ from queue_app.tickets.estimate_learning import MINUTE, learned_for
 from queue_app.tickets.estimate_state import WaitingNow
 from queue_app.tickets.models import Ticket
 
-MAX_AGE_S = 1.0  # a played queue serves live requests this long after its run, no longer
-REFRESH_AFTER_S = 0.5  # replayed in the background once this old,
-REORDERED_AFTER_S = 0.2  # or this old when reordered: at most five full runs a second per branch
+# A full run costs about 0.1 ms per waiting ticket (50 ms at 400): replays are spaced so that a
+# long line does not spend the server's CPU replaying itself.
+MAX_AGE_S = 2.0  # a played queue serves live requests this long after its run, no longer
+REFRESH_AFTER_S = 1.0  # replayed in the background once this old,
+REORDERED_AFTER_S = 0.5  # or this old when reordered: at most two full runs a second per branch
 log = logging.getLogger(__name__)
 # Waiting tickets that joined after the run (built once; plain Core on the connection: hot path).
 _JOINED_SINCE = (
