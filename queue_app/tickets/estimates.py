@@ -197,6 +197,7 @@ class _Queue:
         # Where each counter's current window ends (inf: it calls at any time from then on, no
         # window arithmetic needed).
         self.first_end = np.array([c.windows[0][1] if c.windows else math.inf for c in counters] or [math.inf])
+        self.shifted = [i for i, end in enumerate(self.first_end) if math.isfinite(end)]
         self.columns: list[np.ndarray] = [self.never] * len(state.waiting)  # call times per waiting ticket
         self.line_end: tuple | None = None  # (sort_key, id) of the last walk-in played
         self.walk_ins: dict[int, int] = {}  # walk-ins played per service
@@ -281,9 +282,10 @@ class _Queue:
         # move into the next shift (most ends are within the current window).
         crossing = serve & (ends >= self.first_end[counter])
         if crossing.any():
-            for index in np.unique(counter[crossing]):
+            for index in self.shifted:
                 moved = crossing & (counter == index)
-                ends[moved] = _into_windows(ends[moved], self.state.counters[index].windows)
+                if moved.any():
+                    ends[moved] = _into_windows(ends[moved], self.state.counters[index].windows)
         self.free[self.rows, counter] = np.where(serve, ends, self.free[self.rows, counter])
 
     def _share(self, one: int, other: int) -> bool:
