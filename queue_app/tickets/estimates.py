@@ -277,6 +277,8 @@ class _Queue:
 
     def _occupy(self, counter: np.ndarray, start: np.ndarray, service_id: int, serve: np.ndarray,
                 uniform: np.ndarray) -> None:
+        if not serve.any():  # nobody served (no counter serves it today, or everyone gave up)
+            return
         ends = start + self._sample(service_id, uniform) * self.speed[counter]
         # Counters with a break or an early end later today: ends past the current window's end
         # move into the next shift (most ends are within the current window).

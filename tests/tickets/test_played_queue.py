@@ -28,9 +28,9 @@ def at(hour, minute=0, second=0):
 @pytest.fixture
 def branch(session):
     """Accounts (A) and Loans (L) share Desk 1, Desk 2 serves Loans only and closes at 12:00,
-    Forex (F) has Desk 3 alone; open 09:00-17:00 every day (Taipei)."""
+    Forex (F) has Desk 3 alone, no counter serves Export (X); open 09:00-17:00 every day (Taipei)."""
     catalogue.create_branch(session, "pq", "Played", "Asia/Taipei", opening_hours={d: [["09:00", "17:00"]] for d in WEEK})
-    for code, name, minutes in (("A", "Accounts", 6), ("L", "Loans", 12), ("F", "Forex", 4)):
+    for code, name, minutes in (("A", "Accounts", 6), ("L", "Loans", 12), ("F", "Forex", 4), ("X", "Export", 9)):
         catalogue.create_service(session, "pq", code, name, expected_minutes=minutes)
     catalogue.create_counter(session, "pq", "Desk 1", ["A", "L"], state="open")
     catalogue.create_counter(session, "pq", "Desk 2", ["L"], state="open").shifts = {
@@ -68,7 +68,7 @@ def test_a_walk_in_joining_is_one_step_and_equals_a_full_run(session, branch):
     busy_morning(session, now)
     played_queue.play(session, branch, now)
     kept = played_queue.played_for(session, branch.id)
-    for code in "LAFLA":
+    for code in "LAFXLA":
         issued = queueing.issue_ticket(session, "pq", code, now=now)
         # Served by the kept queue (no new full run), extended by exactly this ticket.
         assert played_queue.played_for(session, branch.id) is kept
