@@ -108,18 +108,29 @@ class _Draws:
         self.steps = np.arange(1, replications + 1, dtype=np.uint64) * _GOLDEN
         self.salt = _mix(salt)
 
-    def uniform(self, kind: int, *ident: int) -> np.ndarray:
-        """One uniform in [0, 1) per replication, the same for the same (kind, ident) every time."""
+    def _key(self, kind: int, ident: tuple[int, ...]) -> int:
         key = self.salt
         for part in (kind, *ident):
             key = _mix(key ^ _mix(part + 0x632BE59BD9B4E019))
-        x = self.steps + np.uint64(key)
+        return key
+
+    @staticmethod
+    def _finish(x: np.ndarray) -> np.ndarray:
         x ^= x >> _S30
         x *= _MIX1
         x ^= x >> _S27
         x *= _MIX2
         x ^= x >> _S31
         return (x >> _S11).astype(np.float64) * (1.0 / (1 << 53))
+
+    def uniform(self, kind: int, *ident: int) -> np.ndarray:
+        """One uniform in [0, 1) per replication, the same for the same (kind, ident) every time."""
+        return self._finish(self.steps + np.uint64(self._key(kind, ident)))
+
+    def uniforms(self, kind: int, idents: list[int]) -> np.ndarray:
+        """`uniform(kind, i)` for each i, as rows of one matrix (one vectorised pass for a run)."""
+        keys = np.array([self._key(kind, (i,)) for i in idents], dtype=np.uint64)
+        return self._finish(keys[:, None] + self.steps[None, :])
 
 
 def _pick(sample: np.ndarray, uniform: np.ndarray) -> np.ndarray:
@@ -333,9 +344,11 @@ class _Queue:
         for booking in [b for b in self.bookings if b.column is not None]:
             self._place(booking, booking.arrival, ~booking.done)
 
-    def step(self, column: int, ticket: WaitingNow, joined: float = 0.0) -> None:
+    def step(self, column: int, ticket: WaitingNow, joined: float = 0.0, draws: tuple | None = None) -> None:
         """Play one walk-in, behind everyone played so far. `joined`: minutes after the run's
-        `now` at which it joined (a played queue extended later); it is not called before."""
+        `now` at which it joined (a played queue extended later); it is not called before.
+        `draws`: its (visit, patience) uniforms when the caller drew them for many at once."""
+        visit, patience = draws or (None, None)
         earliest = self._earliest(ticket.service_id)
         if self.bookings and self._admit_bookings(ticket.service_id, earliest):
             earliest = self._earliest(ticket.service_id)
@@ -346,18 +359,24 @@ class _Queue:
         finite = np.isfinite(start)
         rate = self.learned.patience_rate
         if rate > 0:
-            stays = -np.log1p(-self.draws.uniform(PATIENCE, ticket.id)) / rate >= start - joined
+            if patience is None:
+                patience = self.draws.uniform(PATIENCE, ticket.id)
+            stays = -np.log1p(-patience) / rate >= start - joined
         else:
             stays = finite
-        self._occupy(counter, start, ticket.service_id, finite & stays, self.draws.uniform(VISIT, ticket.id))
+        if visit is None:
+            visit = self.draws.uniform(VISIT, ticket.id)
+        self._occupy(counter, start, ticket.service_id, finite & stays, visit)
         self.line_end = (ticket.sort_key, ticket.id)
         self.walk_ins[ticket.service_id] = self.walk_ins.get(ticket.service_id, 0) + 1
 
     def play(self) -> "_Queue":
         """Every walk-in waiting now, in line order; bookings as they fall due."""
-        for column, ticket in enumerate(self.state.waiting):
-            if not ticket.booked:
-                self.step(column, ticket)
+        line = [(column, ticket) for column, ticket in enumerate(self.state.waiting) if not ticket.booked]
+        ids = [ticket.id for _, ticket in line]
+        visits, patience = self.draws.uniforms(VISIT, ids), self.draws.uniforms(PATIENCE, ids)
+        for row, (column, ticket) in enumerate(line):
+            self.step(column, ticket, draws=(visits[row], patience[row]))
         return self
 
     def extend(self, ticket: WaitingNow, joined: float = 0.0) -> int:
