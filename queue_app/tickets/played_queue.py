@@ -47,7 +47,8 @@ from queue_app.tickets.models import Ticket
 # long line does not spend the server's CPU replaying itself.
 MAX_AGE_S = 2.0  # a played queue serves live requests this long after its run, no longer
 REFRESH_AFTER_S = 1.0  # replayed in the background once this old,
-REORDERED_AFTER_S = 0.5  # or this old when reordered: at most two full runs a second per branch
+REORDERED_AFTER_S = 0.5  # or this old when reordered: at most two full runs a second per branch,
+REPLAY_COST_SHARE = 10  # and no sooner than ten times the last run's CPU time
 log = logging.getLogger(__name__)
 # Waiting tickets that joined after the run (built once; plain Core on the connection: hot path).
 _JOINED_SINCE = (
@@ -65,6 +66,7 @@ class PlayedQueue:
     built_at: datetime  # the run's `now`
     queue: "estimates._Queue"
     last_id: int  # the highest waiting ticket id played; newer ones are picked up by id
+    cost_s: float = 0.0  # CPU seconds the run took
     reordered: bool = False  # something other than a walk-in joining at the end, committed since
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,9 +100,11 @@ def forget(engine: Engine | None = None) -> None:
 
 def play(session: Session, branch: Branch, now: datetime) -> PlayedQueue:
     """A full run, kept as the branch's played queue (replacing an older one, never a newer one)."""
+    began = time.thread_time()
     queue = estimates.play_branch(session, branch, now)
     played = PlayedQueue(branch.id, numbering.local_day(now, branch.zone), now, queue,
-                         max((w.id for w in queue.state.waiting), default=0))
+                         max((w.id for w in queue.state.waiting), default=0),
+                         cost_s=time.thread_time() - began)
     with _registry:
         kept = _played.setdefault(_engine(session), {})
         current = kept.get(branch.id)
@@ -163,13 +167,22 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
     return estimates.BranchEstimates({ticket.id: estimate}, {}, {ticket.id: ahead})
 
 
+def _replay_after(played: PlayedQueue) -> float:
+    """Seconds after its run a played queue is replayed: REFRESH_AFTER_S; after a reorder sooner,
+    but not before ten times the run's own cost (at most a tenth of a core for replays of a long
+    line), and never later than REFRESH_AFTER_S."""
+    if not played.reordered:
+        return REFRESH_AFTER_S
+    return min(REFRESH_AFTER_S, max(REORDERED_AFTER_S, REPLAY_COST_SHARE * played.cost_s))
+
+
 def refresh_if_due(engine: Engine, branch_id: int, now: datetime | None = None) -> None:
     """Start a background replay of the branch if its played queue is old or reordered (live
     requests only; one replay per branch at a time)."""
     now = now or utcnow()
     with _registry:
         played = _played.get(engine, {}).get(branch_id)
-        if played is not None and played.age_s(now) < (REORDERED_AFTER_S if played.reordered else REFRESH_AFTER_S):
+        if played is not None and played.age_s(now) < _replay_after(played):
             return
         key = (id(engine), branch_id)
         if key in _replaying:
