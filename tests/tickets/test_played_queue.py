@@ -171,3 +171,17 @@ def test_same_queue_same_figures():
     longer = estimates._Queue(state([(1, 1), (2, 1), (3, 2), (4, 2)]), learned, 300).run().call
     assert (once == again).all()
     assert (longer[:, :3] == once).all()
+
+
+def test_replays_are_spaced_by_their_own_cost(session, branch):
+    """A reorder brings the replay forward, but a long line's costly run is not repeated back to
+    back: no sooner than ten times its CPU time, never later than the plain refresh."""
+    kept = played_queue.play(session, branch, at(10, 0))
+    assert played_queue._replay_after(kept) == played_queue.REFRESH_AFTER_S
+    kept.reordered = True
+    kept.cost_s = 0.005  # a short line
+    assert played_queue._replay_after(kept) == played_queue.REORDERED_AFTER_S
+    kept.cost_s = 0.08  # 800 waiting
+    assert played_queue._replay_after(kept) == pytest.approx(0.8)
+    kept.cost_s = 0.5
+    assert played_queue._replay_after(kept) == played_queue.REFRESH_AFTER_S
