@@ -138,6 +138,7 @@ def test_a_reordered_queue_is_replayed_in_the_background(session, branch, monkey
     """On the real clock: a committed call marks the kept queue reordered; the next live issue is
     still served from it (bounded staleness) and starts one replay on a background thread."""
     monkeypatch.setattr(played_queue, "REORDERED_AFTER_S", 0.0)  # replays are spaced; not here
+    monkeypatch.setattr(played_queue, "REPLAY_COST_SHARE", 0)
     queueing.issue_ticket(session, "pq", "A")
     queueing.issue_ticket(session, "pq", "A")
     assert played_queue.wait_idle(10)  # a replay the issues started would replace ours
