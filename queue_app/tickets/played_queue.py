@@ -89,6 +89,12 @@ def played_for(session: Session, branch_id: int) -> PlayedQueue | None:
         return _played.get(_engine(session), {}).get(branch_id)
 
 
+def drop(engine: Engine, branch_id: int) -> None:
+    """Drop one branch's kept queue (it played a ticket whose transaction then rolled back)."""
+    with _registry:
+        _played.get(engine, {}).pop(branch_id, None)
+
+
 def forget(engine: Engine | None = None) -> None:
     """Drop kept queues (of one database, or all): tests that rewrite history between runs."""
     with _registry:

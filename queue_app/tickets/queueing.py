@@ -122,24 +122,31 @@ def issue_ticket(
         raise Invalid("priority_not_allowed",
                       "Priority tickets are given by staff or at the branch's kiosk; ask there.",
                       {"priority": ["Only normal for remote tickets."]})
-    with write_transaction(session):
-        branch = get_branch(session, branch_slug)
-        svc = find_service(session, branch, service)
-        if not svc.walk_in_enabled:
-            raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
-        # Typed contacts link a record for history and carry this ticket's messages (identity.py).
-        contacts = identity.typed(phone, email, branch.country)
-        customer = identity.link(session, contacts, language=language or branch.language, now=now)
-        issued = add_ticket(session, branch, svc, priority=priority, customer_id=customer.id if customer else None,
-                            kiosk_id=kiosk_id, effective_at=now, now=now, live=live)
-        if contacts:
-            issued.ticket.phone, issued.ticket.email = contacts.phone, contacts.email
-            issued.ticket.language = language or (customer.language if customer else branch.language)
-        ticket, branch_id = issued.ticket, branch.id
-        # One more step on the branch's played queue, in this transaction (played_queue.py).
-        found = played_queue.estimate_joined(session, branch, ticket, ticket.issued_at, live=live)
-        if found is not None:
-            _keep_estimate(ticket, found.tickets[ticket.id])
+    found = None
+    try:
+        with write_transaction(session):
+            branch = get_branch(session, branch_slug)
+            svc = find_service(session, branch, service)
+            if not svc.walk_in_enabled:
+                raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
+            # Typed contacts link a record for history and carry this ticket's messages (identity.py).
+            contacts = identity.typed(phone, email, branch.country)
+            customer = identity.link(session, contacts, language=language or branch.language, now=now)
+            issued = add_ticket(session, branch, svc, priority=priority,
+                                customer_id=customer.id if customer else None,
+                                kiosk_id=kiosk_id, effective_at=now, now=now, live=live)
+            if contacts:
+                issued.ticket.phone, issued.ticket.email = contacts.phone, contacts.email
+                issued.ticket.language = language or (customer.language if customer else branch.language)
+            ticket, branch_id = issued.ticket, branch.id
+            # One more step on the branch's played queue, in this transaction (played_queue.py).
+            found = played_queue.estimate_joined(session, branch, ticket, ticket.issued_at, live=live)
+            if found is not None:
+                _keep_estimate(ticket, found.tickets[ticket.id])
+    except BaseException:
+        if found is not None:  # the kept queue played a ticket that was rolled back: drop it
+            played_queue.drop(session.get_bind(), branch_id)
+        raise
     if found is None:
         return keep_estimate_at_issue(session, issued, now)
     if live:  # branch_id read before the commit: reading the ticket now would begin a new transaction
