@@ -69,6 +69,14 @@ class PlayedQueue:
     cost_s: float = 0.0  # CPU seconds the run took
     reordered: bool = False  # something other than a walk-in joining at the end, committed since
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The walk-ins played and still waiting as far as this process knows, and per service those
+    # played who have since been called or left: people ahead of a new ticket are counted without
+    # them at once, not at the next replay.
+    walk_in_ids: set[int] = field(default_factory=set)
+    left: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.walk_in_ids.update(w.id for w in self.queue.state.waiting if not w.booked)
 
     def age_s(self, now: datetime) -> float:
         return (now - self.built_at).total_seconds()
@@ -161,9 +169,10 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
                 # People ahead (queue_order.py) of a walk-in at the end of the line: every walk-in
                 # before it and the due bookings, on the services sharing a counter with its own.
                 sharing = estimates.sharing_services(queue.state)(service_id)
-                ahead = sum(queue.walk_ins.get(s, 0) for s in sharing) + sum(
+                ahead = sum(queue.walk_ins.get(s, 0) - played.left.get(s, 0) for s in sharing) + sum(
                     1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
             queue.extend(WaitingNow(ticket_id, service_id, sort_key), joined)
+            played.walk_in_ids.add(ticket_id)
         if column is None:
             return None
         calls = queue.columns[column][:, None] - joined
@@ -231,5 +240,11 @@ def on_changes(changes: list[QueueChange], engine: Engine) -> None:
             if change.type == "issued":
                 continue  # picked up by id at the next issue, which sees whether it goes at the end
             played = kept.get(change.branch_id)
-            if played is not None:
-                played.reordered = True
+            if played is None:
+                continue
+            played.reordered = True
+            if change.ticket_id in played.walk_in_ids and (change.status != "waiting" or change.type == "transferred"):
+                with played.lock:
+                    played.walk_in_ids.discard(change.ticket_id)
+                    service_id = change.data.get("from_service", change.service_id)
+                    played.left[service_id] = played.left.get(service_id, 0) + 1

@@ -16,7 +16,7 @@ from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
 from queue_app.core.models import utcnow
-from queue_app.tickets import estimate_learning, estimates, played_queue, queueing
+from queue_app.tickets import estimate_learning, estimates, played_queue, queue_order, queueing
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -208,3 +208,21 @@ def test_a_rolled_back_issue_leaves_no_ticket_in_the_played_queue(session, branc
     issued = queueing.issue_ticket(session, "pq", "A", now=now)
     assert kept.queue is not played_queue.played_for(session, branch.id).queue
     assert issued.estimates.tickets[issued.ticket.id] == full_run(session, branch, now).tickets[issued.ticket.id]
+
+
+def test_people_ahead_at_issue_leave_out_who_was_called_since_the_run(session, branch, monkeypatch):
+    """On the real clock a kept queue serves for a while after calls; the people ahead printed on
+    the new ticket must still leave out those called meanwhile (in this process), as the queue
+    order's own count does."""
+    monkeypatch.setattr(played_queue, "REFRESH_AFTER_S", 60.0)  # no replay may hide the point
+    monkeypatch.setattr(played_queue, "REORDERED_AFTER_S", 60.0)
+    for code in "ALLA":
+        queueing.issue_ticket(session, "pq", code)
+    assert played_queue.wait_idle(10)
+    kept = played_queue.play(session, branch, utcnow())
+    queueing.call_next(session, desk(session, "Desk 1"))  # takes an A or an L
+    queueing.call_next(session, desk(session, "Desk 2"))  # takes an L
+    issued = queueing.issue_ticket(session, "pq", "L")
+    assert played_queue.played_for(session, branch.id) is kept  # served by the kept queue
+    assert issued.estimates.ahead[issued.ticket.id] == 2
+    assert issued.estimates.ahead[issued.ticket.id] == queue_order.count_ahead(session, issued.ticket, utcnow())
