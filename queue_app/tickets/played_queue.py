@@ -49,6 +49,7 @@ MAX_AGE_S = 2.0  # a played queue serves live requests this long after its run, 
 REFRESH_AFTER_S = 1.0  # replayed in the background once this old,
 REORDERED_AFTER_S = 0.5  # or this old when reordered: at most two full runs a second per branch,
 REPLAY_COST_SHARE = 10  # and no sooner than ten times the last run's CPU time
+FORGET_AFTER_S = 60.0  # kept queues of branches without a run for this long are dropped
 log = logging.getLogger(__name__)
 # Waiting tickets that joined after the run (built once; plain Core on the connection: hot path).
 _JOINED_SINCE = (
@@ -124,6 +125,10 @@ def play(session: Session, branch: Branch, now: datetime) -> PlayedQueue:
         current = kept.get(branch.id)
         if current is None or current.built_at <= now:
             kept[branch.id] = played
+        # A queue this old never serves again; it holds a few KB per waiting ticket, so quiet
+        # branches do not keep theirs.
+        for branch_id in [b for b, other in kept.items() if other.age_s(now) > FORGET_AFTER_S]:
+            del kept[branch_id]
     return played
 
 

@@ -226,3 +226,16 @@ def test_people_ahead_at_issue_leave_out_who_was_called_since_the_run(session, b
     assert played_queue.played_for(session, branch.id) is kept  # served by the kept queue
     assert issued.estimates.ahead[issued.ticket.id] == 2
     assert issued.estimates.ahead[issued.ticket.id] == queue_order.count_ahead(session, issued.ticket, utcnow())
+
+
+def test_a_quiet_branchs_played_queue_is_not_kept(session, branch):
+    """Memory: a played queue holds its replications per waiting ticket; one that can never serve
+    again (no run for a minute) is dropped when another branch plays."""
+    catalogue.create_branch(session, "pq2", "Other", "Asia/Taipei", opening_hours={d: [["09:00", "17:00"]] for d in WEEK})
+    other = catalogue.get_branch(session, "pq2")
+    played_queue.play(session, branch, at(10, 0))
+    played_queue.play(session, other, at(10, 0, 30))
+    assert played_queue.played_for(session, branch.id) is not None
+    played_queue.play(session, other, at(10, 2))
+    assert played_queue.played_for(session, branch.id) is None
+    assert played_queue.played_for(session, other.id) is not None
