@@ -216,6 +216,7 @@ def test_people_ahead_at_issue_leave_out_who_was_called_since_the_run(session, b
     order's own count does."""
     monkeypatch.setattr(played_queue, "REFRESH_AFTER_S", 60.0)  # no replay may hide the point
     monkeypatch.setattr(played_queue, "REORDERED_AFTER_S", 60.0)
+    monkeypatch.setattr(played_queue, "MAX_AGE_S", 60.0)  # a slow machine must not make it play in full
     for code in "ALLA":
         queueing.issue_ticket(session, "pq", code)
     assert played_queue.wait_idle(10)
