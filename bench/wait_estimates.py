@@ -1,8 +1,9 @@
 """How good are the wait estimates? The product's estimator against the naive rule and an oracle.
 
-    python bench/wait_estimates.py [--days 40] [--seed 1] [--scenarios DIR]
+    python bench/wait_estimates.py [--days 40] [--seed 1] [--scenarios DIR ...] [--only NAME] [--no-oracle]
 
-Runs each scenario of ../shared/scenarios/ through the branch simulator (the real product on a
+Runs each scenario family (by default every file of ../shared/scenarios/ and of bench/scenarios/;
+`--scenarios DIR`, repeatable, replaces those) through the branch simulator (the real product on a
 real SQLite file, simulated clock). For every walk-in it records, at issue time:
 
 - the product's estimate (the one stored on the ticket and shown to the customer);
@@ -13,10 +14,12 @@ real SQLite file, simulated clock). For every walk-in it records, at issue time:
 
 Scored on walk-ins who were served (their real wait is known): MSE, MAE, bias, the same by real
 wait band (0-5, 5-15, 15+ minutes), and how often the 80 % range held the real wait among those
-who waited at all. The last line is one JSON object with the ratios per scenario.
+who waited at all. After the tables, one summary line per family; the last line is one JSON
+object with the figures per family.
 
 The oracle plays the queue forward with the product's own engine (ticket-order dispatch), which is
-exact for these scenarios' counters (all serve every service) and bookings; it differs from the
+exact for the shared scenarios' counters (all serve every service) and bookings (with specialised
+counters it is the product's engine, not necessarily the truth); it differs from the
 product only in knowing the true parameters. Baseline and oracle are measured in the same run.
 """
 import argparse
@@ -68,6 +71,9 @@ class _Random:
     def lognormvariate(self, mu, sigma):
         return self.rng.lognormal(mu, sigma)
 
+    def random(self):  # the long-visit mixture's coin
+        return self.rng.random()
+
 
 def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = True) -> dict:
     scenario = load_scenario(scenario_path)
@@ -114,7 +120,8 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
     everyone = np.ones(len(actual), dtype=bool)
     print(f"\n{scenario.name}: {len(records)} walk-ins, {len(served)} served, {time.time() - started:.0f} s")
     print(f"{'':10}{'band':>6}{'n':>6}{'MSE':>9}{'RMSE':>8}{'MAE':>8}{'bias':>8}")
-    for name, estimate in (("product", product), ("naive", naive), ("oracle", oracle)):
+    shown = (("product", product), ("naive", naive), ("oracle", oracle))
+    for name, estimate in shown if with_oracle else shown[:2]:
         for band, lo, hi in (("all", 0, math.inf), *BANDS):
             mask = everyone if band == "all" else (actual >= lo) & (actual < hi)
             s = scores(estimate, mask)
@@ -128,7 +135,8 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
     return {
         "walk_ins_served": len(served),
         "mse_vs_naive": round(scores(product, everyone)["mse"] / scores(naive, everyone)["mse"], 3),
-        "mse_vs_oracle": round(scores(product, everyone)["mse"] / scores(oracle, everyone)["mse"], 3),
+        "mse_vs_oracle": round(scores(product, everyone)["mse"] / scores(oracle, everyone)["mse"], 3)
+        if with_oracle else None,
         "mse_vs_naive_15plus": round(scores(product, big)["mse"] / scores(naive, big)["mse"], 3) if big.any() else None,
         "bias_minutes": round(scores(product, everyone)["bias"], 3),
         "coverage80": round(coverage, 3),
@@ -137,19 +145,29 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", type=Path, default=ROOT.parent / "shared" / "scenarios")
+    parser.add_argument("--scenarios", type=Path, action="append",
+                        help="a folder of scenario files; repeatable (default: ../shared/scenarios and bench/scenarios)")
     parser.add_argument("--days", type=int, default=None, help="open days per scenario (default: the scenario's)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", help="run one scenario by file stem, e.g. nominal")
-    parser.add_argument("--no-oracle", action="store_true", help="skip the oracle (faster; its ratio is then meaningless)")
+    parser.add_argument("--no-oracle", action="store_true", help="skip the oracle (faster; its ratio is then null)")
     args = parser.parse_args()
     import logging
 
     logging.disable(logging.INFO)
-    paths = sorted(p for p in args.scenarios.glob("*.json") if not args.only or p.stem == args.only)
+    folders = args.scenarios or [ROOT.parent / "shared" / "scenarios", ROOT / "bench" / "scenarios"]
+    paths = [p for folder in folders for p in sorted(folder.glob("*.json")) if not args.only or p.stem == args.only]
     if not paths:
-        sys.exit(f"no scenario files in {args.scenarios}")
+        sys.exit(f"no scenario files{' named ' + args.only if args.only else ''} in {', '.join(map(str, folders))}")
+    stems = [p.stem for p in paths]
+    if len(set(stems)) < len(stems):  # the JSON line is keyed by family name
+        sys.exit(f"two scenario files share a name: {sorted({s for s in stems if stems.count(s) > 1})}")
     results = {path.stem: run(path, args.days, args.seed, not args.no_oracle) for path in paths}
+    print()
+    for name, figures in results.items():
+        print(f"{name:24} MSE vs naive {figures['mse_vs_naive']}, 15+ {figures['mse_vs_naive_15plus']}, "
+              f"bias {figures['bias_minutes']:+.2f} min, coverage {figures['coverage80']}, "
+              f"vs oracle {figures['mse_vs_oracle']}, n {figures['walk_ins_served']}")
     print(json.dumps(results))
 
 

@@ -58,12 +58,28 @@ class ServiceSpec:
     distribution: str
     walk_in_share: float
     appointment_share: float
+    # Optional rare long visits: (share, mean minutes, cv), lognormal; None for none. The extra
+    # draw happens only when set, so scenarios without it draw exactly as before.
+    long_visits: tuple[float, float, float] | None = None
+
+    @property
+    def overall_mean_minutes(self) -> float:
+        if self.long_visits is None:
+            return self.mean_minutes
+        share, mean, _ = self.long_visits
+        return (1 - share) * self.mean_minutes + share * mean
 
     def draw(self, rng: random.Random) -> float:
+        if self.long_visits is not None and rng.random() < self.long_visits[0]:
+            return _lognormal(rng, self.long_visits[1], self.long_visits[2])
         if self.distribution == "exponential":
             return rng.expovariate(1 / self.mean_minutes)
-        sigma = math.sqrt(math.log(1 + self.cv ** 2))
-        return rng.lognormvariate(math.log(self.mean_minutes) - sigma ** 2 / 2, sigma)
+        return _lognormal(rng, self.mean_minutes, self.cv)
+
+
+def _lognormal(rng: random.Random, mean: float, cv: float) -> float:
+    sigma = math.sqrt(math.log(1 + cv ** 2))
+    return rng.lognormvariate(math.log(mean) - sigma ** 2 / 2, sigma)
 
 
 @dataclass(frozen=True)
@@ -116,7 +132,7 @@ class Scenario:
     def mean_service_minutes(self) -> float:
         """Mean visit length over the walk-in mix (the naive rule's figure)."""
         total = sum(s.walk_in_share for s in self.services) or 1
-        return sum(s.mean_minutes * s.walk_in_share for s in self.services) / total
+        return sum(s.overall_mean_minutes * s.walk_in_share for s in self.services) / total
 
 
 def _field(data: dict, name: str, kind, where: str = ""):
@@ -135,6 +151,26 @@ def _clock(value, where: str) -> time:
         return time.fromisoformat(value)
     except (TypeError, ValueError):
         raise ScenarioError(f"{where}: expected a local time like 09:00, got {value!r}") from None
+
+
+def _long_visits(raw: dict, where: str) -> tuple[float, float, float] | None:
+    """`long_visits: {"share", "mean_minutes", "cv"}`: a share of visits drawn from a second,
+    longer lognormal (a mixture with rare very long visits)."""
+    spec = raw.get("long_visits")
+    if spec is None:
+        return None
+    where += "long_visits."
+    if not isinstance(spec, dict):
+        raise ScenarioError(f"{where[:-1]}: expected an object with share, mean_minutes, cv, got {spec!r}")
+    share, mean = _field(spec, "share", float, where), _field(spec, "mean_minutes", float, where)
+    cv = _field(spec, "cv", float, where) if "cv" in spec else 1.0
+    if not 0 < share < 1:
+        raise ScenarioError(f"{where}share: must be between 0 and 1 (exclusive), got {share}")
+    if mean <= 0:
+        raise ScenarioError(f"{where}mean_minutes: must be positive")
+    if cv <= 0:
+        raise ScenarioError(f"{where}cv: must be positive")
+    return share, mean, cv
 
 
 def parse_scenario(data: dict) -> Scenario:
@@ -161,7 +197,7 @@ def parse_scenario(data: dict) -> Scenario:
         services.append(ServiceSpec(
             _field(raw, "code", str, where), raw.get("name") or raw["code"], mean,
             float(raw.get("cv", 1.0)), distribution, float(raw.get("walk_in_share", 0)),
-            float(raw.get("appointment_share", 0)),
+            float(raw.get("appointment_share", 0)), _long_visits(raw, where),
         ))
     if not services:
         raise ScenarioError("services: at least one is needed")
