@@ -466,6 +466,13 @@ def sharing_services(state: BranchNow) -> Callable[[int], set[int]]:
     return sharing
 
 
+def estimate_of(queue: _Queue, column: int, service_id: int, later: float = 0.0) -> Estimate:
+    """One ticket's estimate from its column of a played queue, `later` minutes after the run."""
+    calls = queue.columns[column][:, None] - later
+    share, mean, low, high = (v[0] for v in _summaries(calls))
+    return _summarise(share, mean, low, high, service_id, queue.state, _is_closed(queue.state))
+
+
 def play_branch(session: Session, branch: Branch, now: datetime, *, replications: int = REPLICATIONS,
                 seed: int | None = None, learned: Learned | None = None) -> _Queue:
     """A full run: the branch's state now, every walk-in played (see _Queue.play)."""

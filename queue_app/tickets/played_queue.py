@@ -180,10 +180,7 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
             played.walk_in_ids.add(ticket_id)
         if column is None:
             return None
-        calls = queue.columns[column][:, None] - joined
-        share, mean, low, high = (v[0] for v in estimates._summaries(calls))
-        estimate = estimates._summarise(share, mean, low, high, ticket.service_id, queue.state,
-                                        estimates._is_closed(queue.state))
+        estimate = estimates.estimate_of(queue, column, ticket.service_id, joined)
     return estimates.BranchEstimates({ticket.id: estimate}, {}, {ticket.id: ahead})
 
 

@@ -5,9 +5,9 @@ Domain level on a real database (SQLite; PostgreSQL with QUEUE_APP_TEST_DATABASE
 explicit `now` except where the background replay on the real clock is the point.
 """
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import TAIPEI, WEEK
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -17,9 +17,6 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
 from queue_app.core.models import utcnow
 from queue_app.tickets import estimate_learning, estimates, played_queue, queue_order, queueing
-
-TAIPEI = ZoneInfo("Asia/Taipei")
-WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def at(hour, minute=0, second=0):
