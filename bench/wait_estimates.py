@@ -1,10 +1,14 @@
 """How good are the wait estimates? The product's estimator against the naive rule and an oracle.
 
-    python bench/wait_estimates.py [--days 40] [--seed 1] [--scenarios DIR ...] [--only NAME] [--no-oracle]
+    python bench/wait_estimates.py [--days 40] [--seed 1] [--history 7] [--scenarios DIR ...] [--only NAME]
+                                   [--no-oracle] [--no-calibration]
 
 Runs each scenario family (by default every file of ../shared/scenarios/ and of bench/scenarios/;
 `--scenarios DIR`, repeatable, replaces those) through the branch simulator (the real product on a
-real SQLite file, simulated clock). For every walk-in it records, at issue time:
+real SQLite file, simulated clock), after `--history` unreported open days so the branch has the
+history a running branch has (learned visit lengths, and the calibration of its estimates,
+estimate_calibration.py; `--history 0` starts from nothing). For every walk-in it records, at
+issue time:
 
 - the product's estimate (the one stored on the ticket and shown to the customer);
 - the naive rule: (people ahead + 1) x mean service time / open counters serving the service;
@@ -35,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from queue_app.demo.simulation import load_scenario, simulate  # noqa: E402
-from queue_app.tickets import estimate_learning, estimates  # noqa: E402
+from queue_app.tickets import estimate_calibration, estimate_learning, estimates  # noqa: E402
 
 BANDS = (("0-5", 0, 5), ("5-15", 5, 15), ("15+", 15, math.inf))
 ORACLE_REPLICATIONS = 400
@@ -75,7 +79,7 @@ class _Random:
         return self.rng.random()
 
 
-def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = True) -> dict:
+def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = True, history: int = 7) -> dict:
     scenario = load_scenario(scenario_path)
     naive_mean = scenario.mean_service_minutes()
     rng = np.random.default_rng(seed)
@@ -101,7 +105,7 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
         print(f"  {scenario.name}: day {index}/{total} {day.day} tickets {day.tickets} "
               f"({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    simulate(scenario, seed, None, days=days, progress=progress, observer=observe)
+    simulate(scenario, seed, None, days=days, progress=progress, observer=observe, history_days=history)
     served = [(row, oracle) for row, oracle in records
               if not row["abandoned"] and row["actual_wait_minutes"] is not None
               and row["estimate_minutes"] is not None and oracle is not None]
@@ -151,6 +155,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", help="run one scenario by file stem, e.g. nominal")
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle (faster; its ratio is then null)")
+    parser.add_argument("--history", type=int, default=7, help="unreported open days played first (default 7)")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="the estimator's own figures, without the branch's calibration (for comparison)")
     args = parser.parse_args()
     import logging
 
@@ -162,7 +169,9 @@ def main() -> None:
     stems = [p.stem for p in paths]
     if len(set(stems)) < len(stems):  # the JSON line is keyed by family name
         sys.exit(f"two scenario files share a name: {sorted({s for s in stems if stems.count(s) > 1})}")
-    results = {path.stem: run(path, args.days, args.seed, not args.no_oracle) for path in paths}
+    if args.no_calibration:
+        estimate_calibration.CALIBRATE = False
+    results = {path.stem: run(path, args.days, args.seed, not args.no_oracle, args.history) for path in paths}
     print()
     for name, figures in results.items():
         print(f"{name:24} MSE vs naive {figures['mse_vs_naive']}, 15+ {figures['mse_vs_naive_15plus']}, "

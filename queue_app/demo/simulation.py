@@ -61,6 +61,9 @@ class ServiceSpec:
     # Optional rare long visits: (share, mean minutes, cv), lognormal; None for none. The extra
     # draw happens only when set, so scenarios without it draw exactly as before.
     long_visits: tuple[float, float, float] | None = None
+    # What the branch has configured as the service's minutes (the estimator's prior while it has
+    # no history); None: the true mean. A wrong setting is how a branch starts in the real world.
+    configured_minutes: float | None = None
 
     @property
     def overall_mean_minutes(self) -> float:
@@ -107,6 +110,9 @@ class Scenario:
     counters: list[CounterSpec]
     patience_mean: float | None  # exponential; None: nobody gives up
     seed: int
+    # Minutes a counter spends after each visit before it calls the next (paperwork), which the
+    # product's visit lengths (call to finish) do not show: a model error only calibration sees.
+    handover_minutes: float = 0.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -173,6 +179,16 @@ def _long_visits(raw: dict, where: str) -> tuple[float, float, float] | None:
     return share, mean, cv
 
 
+def _positive(raw: dict, name: str, where: str, zero: bool = False) -> float | None:
+    """An optional number above 0 (or at least 0 with `zero`); None when absent."""
+    if raw.get(name) is None:
+        return None
+    value = _field(raw, name, float, where)
+    if value < 0 or (value == 0 and not zero):
+        raise ScenarioError(f"{where}{name}: must be {'at least 0' if zero else 'positive'}, got {value}")
+    return value
+
+
 def parse_scenario(data: dict) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError("the scenario must be a JSON object")
@@ -198,6 +214,7 @@ def parse_scenario(data: dict) -> Scenario:
             _field(raw, "code", str, where), raw.get("name") or raw["code"], mean,
             float(raw.get("cv", 1.0)), distribution, float(raw.get("walk_in_share", 0)),
             float(raw.get("appointment_share", 0)), _long_visits(raw, where),
+            _positive(raw, "configured_minutes", where),
         ))
     if not services:
         raise ScenarioError("services: at least one is needed")
@@ -229,7 +246,7 @@ def parse_scenario(data: dict) -> Scenario:
         no_show_rate=float(appointments.get("no_show_rate", 0)),
         arrival_offset=(float(offset.get("mean", 0)), float(offset.get("sd", 0))),
         counters=counters, patience_mean=float(patience["mean"]) if patience else None,
-        seed=int(data.get("seed", 0)),
+        seed=int(data.get("seed", 0)), handover_minutes=_positive(data, "handover_minutes", "", zero=True) or 0.0,
     )
 
 
@@ -254,8 +271,8 @@ def create_branch(session: Session, scenario: Scenario):
     catalogue.create_branch(session, BRANCH_SLUG, f"Simulated branch ({scenario.name})", scenario.timezone,
                                      opening_hours=_hours(scenario, [(scenario.open, scenario.close)]))
     for spec in scenario.services:
-        catalogue.create_service(session, BRANCH_SLUG, spec.code, spec.name,
-                                 expected_minutes=max(1, round(spec.mean_minutes)))
+        configured = spec.configured_minutes if spec.configured_minutes is not None else spec.mean_minutes
+        catalogue.create_service(session, BRANCH_SLUG, spec.code, spec.name, expected_minutes=max(1, round(configured)))
     counters = {}
     for spec in scenario.counters:
         counter = catalogue.create_counter(session, BRANCH_SLUG, spec.name, spec.services, state="closed")
@@ -274,6 +291,7 @@ class CounterRun:
     on_shift: bool = False
     finishes_queue: bool = False  # past closing: serve who has a ticket, then close
     ticket_id: int | None = None
+    handover_until: datetime | None = None  # after a visit: not calling before then
 
 
 @dataclass
@@ -509,7 +527,7 @@ class BranchSimulation:
         catalogue.update_counter(self.session, run.id, state="closed")
 
     def call(self, now: datetime, run: CounterRun) -> None:
-        if not run.on_shift or run.ticket_id is not None:
+        if not run.on_shift or run.ticket_id is not None or (run.handover_until and now < run.handover_until):
             return
         ticket = queueing.call_next(self.session, run.id, now=now)
         if ticket is None:
@@ -531,7 +549,10 @@ class BranchSimulation:
     def visit_ends(self, now: datetime, run: CounterRun) -> None:
         queueing.finish(self.session, run.ticket_id, now=now)
         run.ticket_id = None
-        if run.on_shift:
+        if run.on_shift and self.scenario.handover_minutes:
+            run.handover_until = now + timedelta(minutes=self.scenario.handover_minutes)
+            self.at(run.handover_until, self.call, run)
+        elif run.on_shift:
             self.call(now, run)
         else:
             self.close(run)

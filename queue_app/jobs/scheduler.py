@@ -33,8 +33,9 @@ from queue_app.customers import retention
 from queue_app.customers import standing as customer_standing
 from queue_app.notifications import notify
 from queue_app.notifications.mail import driver_for
+from queue_app.planning import estimate_accuracy
 from queue_app.planning import plan as planning
-from queue_app.tickets import queueing, turn_alerts
+from queue_app.tickets import numbering, queueing, turn_alerts
 from queue_app.webhooks import delivery as webhook_delivery
 from queue_app.webhooks import operations as webhooks
 
@@ -54,6 +55,7 @@ WEBHOOK_BATCH = 50
 OUTBOX_BATCH = 20
 OUTBOX_ROUNDS = 10  # a backlog drains in rounds of one batch; the next tick takes the rest
 EXTENSION_KEY = "queue_app_scheduler"
+DRIFT_CHECKED_KEY = "queue_app_coverage_drift_checked"  # slug -> branch-local day last checked
 
 
 # --- the jobs: each builds its own app context and session, and never lets an exception escape ---
@@ -109,6 +111,7 @@ def invite_feedback(app, now: datetime | None = None) -> None:
 
 def close_days(app, now: datetime | None = None) -> None:
     def work(session: Session) -> None:
+        moment = now or utcnow()
         slugs = session.scalars(select(Branch.slug).order_by(Branch.slug)).all()
         session.commit()  # end the read before the write transactions
         for slug in slugs:
@@ -116,8 +119,29 @@ def close_days(app, now: datetime | None = None) -> None:
                 queueing.close_day(session, slug, now=now)
             except Exception:  # one broken branch must not stop the others
                 log.exception("close_day failed for branch %s", slug)
+            try:
+                _warn_coverage_drift(app, session, slug, moment)
+            except Exception:
+                session.rollback()
+                log.exception("estimate coverage check failed for branch %s", slug)
 
     _run(app, "close_days", work)
+
+
+def _warn_coverage_drift(app, session: Session, slug: str, now: datetime) -> None:
+    """Log a warning when the estimate ranges drift (planning/estimate_accuracy.py), once per branch-local
+    day: the close job runs every few minutes, the closed days change only at midnight."""
+    branch = session.scalar(select(Branch).where(Branch.slug == slug))
+    today = numbering.local_day(now, branch.zone)
+    checked = app.extensions.setdefault(DRIFT_CHECKED_KEY, {})  # per process; a restart checks again
+    if checked.get(slug) == today:
+        session.commit()
+        return
+    drift = estimate_accuracy.coverage_drift(session, branch, now)
+    session.commit()  # end the read
+    checked[slug] = today
+    if drift is not None:
+        log.warning(drift.message())
 
 
 def alert_almost_turn(app, now: datetime | None = None) -> None:

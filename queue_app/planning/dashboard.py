@@ -20,8 +20,8 @@ from queue_app.accounts.roles import role_required, staff_branch
 from queue_app.core.errors import DomainError, NotFound
 from queue_app.core.extensions import db, limiter
 from queue_app.core.models import utcnow
+from queue_app.planning import estimate_accuracy, reports, what_if
 from queue_app.planning import plan as planning
-from queue_app.planning import reports, what_if
 from queue_app.planning import settings as planning_settings
 from queue_app.tickets import numbering
 from queue_app.web.errors import domain_error_response, error_response, translated
@@ -90,6 +90,7 @@ def page(slug, settings_form=None, settings_errors=None):
         first, last = today - timedelta(days=6), today
         range_error = error.message
     stats = reports.branch_stats(db.session, branch, first, last, now)
+    accuracy = estimate_accuracy.estimate_accuracy(db.session, branch, first, last, now).as_dict()
     live = reports.today_live(db.session, branch, now)
     day = _plan_day(branch, request.args.get("day"))
     plans = planning.plan_of_day(db.session, branch, day)
@@ -101,6 +102,7 @@ def page(slug, settings_form=None, settings_errors=None):
         "what_if_url": url_for(".run_what_if", slug=branch.slug),
         "day": day.isoformat(),
         "stats": stats.as_dict(),
+        "accuracy": {"chart": accuracy["chart"]},
         "live": live,
         "texts": {
             "arrivals": _("Arrivals"), "forecast": _("Forecast"), "band": _("Forecast 10-90 %"),
@@ -112,11 +114,14 @@ def page(slug, settings_form=None, settings_errors=None):
             "none": "—", "served": _("Served"), "abandoned": _("Abandoned"),
             "summary": _("Counter-hours: %(hours)s with changes, %(plan)s as planned."),
             "updated": _("Updated %(time)s"),
+            "accuracy_estimated": _("Estimated wait (min)"), "accuracy_actual": _("Actual wait (min)"),
+            "accuracy_mean": _("Average actual wait"), "accuracy_band": _("Actual wait 10-90 %"),
+            "accuracy_perfect": _("Estimate = actual"),
         },
     }
     return render_template(
         "planning/dashboard.html", branch=branch, stats=stats, live=live, first=first, last=last,
-        range_error=range_error, day=day, days=_horizon(branch), plans=plans, rules=rules,
+        range_error=range_error, accuracy=accuracy, day=day, days=_horizon(branch), plans=plans, rules=rules,
         closed={d for d in _horizon(branch) if not planning.day_grid(branch, d, rules.interval_minutes)},
         settings=settings, settings_errors=settings_errors or {}, setting_labels=SETTING_LABELS, data=data,
         local_time=lambda m: _local_time(m, branch.zone), today=today,

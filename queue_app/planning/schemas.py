@@ -103,6 +103,61 @@ class CounterFigures(Figures):
     name = fields.String(required=True)
 
 
+class AccuracyFigures(Schema):
+    pairs = fields.Integer(required=True, metadata={
+        "description": "Walk-ins called after being shown an estimate (bookings and those who gave up are not pairs)."})
+    waited = fields.Integer(required=True, metadata={"description": "Pairs whose actual wait was more than 0."})
+    within_range = fields.Float(required=True, allow_none=True, metadata={
+        "description": "Share of `waited` with estimate_low <= actual <= estimate_high (bounds included)."})
+    mean_estimate = fields.Float(required=True, allow_none=True, metadata={"description": "Minutes shown at issue."})
+    mean_actual = fields.Float(required=True, allow_none=True, metadata={"description": "Minutes from issue to call."})
+    mean_absolute_error = fields.Float(required=True, allow_none=True, metadata={"description": "Minutes."})
+    bias = fields.Float(required=True, allow_none=True, metadata={
+        "description": "Mean of estimate minus actual, minutes: positive when estimates run long."})
+
+
+class AccuracyBand(AccuracyFigures):
+    band = fields.String(required=True, metadata={"description": "Band of the shown estimate, e.g. `5-15`."})
+    low = fields.Float(required=True, metadata={"description": "Estimates from this many minutes..."})
+    high = fields.Float(required=True, allow_none=True, metadata={"description": "...to below this; null: no end."})
+
+
+class AccuracyService(AccuracyFigures):
+    service_id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class AccuracyDay(AccuracyFigures):
+    date = fields.String(required=True, metadata={"description": "Branch-local day of issue."})
+    closed = fields.Boolean(required=True, metadata={"description": "The day is over (before today)."})
+
+
+class AccuracyPoint(Schema):
+    estimate = fields.Integer(required=True, metadata={"description": "Whole minutes shown at issue."})
+    and_longer = fields.Boolean(required=True, metadata={"description": "The point holds every estimate this long "
+                                                                        "or longer (the chart's cap)."})
+    pairs = fields.Integer(required=True)
+    mean_actual = fields.Float(required=True)
+    p10_actual = fields.Float(required=True)
+    p90_actual = fields.Float(required=True)
+
+
+class AccuracyChart(Schema):
+    cap_minutes = fields.Integer(required=True)
+    points = fields.List(fields.Nested(AccuracyPoint), required=True, metadata={
+        "description": "Actual waits per estimated minute, for a chart of estimated against actual."})
+
+
+class EstimateAccuracySchema(Schema):
+    total = fields.Nested(AccuracyFigures, required=True)
+    bands = fields.List(fields.Nested(AccuracyBand), required=True, metadata={"description": "Every band, in order."})
+    services = fields.List(fields.Nested(AccuracyService), required=True, metadata={
+        "description": "Services with pairs."})
+    days = fields.List(fields.Nested(AccuracyDay), required=True, metadata={"description": "Every day of the range."})
+    chart = fields.Nested(AccuracyChart, required=True)
+
+
 class StatsSchema(Schema):
     branch = fields.String(required=True)
     from_ = fields.String(data_key="from", required=True)
@@ -115,3 +170,5 @@ class StatsSchema(Schema):
     intervals = fields.List(fields.Nested(IntervalFigures), required=True)
     services = fields.List(fields.Nested(ServiceFigures), required=True)
     counters = fields.List(fields.Nested(CounterFigures), required=True)
+    estimate_accuracy = fields.Nested(EstimateAccuracySchema, required=True, metadata={
+        "description": "The wait estimates shown at issue against the waits that followed, for the same days."})

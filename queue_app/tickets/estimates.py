@@ -21,7 +21,8 @@ branch's current state with parameters learned from its own history:
 
 Every waiting ticket's call time comes out of the same replications, so one run serves the whole
 branch. The point estimate is the mean, the range the 10th-90th percentiles: the wait of a holder
-who stays. (Weighting replications by the chance the holder has not given up yet made no
+who stays. A walk-in's figures are then corrected by the branch's calibration, learned from its
+own recent estimates and the waits that followed (estimate_calibration.py). (Weighting replications by the chance the holder has not given up yet made no
 difference overall and biased long waits low in bench/wait_estimates.py.)
 
 The learning and the simulation know nothing of Flask; everything takes a session and `now`, so
@@ -40,6 +41,7 @@ from sqlalchemy.orm import Session
 from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
 from queue_app.tickets import queue_order
+from queue_app.tickets.estimate_calibration import Calibration
 from queue_app.tickets.estimate_learning import MINUTE, PRIOR_OBSERVATIONS, Learned, prior_sample, learned_for
 from queue_app.tickets.estimate_state import BranchNow, PendingBooking, WaitingNow, branch_now
 from queue_app.tickets.models import Ticket
@@ -68,6 +70,9 @@ class Estimate:
     high: int | None = None
     opens_at: datetime | None = None
     mean: float | None = None  # unrounded minutes, for reports
+    # The estimator's own (mean, low, high) before the branch's calibration: kept on the ticket at
+    # issue, so the calibration learns from the model's figures, not from its own corrections.
+    model: tuple[float, float, float] | None = None
 
     def as_dict(self, zone=None) -> dict:
         opens = None
@@ -426,8 +431,9 @@ def _summaries(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 def _summarise(share: float, mean: float, low: float, high: float, service_id: int, state: BranchNow,
-               closed: bool) -> Estimate:
-    """One ticket's estimate from its column of _summaries.
+               closed: bool, calibration: Calibration | None = None) -> Estimate:
+    """One ticket's estimate from its column of _summaries, corrected by the branch's calibration
+    (estimate_calibration.py; None for booked visits, whose wait is their booked start's).
 
     "no_counter" when no counter serves the service right now: with opens_at (and the minutes,
     counted from then on) when one opens later today, without when none does.
@@ -438,8 +444,15 @@ def _summarise(share: float, mean: float, low: float, high: float, service_id: i
     opens_at = state.opens_at.get(service_id)
     if share < 0.5:
         return Estimate("no_counter", opens_at=opens_at)
+    model = (max(0.0, float(mean)), max(0.0, float(low)), max(0.0, float(high)))
+    mean, low, high = calibration.apply(*model) if calibration is not None else model
     return Estimate("no_counter" if waiting_for_counter else "waiting", minutes=max(0, round(mean)),
-                    low=max(0, round(low)), high=max(0, round(high)), opens_at=opens_at, mean=float(mean))
+                    low=max(0, round(low)), high=max(0, round(high)), opens_at=opens_at, mean=float(mean),
+                    model=model)
+
+
+def _calibration(queue: "_Queue", ticket: WaitingNow | None) -> Calibration | None:
+    return queue.learned.calibration if ticket is None or not ticket.booked else None
 
 
 @dataclass
@@ -470,7 +483,8 @@ def estimate_of(queue: _Queue, column: int, service_id: int, later: float = 0.0)
     """One ticket's estimate from its column of a played queue, `later` minutes after the run."""
     calls = queue.columns[column][:, None] - later
     share, mean, low, high = (v[0] for v in _summaries(calls))
-    return _summarise(share, mean, low, high, service_id, queue.state, _is_closed(queue.state))
+    return _summarise(share, mean, low, high, service_id, queue.state, _is_closed(queue.state),
+                      _calibration(queue, queue.state.waiting[column]))
 
 
 def play_branch(session: Session, branch: Branch, now: datetime, *, replications: int = REPLICATIONS,
@@ -493,14 +507,15 @@ def summarise(queue: _Queue, branch: Branch, *, per_service: bool = True, later:
             shares, means, lows, highs = _summaries(np.maximum(done.call_matrix() - later, 0.0))
             for column, ticket in enumerate(state.waiting):
                 tickets[ticket.id] = _summarise(shares[column], means[column], lows[column], highs[column],
-                                                ticket.service_id, state, closed)
+                                                ticket.service_id, state, closed, _calibration(queue, ticket))
         new_ticket = {}
         for service in branch.services if per_service else []:
             if not service.active:
                 continue
             calls = np.maximum(done.next_ticket(service.id), later) - later
             share, mean, low, high = (v[0] for v in _summaries(calls[:, None]))
-            new_ticket[service.id] = _summarise(share, mean, low, high, service.id, state, closed)
+            new_ticket[service.id] = _summarise(share, mean, low, high, service.id, state, closed,
+                                                _calibration(queue, None))
     # People ahead, queue_order.py; judged at the run's now.
     ahead = queue_order.ahead_counts(state.waiting, sharing_services(state), state.now)
     return BranchEstimates(tickets, new_ticket, ahead)

@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint, false
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from queue_app.core.models import Base, UTCDateTime
@@ -64,6 +64,11 @@ class Ticket(Base):
     estimate_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     estimate_low: Mapped[int | None] = mapped_column(Integer, nullable=True)
     estimate_high: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The estimator's own figures behind it, before the branch's calibration (unrounded minutes):
+    # what estimate_calibration.py learns the correction from.
+    model_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
+    model_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    model_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     # When "almost your turn" was sent; it is sent once per ticket.
     almost_turn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

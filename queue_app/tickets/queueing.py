@@ -158,6 +158,14 @@ def _keep_estimate(ticket: Ticket, given: "estimates.Estimate") -> None:
     """The estimate given at issue stays on the ticket, to judge estimates against real waits."""
     if given.minutes is not None and ticket.estimate_minutes is None:
         ticket.estimate_minutes, ticket.estimate_low, ticket.estimate_high = given.minutes, given.low, given.high
+        if given.model is not None:
+            ticket.model_mean, ticket.model_low, ticket.model_high = given.model
+
+
+def _model_figures(given: "estimates.Estimate") -> dict:
+    if given.model is None:
+        return {}
+    return dict(zip(("model_mean", "model_low", "model_high"), given.model))
 
 
 def add_ticket(
@@ -223,7 +231,7 @@ def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime
         with write_transaction(session):
             session.execute(update(Ticket).where(Ticket.id == ticket.id, Ticket.estimate_minutes.is_(None))
                             .values(estimate_minutes=given.minutes, estimate_low=given.low,
-                                    estimate_high=given.high))
+                                    estimate_high=given.high, **_model_figures(given)))
     session.commit()  # end the read transaction of the estimate
     return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
 

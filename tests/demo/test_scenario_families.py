@@ -90,3 +90,42 @@ def test_the_bench_families_load():
     for path in paths:
         scenario = load_scenario(path)
         assert 1 <= scenario.days and scenario.counters
+
+
+def test_configured_minutes_and_handover_play_a_branch_whose_model_is_wrong(tmp_path):
+    """`configured_minutes`: what the product is told (its prior); `handover_minutes`: paperwork
+    after each visit before the next call, which the product's visit lengths do not show."""
+    data = short_scenario(days=1, handover_minutes=3)
+    for service in data["services"]:
+        service["configured_minutes"] = service["mean_minutes"] / 2
+    scenario = parse_scenario(data)
+    assert scenario.handover_minutes == 3.0
+    assert [s.configured_minutes for s in scenario.services] == [s.mean_minutes / 2 for s in scenario.services]
+    simulate(scenario, 4, tmp_path / "wrong.jsonl")
+    wrong = lines(tmp_path / "wrong.jsonl")
+    simulate(parse_scenario(short_scenario(days=1)), 4, tmp_path / "right.jsonl")
+    right = lines(tmp_path / "right.jsonl")
+
+    def mean_wait(rows):
+        waits = [r["actual_wait_minutes"] for r in rows if r["actual_wait_minutes"] is not None]
+        return sum(waits) / len(waits)
+
+    # Three idle minutes after every visit: the same customers wait longer.
+    assert mean_wait(wrong) > mean_wait(right) + 2
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"handover_minutes": -1}, r"^handover_minutes: must be at least 0"),
+    ({"handover_minutes": "soon"}, r"^handover_minutes: expected float"),
+])
+def test_a_bad_handover_gets_a_clear_error(change, message):
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario(short_scenario(**change))
+
+
+@pytest.mark.parametrize(("minutes", "message"), [(0, "must be positive"), ("half", "expected float")])
+def test_bad_configured_minutes_get_a_clear_error(minutes, message):
+    data = short_scenario()
+    data["services"][0]["configured_minutes"] = minutes
+    with pytest.raises(ScenarioError, match=r"services\[0\]\.configured_minutes: " + message):
+        parse_scenario(data)

@@ -125,6 +125,39 @@
     });
     make("chart-services", groupConfig(data.stats.services, function (r) { return r.code; }, texts.p90_wait, "p90_wait"));
     make("chart-counters", groupConfig(data.stats.counters, function (r) { return r.name; }, texts.p90_wait, "p90_wait"));
+    drawAccuracy(data.accuracy.chart);
+  }
+
+  // Estimated against actual waits: per estimated minute the mean actual wait and its 10-90 % band,
+  // beside the diagonal where estimate and wait would agree.
+  function drawAccuracy(chart) {
+    var points = chart.points;
+    if (!points.length) return;
+    function xy(key) { return points.map(function (p) { return { x: p.estimate, y: p[key] }; }); }
+    var top = Math.max(chart.cap_minutes, 1);
+    var longest = points.reduce(function (most, p) { return Math.max(most, p.estimate, p.p90_actual); }, 0);
+    var edge = Math.min(top, Math.max(longest, 5));
+    make("chart-accuracy", {
+      type: "line",
+      data: {
+        datasets: [
+          { label: texts.accuracy_band, data: xy("p90_actual"), borderWidth: 0, pointRadius: 0,
+            backgroundColor: COLORS.band, fill: "+1" },
+          { label: "p10", data: xy("p10_actual"), borderWidth: 0, pointRadius: 0, backgroundColor: COLORS.band, fill: false },
+          { label: texts.accuracy_mean, data: xy("mean_actual"), borderColor: COLORS.wait, backgroundColor: COLORS.wait,
+            showLine: false, pointRadius: 3 },
+          { label: texts.accuracy_perfect, data: [{ x: 0, y: 0 }, { x: edge, y: edge }], borderColor: COLORS.target,
+            borderDash: [6, 4], borderWidth: 1, pointRadius: 0 },
+        ],
+      },
+      options: {
+        interaction: { mode: "nearest", intersect: false },
+        scales: {
+          x: { type: "linear", min: 0, title: { display: true, text: texts.accuracy_estimated } },
+          y: { beginAtZero: true, title: { display: true, text: texts.accuracy_actual } },
+        },
+      },
+    });
   }
 
   function drawToday(live) {
