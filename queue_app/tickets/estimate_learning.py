@@ -2,7 +2,7 @@
 speed factors, no-shows and how early booked customers arrive; with priors while data is thin."""
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -10,7 +10,9 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
 from queue_app.booking.models import Appointment
-from queue_app.catalogue.models import Branch, Service
+from queue_app.catalogue import hours
+from queue_app.catalogue.models import Branch, Counter, Service
+from queue_app.tickets import numbering
 from queue_app.tickets.estimate_calibration import NO_CORRECTION, Calibration, learn_calibration
 from queue_app.tickets.models import Ticket, TicketEvent
 
@@ -41,6 +43,12 @@ PRIOR_ARRIVAL_OFFSET = (-8.0, 10.0)  # appointment arrival minus booked start (m
 MINUTE = 60.0
 
 
+GAP_LIMIT = 10.0  # minutes: a longer stop between visits is a break, not the counter's pace
+
+
+GAP_PRIOR = 20  # visits' worth of weight pulling a counter's gap towards none
+
+
 @dataclass
 class Learned:
     service_samples: dict[int, np.ndarray]  # minutes per visit, winsorised, prior-filled
@@ -53,6 +61,8 @@ class Learned:
     learned_at: datetime
     # The branch's correction of the estimator's figures, from its recent estimates and waits.
     calibration: Calibration = NO_CORRECTION
+    # Per counter: minutes between a finish and the next call when the next customer was waiting.
+    counter_gap: dict[int, float] = field(default_factory=dict)
 
 
 def prior_sample(mean: float, count: int, cv: float = PRIOR_CV) -> np.ndarray:
@@ -94,13 +104,13 @@ def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_
     since = now - timedelta(days=days)
     services = session.scalars(select(Service).where(Service.branch_id == branch.id)).all()
     visits = session.execute(
-        select(Ticket.service_id, Ticket.counter_id, Ticket.called_at, Ticket.finished_at)
+        select(Ticket.service_id, Ticket.counter_id, Ticket.called_at, Ticket.finished_at, Ticket.issued_at)
         .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
                Ticket.status.in_(("done", "no_show")), Ticket.called_at.is_not(None),
                Ticket.finished_at.is_not(None), Ticket.finished_at <= now)
     ).all()
     by_service: dict[int, list[float]] = {}
-    for service_id, _, called, finished in visits:
+    for service_id, _, called, finished, _ in visits:
         by_service.setdefault(service_id, []).append((finished - called).total_seconds() / MINUTE)
     samples, means, counts = {}, {}, {}
     for service in services:
@@ -112,7 +122,7 @@ def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_
     # Counter speed: the counter's total winsorised time over what the service means predict.
     per_counter: dict[int, list[tuple[float, float]]] = {}
     caps = {sid: float(sample.max()) for sid, sample in samples.items()}
-    for service_id, counter_id, called, finished in visits:
+    for service_id, counter_id, called, finished, _ in visits:
         if counter_id is None or service_id not in means:
             continue
         minutes = min((finished - called).total_seconds() / MINUTE, caps[service_id])
@@ -123,6 +133,8 @@ def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_
             continue
         ratio = sum(m for m, _ in pairs) / sum(e for _, e in pairs)
         speed[counter_id] = (len(pairs) * ratio + COUNTER_SHRINK) / (len(pairs) + COUNTER_SHRINK)
+
+    gaps = counter_gaps(session, branch, visits)
 
     # Patience: walk-ins who left while waiting, per minute all walk-ins spent waiting.
     left = exists().where(TicketEvent.ticket_id == Ticket.id, TicketEvent.type == "left")
@@ -157,7 +169,40 @@ def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_
         quantiles = (np.arange(PRIOR_OBSERVATIONS - len(offsets)) + 0.5) / (PRIOR_OBSERVATIONS - len(offsets))
         offsets = np.concatenate([offsets, [NormalDist(mean, sd).inv_cdf(q) for q in quantiles]])
     return Learned(samples, means, counts, speed, patience_rate, no_show, offsets, now,
-                   learn_calibration(session, branch.id, now))
+                   learn_calibration(session, branch.id, now), gaps)
+
+
+def counter_gaps(session: Session, branch: Branch, visits) -> dict[int, float]:
+    """Each counter's pause between visits, learned from the ticket log: after a finish, how long
+    until the counter called its next ticket, counted only when that ticket was already waiting
+    (so the counter was not idle for want of customers), the call was inside the same shift (a
+    break or the end of a shift is not the counter's pace) and within GAP_LIMIT minutes. The mean,
+    shrunk towards none by GAP_PRIOR visits; a counter that calls at once gets 0."""
+    shifts = {c.id: c.shifts or branch.opening_hours for c in
+              session.scalars(select(Counter).where(Counter.branch_id == branch.id)).unique()}
+    windows: dict[tuple[int, object], list] = {}
+
+    def same_shift(counter_id: int, finished: datetime, called: datetime) -> bool:
+        day = numbering.local_day(finished, branch.zone)
+        if (counter_id, day) not in windows:
+            windows[counter_id, day] = hours.day_intervals(shifts.get(counter_id, branch.opening_hours), day, branch.zone)
+        return any(start <= finished and called < end for start, end in windows[counter_id, day])
+
+    by_counter: dict[int, list] = {}
+    for _, counter_id, called, finished, issued in visits:
+        if counter_id is not None:
+            by_counter.setdefault(counter_id, []).append((called, finished, issued))
+    gaps = {}
+    for counter_id, rows in by_counter.items():
+        rows.sort()
+        seen = []
+        for (_, finished, _), (called, _, issued) in zip(rows, rows[1:]):
+            gap = (called - finished).total_seconds() / MINUTE
+            if issued < finished and 0 <= gap <= GAP_LIMIT and same_shift(counter_id, finished, called):
+                seen.append(gap)
+        if seen:
+            gaps[counter_id] = sum(seen) / (len(seen) + GAP_PRIOR)
+    return gaps
 
 
 _learned: dict[tuple[str, int], Learned] = {}

@@ -27,6 +27,7 @@ class CounterNow:
     busy_service: int | None = None
     busy_minutes: float = 0.0  # how long the visit in progress has run
     busy_ticket: int = 0  # the ticket at the counter (its remaining time is drawn from its own stream)
+    gap: float = 0.0  # learned minutes between a finish and the next call when someone waits
 
 
 @dataclass
@@ -98,7 +99,8 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
     states = []
     for counter in counters:
         state = CounterNow(counter.id, frozenset(counter.service_ids), learned.counter_speed.get(counter.id, 1.0),
-                           _counter_windows(counter, branch, now, today, closing))
+                           _counter_windows(counter, branch, now, today, closing),
+                           gap=learned.counter_gap.get(counter.id, 0.0))
         service_id, called_at, ticket_id = busy.get(counter.id, (None, None, 0))
         if called_at is not None:
             state.busy_service, state.busy_ticket = service_id, ticket_id

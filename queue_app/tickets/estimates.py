@@ -8,7 +8,8 @@ branch's current state with parameters learned from its own history:
 - service times per service: the counter's occupancy per visit (call to finish, no-shows included)
   from the last weeks, winsorised so one forgotten "finish" does not move them, with the
   service's configured minutes as the prior while data is thin; a per-counter speed factor,
-  shrunk towards 1, where a counter has enough visits;
+  shrunk towards 1, where a counter has enough visits; and each counter's learned pause between
+  a finish and its next call while someone waits (paperwork, a word with a colleague);
 - busy counters: the remaining time of the visit in progress, given how long it has run;
 - counter shifts: a counter serves until its shift ends and starts at its next shift; counters
   whose shift ends at closing time finish the queue (everyone with a ticket is served);
@@ -200,6 +201,7 @@ class _Queue:
         self.never = np.full(replications, math.inf)  # shared, read only
         counters = state.counters
         self.speed = np.array([c.speed for c in counters] or [1.0])
+        self.gap = np.array([c.gap for c in counters] or [0.0])
         self.free = np.full((replications, len(counters)), math.inf)
         for index, counter in enumerate(counters):
             if not counter.windows:
@@ -208,6 +210,7 @@ class _Queue:
             if counter.busy_service is not None:
                 start = self._remaining(counter.busy_service, counter.busy_minutes,
                                         self.draws.uniform(REMAINING, counter.id, counter.busy_ticket)) * counter.speed
+                start = start + counter.gap
             self.free[:, index] = _into_windows(start, counter.windows)
         self.capable: dict[int, np.ndarray] = {}
         # Where each counter's current window ends (inf: it calls at any time from then on, no
@@ -295,7 +298,7 @@ class _Queue:
                 uniform: np.ndarray) -> None:
         if not serve.any():  # nobody served (no counter serves it today, or everyone gave up)
             return
-        ends = start + self._sample(service_id, uniform) * self.speed[counter]
+        ends = start + self._sample(service_id, uniform) * self.speed[counter] + self.gap[counter]
         # Counters with a break or an early end later today: ends past the current window's end
         # move into the next shift (most ends are within the current window).
         crossing = serve & (ends >= self.first_end[counter])

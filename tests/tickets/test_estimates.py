@@ -1,4 +1,5 @@
 """Wait estimates: queueing theory checks, learning from history, honest states, almost-your-turn."""
+import dataclasses
 import math
 import random
 from datetime import timedelta
@@ -263,3 +264,52 @@ def test_an_almost_your_turn_message_is_dropped_if_the_ticket_was_called_before_
             session.scalars(select(Notification).where(Notification.template == "almost_turn"))}
     assert (rows[early.id].status, rows[early.id].last_error) == ("cancelled", "ticket is called")
     assert rows[late.id].status == "sent"
+
+
+def _visits_with_gaps(session, branch, counter, start, gap, count, *, waiting=True, first_number=7000):
+    """`count` visits of 6 minutes at one counter, the next called `gap` minutes after each
+    finish; `waiting`: each next customer took a ticket before that finish."""
+    service = next(s for s in branch.services if s.code == "A")
+    called = start
+    for number in range(first_number, first_number + count):
+        issued = called - timedelta(minutes=20) if waiting else called - timedelta(seconds=1)
+        session.add(Ticket(
+            branch_id=branch.id, service_id=service.id, local_date=called.date(), prefix="A", number=number,
+            label=f"A{number}", status="done", priority="normal", effective_at=issued, sort_key=issued,
+            issued_at=issued, called_at=called, started_at=called, finished_at=called + timedelta(minutes=6),
+            counter_id=counter.id, token_hash=f"gap-{number}",
+        ))
+        called += timedelta(minutes=6 + gap)
+    session.commit()
+
+
+def test_a_counters_pause_between_visits_is_learned_and_played(session):
+    branch = get_branch(session, "demo")
+    first, second = sorted(branch.counters, key=lambda c: c.id)[:2]
+    # Monday 2026-02-02 from 09:30 Taipei, inside the morning's hours: 20 visits with two minutes of
+    # paperwork after each while the next customer waited; and at another counter, pauses only
+    # when nobody waited.
+    _visits_with_gaps(session, branch, first, utc(2026, 2, 2, 1, 30), 2.0, 20)
+    _visits_with_gaps(session, branch, second, utc(2026, 2, 2, 1, 30), 4.0, 20, waiting=False, first_number=8000)
+    now = utc(2026, 2, 20, 2, 0)
+    learned = estimate_learning.learn(session, branch, now)
+    # The mean pause (2 min over 19 gaps) shrunk towards none by 20 visits' weight.
+    assert learned.counter_gap[first.id] == pytest.approx(2.0 * 19 / (19 + estimate_learning.GAP_PRIOR))
+    assert second.id not in learned.counter_gap  # idle for want of customers is not a pause
+    for number in range(8):
+        queueing.issue_ticket(session, "demo", "A", now=now + timedelta(seconds=number))
+    with_gaps = estimates.estimate_branch(session, branch, now + timedelta(seconds=10), learned=learned)
+    without = estimates.estimate_branch(session, branch, now + timedelta(seconds=10),
+                                        learned=dataclasses.replace(learned, counter_gap={}))
+    last = max(with_gaps.tickets)
+    assert with_gaps.tickets[last].mean > without.tickets[last].mean + 0.3
+
+
+def test_breaks_and_the_ends_of_shifts_are_not_pauses(session):
+    branch = get_branch(session, "demo")
+    counter = sorted(branch.counters, key=lambda c: c.id)[0]
+    # Gaps of 25 minutes (a break), and visits called after closing time (17:00 Taipei).
+    _visits_with_gaps(session, branch, counter, utc(2026, 2, 2, 1, 30), 25.0, 8)
+    _visits_with_gaps(session, branch, counter, utc(2026, 2, 3, 9, 0), 3.0, 8, first_number=9000)
+    learned = estimate_learning.learn(session, branch, utc(2026, 2, 20, 2, 0))
+    assert learned.counter_gap.get(counter.id, 0.0) == 0.0
