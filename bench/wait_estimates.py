@@ -79,7 +79,8 @@ class _Random:
         return self.rng.random()
 
 
-def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = True, history: int = 7) -> dict:
+def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = True, history: int = 7,
+        dump: Path | None = None) -> dict:
     scenario = load_scenario(scenario_path)
     naive_mean = scenario.mean_service_minutes()
     rng = np.random.default_rng(seed)
@@ -89,6 +90,8 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
     def observe(sim, now, ticket, row):
         if row["kind"] != "walk_in":
             return
+        # The estimator's own figures before the branch's calibration (for --dump).
+        row["model"] = [ticket.model_mean, ticket.model_low, ticket.model_high]
         if not with_oracle:
             records.append((row, 0.0))
             return
@@ -105,7 +108,17 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
         print(f"  {scenario.name}: day {index}/{total} {day.day} tickets {day.tickets} "
               f"({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    simulate(scenario, seed, None, days=days, progress=progress, observer=observe, history_days=history)
+    database = None
+    if dump:  # the branch's whole database too (history days included), for offline study
+        dump.mkdir(parents=True, exist_ok=True)
+        database = dump / f"{scenario_path.stem}.sqlite"
+        database.unlink(missing_ok=True)
+    simulate(scenario, seed, None, days=days, progress=progress, observer=observe, history_days=history,
+             database=database)
+    if dump:
+        with open(dump / f"{scenario_path.stem}.jsonl", "w", encoding="utf-8") as out:
+            for row, oracle in records:
+                out.write(json.dumps(dict(row, oracle=oracle, naive_mean=naive_mean)) + "\n")
     served = [(row, oracle) for row, oracle in records
               if not row["abandoned"] and row["actual_wait_minutes"] is not None
               and row["estimate_minutes"] is not None and oracle is not None]
@@ -156,6 +169,8 @@ def main() -> None:
     parser.add_argument("--only", help="run one scenario by file stem, e.g. nominal")
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle (faster; its ratio is then null)")
     parser.add_argument("--history", type=int, default=7, help="unreported open days played first (default 7)")
+    parser.add_argument("--dump", type=Path, help="write every scored walk-in (with the model's own figures) to "
+                        "DIR/NAME.jsonl and keep the simulated database as DIR/NAME.sqlite")
     parser.add_argument("--no-calibration", action="store_true",
                         help="the estimator's own figures, without the branch's calibration (for comparison)")
     args = parser.parse_args()
@@ -171,7 +186,7 @@ def main() -> None:
         sys.exit(f"two scenario files share a name: {sorted({s for s in stems if stems.count(s) > 1})}")
     if args.no_calibration:
         estimate_calibration.CALIBRATE = False
-    results = {path.stem: run(path, args.days, args.seed, not args.no_oracle, args.history) for path in paths}
+    results = {path.stem: run(path, args.days, args.seed, not args.no_oracle, args.history, args.dump) for path in paths}
     print()
     for name, figures in results.items():
         print(f"{name:24} MSE vs naive {figures['mse_vs_naive']}, 15+ {figures['mse_vs_naive_15plus']}, "
