@@ -29,11 +29,14 @@ def band_of(minutes: float) -> int:
 # Split conformal calibration by band, on the estimator's own (uncorrected) figures kept on each
 # ticket at issue (Ticket.model_mean/low/high) and the waits that followed:
 #
-# - the point estimate moves by the band's mean error (the mean is what minimises squared error);
-# - each side of the 80 % range is stretched or shrunk, as a multiple of the model's own half-width
-#   on that side, so that 10 % of the waits fall below it and 10 % above;
-# - every figure is shrunk towards no correction by PRIOR_PAIRS pairs' worth of weight, so a band
-#   with a handful of pairs keeps close to the model's figures;
+# - the point estimate moves by the band's mean error (the mean is what minimises squared error),
+#   shrunk by SHIFT_PRIOR_PAIRS pairs' weight of no error, less SHIFT_STANDARD_ERRORS standard
+#   errors of that mean (soft thresholding: the prior that most bands need no correction). A
+#   clear error is corrected nearly whole, one within the noise of few or scattered pairs not at
+#   all. (Shifting by the raw mean cut long estimates on a few dozen scattered pairs and made them
+#   worse for the customers who then waited longest: bench/wait_estimates.py, 15+ minutes.)
+# - the range factors are shrunk towards none by PRIOR_PAIRS pairs' worth of weight too, so a
+#   band with a handful of pairs keeps close to the model's figures;
 # - recent pairs weigh more (half-life HALF_LIFE_DAYS), so a branch that changes is followed;
 # - a correction moves at most MAX_SHIFT_CHANGE minutes (or SHIFT_CHANGE_SHARE of the band's
 #   lower edge, if more) and MAX_SCALE_CHANGE per day, so one odd day (a system outage, a holiday
@@ -45,6 +48,10 @@ def band_of(minutes: float) -> int:
 WINDOW_DAYS = 14
 HALF_LIFE_DAYS = 3.0
 PRIOR_PAIRS = 10.0
+SHIFT_STANDARD_ERRORS = 2.0
+SHIFT_PRIOR_PAIRS = 10.0
+PRIOR_ERROR_SD = 5.0  # minutes: how much errors scatter before a band's pairs say otherwise (with
+# PRIOR_PAIRS pairs' weight), so that two pairs that happen to agree prove little
 MAX_SHIFT_CHANGE = 2.0  # minutes per day
 SHIFT_CHANGE_SHARE = 0.15  # of the band's lower edge, per day, where that is more
 MAX_SCALE_CHANGE = 0.3  # per day
@@ -102,12 +109,18 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
 
 
 def _fit_band(mean, low, high, wait, weight) -> BandCorrection:
-    """The band's correction from its pairs, shrunk towards none by PRIOR_PAIRS."""
+    """The band's correction from its pairs, shrunk towards none (see above)."""
     total = float(weight.sum())
     if total <= 0:
         return IDENTITY
-    trust = total / (total + PRIOR_PAIRS)
-    shift = trust * float(np.average(wait - mean, weights=weight))
+    error = wait - mean
+    mean_error = float(np.average(error, weights=weight))
+    pairs = total * total / float((weight * weight).sum())  # effective number of weighted pairs
+    spread = ((pairs * float(np.average((error - mean_error) ** 2, weights=weight)) + PRIOR_PAIRS * PRIOR_ERROR_SD ** 2)
+              / (pairs + PRIOR_PAIRS))
+    noise = SHIFT_STANDARD_ERRORS * math.sqrt(spread / pairs)
+    shrunk = mean_error * pairs / (pairs + SHIFT_PRIOR_PAIRS)
+    shift = math.copysign(max(0.0, abs(shrunk) - noise), mean_error)
     corrected = mean + shift
     waited = wait > 0  # the range is judged on those who waited (as the report does)
     low_scale = high_scale = 1.0
