@@ -16,6 +16,7 @@ from queue_app import (
     customers,
     jobs,
     kiosks,
+    notifications,
     planning,
     realtime,
     tickets,
@@ -29,7 +30,8 @@ from queue_app.web import api, health, input_rules, security_headers
 
 # The features, in the order they are wired: each init_app registers its pages, API, session hooks
 # and template helpers. API blueprints appear in the OpenAPI document in this order.
-FEATURES = (accounts, catalogue, tickets, booking, kiosks, customers, webhooks, planning, audit, realtime, jobs)
+FEATURES = (accounts, catalogue, tickets, booking, kiosks, customers, webhooks, notifications, planning, audit, realtime,
+            jobs)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"

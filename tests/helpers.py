@@ -404,3 +404,45 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class SmsGatewayFake:
+    """An SMS gateway on loopback for the app's generic `http` SMS driver: records each message
+    ({"to", "text"} from the JSON body of the driver's default template) and answers with an id.
+    (tests/notifications/test_sms.py has the full fake, with scripted answers, for the drivers.)"""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                gateway.messages.append(json.loads(self.rfile.read(length).decode("utf-8")))
+                raw = json.dumps({"message_id": f"m{len(gateway.messages)}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.config = {"QUEUE_APP_SMS_DRIVER": "http", "QUEUE_APP_SMS_HTTP_URL":
+                       f"http://127.0.0.1:{self.server.server_address[1]}/send"}
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def texts_to(self, number: str) -> list[str]:
+        return [m.get("text") or m.get("body") or m.get("message") or "" for m in self.messages
+                if number in (m.get("to"), m.get("dest"))]
+
+    def last_code(self, number: str) -> str:
+        return re.search(r"\b(\d{6})\b", self.texts_to(number)[-1]).group(1)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

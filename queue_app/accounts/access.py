@@ -17,6 +17,12 @@ PUBLIC_ENDPOINTS = frozenset({
     "api_booking.reschedule_appointment", "api_booking.cancel_appointment",
     "api_tickets.issue_ticket", "api_tickets.track_ticket", "api_tickets.leave_queue", "api_tickets.postpone",
     "api_customers.ticket_feedback", "api_customers.mailed_feedback",
+    # Every branch's live waits: public figures, no personal data (tickets/branch_waits.py).
+    "api_waits.all_waits", "api_waits.one_branch_waits",
+    # Joining from home: the proof is a code sent to the contact; 403 where the branch does not allow it.
+    "api_remote_tickets.send_code", "api_remote_tickets.join", "api_remote_tickets.arrived",
+    # SMS gateways: no bearer token, each request is checked against the gateway's signature.
+    "api_sms.twilio_status", "api_sms.http_status", "api_sms.twilio_inbound", "api_sms.http_inbound",
 })
 
 

@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
+    FloatField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -14,7 +15,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Optional
+from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional
 
 from queue_app.catalogue.models import WEEKDAYS
 from queue_app.catalogue.operations import COUNTER_NAME_MAX, MIN_PASSWORD, NAME_LANGUAGES, SERVICE_NAME_MAX
@@ -135,10 +136,21 @@ class BranchForm(FlaskForm):
         _l("Announcement languages"), default=list,
         description=_l("The lobby display announces each call in these languages in turn, e.g. zh_Hant, en "
                        "(en English, zh_Hant 繁體中文, zh_Hans 简体中文). Leave empty for the display's own language."))
+    # Where the branch is, for the branch list's "distance from me"; both or neither (the domain checks).
+    latitude = FloatField(
+        _l("Latitude"), validators=[Optional(), NumberRange(min=-90, max=90, message=_l("From -90 to 90 degrees."))],
+        render_kw={"inputmode": "decimal"},
+        description=_l("Decimal degrees, e.g. 25.0330 (north is positive). Leave both empty for none."))
+    longitude = FloatField(
+        _l("Longitude"),
+        validators=[Optional(), NumberRange(min=-180, max=180, message=_l("From -180 to 180 degrees."))],
+        render_kw={"inputmode": "decimal"},
+        description=_l("Decimal degrees, e.g. 121.5654 (east is positive)."))
     submit = SubmitField(_l("Save"))
 
     def domain_fields(self) -> dict:
         return {"name": self.name.data, "timezone": self.timezone.data,
+                "latitude": self.latitude.data, "longitude": self.longitude.data,
                 "opening_hours": self.opening_hours.data, "closed_dates": self.closed_dates.data,
                 "allow_remote_tickets": self.allow_remote_tickets.data, "phone": self.phone.data or None,
                 "announcement_languages": self.announcement_languages.data or []}

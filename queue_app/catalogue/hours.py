@@ -31,3 +31,22 @@ def day_intervals(hours: dict, day: date, zone: ZoneInfo) -> list[tuple[datetime
         if start is not None and end is not None and end > start:
             intervals.append((start, end))
     return sorted(intervals)
+
+
+def open_now(hours: dict, closed_dates: list, now: datetime, zone: ZoneInfo,
+             look_ahead_days: int = 14) -> tuple[bool, datetime | None]:
+    """Whether the hours are open at `now`, and if not, when they next open (UTC; None when not
+    within `look_ahead_days`). `closed_dates` are local ISO dates. An interval that runs past
+    midnight ("24:00") counts for the day it starts on, so yesterday is looked at too."""
+    today = now.astimezone(zone).date()
+    closed = set(closed_dates or [])
+    for offset in range(-1, look_ahead_days + 1):
+        day = today + timedelta(days=offset)
+        if day.isoformat() in closed:
+            continue
+        for start, end in day_intervals(hours, day, zone):
+            if start <= now < end:
+                return True, None
+            if start > now:
+                return False, start
+    return False, None

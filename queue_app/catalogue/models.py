@@ -2,7 +2,7 @@
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from queue_app.core.models import Base
@@ -44,6 +44,10 @@ class Branch(Base):
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Languages the lobby display announces calls in, in turn; empty: the display's own language.
     announcement_languages: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    # Where the branch is (WGS 84 degrees), for "distance from me" on the branch list; the distance
+    # is worked out in the visitor's browser. Both or neither.
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     services = relationship("Service", back_populates="branch", order_by="Service.code")
     counters = relationship("Counter", back_populates="branch", order_by="Counter.name")

@@ -1,4 +1,5 @@
 """Branches, services, counters, staff and kiosk devices: creation and edits with validation."""
+import math
 import re
 from datetime import date, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -127,6 +128,28 @@ def check_announcement_languages(languages) -> list:
     return list(languages)
 
 
+def check_coordinate(field: str, value, limit: float) -> float | None:
+    """Degrees within +-limit (latitude 90, longitude 180), or None for none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _invalid(field, f"a number of degrees from -{limit:g} to {limit:g}.")
+    if not -limit <= value <= limit:
+        raise _invalid(field, f"a number of degrees from -{limit:g} to {limit:g}.")
+    return float(value)
+
+
+def _apply_coordinates(branch: Branch, fields: dict) -> None:
+    if "latitude" in fields:
+        branch.latitude = check_coordinate("latitude", fields["latitude"], 90)
+    if "longitude" in fields:
+        branch.longitude = check_coordinate("longitude", fields["longitude"], 180)
+    if (branch.latitude is None) != (branch.longitude is None):
+        # A distance needs both; one alone is a half-typed form.
+        missing = "longitude" if branch.longitude is None else "latitude"
+        raise _invalid(missing, "give both latitude and longitude, or neither.")
+
+
 # Built once: every request looks a branch up by slug, and building a statement costs as much as
 # running it (SQLAlchemy caches the compiled SQL, not the statement object).
 _BRANCH_BY_SLUG = select(Branch).where(Branch.slug == bindparam("slug"))
@@ -162,6 +185,8 @@ def _apply_branch_fields(branch: Branch, fields: dict) -> None:
     for key in ("language", "country", "allow_remote_tickets"):
         if key in fields:
             setattr(branch, key, fields[key])
+    if "latitude" in fields or "longitude" in fields:
+        _apply_coordinates(branch, fields)
     if "phone" in fields:
         # Told to customers who can no longer change a booking online; read in the branch's country.
         phone = (fields["phone"] or "").strip()

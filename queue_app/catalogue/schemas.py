@@ -21,6 +21,8 @@ class BranchSchema(Schema):
     booking_rules = fields.Dict(keys=fields.String(), values=fields.Integer())
     phone = fields.String(allow_none=True, metadata={"description": "E.164; told to customers who can no longer "
                                                      "change a booking online. null: none."})
+    latitude = fields.Float(allow_none=True, metadata={"description": "WGS 84 degrees; null: not set."})
+    longitude = fields.Float(allow_none=True, metadata={"description": "WGS 84 degrees; null: not set."})
 
 
 class BranchUpdate(StrictSchema):
@@ -36,6 +38,11 @@ class BranchUpdate(StrictSchema):
     phone = Text(max=32, allow_none=True, metadata={
         "description": "The branch's phone; without a country code it is read in the branch's country. "
                        "Stored as E.164; empty or null removes it."})
+    # Where the branch is, for the branch list's "distance from me" (worked out in the visitor's browser).
+    latitude = fields.Float(allow_none=True, validate=validate.Range(min=-90, max=90), metadata={
+        "description": "WGS 84 degrees, -90 to 90; set with longitude (both or neither); null removes it."})
+    longitude = fields.Float(allow_none=True, validate=validate.Range(min=-180, max=180), metadata={
+        "description": "WGS 84 degrees, -180 to 180; set with latitude (both or neither); null removes it."})
 
 
 class BranchCreate(BranchUpdate):

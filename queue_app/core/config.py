@@ -39,8 +39,32 @@ def from_environment(instance_path: str) -> dict:
         "QUEUE_APP_MAIL_FROM": env("QUEUE_APP_MAIL_FROM") or "queue@localhost",
         # "smtp" or "console" (prints); unset: smtp when an SMTP URL is set, else console.
         "QUEUE_APP_MAIL_DRIVER": env("QUEUE_APP_MAIL_DRIVER") or None,
-        # "log" (logs the text; real gateways plug in behind the same interface) or "console".
+        # "log" (logs the text), "console", "twilio" or "http" (a local carrier's HTTP API); see
+        # docs/pages/operating/mail-and-jobs.md and notifications/sms_gateways.py.
         "QUEUE_APP_SMS_DRIVER": env("QUEUE_APP_SMS_DRIVER") or "log",
+        # Texts longer than this many SMS parts are refused (the row fails with the reason).
+        "QUEUE_APP_SMS_MAX_SEGMENTS": int(env("QUEUE_APP_SMS_MAX_SEGMENTS") or 6),
+        "QUEUE_APP_SMS_TIMEOUT": float(env("QUEUE_APP_SMS_TIMEOUT") or 15),
+        "QUEUE_APP_TWILIO_ACCOUNT_SID": env("QUEUE_APP_TWILIO_ACCOUNT_SID") or None,
+        "QUEUE_APP_TWILIO_AUTH_TOKEN": env("QUEUE_APP_TWILIO_AUTH_TOKEN") or None,
+        # The sender: a Twilio number (E.164) or alphanumeric ID, or a messaging service (wins when both).
+        "QUEUE_APP_TWILIO_FROM": env("QUEUE_APP_TWILIO_FROM") or None,
+        "QUEUE_APP_TWILIO_MESSAGING_SERVICE_SID": env("QUEUE_APP_TWILIO_MESSAGING_SERVICE_SID") or None,
+        "QUEUE_APP_TWILIO_API_URL": env("QUEUE_APP_TWILIO_API_URL") or "https://api.twilio.com",
+        # The generic HTTP gateway: where and how to send, a body template with {to}, {text} and
+        # {status_url}, "json" or "form", headers as a JSON object, the message id's field in the answer.
+        "QUEUE_APP_SMS_HTTP_URL": env("QUEUE_APP_SMS_HTTP_URL") or None,
+        "QUEUE_APP_SMS_HTTP_METHOD": env("QUEUE_APP_SMS_HTTP_METHOD") or "POST",
+        "QUEUE_APP_SMS_HTTP_HEADERS": env("QUEUE_APP_SMS_HTTP_HEADERS") or "{}",
+        "QUEUE_APP_SMS_HTTP_BODY": env("QUEUE_APP_SMS_HTTP_BODY") or None,
+        "QUEUE_APP_SMS_HTTP_FORMAT": env("QUEUE_APP_SMS_HTTP_FORMAT") or "json",
+        "QUEUE_APP_SMS_HTTP_ID_FIELD": env("QUEUE_APP_SMS_HTTP_ID_FIELD") or "message_id",
+        # Answers that mean "this number will never work" (e.g. "400,422"): the row fails at once.
+        "QUEUE_APP_SMS_HTTP_PERMANENT_STATUSES": env("QUEUE_APP_SMS_HTTP_PERMANENT_STATUSES") or "",
+        # The gateway's delivery reports and inbound texts (STOP): a shared secret, checked as an
+        # HMAC-SHA256 of the body ("hmac") or sent as it is ("token").
+        "QUEUE_APP_SMS_HTTP_CALLBACK_SECRET": env("QUEUE_APP_SMS_HTTP_CALLBACK_SECRET") or None,
+        "QUEUE_APP_SMS_HTTP_CALLBACK_AUTH": (env("QUEUE_APP_SMS_HTTP_CALLBACK_AUTH") or "hmac").strip().lower(),
         "QUEUE_APP_RUN_SCHEDULER": _bool(env("QUEUE_APP_RUN_SCHEDULER"), True),
         # Webhooks to loopback, private, link-local and other non-public addresses: refused in every
         # mode unless this is on (managers type the URLs; they would reach internal services).
@@ -72,6 +96,12 @@ def from_environment(instance_path: str) -> dict:
         "PAIRING_RATE_LIMIT": env("QUEUE_APP_PAIRING_RATE_LIMIT") or "10 per minute",
         # Ticket pages are opened by many phones behind one lobby Wi-Fi address: more generous.
         "TRACK_RATE_LIMIT": env("QUEUE_APP_TRACK_RATE_LIMIT") or "120 per minute",
+        # The public waits feed (GET /api/v1/waits), answered from a 15 s cache: as generous.
+        "WAITS_RATE_LIMIT": env("QUEUE_APP_WAITS_RATE_LIMIT") or "120 per minute",
+        # Codes that prove a contact before joining from home (tickets/remote_api.py): per client
+        # address, and per phone or e-mail (so one number cannot be flooded from many addresses).
+        "JOIN_CODE_RATE_LIMIT": env("QUEUE_APP_JOIN_CODE_RATE_LIMIT") or "10 per 10 minutes",
+        "JOIN_CODE_CONTACT_RATE_LIMIT": env("QUEUE_APP_JOIN_CODE_CONTACT_RATE_LIMIT") or "3 per 10 minutes;10 per day",
         "MAX_CONTENT_LENGTH": 256 * 1024,
         # Argon2id cost of new staff password hashes (core/security.py); the tests set a cheap one.
         "PASSWORD_HASH_COST": DEFAULT_HASH_COST,

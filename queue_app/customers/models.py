@@ -124,3 +124,22 @@ class ContactProof(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ContactCode(Base):
+    """A six-digit code sent to a phone or e-mail (customers/contact_codes.py): typing it back
+    proves control of the contact, for joining a queue from home. One live code per contact."""
+
+    __tablename__ = "contact_code"
+    __table_args__ = (Index("ix_contact_code_contact", "contact", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8))  # "email" or "sms"
+    contact: Mapped[str] = mapped_column(String(254))  # normalised
+    code_hash: Mapped[str] = mapped_column(String(64))  # keyed with the app's secret: see contact_codes.py
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branch.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    wrong_tries: Mapped[int] = mapped_column(Integer, default=0)
+    # Used (a ticket was joined with it) or void (a newer code replaced it, or too many wrong tries).
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -20,6 +20,7 @@ from queue_app.core.transaction import write_transaction
 from queue_app.customers.access import get_customer, require_manager_of, require_whole_record
 from queue_app.customers.models import (
     ChurnAlert,
+    ContactCode,
     ContactProof,
     Customer,
     CustomerStanding,
@@ -127,6 +128,8 @@ def erase(session: Session, customer_id: int, staff: Staff, *, now: datetime | N
         session.execute(update(ContactProof).where(ContactProof.appointment_id.in_(booking_ids))
                         .values(contact="", used_at=func.coalesce(ContactProof.used_at, now))
                         .execution_options(synchronize_session=False))
+        if contacts:  # codes sent to join from home (contact_codes.py)
+            session.execute(delete(ContactCode).where(ContactCode.contact.in_(contacts)))
         session.execute(update(Appointment).where(Appointment.customer_id == customer_id)
                         .values(name="", phone=None, email=None, customer_id=None, idempotency_token=None,
                                 idempotency_fingerprint=None)

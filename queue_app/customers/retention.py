@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from queue_app.booking.models import Appointment
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.customers.models import ChurnAlert, Customer, Feedback
+from queue_app.customers.models import ChurnAlert, ContactCode, Customer, Feedback
 from queue_app.notifications.models import Notification
 from queue_app.tickets.models import Ticket
 
@@ -26,6 +26,9 @@ class Purged:
     tickets: int
     notifications: int
     customers: int
+
+
+CODES_KEPT = timedelta(days=1)
 
 
 def purge_personal_data(session: Session, keep: timedelta, *, now: datetime | None = None) -> Purged:
@@ -74,6 +77,8 @@ def purge_personal_data(session: Session, keep: timedelta, *, now: datetime | No
             .values(phone=None, email=None, name="")
             .execution_options(synchronize_session=False)
         ).rowcount
+        # Codes to join from home are void after minutes (contact_codes.py); a day is kept for abuse reports.
+        session.execute(delete(ContactCode).where(ContactCode.created_at < max(cutoff, (now or utcnow()) - CODES_KEPT)))
         # Nobody can contact an anonymous record: its churn alerts go.
         session.execute(delete(ChurnAlert).where(ChurnAlert.customer_id.in_(
             select(Customer.id).where(Customer.phone.is_(None), Customer.email.is_(None), Customer.name == ""))))

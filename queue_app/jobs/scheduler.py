@@ -35,7 +35,7 @@ from queue_app.notifications import notify
 from queue_app.notifications.mail import driver_for
 from queue_app.planning import estimate_accuracy
 from queue_app.planning import plan as planning
-from queue_app.tickets import numbering, queueing, turn_alerts
+from queue_app.tickets import numbering, queueing, remote, turn_alerts
 from queue_app.webhooks import delivery as webhook_delivery
 from queue_app.webhooks import operations as webhooks
 
@@ -45,6 +45,7 @@ LOCK_NAME = "scheduler.lock"
 OUTBOX_SECONDS = 30
 PLAN_SECONDS = 1800  # forecast and staffing plan: nightly, and the rest of today as arrivals come in
 ALMOST_TURN_SECONDS = 30  # "almost your turn" alerts (estimates move as time passes, not only on changes)
+SET_OFF_SECONDS = 30  # "time to set off" to remote tickets (tickets/remote.py), for the same reason
 NO_SHOW_SECONDS = 60
 CLOSE_DAY_SECONDS = 600
 RETENTION_SECONDS = 6 * 3600  # idempotent; a few runs a day catch up after downtime
@@ -71,10 +72,13 @@ def _run(app, name: str, work: Callable[[Session], object]) -> None:
 def send_outbox(app, now: datetime | None = None) -> None:
     def work(session: Session) -> None:
         driver = driver_for(app.config)
-        for _ in range(OUTBOX_ROUNDS):
-            report = notify.send_due(session, driver, now or utcnow(), batch=OUTBOX_BATCH)
-            if report.handled < OUTBOX_BATCH:
-                break
+        try:
+            for _ in range(OUTBOX_ROUNDS):
+                report = notify.send_due(session, driver, now or utcnow(), batch=OUTBOX_BATCH)
+                if report.handled < OUTBOX_BATCH:
+                    break
+        finally:
+            driver.close()  # an SMS gateway's pooled connections
 
     _run(app, "send_outbox", work)
 
@@ -148,6 +152,10 @@ def alert_almost_turn(app, now: datetime | None = None) -> None:
     _run(app, "almost_turn", lambda session: turn_alerts.send_almost_turn(session, now=now))
 
 
+def alert_set_off(app, now: datetime | None = None) -> None:
+    _run(app, "set_off", lambda session: remote.send_set_off(session, now=now))
+
+
 def deliver_webhooks(app, now: datetime | None = None) -> None:
     def work(session: Session) -> None:
         allow_private = app.config.get("QUEUE_APP_WEBHOOK_ALLOW_PRIVATE", False)
@@ -181,6 +189,7 @@ def add_jobs(scheduler, app) -> None:
     scheduler.add_job(plan_branches, "interval", seconds=PLAN_SECONDS, args=[app], id="plan_branches", **common)
     scheduler.add_job(alert_almost_turn, "interval", seconds=ALMOST_TURN_SECONDS, args=[app], id="almost_turn",
                       **common)
+    scheduler.add_job(alert_set_off, "interval", seconds=SET_OFF_SECONDS, args=[app], id="set_off", **common)
     scheduler.add_job(sweep_no_shows, "interval", seconds=NO_SHOW_SECONDS, args=[app], id="sweep_no_shows", **common)
     scheduler.add_job(close_days, "interval", seconds=CLOSE_DAY_SECONDS, args=[app], id="close_days", **common)
     scheduler.add_job(purge_personal_data, "interval", seconds=RETENTION_SECONDS, args=[app], id="retention", **common)

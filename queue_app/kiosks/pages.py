@@ -44,7 +44,7 @@ from queue_app.kiosks.print_text import bridge_settings, print_payload
 from queue_app.tickets import queueing
 from queue_app.tickets import read_models as lobby
 from queue_app.tickets.models import Ticket
-from queue_app.tickets.qr import qr_svg, tracking_url
+from queue_app.tickets.qr import here_url, qr_svg, tracking_url
 from queue_app.web.dates import issued_text, local_clock, long_date
 from queue_app.web.errors import domain_error_response, error_response
 from queue_app.web.input_rules import text_problem
@@ -132,9 +132,12 @@ def home(slug):
     waiting = {w["service"]: w["count"] for w in lobby.queue_summary(db.session, branch)["waiting"]}
     default_locale = branch_locale(branch)
     locale = requested_locale(default_locale)
+    # Remote tickets' "I'm here": today's code as a QR (the page reloads when the day changes).
+    here_link = here_url(branch) if branch.allow_remote_tickets else None
     with force_locale(locale):
         return render_template(
             "kiosks/kiosk.html", branch=branch, services=services, waiting=waiting, locale=locale,
+            here_link=here_link, here_qr=qr_svg(here_link, _("I'm here")) if here_link else None,
             default_locale=default_locale, languages=LANGUAGE_NAMES, takes_bookings=takes_bookings,
             code_length=booking.CODE_LENGTH, printer=bridge_settings(device),
             keypad=[[key for key in row if key in booking.CODE_ALPHABET] for row in KEYPAD_ROWS],

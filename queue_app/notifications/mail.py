@@ -3,8 +3,10 @@
 The outbox sender (notifications/notify.py `send_due`) renders a row's `payload` (subject, body, and for
 mail an optional .ics) before it calls a driver, so drivers only turn that payload into a message.
 A driver that raises leaves the row for a retry with backoff; `PermanentFailure` ends it at once
-(an address the server refuses will not become valid by retrying).
+(an address the server refuses will not become valid by retrying). An SMS gateway's driver returns
+`Accepted` with its message id (sms_gateways.py); mail drivers return nothing.
 """
+import json
 import logging
 import smtplib
 import ssl
@@ -15,7 +17,15 @@ from email.utils import formatdate, make_msgid
 from typing import Protocol, TextIO
 from urllib.parse import unquote, urlsplit
 
+from queue_app.notifications import sms
 from queue_app.notifications.models import Notification
+from queue_app.notifications.outcomes import Accepted, PermanentFailure
+from queue_app.notifications.sms_gateways import (
+    TIMEOUT_S,
+    TWILIO_API_URL,
+    HttpGatewayDriver,
+    TwilioDriver,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +34,11 @@ SMTP_TIMEOUT = 20  # seconds; a hung server must not hold the sender forever
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
 
 
-class PermanentFailure(Exception):
-    """Retrying cannot help (e.g. the recipient address is refused): the row becomes `failed`."""
+__all__ = ["Accepted", "PermanentFailure"]  # defined in outcomes.py, long imported from here
 
 
 class Driver(Protocol):
-    def send(self, notification: Notification) -> None: ...
+    def send(self, notification: Notification) -> Accepted | None: ...
 
 
 def build_email(notification: Notification, mail_from: str) -> EmailMessage:
@@ -127,23 +136,70 @@ class ConsoleDriver:
 
 
 class LoggingSmsDriver:
-    """Logs the SMS text. A real gateway (Twilio, a local carrier's API) plugs in with the same `send`."""
+    """Logs the SMS text (development); the real gateways (Twilio, a local carrier's API) are in sms_gateways.py."""
 
     def send(self, notification: Notification) -> None:
         log.info("SMS to %s: %s", notification.recipient, (notification.payload or {}).get("body", ""))
 
 
 class ChannelDriver:
-    """Routes each row to the driver of its channel (`email` or `sms`)."""
+    """Routes each row to the driver of its channel (`email` or `sms`). An SMS longer than
+    `max_sms_segments` parts is refused before any gateway sees it (notifications/sms.py)."""
 
-    def __init__(self, drivers: dict[str, Driver]):
+    def __init__(self, drivers: dict[str, Driver], max_sms_segments: int = sms.DEFAULT_MAX_SEGMENTS):
         self.drivers = drivers
+        self.max_sms_segments = max_sms_segments
 
-    def send(self, notification: Notification) -> None:
+    def send(self, notification: Notification) -> Accepted | None:
         driver = self.drivers.get(notification.channel)
         if driver is None:
             raise PermanentFailure(f"no driver for channel '{notification.channel}'")
-        driver.send(notification)
+        if notification.channel == "sms":
+            counted = sms.segments((notification.payload or {}).get("body", ""))
+            if counted.parts > self.max_sms_segments:
+                raise PermanentFailure(f"text too long: {counted.parts} SMS parts ({counted.encoding}, "
+                                       f"{counted.units} units), the limit is {self.max_sms_segments}")
+        return driver.send(notification)
+
+    def close(self) -> None:
+        """Lets drivers that keep connections open (Twilio's client) close them."""
+        for driver in self.drivers.values():
+            close = getattr(driver, "close", None)
+            if close is not None:
+                close()
+
+
+def _sms_gateway(kind: str, config) -> Driver:
+    """The Twilio or generic HTTP driver from QUEUE_APP_TWILIO_* / QUEUE_APP_SMS_HTTP_* settings."""
+    base_url = (config.get("QUEUE_APP_BASE_URL") or "").rstrip("/")
+    status_url = f"{base_url}/api/v1/sms/status/{kind}" if base_url else ""
+    timeout = float(config.get("QUEUE_APP_SMS_TIMEOUT") or TIMEOUT_S)
+    if kind == "twilio":
+        return TwilioDriver(
+            config.get("QUEUE_APP_TWILIO_ACCOUNT_SID") or "", config.get("QUEUE_APP_TWILIO_AUTH_TOKEN") or "",
+            sender=config.get("QUEUE_APP_TWILIO_FROM") or "",
+            messaging_service_sid=config.get("QUEUE_APP_TWILIO_MESSAGING_SERVICE_SID") or "",
+            status_callback=status_url, api_url=config.get("QUEUE_APP_TWILIO_API_URL") or TWILIO_API_URL,
+            timeout=timeout,
+        )
+    headers = config.get("QUEUE_APP_SMS_HTTP_HEADERS") or {}
+    try:
+        headers = json.loads(headers) if isinstance(headers, str) else headers
+        headers = {str(key): str(value) for key, value in headers.items()}
+    except (ValueError, AttributeError):
+        raise ValueError("QUEUE_APP_SMS_HTTP_HEADERS is not a JSON object") from None
+    permanent = config.get("QUEUE_APP_SMS_HTTP_PERMANENT_STATUSES") or ()
+    if isinstance(permanent, str):
+        permanent = [part for part in permanent.replace(",", " ").split() if part]
+    body_format = (config.get("QUEUE_APP_SMS_HTTP_FORMAT") or "json").lower()
+    default_body = '{"to": "{to}", "text": "{text}"}' if body_format == "json" else "to={to}&text={text}"
+    return HttpGatewayDriver(
+        config.get("QUEUE_APP_SMS_HTTP_URL") or "", body_template=config.get("QUEUE_APP_SMS_HTTP_BODY") or default_body,
+        body_format=body_format, method=config.get("QUEUE_APP_SMS_HTTP_METHOD") or "POST",
+        headers=headers,
+        id_field=config.get("QUEUE_APP_SMS_HTTP_ID_FIELD", "message_id") or "",
+        permanent_statuses=permanent, status_callback=status_url, timeout=timeout,
+    )
 
 
 def driver_for(config) -> ChannelDriver:
@@ -161,9 +217,12 @@ def driver_for(config) -> ChannelDriver:
         raise ValueError(f"QUEUE_APP_MAIL_DRIVER: unknown driver '{mail_kind}' (smtp, console)")
     sms_kind = config.get("QUEUE_APP_SMS_DRIVER") or "log"
     if sms_kind == "log":
-        sms: Driver = LoggingSmsDriver()
+        sms_driver: Driver = LoggingSmsDriver()
     elif sms_kind == "console":
-        sms = ConsoleDriver(mail_from=mail_from)
+        sms_driver = ConsoleDriver(mail_from=mail_from)
+    elif sms_kind in ("twilio", "http"):
+        sms_driver = _sms_gateway(sms_kind, config)
     else:
-        raise ValueError(f"QUEUE_APP_SMS_DRIVER: unknown driver '{sms_kind}' (log, console)")
-    return ChannelDriver({"email": mail, "sms": sms})
+        raise ValueError(f"QUEUE_APP_SMS_DRIVER: unknown driver '{sms_kind}' (log, console, twilio, http)")
+    max_segments = int(config.get("QUEUE_APP_SMS_MAX_SEGMENTS") or sms.DEFAULT_MAX_SEGMENTS)
+    return ChannelDriver({"email": mail, "sms": sms_driver}, max_sms_segments=max_segments)

@@ -12,6 +12,10 @@ or missed is dropped), renders the text from the booking as it is now, sends it,
 `sending`, `next_attempt_at` is the end of the sender's lease: a sender that died mid-send leaves
 the row to be taken again after the lease (at least once, never silently lost).
 
+SMS rows: one to a number on the opt-out list (a STOP reply or staff, notifications/sms.py) is marked
+`skipped` instead of sent; the others get their segment count stored, and the gateway's message id
+(`Accepted`) is kept on the row for its delivery reports (sms_api.py).
+
 Texts are marked here in English and translated from the shared catalogs (queue_app/translations)
 into the booking's language when the message is written (notifications/texts.py: the sender runs in a
 scheduler thread, with no request for Flask-Babel to take a language from).
@@ -30,9 +34,9 @@ from queue_app.booking.models import Appointment
 from queue_app.booking.rules import change_window, rules_for
 from queue_app.catalogue.operations import localized_name
 from queue_app.core.transaction import write_transaction
-from queue_app.notifications import outbox, texts
-from queue_app.notifications.mail import PermanentFailure
+from queue_app.notifications import outbox, sms, texts
 from queue_app.notifications.models import Notification
+from queue_app.notifications.outcomes import Accepted, PermanentFailure
 from queue_app.notifications.texts import N_
 from queue_app.tickets.models import Ticket
 
@@ -40,6 +44,9 @@ log = logging.getLogger(__name__)
 
 CONFIRMED, CHANGED, CANCELLED, REMINDER = "booking_confirmed", "booking_changed", "booking_cancelled", "reminder"
 ALMOST_TURN = "almost_turn"  # written by tickets/turn_alerts.py; the text is in its payload
+# Messages about a waiting ticket (text in the payload), dropped once it was called or left: the
+# above, and a remote ticket's "time to set off" and "held" (tickets/remote_rules.py).
+WAITING_TICKET_MESSAGES = (ALMOST_TURN, "remote_set_off", "remote_held")
 # Longest lead first. A reminder is worth sending from start - lead until the next shorter
 # reminder is due (or the visit starts): a 24 h reminder delayed past start - 2 h is dropped.
 REMINDER_LEADS = (timedelta(hours=24), timedelta(hours=2))
@@ -292,10 +299,11 @@ class SendReport:
     retried: int = 0
     failed: int = 0
     dropped: int = 0  # marked cancelled at send time: the booking moved on
+    skipped: int = 0  # SMS to a number that opted out (notifications/sms.py)
 
     @property
     def handled(self) -> int:
-        return self.sent + self.retried + self.failed + self.dropped
+        return self.sent + self.retried + self.failed + self.dropped + self.skipped
 
 
 def backoff(attempts: int) -> timedelta:
@@ -327,10 +335,10 @@ def _stale_reason(notification: Notification, appointment: Appointment | None, n
 
 
 def _too_late_for_ticket(session: Session, notification: Notification) -> str | None:
-    """An "almost your turn" message whose ticket was called (or left) before it went out: sent
-    now it would send the customer back to the waiting area."""
+    """An "almost your turn" (or "set off", "held") message whose ticket was called (or left)
+    before it went out: sent now it would send the customer back to the waiting area."""
     ticket_id = (notification.payload or {}).get("ticket_id")
-    if notification.template != ALMOST_TURN or ticket_id is None:
+    if notification.template not in WAITING_TICKET_MESSAGES or ticket_id is None:
         return None
     ticket = session.get(Ticket, ticket_id)
     return f"ticket is {ticket.status}" if ticket is not None and ticket.status != "waiting" else None
@@ -352,13 +360,23 @@ def send_due(session: Session, driver, now: datetime, batch: int = 20) -> SendRe
             notification = session.get(Notification, notification_id, populate_existing=True)
             appointment = session.get(Appointment, notification.appointment_id) if notification.appointment_id else None
             reason = _stale_reason(notification, appointment, now) or _too_late_for_ticket(session, notification)
+            opted_out = (not reason and notification.channel == "sms"
+                         and sms.is_opted_out(session, notification.recipient))
             if reason:
                 notification.status, notification.last_error = "cancelled", reason
+            elif opted_out:
+                notification.status, notification.last_error = "skipped", "the number opted out of SMS (STOP)"
             elif appointment is not None:
                 rendered = render(notification, appointment, now)
                 # A new dict: the JSON column only notices assignment, not in-place changes.
                 notification.payload = {**notification.payload, "subject": rendered.subject,
                                         "body": rendered.body, "ics": rendered.ics, "ics_method": rendered.ics_method}
+            if notification.channel == "sms" and not reason and not opted_out:
+                # Gateways bill per part: kept on the row; the driver refuses texts over the limit.
+                counted = sms.segments((notification.payload or {}).get("body", ""))
+                notification.segments = counted.parts
+                log.info("SMS %s to %s: %s part(s), %s, %s units", notification_id, notification.recipient,
+                         counted.parts, counted.encoding, counted.units)
             # Written now, then detached with its values loaded: the driver reads it after the
             # commit without opening another read transaction for the length of a mail delivery.
             session.flush()
@@ -366,9 +384,12 @@ def send_due(session: Session, driver, now: datetime, batch: int = 20) -> SendRe
         if reason:
             report.dropped += 1
             continue
+        if opted_out:
+            report.skipped += 1
+            continue
         # Sent outside any transaction: a slow mail server must not hold the database's write lock.
         try:
-            driver.send(notification)
+            accepted = driver.send(notification)
         except Exception as error:  # any driver failure is retried; only PermanentFailure is final
             attempts = notification.attempts + 1
             message = f"{type(error).__name__}: {error}"[:1000]
@@ -384,7 +405,10 @@ def send_due(session: Session, driver, now: datetime, batch: int = 20) -> SendRe
             else:
                 report.retried += 1
             continue
-        _finish(session, notification_id, {"status": "sent", "sent_at": now, "next_attempt_at": now,
-                                           "attempts": notification.attempts + 1})
+        values = {"status": "sent", "sent_at": now, "next_attempt_at": now, "attempts": notification.attempts + 1}
+        if isinstance(accepted, Accepted):  # an SMS gateway's id: its status callbacks find the row by it
+            values.update(provider=accepted.provider, provider_message_id=accepted.message_id,
+                          delivery_status=accepted.status, delivery_updated_at=now)
+        _finish(session, notification_id, values)
         report.sent += 1
     return report

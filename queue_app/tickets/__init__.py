@@ -8,7 +8,17 @@ What happens when a ticket is issued and when one is called: docs/pages/design/t
 def init_app(app) -> None:
     from queue_app.core import events
     from queue_app.core.extensions import db
-    from queue_app.tickets import api, counter_pages, display_pages, estimate_text, played_queue, public_pages
+    from queue_app.tickets import (
+        api,
+        counter_pages,
+        display_pages,
+        estimate_text,
+        join_pages,
+        played_queue,
+        public_pages,
+        remote_api,
+        waits_api,
+    )
     from queue_app.web.api import register_api
 
     estimate_text.init_app(app)  # estimate_text() for pages
@@ -19,3 +29,6 @@ def init_app(app) -> None:
     app.register_blueprint(counter_pages.bp)
     app.register_blueprint(display_pages.bp)
     register_api(api.blp)
+    register_api(waits_api.blp)
+    app.register_blueprint(join_pages.bp)  # join from home (/j/<slug>), "I'm here" (/here/<slug>/<code>)
+    register_api(remote_api.blp)

@@ -71,6 +71,14 @@ class Ticket(Base):
     model_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     # When "almost your turn" was sent; it is sent once per ticket.
     almost_turn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Joined from a phone away from the branch (tickets/remote.py): the trip it said it needs,
+    # when "time to set off" was sent (once), when the holder said "I'm here", and how many times
+    # a call found it not yet arrived (the first time it is held a few places back, then a no-show).
+    remote: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    travel_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    set_off_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    held_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     # Every ticket response needs these: load them with the ticket, in the same statement.
     service = relationship("Service", lazy="joined", innerjoin=True)

@@ -7,10 +7,21 @@ import qrcode.image.svg
 from flask import current_app, url_for
 from markupsafe import escape
 
+from queue_app.core.models import utcnow
+from queue_app.tickets import numbering, remote_rules
+
 
 def tracking_url(token: str) -> str:
     """The absolute link a phone opens: it must work from outside this request (printed, scanned)."""
     return current_app.config["QUEUE_APP_BASE_URL"] + url_for("public.track", token=token)
+
+
+def here_url(branch) -> str:
+    """Today's "I'm here" address of a branch (remote tickets, remote_rules.here_code), for its
+    kiosk's and its door's QR: absolute, it is scanned."""
+    today = numbering.local_day(utcnow(), branch.zone)
+    code = remote_rules.here_code(current_app.config["SECRET_KEY"], branch.id, today)
+    return current_app.config["QUEUE_APP_BASE_URL"] + url_for("join.here", slug=branch.slug, code=code)
 
 
 def qr_svg(data: str, title: str = "") -> str:

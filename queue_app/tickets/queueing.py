@@ -30,7 +30,7 @@ from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.customers import identity
 from queue_app.customers import standing as customer_standing
-from queue_app.tickets import estimates, event_log, numbering, played_queue, queue_order
+from queue_app.tickets import estimates, event_log, numbering, played_queue, queue_order, remote_rules
 from queue_app.tickets.models import Ticket
 from queue_app.tickets.queue_order import MAX_CREDIT, PRIORITY_CREDITS
 
@@ -254,6 +254,8 @@ _CLAIM = (
             _WAITING.local_date == bindparam("today"),
             _WAITING.service_id.in_(
                 select(CounterService.service_id).where(CounterService.counter_id == bindparam("claim_counter"))),
+            # Remote tickets held back during this call (see call_next): not claimed again in it.
+            _WAITING.id.not_in(bindparam("skip", expanding=True)),
         )
         .order_by(*queue_order.claim_order(_WAITING, _NOW))
         .limit(1)
@@ -267,10 +269,20 @@ _CLAIM = (
 )
 
 
+# A call that meets this many remote tickets not yet arrived in a row stops there (nobody is
+# called): each was held or marked no-show, so the next call goes on from them.
+MAX_SKIPPED_PER_CALL = 20
+
+
 def call_next(
     session: Session, counter_id: int, *, staff_id: int | None = None, now: datetime | None = None
 ) -> Ticket | None:
-    """Atomically claim the next waiting ticket for a counter; None when nobody waits."""
+    """Atomically claim the next waiting ticket for a counter; None when nobody waits.
+
+    A remote ticket (joined from home) whose holder has not said "I'm here" is not called: the
+    first time it goes back the branch's `postpone_places` with a message to its holder (held, not
+    lost), the second time it is a no-show; the call goes on to the next ticket. Both happen on
+    the claimed row inside this transaction, so the claim's guarantees hold for them too."""
     now = _now(now)
     with write_transaction(session):
         # Lock the counter row so two people at one counter cannot both pass the busy check.
@@ -288,17 +300,45 @@ def call_next(
             )
         # One statement claims the ticket: the row lock (PostgreSQL) or the write transaction
         # taken up front (SQLite) makes it impossible for two counters to get the same one.
-        claimed_id = session.connection().execute(_CLAIM, {
-            "claim_branch": counter.branch_id, "today": numbering.local_day(now, counter.branch.zone), "now": now,
-            "claim_counter": counter.id, "claim_staff": staff_id,
-        }).scalar_one_or_none()
-        if claimed_id is None:
-            return None
-        ticket = session.scalar(_TICKET_BY_ID, {"ticket_id": claimed_id})
+        skipped: list[int] = []
+        while True:
+            claimed_id = session.connection().execute(_CLAIM, {
+                "claim_branch": counter.branch_id, "today": numbering.local_day(now, counter.branch.zone),
+                "now": now, "claim_counter": counter.id, "claim_staff": staff_id, "skip": skipped,
+            }).scalar_one_or_none()
+            if claimed_id is None:
+                return None
+            ticket = session.scalar(_TICKET_BY_ID, {"ticket_id": claimed_id})
+            if not ticket.remote or ticket.arrived_at is not None:
+                break
+            _not_here(session, ticket, counter, staff_id, now)
+            skipped.append(ticket.id)
+            if len(skipped) >= MAX_SKIPPED_PER_CALL:
+                return None
         event_log.record(session, ticket, "called", now, counter_id=counter.id, staff_id=staff_id,
                       data={"counter": counter.name, "counter_names": dict(counter.names or {}),
                             "service": ticket.service.code})
     return ticket
+
+
+def _not_here(session: Session, ticket: Ticket, counter: Counter, staff_id: int | None, now: datetime) -> None:
+    """A claimed remote ticket whose holder is not here: held back once, then a no-show."""
+    data = {"counter": counter.name, "reason": "not_arrived"}
+    ticket.counter_id = None
+    ticket.called_at = None
+    ticket.staff_id = None
+    if ticket.held_count == 0:
+        ticket.status = "waiting"
+        ticket.held_count = 1
+        moved = _move_back(session, ticket, ticket.branch.postpone_places)
+        event_log.record(session, ticket, "held", now, counter_id=counter.id, staff_id=staff_id,
+                         data={**data, "places": moved})
+        remote_rules.held_message(session, ticket, moved, now)
+    else:
+        ticket.status = "no_show"
+        ticket.finished_at = now
+        ticket.held_count += 1
+        event_log.record(session, ticket, "no_show", now, counter_id=counter.id, staff_id=staff_id, data=data)
 
 
 def recall(session: Session, ticket_id: int, *, staff_id: int | None = None, now: datetime | None = None) -> Ticket:
@@ -402,27 +442,32 @@ def postpone(session: Session, ticket_id: int, *, now: datetime | None = None) -
         _require_status(ticket, ("waiting",), "postpone")
         if ticket.postponed:
             raise Conflict("already_postponed", f"{ticket.label} was already moved back once.")
-        places = ticket.branch.postpone_places
-        behind = session.execute(
-            select(Ticket.sort_key)
-            .where(
-                Ticket.branch_id == ticket.branch_id,
-                Ticket.service_id == ticket.service_id,
-                Ticket.local_date == ticket.local_date,
-                Ticket.status == "waiting",
-                or_(Ticket.sort_key > ticket.sort_key,
-                    and_(Ticket.sort_key == ticket.sort_key, Ticket.id > ticket.id)),
-            )
-            .order_by(Ticket.sort_key, Ticket.id)
-            .limit(places)
-        ).scalars().all()
-        moved = len(behind)
-        if behind:
-            # One microsecond after the last of them: it stays ahead of anyone who comes later.
-            ticket.sort_key = behind[-1] + timedelta(microseconds=1)
+        moved = _move_back(session, ticket, ticket.branch.postpone_places)
         ticket.postponed = True
         event_log.record(session, ticket, "postponed", now, data={"places": moved})
     return ticket
+
+
+def _move_back(session: Session, ticket: Ticket, places: int) -> int:
+    """Give a waiting ticket a sort key just after the one `places` behind it (or the last one),
+    so exactly that many people move ahead of it; returns how many did."""
+    behind = session.execute(
+        select(Ticket.sort_key)
+        .where(
+            Ticket.branch_id == ticket.branch_id,
+            Ticket.service_id == ticket.service_id,
+            Ticket.local_date == ticket.local_date,
+            Ticket.status == "waiting",
+            or_(Ticket.sort_key > ticket.sort_key,
+                and_(Ticket.sort_key == ticket.sort_key, Ticket.id > ticket.id)),
+        )
+        .order_by(Ticket.sort_key, Ticket.id)
+        .limit(places)
+    ).scalars().all()
+    if behind:
+        # One microsecond after the last of them: it stays ahead of anyone who comes later.
+        ticket.sort_key = behind[-1] + timedelta(microseconds=1)
+    return len(behind)
 
 
 def close_day(session: Session, branch_slug: str, *, now: datetime | None = None) -> int:

@@ -6,11 +6,11 @@ from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core.models import utcnow
-from queue_app.tickets import estimates, numbering, played_queue, queue_order
+from queue_app.tickets import estimates, numbering, played_queue, queue_order, remote_rules
 from queue_app.tickets.models import Ticket, TicketEvent
 
 
-def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate) -> dict:
+def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate, now: datetime | None = None) -> dict:
     waiting = ticket.status == "waiting"
     shows_counter = ticket.counter is not None and ticket.status in ("called", "serving")
     return {
@@ -32,6 +32,8 @@ def _status(ticket: Ticket, ahead: int, estimate: estimates.Estimate) -> dict:
         # A booked visit (served at its time, queue_order.py): its booked start, branch local.
         "booked_start": ticket.effective_at.astimezone(ticket.branch.zone).isoformat(timespec="minutes")
         if queue_order.is_booked(ticket.priority) else None,
+        # Joined from home: trip, "Leave by" (branch local), arrived (remote_rules.py); None otherwise.
+        "remote": remote_rules.remote_status(ticket, estimate, now or utcnow()),
     }
 
 
@@ -40,10 +42,10 @@ def ticket_status(session: Session, ticket: Ticket, now: datetime | None = None,
     """What the holder of a ticket sees: place in line, estimate, counter; no personal data.
     `found`: the branch's estimates when the caller already has them (just issued)."""
     if ticket.status != "waiting":
-        return _status(ticket, 0, estimates.NOT_WAITING)
+        return _status(ticket, 0, estimates.NOT_WAITING, now)
     if found is None or ticket.id not in found.tickets:
         found = estimates.estimate_branch(session, ticket.branch, now, per_service=False)
-    return _status(ticket, found.ahead.get(ticket.id, 0), found.tickets.get(ticket.id, estimates.NOT_WAITING))
+    return _status(ticket, found.ahead.get(ticket.id, 0), found.tickets.get(ticket.id, estimates.NOT_WAITING), now)
 
 
 def waiting_statuses(
@@ -63,7 +65,7 @@ def waiting_statuses(
     statuses = {}
     if wanted:
         for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(wanted))):
-            statuses[ticket.id] = _status(ticket, found.ahead[ticket.id], found.tickets[ticket.id])
+            statuses[ticket.id] = _status(ticket, found.ahead[ticket.id], found.tickets[ticket.id], now)
     return statuses, found.new_ticket
 
 
@@ -115,6 +117,14 @@ def queue_summary(session: Session, branch: Branch, now: datetime | None = None,
             select(Ticket).where(Ticket.branch_id == branch.id, Ticket.status.in_(("called", "serving")))
         )
     }
+    # Tickets joined from home still waiting, and whether their holders are here (staff consoles).
+    remote = session.execute(
+        select(Ticket.label, Service.code, Ticket.arrived_at.is_not(None))
+        .join(Service, Service.id == Ticket.service_id)
+        .where(Ticket.branch_id == branch.id, Ticket.local_date == today, Ticket.status == "waiting",
+               Ticket.remote.is_(True))
+        .order_by(Ticket.sort_key, Ticket.id)
+    ).all()
     return {
         "branch": branch.slug,
         "local_date": today.isoformat(),
@@ -136,4 +146,5 @@ def queue_summary(session: Session, branch: Branch, now: datetime | None = None,
             }
             for c in counters
         ],
+        "remote": [{"label": label, "service": code, "arrived": bool(arrived)} for label, code, arrived in remote],
     }

@@ -48,6 +48,20 @@ class TrackedTicketSchema(Schema):
     issued_at = fields.String(required=True)
     booked_start = fields.String(allow_none=True, metadata={
         "description": "A booked visit's start (branch local time; it is served at its time); null for a walk-in."})
+    remote = fields.Nested(lambda: RemoteStatusSchema(), allow_none=True, metadata={
+        "description": "A ticket joined from home (null otherwise): its trip, when to leave, whether it arrived."})
+
+
+class RemoteStatusSchema(Schema):
+    travel_minutes = fields.Integer(allow_none=True)
+    arrived = fields.Boolean(required=True, metadata={"description": "The holder said \"I'm here\"."})
+    leave_by = fields.String(allow_none=True, metadata={
+        "description": "HH:MM, branch local time: the estimate's low end minus the trip and a 5-minute margin; "
+                       "null once arrived or without an estimate."})
+    leave_now = fields.Boolean(required=True)
+    set_off_sent = fields.Boolean(required=True, metadata={"description": "\"Time to set off\" was sent."})
+    held = fields.Boolean(required=True, metadata={
+        "description": "It was called before arriving and moved back (the next time it is a no-show)."})
 
 
 class StaffTicketSchema(Schema):
@@ -66,6 +80,9 @@ class StaffTicketSchema(Schema):
     called_at = fields.String(allow_none=True)
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
+    remote = fields.Boolean(metadata={"description": "Joined from home (a phone away from the branch)."})
+    arrived_at = fields.String(allow_none=True, metadata={
+        "description": "A remote ticket: when its holder said \"I'm here\" (branch local time); null until then."})
 
 
 class CounterDetailSchema(CounterSchema):
@@ -92,8 +109,16 @@ class CounterNowSchema(Schema):
     ticket = fields.Dict(allow_none=True)
 
 
+class RemoteWaitingSchema(Schema):
+    label = fields.String()
+    service = fields.String()
+    arrived = fields.Boolean(metadata={"description": "The holder said \"I'm here\"."})
+
+
 class QueueSchema(Schema):
     branch = fields.String()
     local_date = fields.String()
     waiting = fields.List(fields.Nested(WaitingSchema))
     counters = fields.List(fields.Nested(CounterNowSchema))
+    remote = fields.List(fields.Nested(RemoteWaitingSchema), metadata={
+        "description": "Waiting tickets joined from home, in queue order, and whether each holder is here."})

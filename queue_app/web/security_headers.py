@@ -1,5 +1,5 @@
-"""Security headers on every response: no inline scripts, no sniffing, no framing but the display;
-HSTS in production."""
+"""Security headers on every response: no inline scripts, no sniffing, no framing but the display
+and the waits widget; HSTS in production."""
 from flask import current_app, request
 
 # Pages keep their JavaScript in /static/js and pass data in JSON blocks, so scripts can be
@@ -32,8 +32,10 @@ def _add_headers(response):
     if request.path.startswith("/api/v1/docs"):
         headers.setdefault("Content-Security-Policy", DOCS_POLICY)
         headers.setdefault("X-Frame-Options", "DENY")
-    elif request.path.startswith("/display/"):
-        # The lobby display may be embedded in a digital-signage page; nothing else may be framed.
+    elif request.path.startswith(("/display/", "/embed/")):
+        # The lobby display may be embedded in a digital-signage page, and the waits widget in a
+        # bank's own branch pages (public figures only, no forms, no cookies read); nothing else
+        # may be framed.
         headers.setdefault("Content-Security-Policy", PAGE_POLICY.format(frame_ancestors="*"))
     elif request.path.startswith("/kiosk/"):
         policy = PAGE_POLICY.format(frame_ancestors="'none'")

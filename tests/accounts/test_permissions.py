@@ -48,12 +48,22 @@ POLICY = {
     "api_customers.churn": {"manager", "admin"}, "api_customers.contacted": {"manager", "admin"},
     "api_customers.audit_log": {"admin"},
     "api_customers.ticket_feedback": ALL, "api_customers.mailed_feedback": ALL,  # holders of the link
+    "api_waits.all_waits": ALL, "api_waits.one_branch_waits": ALL,  # public figures, no personal data
+    # Joining from home: anonymous, proven by a code sent to the contact, where the branch allows it;
+    # the demo branch does not, so every caller gets 403 (tests/tickets/test_join_from_home.py).
+    "api_remote_tickets.send_code": set(), "api_remote_tickets.join": set(),
+    "api_remote_tickets.arrived": ALL,  # the holder of the link (a kiosk ticket: 409, nothing to report)
     # Outbound webhooks: managers of the branch (webhooks/api.py).
     "api_webhooks.list_webhooks": {"manager", "admin"}, "api_webhooks.create_webhook": {"manager", "admin"},
     "api_webhooks.get_webhook": {"manager", "admin"}, "api_webhooks.update_webhook": {"manager", "admin"},
     "api_webhooks.delete_webhook": {"manager", "admin"}, "api_webhooks.rotate_webhook_secret": {"manager", "admin"},
     "api_webhooks.test_webhook": {"manager", "admin"}, "api_webhooks.webhook_deliveries": {"manager", "admin"},
     "api_webhooks.retry_webhook_delivery": {"manager", "admin"},
+    # SMS gateways' callbacks: no caller of this matrix, only a request signed by the gateway
+    # (tests/notifications/test_sms.py). Opting a number out: any staff (a number is no branch's);
+    # lifting it needs a manager (test_sms).
+    "api_sms.twilio_status": set(), "api_sms.http_status": set(), "api_sms.twilio_inbound": set(),
+    "api_sms.http_inbound": set(), "api_sms.set_opt_out": STAFF_UP | {"other_branch_staff"},
     # Forecast and staffing plan: managers of the branch (planning/api.py).
     "api_planning.get_forecast": {"manager", "admin"}, "api_planning.get_staffing": {"manager", "admin"},
     "api_planning.put_staffing": {"manager", "admin"}, "api_planning.recompute": {"manager", "admin"},
@@ -65,7 +75,8 @@ PAGES = {
     "public": {"static", "public.index", "public.favicon", "public.track", "booking_pages.manage", "booking_pages.calendar",
                "booking_pages.book_page", "booking_pages.book", "booking_pages.csrf_token", "display.lobby_screen",
                "health.healthz", "staff.login", "api-docs.openapi_redoc", "api-docs.openapi_json",
-               "customer_pages.ticket_feedback", "customer_pages.mailed_feedback"},
+               "customer_pages.ticket_feedback", "customer_pages.mailed_feedback", "public.embed_waits",
+               "join.join_page", "join.here"},  # tested in tests/tickets/test_join_from_home.py
     "kiosk device session": {"kiosk.home", "kiosk.check_in", "kiosk.ping", "kiosk.issue"},
     "signed-in staff": {"staff.logout", "staff.console", "staff.counter", "staff.csrf_token",
                         "customer_pages.record"},  # today's customers only (customers.visible_branches)
@@ -119,7 +130,8 @@ def world(app, api, session):
         "staff_id": session.query(Staff).filter_by(email="staff3@demo.test").one().id,
         "customer_id": 1, "alert_id": session.query(ChurnAlert).one().id, **_webhook_ids(session),
     }
-    tokens = {"api_booking": booked["manage_token"], "api_tickets": ticket["token"], "api_customers": ticket["token"]}
+    tokens = {"api_booking": booked["manage_token"], "api_tickets": ticket["token"], "api_customers": ticket["token"],
+              "api_remote_tickets": ticket["token"]}
     headers = {"anonymous": {}, "kiosk": api.headers("kiosk"), "other_branch_staff": api.headers("north@demo.test"),
                "staff": api.headers("staff1@demo.test"), "manager": api.headers("manager@demo.test"),
                "admin": api.headers("admin@demo.test")}
@@ -145,6 +157,8 @@ def body_for(endpoint, n, slot):
         "api_kiosks.pair": {"code": "ZZZZ-ZZZZ-ZZ"},
         "api_kiosks.heartbeat": {"printer": {"state": "ok"}},
         "api_tickets.issue_ticket": {"service": "C"},
+        "api_remote_tickets.send_code": {"phone": f"+88691200{n:04d}"},
+        "api_remote_tickets.join": {"service": "C", "phone": "+886912000777", "code": "123456", "travel_minutes": 20},
         "api_tickets.transfer": {"service": "C"},
         "api_catalogue.create_branch": {"slug": f"perm{n}", "name": "P", "timezone": "UTC"},
         "api_catalogue.update_branch": {"name": "Demo Branch"},
@@ -155,6 +169,7 @@ def body_for(endpoint, n, slot):
         "api_catalogue.create_staff": {"email": f"perm{n}@demo.test", "password": "long-enough-pw", "role": "staff"},
         "api_catalogue.update_staff": {"name": "Staff 3"},
         "api_customers.attach_customer": {"phone": "+886912000777"},
+        "api_sms.set_opt_out": {"phone": "+886912000778", "opted_out": True},
         "api_customers.merge_customers": {"other": 2},
         "api_customers.update_rules": {"churn_days": 113},
         "api_customers.ticket_feedback": {"rating": 5}, "api_customers.mailed_feedback": {"rating": 5},
@@ -196,8 +211,10 @@ def test_anonymous_callers_are_refused_before_their_body_is_read(app, client, se
 
     # The app's list of public endpoints is this matrix's, not a second opinion.
     # (Plus remote tickets, which the handler refuses unless the branch allows them.)
+    # (Plus the SMS gateways' callbacks, open to a request signed by the gateway.)
     assert PUBLIC_ENDPOINTS == {e for e, who in POLICY.items() if "anonymous" in who and e.startswith("api_")} | {
-        "api_tickets.issue_ticket"}
+        "api_tickets.issue_ticket", "api_sms.twilio_status", "api_sms.http_status", "api_sms.twilio_inbound",
+        "api_sms.http_inbound", "api_remote_tickets.send_code", "api_remote_tickets.join"}
     checked = 0
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("api_") or rule.endpoint in PUBLIC_ENDPOINTS:

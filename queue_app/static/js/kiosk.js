@@ -485,4 +485,12 @@
 
   resetIdle();
   schedulePing(PING_SECONDS);
+  // Remote tickets' "I'm here" QR changes every day: a kiosk left on over midnight reloads for
+  // the new code, only while nobody is using it (the start screen is showing).
+  var loadedOn = new Date().toDateString();
+  if (byId("here-qr")) {
+    setInterval(function () {
+      if (!startScreen.hidden && new Date().toDateString() !== loadedOn) window.location.reload();
+    }, 5 * 60 * 1000);
+  }
 })();

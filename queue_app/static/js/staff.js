@@ -46,6 +46,10 @@
     if (ticket.called_at) times.push(Q.format(text.called_at, { time: time(ticket.called_at) }));
     if (ticket.recalls) times.push(Q.format(text.recalls, { n: ticket.recalls, max: data.max_recalls }));
     if (ticket.priority && ticket.priority !== "normal") times.push(Q.format(text.priority, { priority: ticket.priority }));
+    // A remote ticket (joined from home) is only called once its holder said "I'm here".
+    if (ticket.remote) {
+      times.push(ticket.arrived_at ? Q.format(text.remote_arrived, { time: time(ticket.arrived_at) }) : text.remote_not_here);
+    }
     byId("current-times").textContent = times.join(" · ");
     // The checklist is plain text, one item per line: shown as a list, never as HTML.
     var items = (ticket.checklist || "").split(/\r?\n/).map(function (line) { return line.trim(); })
@@ -228,10 +232,26 @@
     buttons[name].click();
   });
 
+  /* Tickets joined from home waiting for this counter's services, and whether each is here. */
+  function renderRemote(remote) {
+    var list = byId("remote-list");
+    var mine = remote.filter(function (r) { return data.served.indexOf(r.service) !== -1; });
+    list.textContent = "";
+    mine.forEach(function (r) {
+      var li = document.createElement("li");
+      li.textContent = Q.format(r.arrived ? text.remote_here : text.remote_away, { label: r.label });
+      li.className = r.arrived ? "remote-here" : "remote-away";
+      list.appendChild(li);
+    });
+    Q.show(list, mine.length > 0);
+    Q.show(byId("remote-title"), mine.length > 0);
+  }
+
   /* Live: waiting counts, and changes to this counter made elsewhere (another console, a manager). */
   function onQueue(summary) {
     state.waiting = {};
     summary.waiting.forEach(function (w) { state.waiting[w.service] = w.count; });
+    renderRemote(summary.remote || []);
     var mine = summary.counters.filter(function (c) { return c.id === data.counter_id; })[0];
     if (mine) {
       state.counterState = mine.state;

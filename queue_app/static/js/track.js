@@ -17,6 +17,7 @@
   var postponeButton = byId("postpone-button");
   var leaveButton = byId("leave-button");
   var leaveDialog = byId("leave-dialog");
+  var arrivedButton = byId("arrived-button");
 
   function say(textToShow, isError) {
     message.textContent = textToShow || "";
@@ -46,9 +47,24 @@
     byId("tr-serving").textContent = Q.format(text.serving, { counter: counter });
     Q.show(postponeButton, status.status === "waiting" && !status.postponed);
     Q.show(leaveButton, status.status === "waiting" || status.status === "called");
+    renderRemote(status);
     document.title = status.status === "called"
       ? Q.format(text.title_called, { counter: counter, label: status.label })
       : status.almost_turn ? Q.format(text.almost_turn_title, { label: status.label }) : baseTitle;
+  }
+
+  /** A ticket joined from home: "Leave by", held, arrived, and the "I'm here" button. */
+  function renderRemote(status) {
+    var remote = status.remote;
+    Q.show(byId("tr-remote"), !!remote);
+    Q.show(arrivedButton, !!remote && !remote.arrived && status.status === "waiting");
+    if (!remote) return;
+    var leave = byId("tr-leave");
+    leave.textContent = !remote.leave_by ? "" : remote.leave_now ? text.leave_now : Q.format(text.leave_by, { time: remote.leave_by });
+    Q.show(leave, !!remote.leave_by && !remote.arrived && status.status === "waiting");
+    Q.show(byId("tr-travel"), !remote.arrived && status.status === "waiting");
+    Q.show(byId("tr-held"), !!remote.held && status.status === "waiting");
+    Q.show(byId("tr-arrived"), !!remote.arrived);
   }
 
   /** It is the holder's turn: make sure they notice, even with the phone in a pocket. */
@@ -92,10 +108,10 @@
     else if (status.status === "waiting" && status.almost_turn && !wasAlmost) nudgeHolder();
   }
 
-  function act(method, url, done) {
-    postponeButton.disabled = leaveButton.disabled = true;
+  function act(method, url, done, body) {
+    postponeButton.disabled = leaveButton.disabled = arrivedButton.disabled = true;
     say("");
-    Q.request(method, url).then(function (result) {
+    Q.request(method, url, body === undefined ? undefined : { body: body }).then(function (result) {
       if (result.ok) {
         onTicket(result.data);
         say(done);
@@ -105,8 +121,16 @@
     }, function () {
       say(text.offline, true);
     }).finally(function () {
-      postponeButton.disabled = leaveButton.disabled = false;
+      postponeButton.disabled = leaveButton.disabled = arrivedButton.disabled = false;
     });
+  }
+
+  arrivedButton.addEventListener("click", function () {
+    act("POST", data.arrived_url, text.arrived_done, {});
+  });
+  // The door's and the kiosk's daily QR (/here/<slug>/<code>) find this ticket on this phone.
+  if (current.remote) {
+    try { window.localStorage.setItem("queue_app.remote." + data.branch, data.token); } catch (blocked) { /* private mode */ }
   }
 
   postponeButton.addEventListener("click", function () {

@@ -18,6 +18,7 @@ def branch_dict(branch: Branch) -> dict:
         "opening_hours": branch.opening_hours or {}, "closed_dates": branch.closed_dates or [],
         "allow_remote_tickets": branch.allow_remote_tickets, "postpone_places": branch.postpone_places,
         "booking_rules": branch.booking_rules or {}, "phone": branch.phone,
+        "latitude": branch.latitude, "longitude": branch.longitude,
     }
 
 
@@ -51,4 +52,6 @@ def staff_ticket_dict(ticket: Ticket) -> dict:
         "recalls": ticket.recalls,
         "issued_at": local_iso(ticket.issued_at, zone), "called_at": local_iso(ticket.called_at, zone),
         "started_at": local_iso(ticket.started_at, zone), "finished_at": local_iso(ticket.finished_at, zone),
+        # Joined from home (tickets/remote.py), and when its holder said "I'm here".
+        "remote": ticket.remote, "arrived_at": local_iso(ticket.arrived_at, zone),
     }
