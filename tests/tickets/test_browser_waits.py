@@ -5,6 +5,7 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from browser import open_page, save_screenshot
 from helpers import PHONE, axe_violations
 from playwright.sync_api import expect
@@ -16,6 +17,10 @@ from queue_app.tickets import queueing
 
 ALL_DAY = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 KEELUNG = {"latitude": 25.1290, "longitude": 121.7400}  # the phone, 200 m from North Branch
+
+# The server runs on the SQLite file the `app` fixture writes to; it is requested late (after the
+# data, see below), so the collection cannot tell from the fixtures that the tests need that file.
+pytestmark = pytest.mark.sqlite_only
 
 
 def _three_branches(app):
