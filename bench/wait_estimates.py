@@ -21,6 +21,13 @@ wait band (0-5, 5-15, 15+ minutes), and how often the 80 % range held the real w
 who waited at all. After the tables, one summary line per family; the last line is one JSON
 object with the figures per family.
 
+Families with customers joining from home (a scenario's `remote`, e.g. bench/scenarios/remote_join.json)
+add a line on them: how many joined, the share who waited under 5 minutes in the lobby (from "I'm
+here" to the call; the goal of "Time to set off"), the median and 90th percentile of that lobby
+time, how many were held back once for not being there when called, and how many became no-shows;
+beside it the share of walk-ins of the same run who waited under 5 minutes (their whole wait is in
+the lobby).
+
 The oracle plays the queue forward with the product's own engine (ticket-order dispatch), which is
 exact for the shared scenarios' counters (all serve every service) and bookings (with specialised
 counters it is the product's engine, not necessarily the truth); it differs from the
@@ -54,12 +61,16 @@ def true_parameters(sim, rng: np.random.Generator) -> estimate_learning.Learned:
         draws = np.array([spec.draw(source) for _ in range(20000)])
         samples[sim.service_ids[spec.code]] = draws
     mean, sd = scenario.arrival_offset
+    remote = scenario.remote
+    late_mean, late_sd = remote.lateness if remote else estimate_learning.PRIOR_REMOTE_LATENESS
     return estimate_learning.Learned(
         service_samples=samples, service_means={k: float(v.mean()) for k, v in samples.items()},
         service_visits={k: len(v) for k, v in samples.items()}, counter_speed={},
         patience_rate=1 / scenario.patience_mean if scenario.patience_mean else 0.0,
         no_show=scenario.no_show_rate, arrival_offsets=rng.normal(mean, sd, 20000) if sd else np.full(20000, mean),
         learned_at=None,
+        remote_lateness=rng.normal(late_mean, late_sd, 20000) if late_sd else np.full(20000, late_mean),
+        remote_no_come=remote.no_come_rate if remote else estimate_learning.REMOTE_NO_COME_PRIOR,
     )
 
 
@@ -86,8 +97,11 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
     rng = np.random.default_rng(seed)
     truth = {}
     records = []
+    remote_rows = []  # joined from home: filled in by the simulation as the day goes on
 
     def observe(sim, now, ticket, row):
+        if row["kind"] == "remote":
+            remote_rows.append(row)
         if row["kind"] != "walk_in":
             return
         # The estimator's own figures before the branch's calibration (for --dump).
@@ -149,6 +163,12 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
     coverage = float(np.mean((low[waited] <= actual[waited]) & (actual[waited] <= high[waited])))
     print(f"80 % range coverage among the {int(waited.sum())} who waited: {coverage:.3f}")
     big = actual >= 15
+    remote = remote_figures(remote_rows, actual) if remote_rows else None
+    if remote:
+        print(f"joined from home: {remote['joined']}, lobby under 5 min {remote['lobby_under_5']:.3f} of the "
+              f"{remote['served']} served (median {remote['lobby_median']:.1f} min, p90 {remote['lobby_p90']:.1f}), "
+              f"held {remote['held']}, no-shows {remote['no_shows']}; walk-ins waiting under 5 min "
+              f"{remote['walk_ins_under_5']:.3f}")
     return {
         "walk_ins_served": len(served),
         "mse_vs_naive": round(scores(product, everyone)["mse"] / scores(naive, everyone)["mse"], 3),
@@ -157,6 +177,19 @@ def run(scenario_path: Path, days: int | None, seed: int, with_oracle: bool = Tr
         "mse_vs_naive_15plus": round(scores(product, big)["mse"] / scores(naive, big)["mse"], 3) if big.any() else None,
         "bias_minutes": round(scores(product, everyone)["bias"], 3),
         "coverage80": round(coverage, 3),
+        "remote": remote,
+    }
+
+
+def remote_figures(rows: list[dict], walk_in_waits: np.ndarray) -> dict:
+    lobby = np.array([r["lobby_minutes"] for r in rows if r["lobby_minutes"] is not None], dtype=float)
+    return {
+        "joined": len(rows), "served": len(lobby),
+        "lobby_under_5": round(float(np.mean(lobby < 5)), 3) if len(lobby) else None,
+        "lobby_median": round(float(np.median(lobby)), 2) if len(lobby) else None,
+        "lobby_p90": round(float(np.percentile(lobby, 90)), 2) if len(lobby) else None,
+        "held": sum(1 for r in rows if r["held"]), "no_shows": sum(1 for r in rows if r["no_show"]),
+        "walk_ins_under_5": round(float(np.mean(walk_in_waits < 5)), 3) if len(walk_in_waits) else None,
     }
 
 

@@ -47,6 +47,7 @@ FIELD_LABELS = {
     "postpone_places": _l("places moved back on postpone"), "booking_rules": _l("booking rules"),
     "customer_rules": _l("customer rules"), "almost_turn_minutes": _l("almost-your-turn minutes"),
     "almost_turn_position": _l("almost-your-turn position"),
+    "set_off_margin_minutes": _l("set-off margin (minutes)"),
 }
 
 TARGET_LABELS = {"customer": _l("customer"), "staff": _l("staff account"), "counter": _l("counter"),

@@ -32,7 +32,8 @@ _WATCHED: dict[type, dict[str, bool]] = {
               "active": True, "checklist": False, "price_cents": True},
     Branch: {"name": True, "timezone": True, "opening_hours": True, "closed_dates": True, "country": True,
              "language": True, "allow_remote_tickets": True, "postpone_places": True, "booking_rules": True,
-             "customer_rules": True, "almost_turn_minutes": True, "almost_turn_position": True},
+             "customer_rules": True, "almost_turn_minutes": True, "almost_turn_position": True,
+             "set_off_margin_minutes": True},
 }
 _TARGET = {Staff: "staff", Counter: "counter", Service: "service", Branch: "branch"}
 

@@ -33,6 +33,9 @@ class Branch(Base):
     # or its people-ahead count to this many, whichever comes first.
     almost_turn_minutes: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     almost_turn_position: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    # A remote customer (joined from home) is told to set off when the estimate's low end is at
+    # most the trip plus this many minutes: slack for parking, the door, a late bus.
+    set_off_margin_minutes: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     # Staffing and forecast settings that differ from domain.planning.DEFAULT_PLANNING (target,
     # wait, abandonment cap, walk-in reserve, interval).
     planning_rules: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")

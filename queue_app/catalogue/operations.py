@@ -182,6 +182,11 @@ def _apply_branch_fields(branch: Branch, fields: dict) -> None:
         if not isinstance(places, int) or not 1 <= places <= 50:
             raise _invalid("postpone_places", "a whole number from 1 to 50.")
         branch.postpone_places = places
+    if "set_off_margin_minutes" in fields:
+        margin = fields["set_off_margin_minutes"]
+        if not isinstance(margin, int) or isinstance(margin, bool) or not 0 <= margin <= 60:
+            raise _invalid("set_off_margin_minutes", "a whole number of minutes from 0 to 60.")
+        branch.set_off_margin_minutes = margin
     for key in ("language", "country", "allow_remote_tickets"):
         if key in fields:
             setattr(branch, key, fields[key])

@@ -18,6 +18,8 @@ class BranchSchema(Schema):
     closed_dates = fields.List(fields.String())
     allow_remote_tickets = fields.Boolean()
     postpone_places = fields.Integer()
+    set_off_margin_minutes = fields.Integer(metadata={
+        "description": "Remote tickets: set off when the earliest likely call is the trip plus this."})
     booking_rules = fields.Dict(keys=fields.String(), values=fields.Integer())
     phone = fields.String(allow_none=True, metadata={"description": "E.164; told to customers who can no longer "
                                                      "change a booking online. null: none."})
@@ -34,6 +36,7 @@ class BranchUpdate(StrictSchema):
     closed_dates = fields.List(When("date"))
     allow_remote_tickets = fields.Boolean()
     postpone_places = fields.Integer(validate=validate.Range(min=1, max=50))
+    set_off_margin_minutes = fields.Integer(validate=validate.Range(min=0, max=60))
     booking_rules = fields.Dict(keys=Text(max=64), values=fields.Integer())
     phone = Text(max=32, allow_none=True, metadata={
         "description": "The branch's phone; without a country code it is read in the branch's country. "

@@ -36,11 +36,21 @@ from queue_app.core.events import QUIET_KEY
 from queue_app.core.security import new_token, token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.planning import plan as planning
-from queue_app.tickets import estimate_learning, estimate_state, queue_order, queueing
+from queue_app.tickets import (
+    estimate_learning,
+    estimate_state,
+    estimates,
+    numbering,
+    queue_order,
+    queueing,
+    remote,
+)
 from queue_app.tickets.models import Ticket
 
 BRANCH_SLUG = "sim"
 NO_SHOW_SWEEP = timedelta(minutes=15)
+SET_OFF_SWEEP = timedelta(seconds=30)  # the product's "time to set off" job runs this often
+SIMULATION_SECRET = "simulation"  # the app's secret key in simulate(): remote tickets' tracking tokens
 
 
 class ScenarioError(ValueError):
@@ -93,6 +103,23 @@ class CounterSpec:
 
 
 @dataclass(frozen=True)
+class RemoteSpec:
+    """Customers who join the queue from home (tickets/remote.py) instead of walking in: `share` of
+    the walk-in arrivals, each with a trip drawn evenly from `travel_minutes` (whole minutes); told
+    to set off, they arrive after the trip plus a normal lateness (their trip guess is a guess), or
+    never (`no_come_rate`). `set_off_margin_minutes`: the branch's setting."""
+
+    share: float
+    travel_minutes: tuple[int, int]
+    lateness: tuple[float, float]  # mean, sd, minutes
+    no_come_rate: float = 0.0
+    set_off_margin_minutes: int = 5
+
+    def draw_travel(self, rng: random.Random) -> int:
+        return rng.randint(*self.travel_minutes)
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     timezone: str
@@ -113,6 +140,7 @@ class Scenario:
     # Minutes a counter spends after each visit before it calls the next (paperwork), which the
     # product's visit lengths (call to finish) do not show: a model error only calibration sees.
     handover_minutes: float = 0.0
+    remote: "RemoteSpec | None" = None  # some walk-ins join from home instead
 
     @property
     def zone(self) -> ZoneInfo:
@@ -189,6 +217,34 @@ def _positive(raw: dict, name: str, where: str, zero: bool = False) -> float | N
     return value
 
 
+def _remote(data: dict) -> RemoteSpec | None:
+    spec = data.get("remote")
+    if spec is None:
+        return None
+    where = "remote."
+    if not isinstance(spec, dict):
+        raise ScenarioError(f"remote: expected an object with share and travel_minutes, got {spec!r}")
+    share = _field(spec, "share", float, where)
+    if not 0 < share <= 1:
+        raise ScenarioError(f"{where}share: must be above 0 and at most 1, got {share}")
+    travel = _field(spec, "travel_minutes", list, where)
+    if (len(travel) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) for t in travel)
+            or not 0 <= travel[0] <= travel[1] <= 120):
+        raise ScenarioError(f"{where}travel_minutes: [shortest, longest] whole minutes within 0-120, got {travel!r}")
+    lateness = spec.get("lateness_minutes") or {"mean": 0, "sd": 0}
+    if not isinstance(lateness, dict):
+        raise ScenarioError(f"{where}lateness_minutes: expected an object with mean and sd, got {lateness!r}")
+    mean = _field(lateness, "mean", float, where + "lateness_minutes.") if "mean" in lateness else 0.0
+    sd = _positive(lateness, "sd", where + "lateness_minutes.", zero=True) or 0.0
+    no_come = _positive(spec, "no_come_rate", where, zero=True) or 0.0
+    if no_come >= 1:
+        raise ScenarioError(f"{where}no_come_rate: must be below 1, got {no_come}")
+    margin = spec.get("set_off_margin_minutes", 5)
+    if not isinstance(margin, int) or isinstance(margin, bool) or not 0 <= margin <= 60:
+        raise ScenarioError(f"{where}set_off_margin_minutes: whole minutes from 0 to 60, got {margin!r}")
+    return RemoteSpec(share, (travel[0], travel[1]), (mean, sd), no_come, margin)
+
+
 def parse_scenario(data: dict) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError("the scenario must be a JSON object")
@@ -247,6 +303,7 @@ def parse_scenario(data: dict) -> Scenario:
         arrival_offset=(float(offset.get("mean", 0)), float(offset.get("sd", 0))),
         counters=counters, patience_mean=float(patience["mean"]) if patience else None,
         seed=int(data.get("seed", 0)), handover_minutes=_positive(data, "handover_minutes", "", zero=True) or 0.0,
+        remote=_remote(data),
     )
 
 
@@ -268,8 +325,10 @@ def _hours(scenario: Scenario, spans: list[tuple[time, time]]) -> dict:
 
 
 def create_branch(session: Session, scenario: Scenario):
+    remote = {} if scenario.remote is None else {
+        "allow_remote_tickets": True, "set_off_margin_minutes": scenario.remote.set_off_margin_minutes}
     catalogue.create_branch(session, BRANCH_SLUG, f"Simulated branch ({scenario.name})", scenario.timezone,
-                                     opening_hours=_hours(scenario, [(scenario.open, scenario.close)]))
+                            opening_hours=_hours(scenario, [(scenario.open, scenario.close)]), **remote)
     for spec in scenario.services:
         configured = spec.configured_minutes if spec.configured_minutes is not None else spec.mean_minutes
         catalogue.create_service(session, BRANCH_SLUG, spec.code, spec.name, expected_minutes=max(1, round(configured)))
@@ -332,6 +391,9 @@ class BranchSimulation:
         self.rows: dict[int, dict] = {}  # ticket id -> report row
         self.status: dict[int, str] = {}  # ticket id -> waiting/called
         self.issued_at: dict[int, datetime] = {}  # exact, for waits (the report shows seconds)
+        self.away: dict[int, int] = {}  # remote tickets not told to set off yet -> their trip, minutes
+        self.arrived_at: dict[int, datetime] = {}  # remote tickets here and not called yet
+        self.remote_count = 0
         self.stats: DayStats | None = None
 
     # events are (when, sequence, handler, arguments); the sequence keeps ties in a fixed order
@@ -357,15 +419,20 @@ class BranchSimulation:
         while sweep <= closes:
             self.at(sweep, self.sweep_no_shows)
             sweep += NO_SHOW_SWEEP
+        if scenario.remote is not None:
+            self.at(opens, self.set_off_sweep, closes)
         while self.events:
             when, _, handler, args = heapq.heappop(self.events)
             handler(when, *args)
+        self.close_remote_rows()
         for ticket_id in sorted(self.rows):
             if not self.history:
                 self.report(self.rows[ticket_id])
         self.rows.clear()
         self.status.clear()
         self.issued_at.clear()
+        self.away.clear()
+        self.arrived_at.clear()
         return self.stats
 
     # arrivals
@@ -380,6 +447,11 @@ class BranchSimulation:
                 moment += timedelta(minutes=self.rng.expovariate(rate / 60))
                 if moment >= end:
                     break
+                remote_spec = self.scenario.remote
+                if remote_spec is not None and self.rng.random() < remote_spec.share:
+                    self.at(moment, self.looks_from_home, self.pick_service("walk_in_share"),
+                            remote_spec.draw_travel(self.rng), self.patience())
+                    continue
                 self.at(moment, self.walk_in, self.pick_service("walk_in_share"), self.patience())
 
     def pick_service(self, share: str) -> str:
@@ -462,6 +534,68 @@ class BranchSimulation:
         issued = queueing.issue_ticket(self.session, self.slug, code, now=now)
         self.issued(now, issued.ticket, "walk_in", patience)
 
+    def looks_from_home(self, now: datetime, code: str, travel: int, patience: float) -> None:
+        """A customer at home looks at the live waits (/): joins from home when the wait leaves
+        time for the trip ("Leave by" is not "now"), else comes and takes a ticket at the kiosk."""
+        estimate = estimates.estimate_branch(self.session, self.branch, now).new_ticket.get(self.service_ids[code])
+        self.session.commit()
+        if (estimate is not None and estimate.state == "waiting"
+                and estimate.low >= travel + self.scenario.remote.set_off_margin_minutes):
+            self.joins_from_home(now, code, travel)
+        else:
+            mean, sd = self.scenario.remote.lateness
+            late = self.rng.gauss(mean, sd) if sd else mean
+            self.at(now + timedelta(minutes=max(0.0, travel + late)), self.walk_in, code, patience)
+
+    def joins_from_home(self, now: datetime, code: str, travel: int) -> None:
+        self.remote_count += 1
+        joined = remote.issue_remote(self.session, self.slug, code, travel, phone=f"+1202555{self.remote_count:04d}",
+                                     secret=SIMULATION_SECRET, now=now)
+        self.away[joined.ticket.id] = travel
+        self.issued(now, joined.ticket, "remote", math.inf)
+        self.rows[joined.ticket.id].update(travel_minutes=travel, set_off_at=None, arrived_at=None,
+                                           lobby_minutes=None, held=False, no_show=False)
+
+    def set_off_sweep(self, now: datetime, closes: datetime) -> None:
+        """The product's "time to set off" job; whoever it told (or held before telling: the held
+        message says to come) sets off now and arrives after the trip and their lateness."""
+        if self.away:
+            remote.send_set_off(self.session, now=now)
+            told = self.session.execute(
+                select(Ticket.id).where(Ticket.id.in_(list(self.away)),
+                                        (Ticket.set_off_sent_at.is_not(None)) | (Ticket.held_count > 0))
+            ).scalars().all()
+            spec = self.scenario.remote
+            for ticket_id in sorted(told):
+                travel = self.away.pop(ticket_id)
+                self.rows[ticket_id]["set_off_at"] = now.isoformat(timespec="seconds")
+                if self.rng.random() < spec.no_come_rate:
+                    continue
+                mean, sd = spec.lateness
+                late = self.rng.gauss(mean, sd) if sd else mean
+                self.at(max(now, now + timedelta(minutes=travel + late)), self.arrives_from_home, ticket_id)
+        if now < closes or any(run.on_shift for run in self.counters.values()):
+            self.at(now + SET_OFF_SWEEP, self.set_off_sweep, closes)
+
+    def arrives_from_home(self, now: datetime, ticket_id: int) -> None:
+        if self.session.get(Ticket, ticket_id, populate_existing=True).status != "waiting":
+            return  # too late: the ticket was a no-show
+        remote.arrived(self.session, ticket_id, now=now)
+        self.rows[ticket_id]["arrived_at"] = now.isoformat(timespec="seconds")
+        self.arrived_at[ticket_id] = now
+        for run in self.counters.values():
+            self.call(now, run)
+
+    def close_remote_rows(self) -> None:
+        """The day's end: which remote tickets were held, which were no-shows (call_next decided)."""
+        ids = [i for i, row in self.rows.items() if row["kind"] == "remote"]
+        if not ids:
+            return
+        for ticket_id, status, held in self.session.execute(
+                select(Ticket.id, Ticket.status, Ticket.held_count).where(Ticket.id.in_(ids))):
+            self.rows[ticket_id].update(held=held > 0, no_show=status == "no_show")
+        self.session.commit()
+
     def appointment_arrives(self, now: datetime, check_in_code: str, code: str) -> None:
         try:
             done = booking.check_in(self.session, self.slug, check_in_code, now=now)
@@ -529,6 +663,8 @@ class BranchSimulation:
     def call(self, now: datetime, run: CounterRun) -> None:
         if not run.on_shift or run.ticket_id is not None or (run.handover_until and now < run.handover_until):
             return
+        if self.scenario.remote is not None and not run.finishes_queue and self.only_away(run, now):
+            return
         ticket = queueing.call_next(self.session, run.id, now=now)
         if ticket is None:
             if run.finishes_queue:
@@ -541,10 +677,25 @@ class BranchSimulation:
         wait = (now - self.issued_at[ticket.id]).total_seconds() / 60
         row["actual_wait_minutes"] = round(wait, 3)
         row["called_at"] = now.isoformat(timespec="seconds")
+        if ticket.id in self.arrived_at:  # joined from home: the wait that counts is in the lobby
+            row["lobby_minutes"] = round((now - self.arrived_at.pop(ticket.id)).total_seconds() / 60, 3)
         self.stats.served += 1
         self.stats.waits.append(wait)
         length = self.specs[ticket.prefix].draw(self.rng)
         self.at(now + timedelta(minutes=length), self.visit_ends, run)
+
+    def only_away(self, run: CounterRun, now: datetime) -> bool:
+        """Whether everyone this counter could call joined from home and is not here yet. Staff see
+        that on the console ("not here yet") and wait rather than call: calling would only hold
+        them back (until closing time, when everyone with a ticket is called)."""
+        waiting = self.session.execute(
+            select(Ticket.remote, Ticket.arrived_at).where(
+                Ticket.branch_id == self.branch.id, Ticket.status == "waiting",
+                Ticket.local_date == numbering.local_day(now, self.scenario.zone),
+                Ticket.service_id.in_([self.service_ids[code] for code in run.spec.services]))
+        ).all()
+        self.session.commit()
+        return bool(waiting) and all(remote and arrived_at is None for remote, arrived_at in waiting)
 
     def visit_ends(self, now: datetime, run: CounterRun) -> None:
         queueing.finish(self.session, run.ticket_id, now=now)
@@ -584,7 +735,7 @@ def simulate(
         if path.exists():
             raise ScenarioError(f"{path}: exists; the simulator needs a new database file")
         app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "QUEUE_APP_RUN_SCHEDULER": False,
-                          "SECRET_KEY": "simulation", "TESTING": True})
+                          "SECRET_KEY": SIMULATION_SECRET, "TESTING": True})
         estimate_learning.forget_learned()
         out = open(report_path, "w", encoding="utf-8") if report_path else None
         try:

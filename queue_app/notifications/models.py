@@ -42,13 +42,15 @@ class Notification(Base):
 
 
 class SmsOptOut(Base):
-    """A phone number (E.164) that said STOP, or that staff opted out: no SMS goes to it while
-    `opted_out`. START/UNSTOP (or staff) turns it back on; the row stays as the record of who did."""
+    """A phone number (E.164) that said STOP (to us or at its carrier), or that staff opted out: no
+    SMS goes to it while `opted_out`. START/UNSTOP (or staff) turns it back on; the row stays as the
+    record of who did."""
 
     __tablename__ = "sms_opt_out"
 
     number: Mapped[str] = mapped_column(String(40), primary_key=True)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=True)
-    source: Mapped[str] = mapped_column(String(16))  # "reply" (the number's own message) or "staff"
+    # "reply" (the number's own message), "staff", or "carrier" (a gateway refused it as opted out)
+    source: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(200), default="")  # the keyword, or the staff member
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -13,8 +13,10 @@ or missed is dropped), renders the text from the booking as it is now, sends it,
 the row to be taken again after the lease (at least once, never silently lost).
 
 SMS rows: one to a number on the opt-out list (a STOP reply or staff, notifications/sms.py) is marked
-`skipped` instead of sent; the others get their segment count stored, and the gateway's message id
-(`Accepted`) is kept on the row for its delivery reports (sms_api.py).
+`skipped` instead of sent; a gateway refusing a number as opted out at the carrier (Twilio 21610,
+`RecipientOptedOut`) fails that row and puts the number on the list in the same transaction; the
+others get their segment count stored, and the gateway's message id (`Accepted`) is kept on the
+row for its delivery reports (sms_api.py).
 
 Texts are marked here in English and translated from the shared catalogs (queue_app/translations)
 into the booking's language when the message is written (notifications/texts.py: the sender runs in a
@@ -36,7 +38,11 @@ from queue_app.catalogue.operations import localized_name
 from queue_app.core.transaction import write_transaction
 from queue_app.notifications import outbox, sms, texts
 from queue_app.notifications.models import Notification
-from queue_app.notifications.outcomes import Accepted, PermanentFailure
+from queue_app.notifications.outcomes import (
+    Accepted,
+    PermanentFailure,
+    RecipientOptedOut,
+)
 from queue_app.notifications.texts import N_
 from queue_app.tickets.models import Ticket
 
@@ -396,10 +402,15 @@ def send_due(session: Session, driver, now: datetime, batch: int = 20) -> SendRe
             final = isinstance(error, PermanentFailure) or attempts >= MAX_ATTEMPTS
             log.warning("notification %s (%s to %s) failed, attempt %s: %s", notification_id,
                         notification.template, notification.recipient, attempts, message)
-            _finish(session, notification_id, {
-                "status": "failed" if final else "pending", "attempts": attempts, "last_error": message,
-                "next_attempt_at": now if final else now + backoff(attempts),
-            })
+            with write_transaction(session):
+                outbox.settle(session, Notification, notification_id, {
+                    "status": "failed" if final else "pending", "attempts": attempts, "last_error": message,
+                    "next_attempt_at": now if final else now + backoff(attempts),
+                })
+                if isinstance(error, RecipientOptedOut) and notification.channel == "sms":
+                    # Said STOP at the carrier: on our list with the failed row (one transaction), so
+                    # the number's other messages are skipped rather than each refused.
+                    sms.refused_as_opted_out(session, notification.recipient, detail=message, now=now)
             if final:
                 report.failed += 1
             else:

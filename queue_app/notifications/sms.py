@@ -9,8 +9,9 @@ UCS-2: 70 UTF-16 units in one message, 67 per part; a character outside the BMP 
 is not split either. Gateways bill per part, and long texts arrive out of order on some phones, so
 the sender stores the count and refuses texts over a maximum (QUEUE_APP_SMS_MAX_SEGMENTS).
 
-Opt-out. A reply of STOP (and the other words below) to any of our messages, or a staff action,
-puts the number on the opt-out list; the sender then marks that number's SMS rows `skipped`
+Opt-out. A reply of STOP (and the other words below) to any of our messages, a staff action, or
+a gateway refusing a message because the number said STOP at the carrier (Twilio 21610), puts
+the number on the opt-out list; the sender then marks that number's SMS rows `skipped`
 (not sent, not retried). START or UNSTOP takes it off. Numbers are kept in E.164, normalised the
 way customer phones are (customers/identity.py).
 """
@@ -109,12 +110,28 @@ def set_opt_out(session: Session, number: str, opted_out: bool, *, source: str, 
     if not normalised:
         raise Invalid("invalid_field", "phone: not a phone number.", {"phone": ["Not a phone number."]})
     with write_transaction(session):
-        row = session.get(SmsOptOut, normalised)
-        if row is None:
-            row = SmsOptOut(number=normalised)
-            session.add(row)
-        row.opted_out, row.source, row.detail, row.updated_at = opted_out, source, detail[:200], now
+        return _put_opt_out(session, normalised, opted_out, source, detail, now)
+
+
+def _put_opt_out(session: Session, normalised: str, opted_out: bool, source: str, detail: str,
+                 now: datetime) -> SmsOptOut:
+    row = session.get(SmsOptOut, normalised)
+    if row is None:
+        row = SmsOptOut(number=normalised)
+        session.add(row)
+    row.opted_out, row.source, row.detail, row.updated_at = opted_out, source, detail[:200], now
     return row
+
+
+def refused_as_opted_out(session: Session, number: str, *, detail: str, now: datetime) -> SmsOptOut | None:
+    """A gateway refused a message because the number opted out at the carrier (Twilio 21610): it
+    goes on our list too (source "carrier"), so the sender skips its other messages instead of
+    trying each. Inside the caller's write transaction (the one that records the failed row).
+    START or staff take it off as usual; None for a recipient that is not a number at all."""
+    normalised = normalise_number(number)
+    if not normalised:
+        return None
+    return _put_opt_out(session, normalised, True, "carrier", detail, now)
 
 
 def inbound(session: Session, sender: str, body: str, *, now: datetime) -> str | None:

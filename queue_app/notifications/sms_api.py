@@ -46,7 +46,7 @@ class InboundAnswer(Schema):
 class OptOutSchema(Schema):
     phone = fields.String(required=True)
     opted_out = fields.Boolean(required=True)
-    source = fields.String(required=True, metadata={"description": "reply (the number's own text) or staff"})
+    source = fields.String(required=True, metadata={"description": "reply (the number's own text), staff, or carrier (the gateway refused the number as opted out)"})
     updated_at = fields.String(required=True)
 
 

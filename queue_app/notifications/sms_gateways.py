@@ -18,7 +18,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from queue_app.notifications.models import Notification
-from queue_app.notifications.outcomes import Accepted, PermanentFailure
+from queue_app.notifications.outcomes import (
+    Accepted,
+    PermanentFailure,
+    RecipientOptedOut,
+)
 from queue_app.notifications.sms import STATUS_WORDS
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,7 @@ TWILIO_API_URL = "https://api.twilio.com"
 # Twilio error codes that mean this number will not take SMS from us (retrying cannot help):
 # invalid or unreachable number, landline, region not enabled, and 21610, the number said STOP.
 TWILIO_PERMANENT_CODES = frozenset({21211, 21214, 21217, 21401, 21407, 21408, 21421, 21610, 21612, 21614})
+TWILIO_OPTED_OUT = 21610  # the number replied STOP at the carrier: it goes on our opt-out list too
 _PLACEHOLDER = re.compile(r"\{(to|text|status_url)\}")
 
 
@@ -89,6 +94,8 @@ class TwilioDriver:
         try:
             message = self.client.api.account.messages.create(**fields)
         except TwilioRestException as error:
+            if error.code == TWILIO_OPTED_OUT:
+                raise RecipientOptedOut(f"Twilio: the number opted out (error {error.code}): {error.msg}") from error
             if error.code in TWILIO_PERMANENT_CODES:
                 raise PermanentFailure(f"Twilio refused the number (error {error.code}): {error.msg}") from error
             raise GatewayError(f"Twilio answered {error.status} (error {error.code}): {error.msg}") from error

@@ -12,6 +12,7 @@ def init_app(app) -> None:
         api,
         counter_pages,
         display_pages,
+        door_pages,
         estimate_text,
         join_pages,
         played_queue,
@@ -31,4 +32,5 @@ def init_app(app) -> None:
     register_api(api.blp)
     register_api(waits_api.blp)
     app.register_blueprint(join_pages.bp)  # join from home (/j/<slug>), "I'm here" (/here/<slug>/<code>)
+    app.register_blueprint(door_pages.bp)  # the door's "I'm here" QR for staff to show or print (/door/<slug>)
     register_api(remote_api.blp)

@@ -179,12 +179,14 @@ DAY_S = 86400.0
 
 
 def recent_pairs(session: Session, branch_id: int, now: datetime) -> Pairs:
-    """Called walk-ins of the last WINDOW_DAYS + CAP_DAYS days with the model's figures at issue."""
+    """Called walk-ins of the last WINDOW_DAYS + CAP_DAYS days with the model's figures at issue
+    (not remote tickets held back for arriving late: their wait was their own doing)."""
     since = now - timedelta(days=WINDOW_DAYS + CAP_DAYS)
     rows = session.execute(
         select(Ticket.issued_at, Ticket.model_mean, Ticket.model_low, Ticket.model_high, Ticket.called_at)
         .where(Ticket.branch_id == branch_id, Ticket.issued_at >= since, Ticket.called_at.is_not(None),
-               Ticket.called_at <= now, Ticket.priority != "appointment", Ticket.model_mean.is_not(None))
+               Ticket.called_at <= now, Ticket.priority != "appointment", Ticket.model_mean.is_not(None),
+               Ticket.held_count == 0)
     ).all()
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     issued = np.array([(r[0] - epoch).total_seconds() for r in rows], dtype=float)

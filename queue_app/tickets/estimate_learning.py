@@ -1,9 +1,11 @@
 """What the wait estimator learns from a branch's own history: visit lengths per service, counter
-speed factors, no-shows and how early booked customers arrive; with priors while data is thin."""
+speed factors, no-shows, how early booked customers arrive and how late remote customers (joined
+from home) arrive after being told to set off; with priors while data is thin."""
 import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from statistics import NormalDist
 
 import numpy as np
 from sqlalchemy import and_, exists, select
@@ -49,6 +51,21 @@ GAP_LIMIT = 10.0  # minutes: a longer stop between visits is a break, not the co
 GAP_PRIOR = 20  # visits' worth of weight pulling a counter's gap towards none
 
 
+# Remote customers: arrival minus (set-off message + their own trip time), minutes (mean, sd).
+# Late by two minutes on average with a wide spread: a trip estimate is a guess.
+PRIOR_REMOTE_LATENESS = (2.0, 5.0)
+
+
+REMOTE_NO_COME_PRIOR = 0.05  # told to set off and never came
+
+
+def _normal_quantiles(mean: float, sd: float, count: int) -> np.ndarray:
+    """`count` evenly spaced quantiles of a normal (pseudo-observations for a prior)."""
+    if count <= 0:
+        return np.empty(0)
+    return np.array([NormalDist(mean, sd).inv_cdf((i + 0.5) / count) for i in range(count)])
+
+
 @dataclass
 class Learned:
     service_samples: dict[int, np.ndarray]  # minutes per visit, winsorised, prior-filled
@@ -63,6 +80,10 @@ class Learned:
     calibration: Calibration = NO_CORRECTION
     # Per counter: minutes between a finish and the next call when the next customer was waiting.
     counter_gap: dict[int, float] = field(default_factory=dict)
+    # Remote tickets: arrival minus (set-off message + trip), minutes; and the share never arriving.
+    remote_lateness: np.ndarray = field(default_factory=lambda: _normal_quantiles(*PRIOR_REMOTE_LATENESS,
+                                                                                    PRIOR_OBSERVATIONS))
+    remote_no_come: float = REMOTE_NO_COME_PRIOR
 
 
 def prior_sample(mean: float, count: int, cv: float = PRIOR_CV) -> np.ndarray:
@@ -70,8 +91,6 @@ def prior_sample(mean: float, count: int, cv: float = PRIOR_CV) -> np.ndarray:
     sigma = math.sqrt(math.log(1 + cv * cv))
     mu = math.log(max(mean, 0.1)) - sigma * sigma / 2
     probabilities = (np.arange(count) + 0.5) / count
-    from statistics import NormalDist
-
     z = np.array([NormalDist().inv_cdf(p) for p in probabilities])
     return np.exp(mu + sigma * z)
 
@@ -163,13 +182,32 @@ def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_
     prior_weight = 10
     no_show = (no_shows + NO_SHOW_PRIOR * prior_weight) / (len(booked) + prior_weight)
     if len(offsets) < PRIOR_OBSERVATIONS:
-        mean, sd = PRIOR_ARRIVAL_OFFSET
-        from statistics import NormalDist
-
-        quantiles = (np.arange(PRIOR_OBSERVATIONS - len(offsets)) + 0.5) / (PRIOR_OBSERVATIONS - len(offsets))
-        offsets = np.concatenate([offsets, [NormalDist(mean, sd).inv_cdf(q) for q in quantiles]])
+        offsets = np.concatenate([offsets, _normal_quantiles(*PRIOR_ARRIVAL_OFFSET,
+                                                             PRIOR_OBSERVATIONS - len(offsets))])
+    lateness, no_come = remote_arrivals(session, branch, since, now)
     return Learned(samples, means, counts, speed, patience_rate, no_show, offsets, now,
-                   learn_calibration(session, branch.id, now), gaps)
+                   learn_calibration(session, branch.id, now), gaps, lateness, no_come)
+
+
+def remote_arrivals(session: Session, branch: Branch, since: datetime, now: datetime) -> tuple[np.ndarray, float]:
+    """How late remote customers arrive after "Time to set off" (arrival minus message minus
+    their own trip time, minutes; priors fill in while there are few), and the share of those
+    told who never came (shrunk towards REMOTE_NO_COME_PRIOR by 10 tickets). Only finished
+    tickets count: one still on its way has not shown how late it will be."""
+    told = session.execute(
+        select(Ticket.set_off_sent_at, Ticket.arrived_at, Ticket.travel_minutes)
+        .where(Ticket.branch_id == branch.id, Ticket.remote.is_(True), Ticket.issued_at >= since,
+               Ticket.issued_at < now, Ticket.set_off_sent_at.is_not(None),
+               Ticket.status.in_(("done", "no_show", "cancelled")))
+    ).all()
+    lateness = np.array([(arrived - sent).total_seconds() / MINUTE - (travel or 0)
+                         for sent, arrived, travel in told if arrived is not None and arrived >= sent], dtype=float)
+    never = sum(1 for _, arrived, _ in told if arrived is None)
+    no_come = (never + REMOTE_NO_COME_PRIOR * 10) / (len(told) + 10)
+    if len(lateness) < PRIOR_OBSERVATIONS:
+        lateness = np.concatenate([lateness, _normal_quantiles(*PRIOR_REMOTE_LATENESS,
+                                                               PRIOR_OBSERVATIONS - len(lateness))])
+    return lateness, no_come
 
 
 def counter_gaps(session: Session, branch: Branch, visits) -> dict[int, float]:

@@ -37,6 +37,30 @@ class WaitingNow:
     sort_key: datetime
     booked: bool = False  # a checked-in booking (queue_order.py)
     start_at: datetime | None = None  # its booked start
+    # Joined from home and not here yet (once arrived, a remote ticket is a plain walk-in):
+    away: bool = False
+    travel: float = 0.0  # the holder's trip, minutes
+    set_off: float | None = None  # minutes from now (<= 0) "Time to set off" went; None: not yet
+    held: bool = False  # already held back once: called again before arriving, it is a no-show
+
+
+def waiting_now(ticket_id: int, service_id: int, sort_key: datetime, priority: str, effective_at: datetime | None,
+                remote: bool, arrived_at: datetime | None, travel: int | None, set_off_sent_at: datetime | None,
+                held_count: int, now: datetime) -> WaitingNow:
+    """A waiting ticket as the estimator plays it, from its row."""
+    booked = queue_order.is_booked(priority)
+    waiting = WaitingNow(ticket_id, service_id, sort_key, booked, effective_at if booked else None)
+    if remote and arrived_at is None:
+        waiting.away, waiting.travel, waiting.held = True, float(travel or 0), held_count > 0
+        if set_off_sent_at is not None:
+            waiting.set_off = min(0.0, (set_off_sent_at - now).total_seconds() / MINUTE)
+    return waiting
+
+
+# The columns waiting_now reads, in its order after `now`.
+WAITING_COLUMNS = (Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority, Ticket.effective_at,
+                   Ticket.remote, Ticket.arrived_at, Ticket.travel_minutes, Ticket.set_off_sent_at,
+                   Ticket.held_count)
 
 
 @dataclass
@@ -57,6 +81,8 @@ class BranchNow:
     waiting: list[WaitingNow]
     pending: list[PendingBooking]
     opens_at: dict[int, datetime | None] = field(default_factory=dict)  # next counter per service
+    held_places: int = 3  # how far back a remote ticket called before arriving goes (postpone_places)
+    set_off_margin: float = 5.0  # the branch's set_off_margin_minutes
 
 
 def _counter_windows(counter: Counter, branch: Branch, now: datetime, day, closing: datetime | None):
@@ -109,10 +135,8 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
                 state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
         states.append(state)
     waiting = [
-        WaitingNow(ticket_id, service_id, sort_key, queue_order.is_booked(priority),
-                   effective_at if queue_order.is_booked(priority) else None)
-        for ticket_id, service_id, sort_key, priority, effective_at in session.execute(
-            select(Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority, Ticket.effective_at)
+        waiting_now(*row, now) for row in session.execute(
+            select(*WAITING_COLUMNS)
             .where(Ticket.branch_id == branch.id, Ticket.local_date == today, Ticket.status == "waiting")
             .order_by(Ticket.sort_key, Ticket.id)
         )
@@ -135,7 +159,8 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
         starts = [c.windows[0][0] for c in states if service_id in c.service_ids and c.windows]
         if not starts or min(starts) > 0:
             opens_at[service_id] = now + timedelta(minutes=min(starts)) if starts else None
-    return BranchNow(now, states, waiting, pending, opens_at)
+    return BranchNow(now, states, waiting, pending, opens_at, branch.postpone_places or 0,
+                     float(branch.set_off_margin_minutes or 0))
 
 
 def open_counters_for(session: Session, service_id: int) -> int:

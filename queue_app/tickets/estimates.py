@@ -18,7 +18,12 @@ branch's current state with parameters learned from its own history:
   queue order of queue_order.py: a counter freeing at or after a booking's start (and its
   arrival) calls it before any walk-in; a booking checked in early is called before its start
   only when no waiting ticket is left for the counter;
-- people ahead who give up (a patience rate learned from tickets left while waiting).
+- people ahead who give up (a patience rate learned from tickets left while waiting);
+- remote tickets (joined from home) not here yet: the holder arrives after "Time to set off" (sent
+  when the call's low end falls to the trip plus the branch's margin) plus the trip plus a learned
+  lateness, or never; called before arriving, the ticket is held back the branch's places once
+  (the counter takes the next one) and a no-show the second time. A remote ticket's own figures
+  are its turn if its holder is there: what it needs to know to set off.
 
 Every waiting ticket's call time comes out of the same replications, so one run serves the whole
 branch. The point estimate is the mean, the range the 10th-90th percentiles: the wait of a holder
@@ -34,7 +39,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -98,7 +103,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 # Kinds of draw; ticket ids and appointment ids live in different kinds.
-VISIT, PATIENCE, REMAINING, BOOKED_VISIT, COMES, ARRIVES = range(6)
+VISIT, PATIENCE, REMAINING, BOOKED_VISIT, COMES, ARRIVES, REMOTE_COMES, REMOTE_ARRIVES = range(8)
 
 
 def _mix(value: int) -> int:
@@ -366,17 +371,69 @@ class _Queue:
         self.columns[column] = start
         finite = np.isfinite(start)
         rate = self.learned.patience_rate
-        if rate > 0:
+        if ticket.away:  # at home, nobody gives up in the lobby; not there when called, held
+            if visit is None:
+                visit = self.draws.uniform(VISIT, ticket.id)
+            here = self._remote_called(ticket, start, finite, joined, visit)
+            self._occupy(counter, start, ticket.service_id, finite & here, visit)
+        elif rate > 0:
             if patience is None:
                 patience = self.draws.uniform(PATIENCE, ticket.id)
             stays = -np.log1p(-patience) / rate >= start - joined
         else:
             stays = finite
-        if visit is None:
-            visit = self.draws.uniform(VISIT, ticket.id)
-        self._occupy(counter, start, ticket.service_id, finite & stays, visit)
+        if not ticket.away:
+            if visit is None:
+                visit = self.draws.uniform(VISIT, ticket.id)
+            self._occupy(counter, start, ticket.service_id, finite & stays, visit)
         self.line_end = (ticket.sort_key, ticket.id)
         self.walk_ins[ticket.service_id] = self.walk_ins.get(ticket.service_id, 0) + 1
+
+    def _remote_arrival(self, ticket: WaitingNow, start: np.ndarray, joined: float) -> np.ndarray:
+        """When a remote ticket's holder arrives, minutes from now (inf: never): after "Time to set
+        off" (already sent, or due when the low end of its call falls to the trip plus the margin),
+        the trip and a learned lateness; one who should be here by now arrives later than that."""
+        lateness, no_come = self.learned.remote_lateness, self.learned.remote_no_come
+        if ticket.set_off is None:
+            finite = start[np.isfinite(start)]
+            low = float(np.quantile(finite, RANGE[0])) if len(finite) else math.inf
+            told = max(joined, low - ticket.travel - self.state.set_off_margin)
+            comes = 1 - no_come
+        else:
+            told = ticket.set_off
+            # Not here yet: only the later arrivals are still possible (as for bookings).
+            later = lateness[lateness > -(told + ticket.travel)]
+            share = len(later) / len(lateness) if len(lateness) else 0.0
+            absent = no_come + (1 - no_come) * share
+            comes = (1 - no_come) * share / absent if absent > 0 else 0.0
+            lateness = later
+        if not len(lateness) or comes <= 0:
+            return np.full(self.n, math.inf)
+        when = told + ticket.travel + _pick(np.sort(lateness), self.draws.uniform(REMOTE_ARRIVES, ticket.id))
+        return np.where(self.draws.uniform(REMOTE_COMES, ticket.id) < comes, np.maximum(when, joined), math.inf)
+
+    def _remote_called(self, ticket: WaitingNow, start: np.ndarray, finite: np.ndarray, joined: float,
+                       visit: np.ndarray) -> np.ndarray:
+        """Per replication, whether a remote ticket's holder is there at its call. Where not, its
+        counter goes on to the next ticket; held for the first time, the ticket comes back after
+        the branch's held places (that many visits' worth of its counters' time) and is served
+        then if its holder has arrived, as a booking due then would be; otherwise a no-show."""
+        arrival = self._remote_arrival(ticket, start, joined)
+        here = arrival <= start
+        late = finite & ~here
+        if ticket.held or not late.any() or self.state.held_places <= 0:
+            return here
+        capable = self.capable_of(ticket.service_id)
+        mean = self.learned.service_means.get(ticket.service_id, 10.0) * float(self.speed[capable].mean())
+        back = start + self.state.held_places * mean / max(1, len(capable))
+        comes_back = late & (arrival <= back)
+        if comes_back.any():
+            due = float(back[comes_back].min())
+            again = _Booked(ticket.service_id, self.state.now + timedelta(minutes=due), due,
+                            np.where(comes_back, back, math.inf), ~comes_back, visit)
+            # In start order, as _admit_bookings expects; no column: its own figures stay its turn.
+            self.bookings = sorted([*self.bookings, again], key=lambda b: (b.start_at, b.column is None))
+        return here
 
     def play(self) -> "_Queue":
         """Every walk-in waiting now, in line order; bookings as they fall due."""

@@ -73,7 +73,7 @@ def join_page(slug):
     low, high = remote_rules.TRAVEL_ON_PAGE
     return render_template(
         "tickets/join.html", branch=branch, services=services, waiting=waiting, locale=current_language(),
-        languages=LANGUAGE_NAMES, travel_low=low, travel_high=high, margin=remote_rules.SET_OFF_MARGIN_MINUTES,
+        languages=LANGUAGE_NAMES, travel_low=low, travel_high=high, margin=branch.set_off_margin_minutes,
         code_url=url_for("api_remote_tickets.send_code", slug=branch.slug),
         join_url=url_for("api_remote_tickets.join", slug=branch.slug), messages=error_messages(),
     )

@@ -40,7 +40,7 @@ from queue_app.core.events import QUIET_KEY, QueueChange
 from queue_app.core.models import utcnow
 from queue_app.tickets import estimates, numbering, queue_order
 from queue_app.tickets.estimate_learning import MINUTE, learned_for
-from queue_app.tickets.estimate_state import WaitingNow
+from queue_app.tickets.estimate_state import WAITING_COLUMNS, waiting_now
 from queue_app.tickets.models import Ticket
 
 # A full run costs about 0.1 ms per waiting ticket (50 ms at 400): replays are spaced so that a
@@ -53,7 +53,7 @@ FORGET_AFTER_S = 60.0  # kept queues of branches without a run for this long are
 log = logging.getLogger(__name__)
 # Waiting tickets that joined after the run (built once; plain Core on the connection: hot path).
 _JOINED_SINCE = (
-    select(Ticket.id, Ticket.service_id, Ticket.sort_key, Ticket.priority)
+    select(*WAITING_COLUMNS)
     .where(Ticket.branch_id == bindparam("branch_id"), Ticket.local_date == bindparam("day"),
            Ticket.status == "waiting", Ticket.id > bindparam("last_id"))
     .order_by(Ticket.sort_key, Ticket.id)
@@ -159,7 +159,8 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
         rows = session.connection().execute(
             _JOINED_SINCE, {"branch_id": branch.id, "day": played.day, "last_id": played.last_id}).all()
         column = None
-        for ticket_id, service_id, sort_key, priority in rows:
+        for row in rows:
+            ticket_id, service_id, sort_key, priority = row[:4]
             played.last_id = max(played.last_id, ticket_id)
             line_end = queue.line_end
             if queue_order.is_booked(priority) or (line_end is not None and (sort_key, ticket_id) < line_end):
@@ -176,7 +177,7 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
                 sharing = estimates.sharing_services(queue.state)(service_id)
                 ahead = sum(queue.walk_ins.get(s, 0) - played.left.get(s, 0) for s in sharing) + sum(
                     1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
-            queue.extend(WaitingNow(ticket_id, service_id, sort_key), joined)
+            queue.extend(waiting_now(*row, queue.state.now), joined)
             played.walk_in_ids.add(ticket_id)
         if column is None:
             return None

@@ -4,12 +4,13 @@
   ticket, with its trip time. One active remote ticket per proven contact and branch: joining again
   gives the same ticket and the same tracking link back (remote_rules.tracking_token).
 - `send_set_off`: the timed job. A remote ticket not yet arrived gets "Time to set off" once, when
-  its estimate's low end falls to its trip plus the margin (remote_rules.SET_OFF_MARGIN_MINUTES).
+  its estimate's low end falls to its trip plus the branch's margin (set_off_margin_minutes).
 - `arrived`: "I'm here", by the tracking page's button or the branch's daily code (door or kiosk QR).
 - Called before arriving: held back once, then a no-show (queueing.call_next).
 
 Every function is one write transaction over a session and `now`; `secret` is the app's secret key.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,10 +73,10 @@ def request_code(session: Session, branch_slug: str, contacts: Contacts, *, secr
                                    language=language, now=now)
 
 
-def _active_for(session: Session, branch: Branch, proven: contact_codes.Proven) -> Ticket | None:
-    field = Ticket.phone if proven.channel == "sms" else Ticket.email
+def _active_for(session: Session, branch: Branch, channel: str, contact: str) -> Ticket | None:
+    field = Ticket.phone if channel == "sms" else Ticket.email
     return session.scalar(
-        select(Ticket).where(Ticket.branch_id == branch.id, Ticket.remote.is_(True), field == proven.contact,
+        select(Ticket).where(Ticket.branch_id == branch.id, Ticket.remote.is_(True), field == contact,
                              Ticket.status.in_(ACTIVE_STATES))
         .order_by(Ticket.id).limit(1)
     )
@@ -84,6 +85,33 @@ def _active_for(session: Session, branch: Branch, proven: contact_codes.Proven) 
 def join(session: Session, branch_slug: str, service: str, contacts: Contacts, code: str, travel_minutes: int, *,
          secret: str, language: str, now: datetime | None = None) -> Joined:
     """A remote ticket for the proven contact, or its active one at this branch."""
+
+    def prove(branch: Branch) -> tuple[int | None, str, str]:
+        proven = contact_codes.use_code(session, contacts, code, secret=secret, now=now or utcnow())
+        customer = contact_codes.verify_contact(session, proven, language=language, now=now or utcnow())
+        return customer.id, proven.channel, proven.contact
+
+    try:
+        return _issue(session, branch_slug, service, travel_minutes, prove, secret=secret, language=language,
+                      now=now)
+    except contact_codes.WrongCode as wrong:
+        contact_codes.count_wrong_try(session, wrong, now or utcnow())  # commits the count, raises the answer
+        raise
+
+
+def issue_remote(session: Session, branch_slug: str, service: str, travel_minutes: int, *, phone: str, secret: str,
+                 language: str = "en", now: datetime | None = None) -> Joined:
+    """A remote ticket for a phone number taken as proven: for the branch simulator, whose
+    customers join from home without reading a code (the page and API go through `join`)."""
+    return _issue(session, branch_slug, service, travel_minutes, lambda branch: (None, "sms", phone),
+                  secret=secret, language=language, now=now)
+
+
+def _issue(session: Session, branch_slug: str, service: str, travel_minutes: int,
+           prove: Callable[[Branch], tuple[int | None, str, str]], *, secret: str, language: str,
+           now: datetime | None) -> Joined:
+    """One transaction: the branch allows it, the contact is proven (`prove` gives its customer
+    id, channel and contact, or raises), and the contact's active remote ticket or a new one."""
     check_travel(travel_minutes)
     live = now is None
     now = now or utcnow()
@@ -97,32 +125,27 @@ def join(session: Session, branch_slug: str, service: str, contacts: Contacts, c
             svc = queueing.find_service(session, branch, service)
             if not svc.walk_in_enabled:
                 raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")
-            proven = contact_codes.use_code(session, contacts, code, secret=secret, now=now)
-            customer = contact_codes.verify_contact(session, proven, language=language, now=now)
-            active = _active_for(session, branch, proven)
+            customer_id, channel, contact = prove(branch)
+            active = _active_for(session, branch, channel, contact)
             if active is not None:
                 # The same ticket and link: a second join must not take a second place in line.
                 return Joined(active, remote_rules.tracking_token(secret, active), existing=True)
-            issued = queueing.add_ticket(session, branch, svc, priority="normal", customer_id=customer.id,
+            issued = queueing.add_ticket(session, branch, svc, priority="normal", customer_id=customer_id,
                                          kiosk_id=None, effective_at=now, now=now, live=live)
             ticket = issued.ticket
             token = remote_rules.tracking_token(secret, ticket)
             ticket.token_hash = token_hash(token)
             ticket.remote, ticket.travel_minutes, ticket.language = True, travel_minutes, language
-            if proven.channel == "sms":
-                ticket.phone = proven.contact
+            if channel == "sms":
+                ticket.phone = contact
             else:
-                ticket.email = proven.contact
+                ticket.email = contact
             event_log.record(session, ticket, "joined_remotely", ticket.issued_at,
-                             data={"travel_minutes": travel_minutes, "channel": proven.channel})
+                             data={"travel_minutes": travel_minutes, "channel": channel})
+            session.flush()  # the played queue reads the new row's remote columns with Core
             found = played_queue.estimate_joined(session, branch, ticket, ticket.issued_at, live=live)
             if found is not None:
                 queueing._keep_estimate(ticket, found.tickets[ticket.id])
-    except contact_codes.WrongCode as wrong:
-        if found is not None and branch_id is not None:
-            played_queue.drop(session.get_bind(), branch_id)
-        contact_codes.count_wrong_try(session, wrong, now)  # commits the count, raises the answer
-        raise
     except BaseException:
         if found is not None and branch_id is not None:  # the kept queue played a rolled-back ticket
             played_queue.drop(session.get_bind(), branch_id)
@@ -171,7 +194,7 @@ def due_set_off(session: Session, branch: Branch, now: datetime) -> list[tuple[i
     for ticket_id, travel in candidates.items():
         estimate = found.tickets.get(ticket_id)
         minutes = remote_rules.minutes_to_turn(estimate, now) if estimate is not None else None
-        if minutes is not None and minutes <= (travel or 0) + remote_rules.SET_OFF_MARGIN_MINUTES:
+        if minutes is not None and minutes <= (travel or 0) + branch.set_off_margin_minutes:
             due.append((ticket_id, minutes))
     return due
 

@@ -17,9 +17,9 @@ from queue_app.notifications.texts import N_
 from queue_app.tickets.estimates import Estimate
 from queue_app.tickets.models import Ticket
 
-# Minutes of slack between arriving and the earliest likely call: the set-off message goes out
-# when the estimate's low end is at most the trip plus this, and "Leave by" keeps it too.
-SET_OFF_MARGIN_MINUTES = 5
+# The slack between arriving and the earliest likely call is the branch's setting
+# (Branch.set_off_margin_minutes): the set-off message goes out when the estimate's low end is at
+# most the trip plus it, and "Leave by" keeps it too.
 TRAVEL_ON_PAGE = (5, 60)  # what the join page offers; the API takes 0-120
 TRAVEL_LIMITS = (0, 120)
 HERE_CODE_LENGTH = 6
@@ -84,7 +84,7 @@ def leave_by(ticket: Ticket, estimate: Estimate, now: datetime) -> datetime | No
     minutes = minutes_to_turn(estimate, now)
     if minutes is None:
         return None
-    spare = minutes - (ticket.travel_minutes or 0) - SET_OFF_MARGIN_MINUTES
+    spare = minutes - (ticket.travel_minutes or 0) - ticket.branch.set_off_margin_minutes
     return now + timedelta(minutes=max(spare, 0))
 
 

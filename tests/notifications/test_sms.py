@@ -171,7 +171,7 @@ def test_twilio_server_error_is_retried_with_the_outbox_backoff(session, gateway
     assert row(session, row_id).provider_message_id == "SM2" and len(gateway.requests) == 2
 
 
-@pytest.mark.parametrize("code", [21211, 21614, 21610])  # invalid number, not a mobile, said STOP to Twilio
+@pytest.mark.parametrize("code", [21211, 21614])  # invalid number, not a mobile
 def test_twilio_refusing_the_number_fails_the_row_at_once(session, gateway, code):
     row_id = add_sms(session, "Your turn is near.")
     gateway.answers = [(400, {"code": code, "message": "The 'To' number is not valid", "status": 400})]
@@ -180,6 +180,32 @@ def test_twilio_refusing_the_number_fails_the_row_at_once(session, gateway, code
     assert report.failed == 1 and (failed.status, failed.attempts) == ("failed", 1)
     assert f"error {code}" in failed.last_error and "PermanentFailure" in failed.last_error
     assert notify.send_due(session, twilio_driver(gateway), NOW + timedelta(hours=2)).handled == 0
+    assert not sms.is_opted_out(session, PHONE)  # a bad number is not one that said STOP
+
+
+def test_twilio_21610_puts_the_number_on_the_opt_out_list_and_its_other_sms_are_skipped(session, gateway,
+                                                                                      twilio_app, client):
+    """The number replied STOP at the carrier (Twilio error 21610): that row fails, the number goes
+    on our list, its next message is not even attempted, and another number's still goes out."""
+    refused = add_sms(session, "Your turn is near.", key="first")
+    later = add_sms(session, "Time to set off.", key="second")
+    other = add_sms(session, "Your turn is near.", to="+886912000111", key="other")
+    gateway.answers = [(400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400}),
+                       (201, {"sid": "SMother", "status": "queued"})]
+    report = notify.send_due(session, twilio_driver(gateway), NOW)
+    assert (report.failed, report.skipped, report.sent) == (1, 1, 1)
+    assert [parse_qs(r["body"])["To"][0] for r in gateway.requests] == [PHONE, "+886912000111"]
+    failed = row(session, refused)
+    assert (failed.status, failed.attempts) == ("failed", 1) and "error 21610" in failed.last_error
+    assert row(session, later).status == "skipped" and row(session, other).status == "sent"
+    opt_out = session.get(SmsOptOut, PHONE)
+    assert (opt_out.opted_out, opt_out.source, opt_out.updated_at) == (True, "carrier", NOW)
+    assert "21610" in opt_out.detail
+    assert notify.send_due(session, twilio_driver(gateway), NOW + timedelta(hours=2)).handled == 0  # not retried
+    # START (to us, after START to the carrier) takes it off as for any opt-out.
+    assert twilio_reply(client, "START").status_code == 200
+    session.rollback()
+    assert not sms.is_opted_out(session, PHONE)
 
 
 def test_refused_connection_and_a_hung_gateway_are_retried(session, gateway):

@@ -162,8 +162,8 @@ def test_leave_by_is_the_estimates_low_end_minus_the_trip_and_the_margin(remote_
 
     status = ticket_status(session, joined.ticket, now=T0)
     low = status["estimate"]["low"]
-    assert low > 15 + remote_rules.SET_OFF_MARGIN_MINUTES
-    expected = (T0 + timedelta(minutes=low - 15 - remote_rules.SET_OFF_MARGIN_MINUTES)).astimezone(
+    assert low > 15 + 5
+    expected = (T0 + timedelta(minutes=low - 15 - 5)).astimezone(
         session.get(Branch, joined.ticket.branch_id).zone).strftime("%H:%M")
     assert status["remote"] == {"travel_minutes": 15, "arrived": False, "leave_by": expected, "leave_now": False,
                                 "set_off_sent": False, "held": False}
@@ -443,3 +443,30 @@ def test_here_page_takes_todays_code_only(app, client, seeded):
     assert page.status_code == 200 and page_data(page.data)["code"] == code
     assert client.get(f"/here/demo/{old}").status_code == 404
     assert client.get("/here/nowhere/ABCDEF").status_code == 404
+
+
+# --- the branch's set-off margin ----------------------------------------------------------------
+
+def test_the_set_off_margin_is_the_branchs_setting(remote_demo, gateway, api):
+    session = remote_demo
+    bad = [api.call("PATCH", "/branches/demo", "admin@demo.test", json={"set_off_margin_minutes": value})
+           for value in (-1, 61, "five", True)]
+    assert [r.status_code for r in bad] == [422] * 4
+    assert all(r.json["error"]["code"] for r in bad)
+    assert session.get(Branch, catalogue.get_branch(session, "demo").id).set_off_margin_minutes == 5  # unchanged
+    changed = api.call("PATCH", "/branches/demo", "admin@demo.test", json={"set_off_margin_minutes": 12})
+    assert changed.status_code == 200 and changed.json["set_off_margin_minutes"] == 12
+    session.expire_all()
+    for i in range(8):  # people already waiting for B (counters 2 and 3, about 20 min each)
+        queueing.issue_ticket(session, "demo", "B", now=T0 - timedelta(minutes=8 - i))
+    joined = join(session, gateway, travel=15)
+    from queue_app.tickets.read_models import ticket_status
+
+    status = ticket_status(session, joined.ticket, now=T0)
+    low = status["estimate"]["low"]
+    expected = (T0 + timedelta(minutes=max(low - 15 - 12, 0))).astimezone(
+        session.get(Branch, joined.ticket.branch_id).zone).strftime("%H:%M")
+    assert status["remote"]["leave_by"] == expected
+    # The message goes when the low end is within the trip plus 12 minutes, not plus 5.
+    due = remote.due_set_off(session, session.get(Branch, joined.ticket.branch_id), T0)
+    assert (due != []) == (low <= 15 + 12)

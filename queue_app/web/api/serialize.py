@@ -17,6 +17,7 @@ def branch_dict(branch: Branch) -> dict:
         "language": branch.language, "country": branch.country,
         "opening_hours": branch.opening_hours or {}, "closed_dates": branch.closed_dates or [],
         "allow_remote_tickets": branch.allow_remote_tickets, "postpone_places": branch.postpone_places,
+        "set_off_margin_minutes": branch.set_off_margin_minutes,
         "booking_rules": branch.booking_rules or {}, "phone": branch.phone,
         "latitude": branch.latitude, "longitude": branch.longitude,
     }
