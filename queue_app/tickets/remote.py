@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch
@@ -29,6 +29,7 @@ from queue_app.notifications.texts import N_
 from queue_app.tickets import (
     estimates,
     event_log,
+    holder_messages,
     numbering,
     played_queue,
     queueing,
@@ -217,21 +218,15 @@ def send_set_off(session: Session, *, now: datetime | None = None) -> int:
             continue
         with write_transaction(session):
             for ticket_id, minutes in due:
-                claimed = session.execute(
-                    update(Ticket)
-                    .where(Ticket.id == ticket_id, Ticket.status == "waiting", Ticket.local_date == today,
-                           Ticket.arrived_at.is_(None), Ticket.set_off_sent_at.is_(None))
-                    .values(set_off_sent_at=now)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if not claimed:
+                ticket = holder_messages.claim_once(session, ticket_id, Ticket.set_off_sent_at, today, now,
+                                                    Ticket.arrived_at.is_(None))
+                if ticket is None:
                     continue  # called, arrived or told meanwhile
-                ticket = session.get(Ticket, ticket_id, populate_existing=True)
                 event_log.record(session, ticket, "set_off", now, data={"minutes": minutes})
                 subject, body = SET_OFF_TEXTS
-                remote_rules.message(session, ticket, remote_rules.SET_OFF, f"remote_set_off:{ticket.id}", subject,
-                                     body, {"label": ticket.label, "branch": ticket.branch.name,
-                                            "minutes": max(minutes, 1)}, now)
+                holder_messages.to_holder(session, ticket, remote_rules.SET_OFF, f"remote_set_off:{ticket.id}",
+                                          subject, body, {"label": ticket.label, "branch": ticket.branch.name,
+                                                          "minutes": max(minutes, 1)}, now)
                 sent += 1
     return sent
 

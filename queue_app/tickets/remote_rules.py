@@ -11,9 +11,8 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from queue_app.notifications import texts
-from queue_app.notifications.models import Notification
 from queue_app.notifications.texts import N_
+from queue_app.tickets import holder_messages
 from queue_app.tickets.estimates import Estimate
 from queue_app.tickets.models import Ticket
 
@@ -104,24 +103,7 @@ def remote_status(ticket: Ticket, estimate: Estimate, now: datetime) -> dict | N
     }
 
 
-def message(session: Session, ticket: Ticket, template: str, key: str, subject: str, body: str, values: dict,
-            now: datetime) -> None:
-    """One message to the ticket's proven contact through the outbox (SMS first), inside the
-    caller's transaction; `key` makes it once per purpose."""
-    language = ticket.language if ticket.language in texts.LANGUAGES else "en"
-    for channel, recipient in (("sms", ticket.phone), ("email", ticket.email)):
-        if not recipient:
-            continue
-        session.add(Notification(
-            channel=channel, recipient=recipient, template=template, language=language,
-            payload={"subject": texts.gettext(language, subject, **values),
-                     "body": texts.gettext(language, body, **values), "ticket_id": ticket.id},
-            dedupe_key=key, status="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now,
-        ))
-        return
-
-
 def held_message(session: Session, ticket: Ticket, places: int, now: datetime) -> None:
     subject, body = HELD_TEXTS
-    message(session, ticket, HELD, f"remote_held:{ticket.id}", subject, body,
+    holder_messages.to_holder(session, ticket, HELD, f"remote_held:{ticket.id}", subject, body,
             {"label": ticket.label, "branch": ticket.branch.name, "places": places}, now)

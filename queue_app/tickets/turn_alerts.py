@@ -9,16 +9,15 @@ a message in the outbox.
 """
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.notifications import notify, texts
-from queue_app.notifications.models import Notification
+from queue_app.notifications import notify
 from queue_app.notifications.texts import N_
-from queue_app.tickets import estimates, event_log, numbering
+from queue_app.tickets import estimates, event_log, holder_messages, numbering
 from queue_app.tickets.models import Ticket
 
 # Subject, body, and the body when the estimate is zero; in English, translated into the
@@ -47,25 +46,12 @@ def due_tickets(session: Session, branch: Branch, now: datetime) -> list[tuple[i
 
 
 def _message(session: Session, ticket: Ticket, estimate: estimates.Estimate, now: datetime) -> None:
-    # The contacts given with this ticket (or its booking), never the linked record's (identity.py).
-    if not (ticket.phone or ticket.email):
-        return
-    language = ticket.language if ticket.language in texts.LANGUAGES else "en"
     subject, body, now_body = TEXTS
     if not estimate.minutes:
         body = now_body  # "about 0 min" reads like a bug
-    values = {"label": ticket.label, "branch": ticket.branch.name, "minutes": estimate.minutes}
-    for channel, recipient in (("sms", ticket.phone), ("email", ticket.email)):
-        if not recipient:
-            continue
-        session.add(Notification(
-            channel=channel, recipient=recipient, template=notify.ALMOST_TURN, language=language,
-            payload={"subject": texts.gettext(language, subject, **values),
-                     "body": texts.gettext(language, body, **values), "ticket_id": ticket.id},
-            dedupe_key=f"almost_turn:{ticket.id}", status="pending", attempts=0, next_attempt_at=now,
-            last_error="", created_at=now,
-        ))
-        return  # one channel is enough: the phone first, it is the one people look at
+    holder_messages.to_holder(session, ticket, notify.ALMOST_TURN, f"almost_turn:{ticket.id}", subject, body,
+                              {"label": ticket.label, "branch": ticket.branch.name, "minutes": estimate.minutes},
+                              now)
 
 
 def send_almost_turn(session: Session, *, now: datetime | None = None) -> int:
@@ -83,16 +69,9 @@ def send_almost_turn(session: Session, *, now: datetime | None = None) -> int:
             continue
         with write_transaction(session):
             for ticket_id, estimate in due:
-                claimed = session.execute(
-                    update(Ticket)
-                    .where(Ticket.id == ticket_id, Ticket.status == "waiting", Ticket.local_date == today,
-                           Ticket.almost_turn_at.is_(None))
-                    .values(almost_turn_at=now)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if not claimed:
+                ticket = holder_messages.claim_once(session, ticket_id, Ticket.almost_turn_at, today, now)
+                if ticket is None:
                     continue  # called meanwhile, or another scheduler sent it
-                ticket = session.get(Ticket, ticket_id, populate_existing=True)
                 event_log.record(session, ticket, "almost_turn", now, data={"minutes": estimate.minutes})
                 _message(session, ticket, estimate, now)
                 sent += 1
