@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import literal
 
-from queue_app.demo.simulation import load_scenario, simulate
+from queue_app.demo.scenarios import load_scenario
+from queue_app.demo.simulation import simulate
 from queue_app.tickets import queue_order
 
 ON_TIME_MINUTES = 10

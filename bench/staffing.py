@@ -32,13 +32,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.orm import Session  # noqa: E402
 
 from queue_app.catalogue.operations import get_branch  # noqa: E402
-from queue_app.demo.simulation import (  # noqa: E402
-    BranchSimulation,
-    CounterSpec,
-    Scenario,
-    load_scenario,
-    simulate,
-)
+from queue_app.demo.scenarios import CounterSpec, Scenario, load_scenario  # noqa: E402
+from queue_app.demo.simulation import BranchSimulation, simulate  # noqa: E402
 from queue_app.planning import forecasting  # noqa: E402
 from queue_app.planning import plan as planning
 from queue_app.tickets import estimate_learning

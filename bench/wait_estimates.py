@@ -45,7 +45,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from queue_app.demo.simulation import load_scenario, simulate  # noqa: E402
+from queue_app.demo.scenarios import load_scenario  # noqa: E402
+from queue_app.demo.simulation import simulate  # noqa: E402
 from queue_app.tickets import estimate_calibration, estimate_learning, estimates  # noqa: E402
 
 BANDS = (("0-5", 0, 5), ("5-15", 5, 15), ("15+", 15, math.inf))

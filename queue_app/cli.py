@@ -319,12 +319,12 @@ def simulate_command(scenario_path, seed, days, report_path, database):
     """Simulate a branch day by day through the real queue, booking and estimate code."""
     import logging
 
-    from queue_app.demo import simulation
+    from queue_app.demo import scenarios, simulation
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        scenario = simulation.load_scenario(scenario_path)
-    except simulation.ScenarioError as error:
+        scenario = scenarios.load_scenario(scenario_path)
+    except scenarios.ScenarioError as error:
         raise click.ClickException(f"Scenario: {error}") from None
 
     def progress(index, total, day):
@@ -335,7 +335,7 @@ def simulate_command(scenario_path, seed, days, report_path, database):
 
     try:
         simulation.simulate(scenario, seed, report_path, days=days, database=database, progress=progress)
-    except simulation.ScenarioError as error:
+    except scenarios.ScenarioError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Report written to {report_path}.")
 

@@ -19,13 +19,8 @@ from queue_app.catalogue.models import Counter
 from queue_app.core.events import QUIET_KEY
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.demo.simulation import (
-    BranchSimulation,
-    CounterSpec,
-    DayStats,
-    Scenario,
-    ServiceSpec,
-)
+from queue_app.demo.scenarios import CounterSpec, Scenario, ServiceSpec
+from queue_app.demo.simulation import BranchSimulation, DayStats
 from queue_app.tickets import numbering
 from queue_app.tickets.models import Ticket
 

@@ -28,7 +28,7 @@ from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.demo.customers import returning_phone
 from queue_app.demo.history import VISIT_CV, WALK_IN_SHARES
-from queue_app.demo.simulation import ServiceSpec
+from queue_app.demo.scenarios import ServiceSpec
 from queue_app.tickets import numbering, queueing
 from queue_app.tickets.models import Ticket, TicketEvent
 

@@ -7,12 +7,8 @@ from pathlib import Path
 import pytest
 from helpers import SCENARIOS, lines, short_scenario
 
-from queue_app.demo.simulation import (
-    ScenarioError,
-    load_scenario,
-    parse_scenario,
-    simulate,
-)
+from queue_app.demo.scenarios import ScenarioError, load_scenario, parse_scenario
+from queue_app.demo.simulation import simulate
 
 BENCH_SCENARIOS = Path(__file__).resolve().parents[2] / "bench" / "scenarios"
 LONG = {"share": 0.3, "mean_minutes": 45, "cv": 0.3}  # often enough to happen in a short run

@@ -10,7 +10,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from queue_app.booking.models import Appointment, BookingSlot
-from queue_app.demo.simulation import parse_scenario, simulate
+from queue_app.demo.scenarios import parse_scenario
+from queue_app.demo.simulation import simulate
 from queue_app.planning.models import StaffingPlan
 
 

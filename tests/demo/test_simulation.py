@@ -5,7 +5,8 @@ import pytest
 from helpers import SCENARIOS, lines, short_scenario
 
 from queue_app.cli import simulate_command
-from queue_app.demo.simulation import ScenarioError, load_scenario, parse_scenario, simulate
+from queue_app.demo.scenarios import ScenarioError, load_scenario, parse_scenario
+from queue_app.demo.simulation import simulate
 
 FIELDS = {"label", "service", "kind", "issued_at", "n_ahead", "open_counters", "estimate_minutes", "low_minutes",
           "high_minutes", "actual_wait_minutes", "abandoned",

@@ -180,7 +180,8 @@ def test_a_booking_still_to_come_is_played_at_its_start(session, branch):
 def test_the_simulator_serves_booked_visits_at_their_time_and_reports_start_and_call(tmp_path):
     from helpers import lines, short_scenario
 
-    from queue_app.demo.simulation import parse_scenario, simulate
+    from queue_app.demo.scenarios import parse_scenario
+    from queue_app.demo.simulation import simulate
 
     simulate(parse_scenario(short_scenario(days=1)), 7, tmp_path / "r.jsonl")
     rows = lines(tmp_path / "r.jsonl")

@@ -11,7 +11,8 @@ from helpers import utc
 
 from queue_app.catalogue.operations import get_branch
 
-from queue_app.demo.simulation import parse_scenario, simulate
+from queue_app.demo.scenarios import parse_scenario
+from queue_app.demo.simulation import simulate
 from queue_app.tickets import estimate_calibration as calibration
 from queue_app.tickets import estimate_learning, queueing
 from queue_app.tickets.estimate_calibration import (

@@ -11,7 +11,8 @@ from helpers import lines, short_scenario, utc
 
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch
-from queue_app.demo.simulation import ScenarioError, parse_scenario, simulate
+from queue_app.demo.scenarios import ScenarioError, parse_scenario
+from queue_app.demo.simulation import simulate
 from queue_app.tickets import estimate_learning, estimate_state, estimates, queueing, remote
 from queue_app.tickets.models import Ticket
 
