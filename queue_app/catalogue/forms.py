@@ -128,6 +128,12 @@ class BranchForm(FlaskForm):
     closed_dates = DateListField(_l("Closed dates"), default=list, render_kw={"rows": 3},
                                  description=_l("One date per line, e.g. 2025-12-25."))
     allow_remote_tickets = BooleanField(_l("Allow tickets from phones, not only from kiosks"))
+    set_off_margin_minutes = IntegerField(
+        _l("Set-off margin (minutes)"), default=5,
+        validators=[Optional(), NumberRange(min=0, max=60, message=_l("From 0 to 60 minutes."))],
+        render_kw={"inputmode": "numeric"},
+        description=_l("Customers who joined from home are told to set off when their turn may come within their "
+                       "trip plus this. More: fewer arrive after their turn; less: shorter waits in the lobby."))
     # Checked and stored as E.164 by the domain (catalogue, via identity.normalise_phone).
     phone = StringField(_l("Phone"), validators=[Optional(), StrictText(max=32)], filters=[strip_spaces],
                         description=_l("Told to customers who can no longer change a booking online, "
@@ -153,7 +159,10 @@ class BranchForm(FlaskForm):
                 "latitude": self.latitude.data, "longitude": self.longitude.data,
                 "opening_hours": self.opening_hours.data, "closed_dates": self.closed_dates.data,
                 "allow_remote_tickets": self.allow_remote_tickets.data, "phone": self.phone.data or None,
-                "announcement_languages": self.announcement_languages.data or []}
+                "announcement_languages": self.announcement_languages.data or [],
+                # Left empty: the setting stays as it is (5 for a new branch).
+                **({} if self.set_off_margin_minutes.data is None else
+                   {"set_off_margin_minutes": self.set_off_margin_minutes.data})}
 
 
 class NewBranchForm(BranchForm):

@@ -162,6 +162,24 @@ def test_the_branch_phone_is_a_checked_setting_on_the_edit_page(client, api):
     assert api.call("GET", "/branches/demo").json["phone"] is None
 
 
+def test_the_set_off_margin_is_a_checked_setting_on_the_edit_page(client, api):
+    login_as(client, "admin@demo.test")
+    form = {"name": "Demo Branch", "timezone": "Asia/Taipei", "opening_hours": "mon 09:00-17:00"}
+    for bad in ("61", "-1", "soon"):
+        refused = post_form(client, "/manage/branches/demo/edit", {**form, "set_off_margin_minutes": bad})
+        assert refused.status_code == 400
+        field_html = re.search(rb'name="set_off_margin_minutes".*?(?=<label|<input class="primary")', refused.data,
+                               re.S).group(0)
+        assert b"From 0 to 60 minutes." in field_html or b"Not a valid integer value." in field_html
+    assert api.call("GET", "/branches/demo").json["set_off_margin_minutes"] == 5
+    assert b'name="set_off_margin_minutes"' in client.get("/manage/branches/demo/edit").data
+    assert post_form(client, "/manage/branches/demo/edit", {**form, "set_off_margin_minutes": "2"}).status_code == 302
+    assert api.call("GET", "/branches/demo").json["set_off_margin_minutes"] == 2
+    # Left empty, the setting stays.
+    assert post_form(client, "/manage/branches/demo/edit", form).status_code == 302
+    assert api.call("GET", "/branches/demo").json["set_off_margin_minutes"] == 2
+
+
 def test_admin_adds_and_edits_a_service(client, api):
     login_as(client, "admin@demo.test")
     response = post_form(client, "/manage/branches/demo/services", {
