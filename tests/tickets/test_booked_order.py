@@ -175,6 +175,37 @@ def test_a_booking_still_to_come_is_played_at_its_start(session, branch):
     assert found.tickets[tickets[-1].id].mean > alone.tickets[tickets[-1].id].mean + 3
 
 
+def test_a_counter_free_before_a_booking_is_due_serves_the_walk_ins_first(session):
+    """Counters with different skills: a free counter calls a walk-in of its own services before a
+    booking that is not due yet, even when walk-ins of another service wait ahead for the other
+    counter past the booking's start (the estimator must not hand that counter to the booking)."""
+    catalogue.create_branch(session, "sk", "Skills", "Asia/Taipei",
+                            opening_hours={d: [["09:00", "17:00"]] for d in WEEK})
+    catalogue.create_service(session, "sk", "A", "Accounts", expected_minutes=7)
+    catalogue.create_service(session, "sk", "B", "Benefits", expected_minutes=7)
+    both = catalogue.create_counter(session, "sk", "Desk 1", ["A", "B"], state="open")
+    catalogue.create_counter(session, "sk", "Desk 2", ["B"], state="open")
+    estimate_learning.forget_learned()
+    try:
+        queueing.issue_ticket(session, "sk", "A", now=at(9, 0))
+        queueing.call_next(session, both.id, now=at(9, 0))  # Desk 1 busy; Desk 2 free
+        line = [queueing.issue_ticket(session, "sk", "A", now=at(9, 0, 10 * i + 10)).ticket for i in range(4)]
+        walk_in_b = queueing.issue_ticket(session, "sk", "B", now=at(9, 1)).ticket
+        made = booking.book(session, "sk", "B", at(9, 15), name="Booked Person", phone="+886912000001",
+                            now=at(8, 0) - timedelta(days=1))
+        booked = booking.check_in(session, "sk", made.appointment.check_in_code, now=at(9, 1)).ticket
+        found = estimates.estimate_branch(session, catalogue.get_branch(session, "sk"), at(9, 1), seed=3)
+        # Desk 2 calls the B walk-in at once (the booking is not due for 14 minutes) ...
+        assert found.tickets[walk_in_b.id].mean < 1, found.tickets[walk_in_b.id]
+        # ... and the booking when it is free again, before its start rather than stand idle.
+        assert found.tickets[booked.id].mean < 14, found.tickets[booked.id]
+        # The A walk-ins wait for Desk 1 in their order, the booking taking none of its time.
+        means = [found.tickets[t.id].mean for t in line]
+        assert means == sorted(means) and means[-1] > 3 * 7 * 0.8
+    finally:
+        estimate_learning.forget_learned()
+
+
 # --- the simulator ------------------------------------------------------------------------------
 
 def test_the_simulator_serves_booked_visits_at_their_time_and_reports_start_and_call(tmp_path):
