@@ -79,7 +79,8 @@ PAGES = {
                "join.join_page", "join.here"},  # tested in tests/tickets/test_join_from_home.py
     "kiosk device session": {"kiosk.home", "kiosk.check_in", "kiosk.ping", "kiosk.issue"},
     "signed-in staff": {"staff.logout", "staff.console", "staff.counter", "staff.csrf_token",
-                        "customer_pages.record"},  # today's customers only (customers.visible_branches)
+                        "customer_pages.record",  # today's customers only (customers.visible_branches)
+                        "door.door"},  # staff of the branch only: tested in tests/tickets/test_door.py
     "customer pages, manager or admin": {"customer_pages.dashboard", "customer_pages.recompute",
                                          "customer_pages.update_rules", "customer_pages.contacted",
                                          "customer_pages.export", "customer_pages.erase"},
