@@ -153,9 +153,11 @@ def delivery_status(word: str) -> str:
 
 
 def record_delivery(session: Session, provider: str, message_id: str, word: str, *, error: str = "",
-                    now: datetime) -> Notification:
+                    carrier_opt_out: bool = False, now: datetime) -> Notification:
     """A gateway's report on a message it took: the row's `delivery_status` moves forward (a late
-    `sent` after `delivered` changes nothing). NotFound for an id no row of that gateway has."""
+    `sent` after `delivered` changes nothing). NotFound for an id no row of that gateway has.
+    `carrier_opt_out`: the report says the number opted out at the carrier (Twilio 21610); a
+    failed one puts the number on our list, as a refused send does."""
     status = delivery_status(word)
     with write_transaction(session):
         row = session.scalars(select(Notification).where(
@@ -167,4 +169,6 @@ def record_delivery(session: Session, provider: str, message_id: str, word: str,
             row.delivery_status, row.delivery_updated_at = status, now
             if error:
                 row.last_error = error[:1000]
+        if carrier_opt_out and status in ("failed", "undelivered") and row.channel == "sms":
+            refused_as_opted_out(session, row.recipient, detail=error or "opted out at the carrier", now=now)
     return row

@@ -16,6 +16,7 @@ from queue_app.core.extensions import db
 from queue_app.core.models import utcnow
 from queue_app.customers.identity import normalise_phone
 from queue_app.notifications import sms
+from queue_app.notifications.sms_gateways import TWILIO_OPTED_OUT
 from queue_app.web.api import abort
 from queue_app.web.input_rules import Text
 
@@ -111,7 +112,8 @@ def _report(provider: str) -> dict:
     message_id, word = _text(body, id_field), _text(body, status_field)
     error = _text(body, error_field, required=False)
     row = sms.record_delivery(db.session, provider, message_id, word, now=utcnow(),
-                              error=f"gateway error {error}" if error else "")
+                              error=f"gateway error {error}" if error else "",
+                              carrier_opt_out=provider == "twilio" and error == str(TWILIO_OPTED_OUT))
     return {"id": row.id, "message_id": message_id, "delivery_status": row.delivery_status}
 
 

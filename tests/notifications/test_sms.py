@@ -351,6 +351,30 @@ def test_a_failed_report_keeps_twilios_error_code(session, gateway, twilio_app, 
     assert failed.delivery_status == "undelivered" and "30003" in failed.last_error and failed.status == "sent"
 
 
+def test_an_undelivered_report_with_twilio_21610_puts_the_number_on_the_opt_out_list(session, gateway, twilio_app,
+                                                                                      client):
+    """Twilio may take the message and report 21610 later (the number said STOP at the carrier)."""
+    row_id = sent_row(session, gateway)
+    recipient = row(session, row_id).recipient
+    params = {"MessageSid": "SMabc123", "MessageStatus": "undelivered", "ErrorCode": "21610"}
+    assert client.post("/api/v1/sms/status/twilio", data=params,
+                       headers=signed(STATUS_URL, params)).status_code == 200
+    session.commit()  # end the read that began before the report's write
+    opt_out = session.get(SmsOptOut, recipient)
+    assert opt_out is not None and opt_out.opted_out and opt_out.source == "carrier" and "21610" in opt_out.detail
+    assert row(session, row_id).delivery_status == "undelivered"
+
+
+def test_another_error_code_in_a_report_opts_nobody_out(session, gateway, twilio_app, client):
+    row_id = sent_row(session, gateway)
+    params = {"MessageSid": "SMabc123", "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert client.post("/api/v1/sms/status/twilio", data=params,
+                       headers=signed(STATUS_URL, params)).status_code == 200
+    recipient = row(session, row_id).recipient
+    session.commit()
+    assert session.get(SmsOptOut, recipient) is None
+
+
 def test_unsigned_wrongly_signed_unknown_and_bad_reports(session, gateway, twilio_app, client):
     row_id = sent_row(session, gateway)
     params = {"MessageSid": "SMabc123", "MessageStatus": "failed"}
