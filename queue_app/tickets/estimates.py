@@ -50,6 +50,18 @@ from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
 from queue_app.tickets import queue_order
 from queue_app.tickets.estimate_calibration import Calibration
+from queue_app.tickets.estimate_draws import (
+    ARRIVES,
+    BOOKED_VISIT,
+    COMES,
+    PATIENCE,
+    REMAINING,
+    REMOTE_ARRIVES,
+    REMOTE_COMES,
+    VISIT,
+    TicketDraws,
+    pick,
+)
 from queue_app.tickets.estimate_learning import MINUTE, PRIOR_OBSERVATIONS, Learned, prior_sample, learned_for
 from queue_app.tickets.estimate_state import BranchNow, PendingBooking, WaitingNow, branch_now
 from queue_app.tickets.models import Ticket
@@ -91,63 +103,6 @@ class Estimate:
 
 
 NOT_WAITING = Estimate("not_waiting")
-
-
-# --- random draws ----------------------------------------------------------------------------------
-# Every number a run draws for a ticket (its visit length, its patience) comes from that ticket's
-# own stream, a counter-based hash of (salt, kind, id), not from one generator consumed along the
-# queue. So the draws of the people already in line do not depend on who joins after them: a
-# played queue extended by one ticket equals a full run of the longer queue (played_queue.py), and
-# the same queue gives the same figures at every push.
-
-_MASK = (1 << 64) - 1
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
-# Kinds of draw; ticket ids and appointment ids live in different kinds.
-VISIT, PATIENCE, REMAINING, BOOKED_VISIT, COMES, ARRIVES, REMOTE_COMES, REMOTE_ARRIVES = range(8)
-
-
-def _mix(value: int) -> int:
-    """SplitMix64's finaliser on a Python int."""
-    value &= _MASK
-    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK
-    return value ^ (value >> 31)
-
-
-class _Draws:
-    def __init__(self, replications: int, salt: int):
-        self.steps = np.arange(1, replications + 1, dtype=np.uint64) * _GOLDEN
-        self.salt = _mix(salt)
-
-    def _key(self, kind: int, ident: tuple[int, ...]) -> int:
-        key = self.salt
-        for part in (kind, *ident):
-            key = _mix(key ^ _mix(part + 0x632BE59BD9B4E019))
-        return key
-
-    @staticmethod
-    def _finish(x: np.ndarray) -> np.ndarray:
-        x ^= x >> _S30
-        x *= _MIX1
-        x ^= x >> _S27
-        x *= _MIX2
-        x ^= x >> _S31
-        return (x >> _S11).astype(np.float64) * (1.0 / (1 << 53))
-
-    def uniform(self, kind: int, *ident: int) -> np.ndarray:
-        """One uniform in [0, 1) per replication, the same for the same (kind, ident) every time."""
-        return self._finish(self.steps + np.uint64(self._key(kind, ident)))
-
-    def uniforms(self, kind: int, idents: list[int]) -> np.ndarray:
-        """`uniform(kind, i)` for each i, as rows of one matrix (one vectorised pass for a run)."""
-        keys = np.array([self._key(kind, (i,)) for i in idents], dtype=np.uint64)
-        return self._finish(keys[:, None] + self.steps[None, :])
-
-
-def _pick(sample: np.ndarray, uniform: np.ndarray) -> np.ndarray:
-    return sample[np.minimum((uniform * len(sample)).astype(np.intp), len(sample) - 1)]
 
 
 # --- playing the queue forward ---------------------------------------------------------------------
@@ -212,7 +167,7 @@ class _Queue:
 
     def __init__(self, state: BranchNow, learned: Learned, replications: int, salt: int = 0):
         self.state, self.learned, self.n = state, learned, replications
-        self.draws = _Draws(replications, salt)
+        self.draws = TicketDraws(replications, salt)
         self.rows = np.arange(replications)
         self.never = np.full(replications, math.inf)  # shared, read only
         counters = state.counters
@@ -289,13 +244,13 @@ class _Queue:
         sample = self.learned.service_samples.get(service_id)
         if sample is None or not len(sample):
             sample = prior_sample(10, PRIOR_OBSERVATIONS)
-        return _pick(sample, uniform)
+        return pick(sample, uniform)
 
     def _remaining(self, service_id: int, elapsed: float, uniform: np.ndarray) -> np.ndarray:
         sample = self.learned.service_samples.get(service_id, np.array([10.0]))
         longer = sample[sample > elapsed]
         if len(longer) >= 5:
-            return _pick(longer, uniform) - elapsed
+            return pick(longer, uniform) - elapsed
         # Already longer than nearly every visit: it should end soon, but we do not know when.
         tail = max(1.0, 0.25 * float(sample.mean()))
         return -np.log1p(-uniform) * tail
@@ -311,7 +266,7 @@ class _Queue:
         if not len(still) or chance <= 0:
             return np.full(self.n, math.inf)
         comes = self.draws.uniform(COMES, booking.appointment_id) < chance
-        when = _pick(np.sort(still), self.draws.uniform(ARRIVES, booking.appointment_id))
+        when = pick(np.sort(still), self.draws.uniform(ARRIVES, booking.appointment_id))
         return np.where(comes, when - booking.late_minutes, math.inf)
 
     def _earliest(self, service_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -539,7 +494,7 @@ class _Queue:
             lateness = later
         if not len(lateness) or comes <= 0:
             return np.full(self.n, math.inf)
-        when = told + ticket.travel + _pick(np.sort(lateness), self.draws.uniform(REMOTE_ARRIVES, ticket.id))
+        when = told + ticket.travel + pick(np.sort(lateness), self.draws.uniform(REMOTE_ARRIVES, ticket.id))
         return np.where(self.draws.uniform(REMOTE_COMES, ticket.id) < comes, np.maximum(when, joined), math.inf)
 
     def _remote_called(self, ticket: WaitingNow, start: np.ndarray, finite: np.ndarray, joined: float,

@@ -8,7 +8,7 @@ that end state in process memory and extends it:
 - **Issuing** (queueing.issue_ticket) estimates the new ticket inside its own transaction from
   the played queue: the tickets that joined since the run (other threads, other processes) are
   picked up by id in one query and played first, then the new one. Each ticket's random draws
-  come from its own stream (estimates._Draws), so the extended queue equals a full run of the
+  come from its own stream (estimate_draws.TicketDraws), so the extended queue equals a full run of the
   longer queue at the same moment (tests/tickets/test_played_queue.py holds them equal).
 - **Bounded staleness.** Calls, finishes, transfers, counter changes, check-ins, priority
   credits and the passing of time all change the play in ways one more step cannot. The played
