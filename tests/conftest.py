@@ -1,4 +1,6 @@
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,15 +23,22 @@ from queue_app.demo.seed import DEMO_PASSWORD, seed_demo_data
 
 __all__ = ["require_binary"]  # for test modules that still import it from here
 
+# Temporary files (each test's SQLite copy, the throwaway PostgreSQL clusters, server folders) in
+# memory where the machine has /dev/shm and no TMPDIR is set: on this machine's disk a SQLite test
+# ran about 12 % slower and a PostgreSQL database copy took 0.3 s against 0.02 s. pytest's own
+# folders follow (the controller's base folder, which pytest-xdist's workers nest in).
+if "TMPDIR" not in os.environ and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK):
+    tempfile.tempdir = "/dev/shm"
+
 # Production is the app's default mode; tests (and the servers they start, which inherit this
 # environment) run in development unless a test asks for production (tests/core/test_production.py).
-__import__("os").environ.setdefault("QUEUE_APP_ENV", "development")
+os.environ.setdefault("QUEUE_APP_ENV", "development")
 
 # QUEUE_APP_TEST_DATABASE=postgresql: the standard `app` / `session` fixtures use a fresh PostgreSQL
 # database per test (CREATE DATABASE ... TEMPLATE of one migrated database) instead of a copy of the
 # SQLite file. Tests that use the SQLite file itself (db_path, migrated_db, limited_app: servers
 # started on the file, backups) or are marked `sqlite_only` are skipped on that pass.
-ON_POSTGRES = __import__("os").environ.get("QUEUE_APP_TEST_DATABASE", "sqlite").lower() in ("postgresql", "postgres")
+ON_POSTGRES = os.environ.get("QUEUE_APP_TEST_DATABASE", "sqlite").lower() in ("postgresql", "postgres")
 SQLITE_FIXTURES = {"db_path", "migrated_db", "limited_app"}
 
 
@@ -143,7 +152,8 @@ def app(request):
         if "seeded" in request.fixturenames:
             request.getfixturevalue("pg_seeded")
             template = "template_seeded"
-        url = server.create_database("t_" + uuid.uuid4().hex[:16], template=template)
+        name = "t_" + uuid.uuid4().hex[:16]
+        url = server.create_database(name, template=template)
         app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
     else:
         app = make_app(request.getfixturevalue("db_path"))
@@ -157,6 +167,8 @@ def app(request):
         publisher.wait_idle()  # it opens connections of its own; let it finish before closing the pool
     with app.app_context():
         db.engine.dispose()
+    if ON_POSTGRES:
+        server.drop_database(name)  # the cluster stays small: its folder is removed at the end
 
 
 @pytest.fixture
@@ -324,7 +336,8 @@ def pg_app(pg_template, pg_seeded):
     """The app on a fresh, migrated and seeded PostgreSQL database (a copy of `template_seeded`)."""
     import uuid
 
-    url = pg_template.create_database("t_" + uuid.uuid4().hex[:16], template="template_seeded")
+    name = "t_" + uuid.uuid4().hex[:16]
+    url = pg_template.create_database(name, template="template_seeded")
     app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
     yield app
     from queue_app.realtime.live import publisher
@@ -332,6 +345,7 @@ def pg_app(pg_template, pg_seeded):
     publisher.wait_idle()  # it opens connections of its own; let it finish before closing the pool
     with app.app_context():
         db.engine.dispose()
+    pg_template.drop_database(name)
 
 
 @pytest.fixture

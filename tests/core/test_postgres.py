@@ -10,6 +10,9 @@ from queue_app.booking.models import BookingSlot
 from queue_app.tickets import queueing
 from queue_app.tickets.models import Ticket, TicketEvent
 
+# On PostgreSQL whatever the pass (pg_app, pg_session): run once, on the SQLite pass.
+pytestmark = pytest.mark.own_postgres
+
 
 def test_migrations_reach_the_models_on_postgres(pg_app, pg_session):
     assert pg_session.get_bind().dialect.name == "postgresql"

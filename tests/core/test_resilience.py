@@ -49,7 +49,10 @@ def _database_url(kind, tmp_path, request):
     return server.create_database("crash_" + uuid.uuid4().hex[:12])
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+# Each test below picks its own database (a SQLite file, the shared PostgreSQL cluster or one of its
+# own), whatever the pass: they run once, on the SQLite pass.
+@pytest.mark.parametrize("kind", [pytest.param("sqlite", marks=pytest.mark.sqlite_only),
+                                  pytest.param("postgresql", marks=pytest.mark.own_postgres)])
 def test_a_server_killed_mid_load_loses_no_confirmed_ticket_and_reuses_no_label(kind, tmp_path, request):
     url = _database_url(kind, tmp_path, request)
     env = server_env(url)
@@ -168,6 +171,7 @@ def issue_and_call(base, kiosk, staff, counter_id) -> str:
     return called.json()["label"]
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("outage", ["stopped", "frozen"])
 def test_with_redis_down_each_instance_keeps_serving_and_pushing_to_its_own_clients(outage, tmp_path):
     redis = RedisServer(tmp_path)
@@ -222,6 +226,7 @@ def test_with_redis_down_each_instance_keeps_serving_and_pushing_to_its_own_clie
 
 # --- PostgreSQL restarted under load ---------------------------------------------------------------
 
+@pytest.mark.own_postgres
 def test_a_postgres_restart_answers_503_to_requests_in_flight_and_the_next_ones_succeed(tmp_path, pg_server):
     database = PostgresServer(pg_server.bindir)  # its own server: the shared one must keep running
     try:

@@ -16,6 +16,7 @@ from queue_app.demo.customers import seed_customer_history
 from queue_app.tickets.models import Ticket
 
 
+@pytest.mark.own_postgres  # on PostgreSQL whatever the pass: run once
 def test_customer_records_on_postgres(pg_session):
     session = pg_session
     seed_customer_history(session, "demo", now=NOW)
