@@ -28,7 +28,7 @@ from sqlalchemy import literal
 
 from queue_app.demo.scenarios import load_scenario
 from queue_app.demo.simulation import simulate
-from queue_app.tickets import queue_order
+from queue_app.tickets import queue_order, queueing
 
 ON_TIME_MINUTES = 10
 
@@ -79,6 +79,8 @@ def main() -> None:
     if args.order == "sort_key":
         # call_next (and the people-ahead count) look them up at each call
         queue_order.claim_order, queue_order.key = sort_key_only, sort_key_only_in_python
+        # call_next's claiming statement is built once, at import: build it again in this order.
+        queueing._CLAIM = queueing.claim_statement(sort_key_only)
     results = {}
     for folder in args.scenarios:
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else [folder]:

@@ -5,7 +5,8 @@ for the next `horizon_days` open days (forecasting.py does the statistics; the w
 forecast and split by each service's recent share, since per-service counts are too thin).
 `plan_branch` turns them into StaffingPlan rows: per interval the fewest counters that meet the
 branch's target (Erlang A with the learned patience, Erlang C without), and the booking capacity
-those counters leave after the forecast walk-in load and the manager's walk-in reserve.
+those counters leave after the forecast walk-in load and the manager's walk-in reserve, counting
+no more counters than the branch has on shift then (each counter's planned hours).
 
 Long visits make period-by-period staffing under-staff after a peak (people who arrived in the
 peak are still being served), so the load staffed for is the offered load of an infinite-server
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from queue_app.booking.models import Appointment
 from queue_app.catalogue import hours
-from queue_app.catalogue.models import Branch, Service
+from queue_app.catalogue.models import Branch, Counter, Service
 from queue_app.core import day_range
 from queue_app.core.errors import N_, Invalid, Message, NotFound
 from queue_app.core.models import utcnow
@@ -266,9 +267,15 @@ def offered_load(arrivals: np.ndarray, interval: float, survival) -> np.ndarray:
 
 
 def plan_day(arrivals: np.ndarray, walk_ins: np.ndarray, interval: int, aht: float, patience: float | None,
-             rules: PlanningRules, lag_correction: bool = True) -> tuple[np.ndarray, list[int], list[int]]:
+             rules: PlanningRules, lag_correction: bool = True,
+             on_shift: np.ndarray | None = None) -> tuple[np.ndarray, list[int], list[int]]:
     """Offered load, counters and booking capacity per interval of one day (pure; the benchmark
-    also calls it with `lag_correction=False` for plain interval-by-interval staffing)."""
+    also calls it with `lag_correction=False` for plain interval-by-interval staffing).
+
+    `on_shift` is the counters the branch has on shift in each interval (a counter there for part
+    of it counts that part). Bookings are offered on the counters that will serve them: the
+    fewer of those needed and those on shift. A branch short of counters in a peak offers no
+    bookings then, instead of seating booked visits ahead of a walk-in line it cannot serve."""
     if lag_correction:
         load = offered_load(arrivals, interval, lambda minutes: np.exp(-minutes / aht))
     else:
@@ -285,7 +292,8 @@ def plan_day(arrivals: np.ndarray, walk_ins: np.ndarray, interval: int, aht: flo
         needed = max(1, needed)
         walk_in_load = walk_ins[position] / interval * aht
         counters.append(needed)
-        slots.append(max(0, round(needed * (1 - rules.walk_in_reserve) - walk_in_load)))
+        serving = needed if on_shift is None else min(needed, float(on_shift[position]))
+        slots.append(max(0, round(serving * (1 - rules.walk_in_reserve) - walk_in_load)))
     return load, counters, slots
 
 
@@ -307,6 +315,8 @@ def plan_branch(session: Session, branch: Branch, now: datetime | None = None) -
     for starts_at, local_date, service_id, walk_ins, bookings in rows:
         by_day.setdefault(local_date, {}).setdefault(starts_at, {})[service_id] = (walk_ins, bookings)
     patience = 1 / learned.patience_rate if learned.patience_rate > 0 else None
+    counter_hours = [counter.shifts or branch.opening_hours for counter in
+                     session.scalars(select(Counter).where(Counter.branch_id == branch.id))]
     planned = 0
     with write_transaction(session):
         for day, intervals in sorted(by_day.items()):
@@ -321,7 +331,8 @@ def plan_branch(session: Session, branch: Branch, now: datetime | None = None) -
             total = sum(weights.values())
             aht = (sum(learned.service_means.get(s, 10.0) * v for s, v in weights.items()) / total
                    if total > 0 else float(np.mean(list(learned.service_means.values()) or [10.0])))
-            load, counters, slots = plan_day(arrivals, walk_ins, interval, aht, patience, rules)
+            on_shift = counters_on_shift(counter_hours, day, branch.zone, starts, interval)
+            load, counters, slots = plan_day(arrivals, walk_ins, interval, aht, patience, rules, on_shift=on_shift)
             for position, start in enumerate(starts):
                 _upsert(session, StaffingPlan, ["branch_id", "starts_at"], {
                     "branch_id": branch.id, "local_date": day, "starts_at": start, "minutes": interval,
@@ -331,6 +342,22 @@ def plan_branch(session: Session, branch: Branch, now: datetime | None = None) -
                 }, keep=("counters_override", "booking_slots_override"))
                 planned += 1
     return planned
+
+
+def counters_on_shift(counter_hours: list[dict], day: date, zone, starts: list[datetime],
+                      interval: int) -> np.ndarray:
+    """Counters on shift in each interval starting at `starts` (UTC) on local `day`: each counter's
+    planned hours (its shifts, else the branch's hours), a counter there for part of an interval
+    counting that part."""
+    length = timedelta(minutes=interval)
+    windows = [hours.day_intervals(plan, day, zone) for plan in counter_hours]
+    covered = np.zeros(len(starts))
+    for position, start in enumerate(starts):
+        end = start + length
+        for shifts in windows:
+            overlap = sum((max(timedelta(0), min(end, to) - max(start, since)) for since, to in shifts), timedelta(0))
+            covered[position] += min(1.0, overlap / length)
+    return covered
 
 
 def set_override(session: Session, branch: Branch, starts_at: datetime, *, counters: int | None = None,

@@ -244,29 +244,37 @@ _NOW = bindparam("now", type_=UTCDateTime)
 _COUNTER_FOR_UPDATE = select(Counter).where(Counter.id == bindparam("counter_id")).with_for_update(of=Counter)
 _COUNTER_CURRENT = select(Ticket.label, Ticket.status).where(
     Ticket.counter_id == bindparam("counter_id"), Ticket.status.in_(("called", "serving")))
-_CLAIM = (
-    update(Ticket)
-    .where(
-        Ticket.id == select(_WAITING.id)
+
+
+def claim_statement(order=queue_order.claim_order):
+    """The claiming UPDATE in `order` (queue_order.claim_order; bench/booked_order.py builds it with
+    the order before booked visits went first, for its baseline)."""
+    return (
+        update(Ticket)
         .where(
-            _WAITING.branch_id == bindparam("claim_branch"),
-            _WAITING.status == "waiting",
-            _WAITING.local_date == bindparam("today"),
-            _WAITING.service_id.in_(
-                select(CounterService.service_id).where(CounterService.counter_id == bindparam("claim_counter"))),
-            # Remote tickets held back during this call (see call_next): not claimed again in it.
-            _WAITING.id.not_in(bindparam("skip", expanding=True)),
+            Ticket.id == select(_WAITING.id)
+            .where(
+                _WAITING.branch_id == bindparam("claim_branch"),
+                _WAITING.status == "waiting",
+                _WAITING.local_date == bindparam("today"),
+                _WAITING.service_id.in_(
+                    select(CounterService.service_id).where(CounterService.counter_id == bindparam("claim_counter"))),
+                # Remote tickets held back during this call (see call_next): not claimed again in it.
+                _WAITING.id.not_in(bindparam("skip", expanding=True)),
+            )
+            .order_by(*order(_WAITING, _NOW))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery(),
+            Ticket.status == "waiting",
         )
-        .order_by(*queue_order.claim_order(_WAITING, _NOW))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery(),
-        Ticket.status == "waiting",
+        .values(status="called", called_at=_NOW, counter_id=bindparam("claim_counter"),
+                staff_id=bindparam("claim_staff"))
+        .returning(Ticket.id)
     )
-    .values(status="called", called_at=_NOW, counter_id=bindparam("claim_counter"),
-            staff_id=bindparam("claim_staff"))
-    .returning(Ticket.id)
-)
+
+
+_CLAIM = claim_statement()
 
 
 # A call that meets this many remote tickets not yet arrived in a row stops there (nobody is

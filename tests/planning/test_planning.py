@@ -10,6 +10,7 @@ from helpers import MONDAY, _walk_in_history
 from sqlalchemy import select
 
 from queue_app.booking import operations as booking
+from queue_app.catalogue.models import Counter
 from queue_app.catalogue.operations import get_branch
 from queue_app.cli import forecast_command, staffing_command
 from queue_app.planning import forecasting
@@ -208,3 +209,48 @@ def test_a_quiet_interval_still_has_a_counter_and_a_booking_slot():
     _load, counters, slots = planning.plan_day(np.array([0.0, 12.0]), np.array([0.0, 12.0]), 30, 10.0, None, rules)
     assert counters[0] == 1 and slots[0] == 1
     assert counters[1] > counters[0] and slots[1] <= counters[1]
+
+
+def test_booking_slots_count_no_more_counters_than_are_on_shift():
+    rules = planning.PlanningRules()
+    busy, walk_ins = np.array([60.0, 60.0]), np.array([3.0, 3.0])  # 30-min intervals, 10-min visits
+    _load, counters, free = planning.plan_day(busy, walk_ins, 30, 10.0, None, rules)
+    assert min(counters) >= 5 and min(free) >= 3
+    _load, same, short = planning.plan_day(busy, walk_ins, 30, 10.0, None, rules, on_shift=np.array([4.0, 0.5]))
+    assert same == counters  # the recommendation is what the forecast needs, whoever is on shift
+    walk_in_load = 3.0 / 30 * 10.0
+    assert short == [round(4 * (1 - rules.walk_in_reserve) - walk_in_load), 0] == [2, 0]
+    # Enough counters on shift: the plan's own number, as before.
+    assert planning.plan_day(busy, walk_ins, 30, 10.0, None, rules, on_shift=np.array([50.0, 50.0]))[2] == free
+
+
+def test_counters_on_shift_count_each_counters_hours_and_part_of_an_interval(session):
+    branch = get_branch(session, "demo")  # Asia/Taipei
+    day = date(2026, 3, 2)
+    grid = planning.day_grid(branch, day, 30)
+    at = {start.astimezone(branch.zone).strftime("%H:%M"): start for start in grid}
+    starts = [at["09:00"], at["11:30"], at["12:00"], at["15:00"]]
+    morning = {"mon": [["09:00", "11:45"]]}
+    on_shift = planning.counters_on_shift([morning, branch.opening_hours, {}], day, branch.zone, starts, 30)
+    # The morning counter, the one on the branch's hours; the counter with no hours that Monday none.
+    assert on_shift.tolist() == [2.0, 1.5, 1.0, 1.0]
+
+
+def test_a_branch_short_of_counters_offers_no_more_bookings_than_its_shifts_serve(session):
+    branch = get_branch(session, "demo")
+    _walk_in_history(session, branch, date(2026, 3, 2))
+    planning.plan_branch(session, branch, MONDAY)
+    before = {p.starts_at: p.booking_slots for p in planning.plan_of_day(session, branch, date(2026, 3, 2))}
+    # Counters 2 and 3 work mornings only; Counter 1 keeps the branch's hours.
+    for counter in session.scalars(select(Counter).where(Counter.branch_id == branch.id, Counter.name != "Counter 1")):
+        counter.shifts = {day: [["09:00", "12:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    session.commit()
+    planning.plan_branch(session, branch, MONDAY)
+    after = {p.starts_at: p for p in planning.plan_of_day(session, branch, date(2026, 3, 2))}
+    afternoon = [p for at, p in after.items() if p.starts_at.astimezone(branch.zone).hour >= 13]
+    assert afternoon and all(p.booking_slots <= 1 for p in afternoon)  # one counter, less its walk-ins
+    assert sum(p.booking_slots for p in afternoon) < sum(before[p.starts_at] for p in afternoon)
+    assert all(after[at].booking_slots <= slots for at, slots in before.items())
+    offered = booking.availability(session, "demo", "A", from_day=date(2026, 3, 2), days=1, now=MONDAY)
+    assert all(slot.remaining <= 1 for slot in offered["days"][0]["slots"]
+               if slot.start.astimezone(branch.zone).hour >= 13)
