@@ -1,6 +1,7 @@
 """Helpers of the browser tests (Playwright on Debian's Chromium): pages, screenshots, waits. The
 browser and the app server they drive are fixtures in conftest.py (`chromium`, `server`)."""
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -30,3 +31,17 @@ def save_screenshot(page, tmp_path: Path, name: str) -> Path:
     for saved in (path, SCREENS / name):
         assert saved.exists() and saved.stat().st_size > 0
     return path
+
+
+def open_counter_console(browser, errors: list, base: str, password: str, counter: str):
+    """Staff 1 signed in on a desktop-sized page, at `counter`'s console, joined to the live feed."""
+    from playwright.sync_api import expect
+
+    staff = open_page(browser, errors, viewport={"width": 1366, "height": 900})
+    staff.goto(f"{base}/login")
+    staff.get_by_label("E-mail").fill(STAFF)
+    staff.get_by_label("Password").fill(password)
+    staff.get_by_role("button", name="Sign in").click()
+    staff.get_by_role("link", name=re.compile(counter)).click()
+    expect(staff.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    return staff

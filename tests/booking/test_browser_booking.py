@@ -8,7 +8,7 @@ customer through the dialog. Screenshots go to tmp_path and /work/screens/.
 import re
 from datetime import timedelta
 
-from browser import STAFF, WAIT_MS, open_page, save_screenshot
+from browser import open_counter_console, open_page, save_screenshot
 from helpers import PHONE, add_appointment, now_minute, save_full_page, taipei_today
 from playwright.sync_api import expect
 from sqlalchemy import func, select
@@ -61,13 +61,7 @@ def test_kiosk_checks_in_a_booking_typed_on_its_keyboard(server, chromium, app, 
     add_appointment(app, "KSKCHK23", now_minute())
     add_appointment(app, "TARDY29B", now_minute() - timedelta(minutes=30), local_date=taipei_today(), name="Late Lee")
 
-    staff = open_page(chromium, errors, viewport={"width": 1366, "height": 900})
-    staff.goto(f"{server.base}/login")
-    staff.get_by_label("E-mail").fill(STAFF)
-    staff.get_by_label("Password").fill(seeded["password"])
-    staff.get_by_role("button", name="Sign in").click()
-    staff.get_by_role("link", name=re.compile("Counter 2")).click()  # serves A and B
-    expect(staff.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    staff = open_counter_console(chromium, errors, server.base, seeded["password"], "Counter 2")  # serves A and B
     booked_row = staff.locator("#bookings-body tr", has_text="Chen Mei-Ling")
     expect(booked_row).to_contain_text("Booked")
 

@@ -4,13 +4,12 @@
 start the counter's "Call next" takes a walk-in; from its start on, the booking, within one
 service time of the start, and the holder's phone shows the call without a reload.
 """
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from browser import STAFF, WAIT_MS, open_page, save_screenshot
+from browser import WAIT_MS, open_counter_console, open_page, save_screenshot
 from helpers import add_appointment
 from playwright.sync_api import expect
 from sqlalchemy import func, select
@@ -41,13 +40,7 @@ def test_a_booking_checked_in_early_is_called_at_its_start_ahead_of_50_walk_ins(
     wait_past_local_midnight_if_near()
     # The slow part first (Chromium, the staff's sign-in), so the start can be near: the test waits
     # for a real start time on the wall clock.
-    staff = open_page(chromium, errors, viewport={"width": 1366, "height": 900})
-    staff.goto(f"{server.base}/login")
-    staff.get_by_label("E-mail").fill(STAFF)
-    staff.get_by_label("Password").fill(seeded["password"])
-    staff.get_by_role("button", name="Sign in").click()
-    staff.get_by_role("link", name=re.compile("Counter 1")).click()  # serves A and C
-    expect(staff.locator("html")).to_have_attribute("data-live", "joined", timeout=WAIT_MS)
+    staff = open_counter_console(chromium, errors, server.base, seeded["password"], "Counter 1")  # serves A and C
     call_next = staff.get_by_role("button", name="Call next")
     phone = open_page(chromium, errors, viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
 
