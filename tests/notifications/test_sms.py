@@ -342,11 +342,16 @@ def test_a_signed_twilio_status_report_updates_the_row(session, gateway, twilio_
     assert row(session, row_id).delivery_status == "delivered"
 
 
-def test_a_failed_report_keeps_twilios_error_code(session, gateway, twilio_app, client):
-    row_id = sent_row(session, gateway)
-    params = {"MessageSid": "SMabc123", "MessageStatus": "undelivered", "ErrorCode": "30003"}
+def undelivered_report(client, error_code: str) -> None:
+    """Twilio's signed status report: the message was undelivered with `error_code`."""
+    params = {"MessageSid": "SMabc123", "MessageStatus": "undelivered", "ErrorCode": error_code}
     assert client.post("/api/v1/sms/status/twilio", data=params,
                        headers=signed(STATUS_URL, params)).status_code == 200
+
+
+def test_a_failed_report_keeps_twilios_error_code(session, gateway, twilio_app, client):
+    row_id = sent_row(session, gateway)
+    undelivered_report(client, "30003")
     failed = row(session, row_id)
     assert failed.delivery_status == "undelivered" and "30003" in failed.last_error and failed.status == "sent"
 
@@ -356,9 +361,7 @@ def test_an_undelivered_report_with_twilio_21610_puts_the_number_on_the_opt_out_
     """Twilio may take the message and report 21610 later (the number said STOP at the carrier)."""
     row_id = sent_row(session, gateway)
     recipient = row(session, row_id).recipient
-    params = {"MessageSid": "SMabc123", "MessageStatus": "undelivered", "ErrorCode": "21610"}
-    assert client.post("/api/v1/sms/status/twilio", data=params,
-                       headers=signed(STATUS_URL, params)).status_code == 200
+    undelivered_report(client, "21610")
     session.commit()  # end the read that began before the report's write
     opt_out = session.get(SmsOptOut, recipient)
     assert opt_out is not None and opt_out.opted_out and opt_out.source == "carrier" and "21610" in opt_out.detail
@@ -367,9 +370,7 @@ def test_an_undelivered_report_with_twilio_21610_puts_the_number_on_the_opt_out_
 
 def test_another_error_code_in_a_report_opts_nobody_out(session, gateway, twilio_app, client):
     row_id = sent_row(session, gateway)
-    params = {"MessageSid": "SMabc123", "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    assert client.post("/api/v1/sms/status/twilio", data=params,
-                       headers=signed(STATUS_URL, params)).status_code == 200
+    undelivered_report(client, "30003")
     recipient = row(session, row_id).recipient
     session.commit()
     assert session.get(SmsOptOut, recipient) is None
