@@ -20,13 +20,13 @@ def _spec() -> dict:
     os.environ.setdefault("QUEUE_APP_ENV", "development")
     os.environ["QUEUE_APP_RUN_SCHEDULER"] = "0"
     from queue_app import create_app
-    from queue_app.web.api import api
+    from queue_app.web.api import api_of
 
     with tempfile.TemporaryDirectory(prefix="queue-docs-") as scratch:
         app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{scratch}/docs.sqlite", "SECRET_KEY": "docs",
                           "QUEUE_APP_RUN_SCHEDULER": False})
         with app.app_context():
-            return api.spec.to_dict()
+            return api_of(app).spec.to_dict()
 
 
 def _cell(text: str) -> str:

@@ -8,5 +8,5 @@ def init_app(app) -> None:
 
     login_manager.user_loader(auth.load_staff)
     login_manager.login_view = "staff.login"
-    register_api(api.blp)
+    register_api(app, api.blp)
     app.before_request(access.refuse_anonymous_early)  # an API call without credentials stops here

@@ -6,4 +6,4 @@ def init_app(app) -> None:
     from queue_app.web.api import register_api
 
     app.register_blueprint(pages.bp)
-    register_api(api.blp)
+    register_api(app, api.blp)

@@ -13,4 +13,4 @@ def init_app(app) -> None:
     app.jinja_env.filters["localized"] = lambda thing: localized_name(thing, get_locale())
     app.jinja_env.globals["pick_name"] = lambda name, names: pick_name(name, names, get_locale())
     app.register_blueprint(pages.bp)
-    register_api(api.blp)
+    register_api(app, api.blp)

@@ -7,4 +7,4 @@ def init_app(app) -> None:
 
     labels.init_app(app)  # segment_label() and tier_label() for pages
     app.register_blueprint(pages.bp)
-    register_api(api.blp)
+    register_api(app, api.blp)

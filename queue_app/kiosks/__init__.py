@@ -7,4 +7,4 @@ def init_app(app) -> None:
 
     app.register_blueprint(manage_pages.bp)
     app.register_blueprint(pages.bp)
-    register_api(api.blp)
+    register_api(app, api.blp)

@@ -5,4 +5,4 @@ def init_app(app) -> None:
     from queue_app.notifications import sms_api
     from queue_app.web.api import register_api
 
-    register_api(sms_api.blp)  # SMS gateways' delivery reports and inbound STOP/START
+    register_api(app, sms_api.blp)  # SMS gateways' delivery reports and inbound STOP/START

@@ -6,5 +6,5 @@ def init_app(app) -> None:
     from queue_app.web.api import register_api
 
     app.register_blueprint(dashboard.bp)
-    register_api(api.blp)
-    register_api(reports_api.blp)
+    register_api(app, api.blp)
+    register_api(app, reports_api.blp)

@@ -7,4 +7,4 @@ def init_app(app) -> None:
 
     operations.install()  # session hooks: the outbox row is written in the change's own transaction
     app.register_blueprint(pages.bp)
-    register_api(api.blp)
+    register_api(app, api.blp)

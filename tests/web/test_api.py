@@ -242,6 +242,21 @@ def test_openapi_document_and_docs_page(client):
         assert script.status_code == 200
 
 
+def test_two_apps_in_one_process_keep_their_own_api_document(app, client, tmp_path):
+    """The API (flask-smorest) is made per app, not shared at module level: a second app built in
+    the same process, as a test or a second instance does, leaves the first one's document alone."""
+    from helpers import TEST_CONFIG
+
+    from queue_app import create_app
+
+    other = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/other.sqlite",
+                        "API_TITLE": "Another branch network"})
+    assert other.test_client().get("/api/v1/openapi.json").json["info"]["title"] == "Another branch network"
+    first = client.get("/api/v1/openapi.json").json
+    assert first["info"]["title"] == "Queue app API"
+    assert "/api/v1/counters/{counter_id}/call-next" in first["paths"]
+
+
 def test_the_last_admin_cannot_be_demoted_or_disabled(api):
     admin_id = next(s["id"] for s in api.call("GET", "/staff", ADMIN).json if s["email"] == ADMIN)
     demoted = api.call("PATCH", f"/staff/{admin_id}", ADMIN, json={"role": "manager"})

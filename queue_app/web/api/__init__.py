@@ -78,20 +78,26 @@ def handle_domain_error(error: DomainError):
     return error.message, http_status(error)
 
 
-api = Api()
-
-
 def abort(status: int, code: str, message: str, headers: dict | None = None):
     flask_smorest.abort(status, error_code=code, message=message, headers=headers or {})
 
 
+EXTENSION = "queue_app.api"
+
+
 def init_app(app) -> None:
-    """The API itself; each feature's init_app then adds its blueprint with `register_api`."""
-    api.init_app(app)
+    """The API itself, one per app (two apps in a process keep their own OpenAPI documents); each
+    feature's init_app then adds its blueprint with `register_api`."""
+    api = Api(app)
     api.spec.options["security"] = []
+    app.extensions[EXTENSION] = api
     app.register_error_handler(DomainError, handle_domain_error)
 
 
-def register_api(blueprint) -> None:
-    api.register_blueprint(blueprint, url_prefix=API_PREFIX)
+def api_of(app) -> Api:
+    return app.extensions[EXTENSION]
+
+
+def register_api(app, blueprint) -> None:
+    api_of(app).register_blueprint(blueprint, url_prefix=API_PREFIX)
     csrf.exempt(blueprint)  # bearer tokens, not cookies: no cross-site request forgery to stop
