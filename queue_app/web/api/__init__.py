@@ -1,5 +1,6 @@
 """REST API under /api/v1 with its OpenAPI document (flask-smorest)."""
 import re
+import threading
 
 import flask_smorest
 from flask import make_response, render_template
@@ -33,6 +34,36 @@ class Api(flask_smorest.Api):
     """
 
     ERROR_SCHEMA = ErrorSchema
+
+    # The OpenAPI document is written when first read (openapi.json, the docs page, the docs
+    # site's API reference), not at start-up: describing every route was about half of
+    # create_app's time, paid by every worker and test app that never serves the document.
+    def __init__(self, *args, **kwargs):
+        self._spec = None
+        self._undocumented: list[tuple] = []  # (blueprint, name, parameters) registered, not yet described
+        self._describing = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def spec(self):
+        if self._undocumented:
+            with self._describing:
+                pending, self._undocumented = self._undocumented, []
+                for blueprint, name, parameters in pending:
+                    blueprint.register_views_in_doc(self, self._app, self._spec, name=name, parameters=parameters)
+                    self._spec.tag({"name": name, "description": blueprint.description})
+        return self._spec
+
+    @spec.setter
+    def spec(self, value):
+        self._spec = value
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        """As flask-smorest's, with the blueprint's routes described in the document later (`spec`)."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, name, parameters))
 
     def handle_http_exception(self, error: HTTPException):
         if not is_api_request():
