@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from queue_app.catalogue import operations as catalogue
 from queue_app.core.errors import DomainError
-from queue_app.core.extensions import db, socketio
+from queue_app.core.extensions import db
 from queue_app.demo.seed import DEMO_BRANCH, DEMO_PASSWORD, seed_demo_data
 from queue_app.tickets import queueing
 
@@ -123,8 +123,9 @@ def _serve(host: str, port: int) -> None:
     # app.run() (which socketio.run calls) refuses to start; this command is meant to serve, so lift
     # the mark.
     os.environ.pop("FLASK_RUN_FROM_CLI", None)
-    socketio.run(current_app._get_current_object(), host=host, port=port, use_reloader=False,
-                 log_output=False, allow_unsafe_werkzeug=True)
+    app = current_app._get_current_object()
+    app.extensions["socketio"].run(app, host=host, port=port, use_reloader=False,  # realtime.live.init_app's
+                                   log_output=False, allow_unsafe_werkzeug=True)
 
 
 def _demo_kiosk_token() -> str:

@@ -22,8 +22,9 @@ import queue
 import threading
 import time
 import weakref
+from dataclasses import dataclass, field
 
-from flask_socketio import Namespace, emit, join_room, leave_room
+from flask_socketio import Namespace, SocketIO, emit, join_room, leave_room
 from socketio import PubSubManager, RedisManager
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -33,7 +34,7 @@ from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch
 from queue_app.core import events
 from queue_app.core.errors import DomainError
-from queue_app.core.extensions import db, socketio
+from queue_app.core.extensions import db
 from queue_app.tickets import queueing
 from queue_app.tickets import read_models as lobby
 from queue_app.tickets.models import Ticket
@@ -89,37 +90,58 @@ class LiveNamespace(Namespace):
         return {"ok": True}
 
 
-def _anyone_connected() -> bool:
+def socketio_of(app) -> SocketIO:
+    """The app's Socket.IO server (made in init_app, one per app)."""
+    return app.extensions["socketio"]
+
+
+def _anyone_connected(server: SocketIO) -> bool:
     """A client connected to /live on this process, or a message queue (then clients of other
     instances, invisible from here, may be listening)."""
-    manager = socketio.server.manager
+    manager = server.server.manager
     return isinstance(manager, PubSubManager) or bool(manager.rooms.get(NAMESPACE))
 
 
+@dataclass(eq=False)
+class _Pushing:
+    """What the publisher keeps of one app, found by its database engine (an app's commits come
+    from its engine): its Socket.IO server, its snapshot window and, per waiting ticket, the last
+    status pushed (touched only by the publisher's thread)."""
+
+    server: SocketIO
+    debounce_s: float
+    last_pushed: dict[int, dict] = field(default_factory=dict)
+
+
 class Publisher:
-    """Turns committed changes into pushes, on one background task."""
+    """Turns committed changes into pushes, on one background task per process. It serves every
+    app of the process, each by its engine (two apps' ticket ids overlap), through that app's own
+    Socket.IO server."""
 
     def __init__(self):
         self._queue: queue.Queue = queue.Queue()
         self._started = False
-        self._debounce_s: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+        self._apps: weakref.WeakKeyDictionary[Engine, _Pushing] = weakref.WeakKeyDictionary()
         self.woken = 0  # commits handed to the task (tests: none while nobody listens)
 
-    def configure(self, engine: Engine, debounce_s: float) -> None:
-        """The snapshot window of `engine`'s branches (an app's init_app)."""
-        self._debounce_s[engine] = debounce_s
+    def configure(self, engine: Engine, server: SocketIO, debounce_s: float) -> None:
+        """An app's init_app: the server its pushes go through and the snapshot window of its branches."""
+        self._apps[engine] = _Pushing(server, debounce_s)
 
     def enqueue(self, changes: list[events.QueueChange], bind: Engine) -> None:
-        if not _anyone_connected():
+        pushing = self._apps.get(bind)
+        if pushing is None:
+            return
+        if not _anyone_connected(pushing.server):
             # Nobody to push to: no queue, no thread switch, no session. What was last pushed to
             # phones is forgotten, so a phone that comes back is not refused a status it lacks.
-            _last_pushed.pop(bind, None)
+            pushing.last_pushed.clear()
             return
         self.woken += 1
         self._queue.put((changes, bind))
         if not self._started:
             self._started = True
-            socketio.start_background_task(self._run)
+            pushing.server.start_background_task(self._run)
 
     def _run(self) -> None:
         frozen_at = 0.0
@@ -137,7 +159,8 @@ class Publisher:
             taken += len(batch)
             now = time.monotonic()
             for changes, bind in batch:
-                window = self._debounce_s.get(bind, DEFAULT_DEBOUNCE_S)
+                pushing = self._apps.get(bind)
+                window = pushing.debounce_s if pushing is not None else DEFAULT_DEBOUNCE_S
                 for change in changes:
                     key = (bind, change.branch_id)
                     due.setdefault(key, now + window)  # trailing edge of a window opened by the first change
@@ -174,25 +197,26 @@ class Publisher:
             time.sleep(0.01)
         return not self._queue.unfinished_tasks
 
-    @staticmethod
-    def announce(batch: list[tuple[list[events.QueueChange], Engine]]) -> None:
+    def announce(self, batch: list[tuple[list[events.QueueChange], Engine]]) -> None:
         for changes, bind in batch:
             calls = [change for change in changes if change.type in ("called", "recalled")]
-            if calls:
+            pushing = self._apps.get(bind)
+            if calls and pushing is not None:
                 with Session(bind) as session:
-                    announce_calls(session, calls)
+                    announce_calls(session, calls, pushing.server)
 
-    @staticmethod
-    def publish(by_bind: dict[Engine, list[events.QueueChange]]) -> None:
+    def publish(self, by_bind: dict[Engine, list[events.QueueChange]]) -> None:
         for bind, changes in by_bind.items():
-            with Session(bind) as session:
-                push_snapshots(session, changes)
+            pushing = self._apps.get(bind)
+            if pushing is not None:
+                with Session(bind) as session:
+                    push_snapshots(session, changes, pushing.server, pushing.last_pushed)
 
 
-def _watched_tickets() -> set[int] | None:
+def _watched_tickets(server: SocketIO) -> set[int] | None:
     """Tickets whose room has a client on this process; None (all) when a message queue is used,
     since clients of other instances are not visible from here."""
-    manager = socketio.server.manager
+    manager = server.server.manager
     if isinstance(manager, PubSubManager):
         return None
     rooms = manager.rooms.get(NAMESPACE, {})  # also holds None (everyone) and one room per client
@@ -200,23 +224,17 @@ def _watched_tickets() -> set[int] | None:
             if isinstance(room, str) and room.startswith("ticket:") and members}
 
 
-def _has_listeners(room: str) -> bool:
-    manager = socketio.server.manager
+def _has_listeners(server: SocketIO, room: str) -> bool:
+    manager = server.server.manager
     return isinstance(manager, PubSubManager) or bool(manager.rooms.get(NAMESPACE, {}).get(room))
 
 
-def push_changes(session: Session, changes: list[events.QueueChange]) -> None:
-    """Every push the changes call for, at once (the publisher sends the two parts at different times)."""
-    announce_calls(session, changes)
-    push_snapshots(session, changes)
-
-
-def announce_calls(session: Session, changes: list[events.QueueChange]) -> None:
+def announce_calls(session: Session, changes: list[events.QueueChange], server: SocketIO) -> None:
     """`called` to the branch room, for each call and recall among the changes."""
     for change in changes:
         if change.type in ("called", "recalled"):
             branch = session.get(Branch, change.branch_id)
-            socketio.emit("called", {
+            server.emit("called", {
                 "label": change.label, "counter": change.data.get("counter"),
                 "counter_names": change.data.get("counter_names") or {},
                 "service": change.data.get("service"), "recall": change.type == "recalled",
@@ -224,22 +242,23 @@ def announce_calls(session: Session, changes: list[events.QueueChange]) -> None:
             }, to=branch_room(change.branch_id), namespace=NAMESPACE)
 
 
-def push_snapshots(session: Session, changes: list[events.QueueChange]) -> None:
-    """The changed branches' `queue` snapshots and their phones' `ticket` statuses."""
+def push_snapshots(session: Session, changes: list[events.QueueChange], server: SocketIO,
+                   last_pushed: dict[int, dict]) -> None:
+    """The changed branches' `queue` snapshots and their phones' `ticket` statuses. `last_pushed`:
+    per waiting ticket, the status last pushed to its phone (kept by the publisher, per app)."""
     branches = {change.branch_id for change in changes}  # every waiting ticket of a changed branch may have moved
     changed_tickets = {change.ticket_id for change in changes if change.ticket_id is not None}
-    watched = _watched_tickets()
-    last_pushed = _last_pushed.setdefault(session.get_bind(), {})
+    watched = _watched_tickets(server)
     for branch_id in branches:
         branch = session.get(Branch, branch_id)
-        display = _has_listeners(branch_room(branch_id))  # no display or console open: no snapshot
+        display = _has_listeners(server, branch_room(branch_id))  # no display or console open: no snapshot
         phones = watched is None or bool(watched)  # no phone following a ticket here: no statuses
         if not display and not phones:
             continue
         # One estimator run gives every waiting ticket's estimate and each service's next one.
         statuses, per_service = lobby.waiting_statuses(session, branch, only=watched if phones else set())
         if display:
-            socketio.emit("queue", branch_snapshot(session, branch, per_service),
+            server.emit("queue", branch_snapshot(session, branch, per_service),
                           to=branch_room(branch_id), namespace=NAMESPACE)
         if not phones:
             continue
@@ -254,14 +273,10 @@ def push_snapshots(session: Session, changes: list[events.QueueChange]) -> None:
                 last_pushed[ticket_id] = status
             else:
                 last_pushed.pop(ticket_id, None)
-            socketio.emit("ticket", status, to=ticket_room(ticket_id), namespace=NAMESPACE)
+            server.emit("ticket", status, to=ticket_room(ticket_id), namespace=NAMESPACE)
 
 
-# The last status pushed per waiting ticket, per engine (that is per app: ticket ids of two apps'
-# databases overlap); only touched by the publisher's one thread.
-_last_pushed: "weakref.WeakKeyDictionary[Engine, dict[int, dict]]" = weakref.WeakKeyDictionary()
-
-
+# One thread per process, like a pool: it keeps nothing of an app but under that app's engine.
 publisher = Publisher()
 
 
@@ -315,21 +330,21 @@ class DegradingRedisManager(RedisManager):
 def _client_manager(url: str | None) -> dict:
     if url and url.startswith(("redis://", "rediss://")):
         return {"client_manager": DegradingRedisManager(url, channel="flask-socketio")}
-    if url:
-        return {"message_queue": url}
-    # Explicitly none: the extension object is shared, and an earlier app's manager must not stay.
-    return {"message_queue": None, "client_manager": None}
+    return {"message_queue": url} if url else {}
 
 
 def init_app(app) -> None:
-    socketio.init_app(
+    # A Socket.IO server per app (Flask-SocketIO keeps the server on its extension object, so one
+    # object shared at module level would leave the first of two apps in a process emitting
+    # through the second one's server); found again with socketio_of(app).
+    server = SocketIO(
         app,
         async_mode=app.config["QUEUE_APP_ASYNC_MODE"],
         **_client_manager(app.config["QUEUE_APP_MESSAGE_QUEUE"]),
         # Same-origin browsers only; non-browser clients (kiosk app, tests) send no Origin.
         cors_allowed_origins=app.config.get("QUEUE_APP_CORS_ORIGINS") or None,
     )
-    socketio.on_namespace(LiveNamespace(NAMESPACE))
+    server.on_namespace(LiveNamespace(NAMESPACE))
     with app.app_context():
-        publisher.configure(db.engine, app.config.get("QUEUE_APP_PUSH_DEBOUNCE_MS", 250) / 1000)
+        publisher.configure(db.engine, server, app.config.get("QUEUE_APP_PUSH_DEBOUNCE_MS", 250) / 1000)
         events.subscribe(db.engine, publisher.enqueue)  # this app's commits, not another app's

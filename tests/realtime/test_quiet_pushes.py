@@ -5,12 +5,12 @@ import time
 
 from helpers import _drain, received
 
-from queue_app.core.extensions import db, socketio
-from queue_app.realtime.live import NAMESPACE, publisher
+from queue_app.core.extensions import db
+from queue_app.realtime.live import NAMESPACE, publisher, socketio_of
 
 
 def join_display(app, client):
-    live = socketio.test_client(app, namespace=NAMESPACE, flask_test_client=client)
+    live = socketio_of(app).test_client(app, namespace=NAMESPACE, flask_test_client=client)
     assert live.emit("join", {"branch": "demo"}, namespace=NAMESPACE, callback=True)["ok"]
     return live
 
@@ -18,7 +18,7 @@ def join_display(app, client):
 def snapshot_window(app, seconds: float) -> None:
     """This app's debounce window (QUEUE_APP_PUSH_DEBOUNCE_MS is read once, by create_app)."""
     with app.app_context():
-        publisher.configure(db.engine, seconds)
+        publisher.configure(db.engine, socketio_of(app), seconds)
 
 
 def waiting(snapshot) -> dict:

@@ -1,16 +1,18 @@
 """Socket.IO /live through Flask-SocketIO's test client, with changes made through REST."""
+import threading
 
 import pytest
-from helpers import _drain, received, settle
+import socketio
+from helpers import _drain, make_app, received, settle
+from werkzeug.serving import make_server
 
-from queue_app.core.extensions import socketio
-from queue_app.realtime.live import NAMESPACE
+from queue_app.realtime.live import NAMESPACE, socketio_of
 
 STAFF = "staff1@demo.test"
 
 
 def live_client(app, client):
-    return socketio.test_client(app, namespace=NAMESPACE, flask_test_client=client)
+    return socketio_of(app).test_client(app, namespace=NAMESPACE, flask_test_client=client)
 
 
 def forget(live) -> None:
@@ -186,3 +188,29 @@ def test_a_counter_paused_elsewhere_reaches_displays_and_consoles_at_once(app, c
                                                                for c in s["counters"]))
     assert snapshots, "no snapshot followed the counter's change"
     assert next(c for c in snapshots[-1]["counters"] if c["id"] == counter)["state"] == "paused"
+
+
+def test_two_apps_in_one_process_each_push_to_their_own_clients(app, api, tmp_path):
+    """A Socket.IO server per app: a second app built in the same process (as a test or a second
+    instance does) leaves the first one pushing to the displays connected to it. With one server
+    shared at module level, the first app's displays, connected through its own middleware, heard
+    nothing once the second app existed."""
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    display = socketio.Client(reconnection=False)
+    heard = threading.Event()
+    calls = []
+    display.on("called", lambda data: (calls.append(data["label"]), heard.set()), namespace=NAMESPACE)
+    try:
+        other = make_app(tmp_path / "other.sqlite")
+        assert socketio_of(other) is not socketio_of(app)
+        display.connect(f"http://127.0.0.1:{http.server_port}", namespaces=[NAMESPACE], transports=["polling"],
+                        wait_timeout=10)
+        assert display.call("join", {"branch": "demo"}, namespace=NAMESPACE, timeout=10)["ok"]
+        ticket = api.issue("A")
+        api.call("POST", f"/counters/{api.counter_id('Counter 1')}/call-next", STAFF)
+        assert heard.wait(10), "the first app's display heard nothing"
+        assert calls == [ticket["label"]]
+    finally:
+        display.disconnect()
+        http.shutdown()

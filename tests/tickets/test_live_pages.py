@@ -11,10 +11,9 @@ from sqlalchemy import select
 
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Service
-from queue_app.core.extensions import socketio
 from queue_app.customers.models import Customer
 from queue_app.kiosks.models import KioskDevice
-from queue_app.realtime.live import NAMESPACE
+from queue_app.realtime.live import NAMESPACE, socketio_of
 from queue_app.tickets.models import Ticket
 
 NAME = "Chen Mei-Ling"
@@ -259,11 +258,11 @@ def test_no_page_or_socket_payload_shows_a_customer_name_or_phone(app, client, a
     session.get(Ticket, named["id"]).customer_id = customer.id
     session.commit()
 
-    display = socketio.test_client(app, namespace=NAMESPACE, flask_test_client=client)
+    display = socketio_of(app).test_client(app, namespace=NAMESPACE, flask_test_client=client)
     display.emit("join", {"branch": "demo"}, namespace=NAMESPACE)
     phones = []
     for ticket in (with_phone, named):
-        phone = socketio.test_client(app, namespace=NAMESPACE, flask_test_client=client)
+        phone = socketio_of(app).test_client(app, namespace=NAMESPACE, flask_test_client=client)
         phone.emit("join", {"ticket": ticket["token"]}, namespace=NAMESPACE)
         phones.append(phone)
     settle()
