@@ -47,11 +47,11 @@ class Api(flask_smorest.Api):
     @property
     def spec(self):
         if self._undocumented:
-            with self._describing:
-                pending, self._undocumented = self._undocumented, []
-                for blueprint, name, parameters in pending:
+            with self._describing:  # emptied only once described: a second reader waits, never sees half
+                for blueprint, name, parameters in self._undocumented:
                     blueprint.register_views_in_doc(self, self._app, self._spec, name=name, parameters=parameters)
                     self._spec.tag({"name": name, "description": blueprint.description})
+                self._undocumented = []
         return self._spec
 
     @spec.setter
