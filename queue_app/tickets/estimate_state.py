@@ -4,13 +4,14 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
 
 from queue_app.booking.models import Appointment
 from queue_app.booking.rules import rules_for
 from queue_app.catalogue import hours
 from queue_app.catalogue.models import Branch, Counter, CounterService
+from queue_app.core.models import UTCDateTime
 from queue_app.tickets import numbering, queue_order
 from queue_app.tickets.estimate_learning import MINUTE, Learned
 from queue_app.tickets.models import Ticket
@@ -85,7 +86,29 @@ class BranchNow:
     set_off_margin: float = 5.0  # the branch's set_off_margin_minutes
 
 
-def _counter_windows(counter: Counter, branch: Branch, now: datetime, day, closing: datetime | None):
+# The reads of a full run, built once, as plain columns: a run is the hot path of every estimate
+# that is not one more step on the played queue (and of every ticket the simulator issues), and
+# loading counters as ORM objects (each joined to its branch) cost more than playing the queue.
+_BRANCH_ID = bindparam("branch_id")
+_TODAY = bindparam("today")
+_COUNTERS = select(Counter.id, Counter.state, Counter.shifts).where(Counter.branch_id == _BRANCH_ID).order_by(Counter.id)
+_COUNTER_SERVICES = (select(CounterService.counter_id, CounterService.service_id)
+                     .join(Counter, Counter.id == CounterService.counter_id).where(Counter.branch_id == _BRANCH_ID))
+_AT_COUNTERS = select(Ticket.counter_id, Ticket.service_id, Ticket.called_at, Ticket.id).where(
+    Ticket.branch_id == _BRANCH_ID, Ticket.status.in_(("called", "serving")), Ticket.counter_id.is_not(None))
+_WAITING = (select(*WAITING_COLUMNS)
+            .where(Ticket.branch_id == _BRANCH_ID, Ticket.local_date == _TODAY, Ticket.status == "waiting")
+            .order_by(Ticket.sort_key, Ticket.id))
+_BOOKINGS_TO_COME = (
+    select(Appointment.id, Appointment.service_id, Appointment.start_at)
+    .where(Appointment.branch_id == _BRANCH_ID, Appointment.status == "booked", Appointment.local_date == _TODAY,
+           Appointment.start_at > bindparam("since", type_=UTCDateTime))
+    .order_by(Appointment.start_at)
+)
+
+
+def _counter_windows(counter, branch: Branch, now: datetime, day, closing: datetime | None):
+    """`counter`: its state and shifts (a Counter, or a row of _COUNTERS)."""
     plan = counter.shifts or branch.opening_hours
     intervals = [] if branch.is_closed_on(day) else hours.day_intervals(plan, day, branch.zone)
     windows = []
@@ -112,19 +135,16 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
     today = numbering.local_day(now, branch.zone)
     opening = [] if branch.is_closed_on(today) else hours.day_intervals(branch.opening_hours, today, branch.zone)
     closing = opening[-1][1] if opening else None
-    counters = session.scalars(
-        select(Counter).where(Counter.branch_id == branch.id).order_by(Counter.id)
-        .options(selectinload(Counter.service_links))
-    ).unique().all()
-    busy = {
-        counter_id: (service_id, called_at, ticket_id) for counter_id, service_id, called_at, ticket_id in session.execute(
-            select(Ticket.counter_id, Ticket.service_id, Ticket.called_at, Ticket.id)
-            .where(Ticket.branch_id == branch.id, Ticket.status.in_(("called", "serving")),
-                   Ticket.counter_id.is_not(None)))
-    }
+    where = {"branch_id": branch.id, "today": today}
+    service_ids: dict[int, set[int]] = {}
+    for counter_id, service_id in session.execute(_COUNTER_SERVICES, where):
+        service_ids.setdefault(counter_id, set()).add(service_id)
+    busy = {counter_id: (service_id, called_at, ticket_id)
+            for counter_id, service_id, called_at, ticket_id in session.execute(_AT_COUNTERS, where)}
     states = []
-    for counter in counters:
-        state = CounterNow(counter.id, frozenset(counter.service_ids), learned.counter_speed.get(counter.id, 1.0),
+    for counter in session.execute(_COUNTERS, where):
+        state = CounterNow(counter.id, frozenset(service_ids.get(counter.id, ())),
+                           learned.counter_speed.get(counter.id, 1.0),
                            _counter_windows(counter, branch, now, today, closing),
                            gap=learned.counter_gap.get(counter.id, 0.0))
         service_id, called_at, ticket_id = busy.get(counter.id, (None, None, 0))
@@ -134,24 +154,13 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
             if not state.windows or state.windows[0][0] > 0:
                 state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
         states.append(state)
-    waiting = [
-        waiting_now(*row, now) for row in session.execute(
-            select(*WAITING_COLUMNS)
-            .where(Ticket.branch_id == branch.id, Ticket.local_date == today, Ticket.status == "waiting")
-            .order_by(Ticket.sort_key, Ticket.id)
-        )
-    ]
+    waiting = [waiting_now(*row, now) for row in session.execute(_WAITING, where)]
     rules = rules_for(branch)
     pending = []
     if waiting:
         # Any booking of today still to come may be due before a waiting walk-in is called.
-        for appointment_id, service_id, start_at in session.execute(
-            select(Appointment.id, Appointment.service_id, Appointment.start_at)
-            .where(Appointment.branch_id == branch.id, Appointment.status == "booked",
-                   Appointment.local_date == today,
-                   Appointment.start_at > now - timedelta(minutes=rules.check_in_late_minutes))
-            .order_by(Appointment.start_at)
-        ):
+        since = now - timedelta(minutes=rules.check_in_late_minutes)
+        for appointment_id, service_id, start_at in session.execute(_BOOKINGS_TO_COME, {**where, "since": since}):
             pending.append(PendingBooking(service_id, start_at, (now - start_at).total_seconds() / MINUTE,
                                           rules.check_in_late_minutes, appointment_id))
     opens_at = {}  # only for services no counter serves right now

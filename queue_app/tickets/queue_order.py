@@ -30,10 +30,11 @@ display tile per service shows something else, "waiting for this service", and s
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import CounterService
+from queue_app.core.models import UTCDateTime
 from queue_app.tickets.models import Ticket
 
 # Minutes of queue a ticket's class moves it ahead (sort_key = effective_at - credit).
@@ -114,6 +115,25 @@ def ahead_counts(waiting: Iterable, shared: Callable[[int], set[int]], now: date
     return ahead
 
 
+def _count_ahead_statement():
+    """count_ahead's query with the ticket's figures as parameters (built once: building it cost
+    more than running it, once for every ticket the simulator issues)."""
+    place, within, ticket_id = claim_order(Ticket, bindparam("at", type_=UTCDateTime))
+    my_place, my_within, my_id = bindparam("place"), bindparam("within", type_=UTCDateTime), bindparam("ticket_id")
+    service_id = bindparam("service_id")
+    linked = select(CounterService.counter_id).where(CounterService.service_id == service_id)
+    services = select(CounterService.service_id).where(CounterService.counter_id.in_(linked))
+    return select(func.count(Ticket.id)).where(
+        Ticket.branch_id == bindparam("branch_id"), Ticket.local_date == bindparam("day"),
+        Ticket.status == "waiting",
+        or_(Ticket.service_id == service_id, Ticket.service_id.in_(services)),
+        or_(place < my_place, and_(place == my_place, or_(within < my_within, and_(within == my_within, ticket_id < my_id)))),
+    )
+
+
+_COUNT_AHEAD = _count_ahead_statement()
+
+
 def count_ahead(session: Session, ticket, now: datetime) -> int:
     """People ahead of one waiting ticket (0 once it is called), in one query: the waiting tickets
     of its day and of the services sharing a counter with its service that `claim_order`, judged
@@ -121,16 +141,8 @@ def count_ahead(session: Session, ticket, now: datetime) -> int:
     if ticket.status != "waiting":
         return 0
     at = judged_at(ticket.priority, ticket.effective_at, now)
-    mine = key(ticket.priority, ticket.effective_at, ticket.sort_key, ticket.id, at)
-    place, within, ticket_id = claim_order(Ticket, at)
-    linked = select(CounterService.counter_id).where(CounterService.service_id == ticket.service_id)
-    services = select(CounterService.service_id).where(CounterService.counter_id.in_(linked))
-    return session.scalar(
-        select(func.count(Ticket.id)).where(
-            Ticket.branch_id == ticket.branch_id, Ticket.local_date == ticket.local_date,
-            Ticket.status == "waiting",
-            or_(Ticket.service_id == ticket.service_id, Ticket.service_id.in_(services)),
-            or_(place < mine[0],
-                and_(place == mine[0], or_(within < mine[1], and_(within == mine[1], ticket_id < mine[2])))),
-        )
-    ) or 0
+    place, within, ticket_id = key(ticket.priority, ticket.effective_at, ticket.sort_key, ticket.id, at)
+    return session.scalar(_COUNT_AHEAD, {
+        "at": at, "place": place, "within": within, "ticket_id": ticket_id, "service_id": ticket.service_id,
+        "branch_id": ticket.branch_id, "day": ticket.local_date,
+    }) or 0
