@@ -82,7 +82,7 @@ def seed_demo_history(session: Session, branch_slug: str, *, weeks: int = HISTOR
     scenario = demo_scenario(session, branch_slug, first, len(days))
     session.commit()
     # Quiet: nobody watches the past, so no live-page pushes or webhooks for thousands of changes.
-    with Session(session.get_bind(), info={QUIET_KEY: True}) as quiet:
+    with Session(session.get_bind(), info={QUIET_KEY: True}, expire_on_commit=False) as quiet:
         # Bookings as the scenario wants them (no nightly plan and booking calls per played day).
         simulation = BranchSimulation(quiet, scenario, scenario.seed, lambda row: None, branch_slug=branch_slug,
                                       within_capacity=False)

@@ -479,7 +479,10 @@ def simulate(
         try:
             with app.app_context():
                 upgrade(directory=str(MIGRATIONS_DIR))
-                with Session(db.engine, info={QUIET_KEY: True}) as session:
+                # Loaded rows stay loaded across commits, as in the app's request sessions
+                # (core/extensions.py): expired after every commit, they were read again at the
+                # next touch, a fifth of the simulator's time.
+                with Session(db.engine, info={QUIET_KEY: True}, expire_on_commit=False) as session:
                     sim = BranchSimulation(session, scenario, seed,
                                            lambda row: out.write(json.dumps(row) + "\n") if out else None,
                                            observer, within_capacity=within_capacity)

@@ -162,12 +162,6 @@ def _keep_estimate(ticket: Ticket, given: "estimates.Estimate") -> None:
             ticket.model_mean, ticket.model_low, ticket.model_high = given.model
 
 
-def _model_figures(given: "estimates.Estimate") -> dict:
-    if given.model is None:
-        return {}
-    return dict(zip(("model_mean", "model_low", "model_high"), given.model))
-
-
 def add_ticket(
     session: Session, branch: Branch, service: Service, *, priority: str, customer_id: int | None,
     kiosk_id: int | None, effective_at: datetime, now: datetime, live: bool = False,
@@ -229,9 +223,7 @@ def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime
     given = found.tickets.get(ticket.id)
     if given is not None and given.minutes is not None:
         with write_transaction(session):
-            session.execute(update(Ticket).where(Ticket.id == ticket.id, Ticket.estimate_minutes.is_(None))
-                            .values(estimate_minutes=given.minutes, estimate_low=given.low,
-                                    estimate_high=given.high, **_model_figures(given)))
+            _keep_estimate(ticket, given)  # on the loaded ticket too, not only in its row
     session.commit()  # end the read transaction of the estimate
     return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
 
