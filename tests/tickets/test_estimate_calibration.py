@@ -8,8 +8,10 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 from helpers import utc
+from sqlalchemy.orm import Session
 
 from queue_app.catalogue.operations import get_branch
+from queue_app.core.extensions import db
 
 from queue_app.demo.scenarios import parse_scenario
 from queue_app.demo.simulation import simulate
@@ -207,6 +209,26 @@ def test_an_issued_walk_in_keeps_the_model_figures_and_shows_them_corrected(sess
     assert (ticket.estimate_minutes, ticket.estimate_low, ticket.estimate_high) == tuple(
         max(0, round(v)) for v in corrected)
     assert ticket.estimate_minutes > round(ticket.model_mean)
+
+
+def test_the_issued_ticket_carries_the_figures_kept_in_its_row(app, seeded):
+    """On the full-run path (an explicit clock), the ticket handed back holds the estimate and the
+    model's figures as stored, in a session that keeps loaded rows across commits, as the app's
+    request sessions and the simulator's do (the simulator's report reads them from it)."""
+    with app.app_context():
+        engine = db.engine
+    with Session(engine, expire_on_commit=False) as session:
+        for number in range(6):
+            issued = queueing.issue_ticket(session, "demo", "A", now=MONDAY_1000_TAIPEI + timedelta(seconds=number))
+        ticket = issued.ticket
+        held = (ticket.estimate_minutes, ticket.estimate_low, ticket.estimate_high,
+                ticket.model_mean, ticket.model_low, ticket.model_high)
+    with Session(engine) as fresh:
+        row = fresh.get(Ticket, ticket.id)
+        stored = (row.estimate_minutes, row.estimate_low, row.estimate_high, row.model_mean, row.model_low,
+                  row.model_high)
+    assert stored[0] is not None and stored[3] is not None
+    assert held == stored
 
 
 def test_a_branch_without_pairs_shows_the_model_figures(session):
