@@ -485,6 +485,9 @@
 
   resetIdle();
   schedulePing(PING_SECONDS);
+  // <html data-kiosk="ready">: the taps are wired (tests wait on it before tapping, as on live.js's
+  // data-live; a tap that lands before this script has run does nothing).
+  document.documentElement.setAttribute("data-kiosk", "ready");
   // Remote tickets' "I'm here" QR changes every day: a kiosk left on over midnight reloads for
   // the new code, only while nobody is using it (the start screen is showing).
   var loadedOn = new Date().toDateString();
