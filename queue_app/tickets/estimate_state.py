@@ -91,14 +91,16 @@ class BranchNow:
 # loading counters as ORM objects (each joined to its branch) cost more than playing the queue.
 _BRANCH_ID = bindparam("branch_id")
 _TODAY = bindparam("today")
-_COUNTERS = select(Counter.id, Counter.state, Counter.shifts).where(Counter.branch_id == _BRANCH_ID).order_by(Counter.id)
+_COUNTERS = (select(Counter.id, Counter.state, Counter.shifts).where(Counter.branch_id == _BRANCH_ID)
+             .order_by(Counter.id))
 _COUNTER_SERVICES = (select(CounterService.counter_id, CounterService.service_id)
                      .join(Counter, Counter.id == CounterService.counter_id).where(Counter.branch_id == _BRANCH_ID))
 _AT_COUNTERS = select(Ticket.counter_id, Ticket.service_id, Ticket.called_at, Ticket.id).where(
     Ticket.branch_id == _BRANCH_ID, Ticket.status.in_(("called", "serving")), Ticket.counter_id.is_not(None))
-_WAITING = (select(*WAITING_COLUMNS)
-            .where(Ticket.branch_id == _BRANCH_ID, Ticket.local_date == _TODAY, Ticket.status == "waiting")
-            .order_by(Ticket.sort_key, Ticket.id))
+# Today's waiting tickets in queue order (the played queue picks up newer ones with it too).
+WAITING_TODAY = (select(*WAITING_COLUMNS)
+                 .where(Ticket.branch_id == _BRANCH_ID, Ticket.local_date == _TODAY, Ticket.status == "waiting")
+                 .order_by(Ticket.sort_key, Ticket.id))
 _BOOKINGS_TO_COME = (
     select(Appointment.id, Appointment.service_id, Appointment.start_at)
     .where(Appointment.branch_id == _BRANCH_ID, Appointment.status == "booked", Appointment.local_date == _TODAY,
@@ -154,7 +156,7 @@ def branch_now(session: Session, branch: Branch, now: datetime, learned: Learned
             if not state.windows or state.windows[0][0] > 0:
                 state.windows.insert(0, (0.0, math.inf))  # someone is at the counter now
         states.append(state)
-    waiting = [waiting_now(*row, now) for row in session.execute(_WAITING, where)]
+    waiting = [waiting_now(*row, now) for row in session.execute(WAITING_TODAY, where)]
     rules = rules_for(branch)
     pending = []
     if waiting:

@@ -31,7 +31,7 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ from queue_app.core.events import QUIET_KEY, QueueChange
 from queue_app.core.models import utcnow
 from queue_app.tickets import estimates, numbering, queue_order
 from queue_app.tickets.estimate_learning import MINUTE, learned_for
-from queue_app.tickets.estimate_state import WAITING_COLUMNS, waiting_now
+from queue_app.tickets.estimate_state import WAITING_TODAY, waiting_now
 from queue_app.tickets.models import Ticket
 
 # A full run costs about 0.1 ms per waiting ticket (50 ms at 400): replays are spaced so that a
@@ -52,12 +52,7 @@ REPLAY_COST_SHARE = 10  # and no sooner than ten times the last run's CPU time
 FORGET_AFTER_S = 60.0  # kept queues of branches without a run for this long are dropped
 log = logging.getLogger(__name__)
 # Waiting tickets that joined after the run (built once; plain Core on the connection: hot path).
-_JOINED_SINCE = (
-    select(*WAITING_COLUMNS)
-    .where(Ticket.branch_id == bindparam("branch_id"), Ticket.local_date == bindparam("day"),
-           Ticket.status == "waiting", Ticket.id > bindparam("last_id"))
-    .order_by(Ticket.sort_key, Ticket.id)
-)
+_JOINED_SINCE = WAITING_TODAY.where(Ticket.id > bindparam("last_id"))
 
 
 @dataclass(eq=False)
@@ -157,7 +152,7 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
         queue = played.queue
         joined = max(0.0, played.age_s(now) / MINUTE)  # minutes after the run
         rows = session.connection().execute(
-            _JOINED_SINCE, {"branch_id": branch.id, "day": played.day, "last_id": played.last_id}).all()
+            _JOINED_SINCE, {"branch_id": branch.id, "today": played.day, "last_id": played.last_id}).all()
         column = None
         for row in rows:
             ticket_id, service_id, sort_key, priority = row[:4]

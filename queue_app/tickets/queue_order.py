@@ -127,7 +127,8 @@ def _count_ahead_statement():
         Ticket.branch_id == bindparam("branch_id"), Ticket.local_date == bindparam("day"),
         Ticket.status == "waiting",
         or_(Ticket.service_id == service_id, Ticket.service_id.in_(services)),
-        or_(place < my_place, and_(place == my_place, or_(within < my_within, and_(within == my_within, ticket_id < my_id)))),
+        or_(place < my_place,
+            and_(place == my_place, or_(within < my_within, and_(within == my_within, ticket_id < my_id)))),
     )
 
 
