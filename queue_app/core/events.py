@@ -31,6 +31,9 @@ class QueueChange:
     counter_id: int | None
     at: datetime
     data: dict = field(default_factory=dict)
+    # A ticket event: the row written to the event log (tickets/event_log.py), as its columns. Read
+    # inside the transaction by the webhooks' outbox, which writes it out with the change.
+    logged: dict | None = field(default=None, compare=False, repr=False)
 
 
 # A subscriber gets the committed changes and the engine they were committed to (to read more).
@@ -57,6 +60,11 @@ def announce(session: Session, change: QueueChange) -> None:
     """Queue a change to be published once this session's transaction commits."""
     session.info.setdefault(BIND_KEY, session.get_bind())
     session.info.setdefault(PENDING_KEY, []).append(change)
+
+
+def pending(session: Session) -> list[QueueChange]:
+    """The changes announced so far in this session's transaction, in order (not yet published)."""
+    return session.info.get(PENDING_KEY, [])
 
 
 def counters_changed(session: Session, branch_id: int, at: datetime) -> None:

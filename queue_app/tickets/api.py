@@ -1,7 +1,7 @@
 """Tickets: issue (kiosk or public), track and leave (holder), call and act (staff), queue view."""
 from flask import current_app, url_for
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from queue_app.accounts.access import require_staff, require_staff_or_kiosk
 from queue_app.accounts.auth import bearer_token, caller_rate_key, current_principal, not_a_kiosk
@@ -25,6 +25,10 @@ from queue_app.web.api.serialize import counter_dict, staff_ticket_dict
 
 blp = Blueprint("api_tickets", __name__, description="Walk-in tickets and counter actions")
 BEARER = [{"bearer": []}]
+# Whose branch a counter or ticket is, to check the caller's access before the action: one column,
+# not the row with its joined branch, service and counter (the action reads the row itself).
+_COUNTER_BRANCH = select(Counter.branch_id).where(Counter.id == bindparam("id"))
+_TICKET_BRANCH = select(Ticket.branch_id).where(Ticket.id == bindparam("id"))
 
 
 def _public_rate_limit() -> str:
@@ -52,7 +56,7 @@ def issue_ticket(body, slug):
         issued_by = "staff" if kiosk_id is None else "kiosk"
     elif not branch.allow_remote_tickets:
         abort(401, "token_missing", "Tickets at this branch are issued by its kiosks.", {"WWW-Authenticate": "Bearer"})
-    issued = queueing.issue_ticket(db.session, slug, body["service"], priority=body["priority"], kiosk_id=kiosk_id,
+    issued = queueing.issue_ticket(db.session, branch, body["service"], priority=body["priority"], kiosk_id=kiosk_id,
                                    phone=body.get("phone"), email=body.get("email"), language=body.get("language"),
                                    issued_by=issued_by)
     ticket = issued.ticket
@@ -112,22 +116,22 @@ def counter_detail(counter_id):
 @blp.doc(security=BEARER)
 def call_next(counter_id):
     """Call the next waiting ticket to this counter."""
-    counter = db.session.get(Counter, counter_id)
-    if counter is None:
+    branch_id = db.session.scalar(_COUNTER_BRANCH, {"id": counter_id})
+    if branch_id is None:
         abort(404, "counter_not_found", f"No counter {counter_id}.")
-    staff = require_staff(branch_id=counter.branch_id)
+    staff = require_staff(branch_id=branch_id)
     ticket = queueing.call_next(db.session, counter_id, staff_id=staff.id)
     if ticket is None:
         return "", 204
     return staff_ticket_dict(ticket)
 
 
-def _staff_ticket(ticket_id: int) -> tuple[Ticket, int]:
-    ticket = db.session.get(Ticket, ticket_id)
-    if ticket is None:
+def _staff_of_ticket(ticket_id: int) -> int:
+    """The calling staff member's id, once they may act on the ticket (404 if there is none)."""
+    branch_id = db.session.scalar(_TICKET_BRANCH, {"id": ticket_id})
+    if branch_id is None:
         abort(404, "ticket_not_found", f"No ticket {ticket_id}.")
-    staff = require_staff(branch_id=ticket.branch_id)
-    return ticket, staff.id
+    return require_staff(branch_id=branch_id).id
 
 
 ACTIONS = {
@@ -140,8 +144,7 @@ ACTIONS = {
 
 def _make_action_view(verb, action):
     def view(ticket_id):
-        ticket, staff_id = _staff_ticket(ticket_id)
-        return staff_ticket_dict(action(db.session, ticket.id, staff_id=staff_id))
+        return staff_ticket_dict(action(db.session, ticket_id, staff_id=_staff_of_ticket(ticket_id)))
 
     view.__name__ = f"ticket_{verb.replace('-', '_')}"
     view.__doc__ = f"{verb.capitalize()} a called ticket (staff of its branch)."
@@ -160,8 +163,8 @@ for _verb, _action in ACTIONS.items():
 @blp.doc(security=BEARER)
 def transfer(body, ticket_id):
     """Send a ticket to another service's queue; it keeps its label and place in time."""
-    ticket, staff_id = _staff_ticket(ticket_id)
-    return staff_ticket_dict(queueing.transfer(db.session, ticket.id, body["service"], staff_id=staff_id))
+    return staff_ticket_dict(queueing.transfer(db.session, ticket_id, body["service"],
+                                               staff_id=_staff_of_ticket(ticket_id)))
 
 
 @blp.route("/branches/<string:slug>/queue", methods=["GET"])

@@ -93,7 +93,7 @@ def _require_status(ticket: Ticket, allowed: tuple[str, ...], action: str) -> No
 
 def issue_ticket(
     session: Session,
-    branch_slug: str,
+    branch: Branch | str,
     service: str | int,
     *,
     priority: str = "normal",
@@ -107,7 +107,8 @@ def issue_ticket(
     """A walk-in ticket (kiosk, phone or staff), in its own transaction. With a phone or e-mail
     the customer is remembered; `language` (else the branch's, for a new customer) is the one
     their messages are written in. `issued_by` (ISSUERS) decides whether `priority` may be other
-    than "normal": only for "staff" and "kiosk"."""
+    than "normal": only for "staff" and "kiosk". `branch`: its slug, or the Branch the caller
+    already loaded in this session (the API does, to check the caller's access)."""
     live = now is None  # the real clock: read it once this ticket holds its number (see add_ticket)
     now = _now(now)
     if issued_by not in ISSUERS:
@@ -125,7 +126,8 @@ def issue_ticket(
     found = None
     try:
         with write_transaction(session):
-            branch = get_branch(session, branch_slug)
+            if not isinstance(branch, Branch):
+                branch = get_branch(session, branch)
             svc = find_service(session, branch, service)
             if not svc.walk_in_enabled:
                 raise Conflict("walk_in_disabled", f"Service {svc.code} takes booked visits only.")

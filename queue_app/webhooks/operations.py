@@ -1,9 +1,10 @@
 """Signed outbound webhooks: endpoints per branch, an outbox written with the change, delivery with retries.
 
 Events are written to the outbox (`webhook_delivery`, one row per event and endpoint) inside the
-transaction that makes the change: a flush hook notices new ticket events and booking changes,
-and a before-commit hook inserts the rows, whatever path made the change (API, kiosk, staff
-page, timed job). The change and its webhooks commit or roll back together, so a crash loses
+transaction that makes the change: ticket events come from the transaction's announcements (the
+event log announces every row it writes, core/events.py), booking changes from a flush hook, and
+a before-commit hook inserts the rows, whatever path made the change (API, kiosk, staff page,
+timed job). The change and its webhooks commit or roll back together, so a crash loses
 neither and a rolled-back change sends nothing. The insert is idempotent: (endpoint, event id) is
 unique and a second insert of the same event is a no-op.
 
@@ -45,7 +46,7 @@ from queue_app.core import events
 from queue_app.core.errors import Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.transaction import write_transaction
-from queue_app.tickets.models import Ticket, TicketEvent
+from queue_app.tickets.models import Ticket
 from queue_app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ SECRET_PREFIX = "whsec_"
 KEEP_LOG = timedelta(days=30)  # delivered and failed rows older than this are purged
 
 _COLLECTED = "queue_app_webhook_events"
+_TAKEN = "queue_app_webhook_ticket_events_taken"  # how many of the transaction's announcements were read
 _ENDPOINTS_CHANGED = "queue_app_webhook_endpoints_changed"
 
 # How long another process's new endpoint, re-activation or change of event types may go unseen
@@ -343,16 +345,18 @@ def enqueue(session: Session, branch_id: int, event_type: str, data: dict, *, at
     return event_id
 
 
-def _ticket_data(session: Session, row: TicketEvent) -> dict:
-    ticket = session.get(Ticket, row.ticket_id)
+def _ticket_data(session: Session, row: dict) -> dict:
+    """`row`: a ticket event's columns, as written (tickets/event_log.py)."""
+    ticket = session.get(Ticket, row["ticket_id"])
     service = session.get(Service, ticket.service_id)
-    counter = session.get(Counter, row.counter_id or ticket.counter_id) if (row.counter_id or ticket.counter_id) else None
+    counter_id = row["counter_id"] or ticket.counter_id
+    counter = session.get(Counter, counter_id) if counter_id else None
     # Numbers and states only, never a customer's name or contact (receivers may be third parties).
     return {"ticket": {"id": ticket.id, "label": ticket.label, "service": service.code, "status": ticket.status,
                        "priority": ticket.priority, "local_date": ticket.local_date.isoformat(),
                        "issued_at": _iso(ticket.issued_at), "appointment": _appointment_id(session, ticket)},
             "counter": {"id": counter.id, "name": counter.name} if counter else None,
-            "details": {k: v for k, v in (row.data or {}).items() if k in ("counter", "service", "priority", "from",
+            "details": {k: v for k, v in (row["data"] or {}).items() if k in ("counter", "service", "priority", "from",
                                                                            "to", "places", "recall")}}
 
 
@@ -374,8 +378,19 @@ _BOOKING_STATUS_EVENTS = {"cancelled": "booking.cancelled", "checked_in": "booki
                           "no_show": "booking.no_show"}
 
 
+def _take_ticket_events(session: Session, found: list) -> None:
+    """Ticket events announced since the last take (event_log.record writes them as plain rows)."""
+    announced = events.pending(session)
+    taken = session.info.get(_TAKEN, 0)
+    for change in announced[taken:]:
+        if change.logged is not None:
+            found.append(("ticket", change.logged, "ticket." + change.type))
+    session.info[_TAKEN] = len(announced)
+
+
 def _collect(session: Session, _context) -> None:
-    """Remember what this flush changed (new ticket events, booking changes); written before commit."""
+    """Remember what this flush changed (booking changes; and the ticket events written since the
+    last flush, first, in the order an object-per-row log had them); written before commit."""
     if not session.info.get(_ENDPOINTS_CHANGED) and any(
             isinstance(obj, WebhookEndpoint) for changed in (session.new, session.dirty, session.deleted)
             for obj in changed):
@@ -383,10 +398,9 @@ def _collect(session: Session, _context) -> None:
     if session.info.get(events.QUIET_KEY):
         return
     found = []
+    _take_ticket_events(session, found)
     for obj in session.new:
-        if isinstance(obj, TicketEvent):
-            found.append(("ticket", obj, "ticket." + obj.type))
-        elif isinstance(obj, Appointment):
+        if isinstance(obj, Appointment):
             found.append(("booking", obj, "booking.created"))
     for obj in session.dirty:
         if not isinstance(obj, Appointment) or obj in session.new:
@@ -403,33 +417,40 @@ def _collect(session: Session, _context) -> None:
 
 def _write_outbox(session: Session) -> None:
     if session.info.get(events.QUIET_KEY):
-        session.info.pop(_COLLECTED, None)
+        _forget(session)
         return
     if session.new or session.dirty or session.deleted:
         session.flush()  # the commit's own flush comes after this hook: collect its changes now
-    collected = session.info.pop(_COLLECTED, None)
+    collected = session.info.pop(_COLLECTED, [])
+    _take_ticket_events(session, collected)  # written after the last flush
+    session.info.pop(_TAKEN, None)  # the announcements end with this transaction
     if not collected:
         return
-    subscribed = _active_endpoints(session, {obj.branch_id for _kind, obj, _type in collected})
+    subscribed = _active_endpoints(session, {_branch_id(kind, obj) for kind, obj, _type in collected})
     if not any(subscribed.values()):
         return
     now = utcnow()
     for kind, obj, event_type in collected:
-        wanted = [e for e, types in subscribed[obj.branch_id] if event_type in types]
+        wanted = [e for e, types in subscribed[_branch_id(kind, obj)] if event_type in types]
         if not wanted:
             continue
         if kind == "ticket":
-            data, at = _ticket_data(session, obj), obj.at
+            data, at = _ticket_data(session, obj), obj["at"]
         else:
             data, at = _booking_data(session, obj), now
         event_id = new_event_id()
-        body = _body(event_id, event_type, at, session.get(Branch, obj.branch_id).slug, data)
+        body = _body(event_id, event_type, at, session.get(Branch, _branch_id(kind, obj)).slug, data)
         _insert_for_active(session, wanted, event_id, event_type, body, now)
     session.info.pop(_COLLECTED, None)  # the insert's autoflush collects nothing new, but be sure
 
 
+def _branch_id(kind: str, obj) -> int:
+    return obj["branch_id"] if kind == "ticket" else obj.branch_id
+
+
 def _forget(session: Session) -> None:
     session.info.pop(_COLLECTED, None)
+    session.info.pop(_TAKEN, None)
 
 
 def _endpoints_settled(session: Session) -> None:

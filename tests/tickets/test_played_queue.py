@@ -188,19 +188,20 @@ def test_replays_are_spaced_by_their_own_cost(session, branch):
 
 def test_a_rolled_back_issue_leaves_no_ticket_in_the_played_queue(session, branch):
     """The ticket is played inside its transaction; if the commit then fails, the kept queue must
-    not go on counting a ticket that does not exist. (A trigger makes the commit's flush fail.)"""
+    not go on counting a ticket that does not exist. (A trigger makes the commit's flush fail: it
+    writes the estimate kept on the ticket, after the play.)"""
     if session.get_bind().dialect.name != "sqlite":
         pytest.skip("the failing trigger is written for SQLite")
     now = at(10, 0)
     busy_morning(session, now)
     kept = played_queue.play(session, branch, now)
-    session.execute(text("CREATE TRIGGER refuse_events BEFORE INSERT ON ticket_event "
+    session.execute(text("CREATE TRIGGER refuse_estimates BEFORE UPDATE OF estimate_minutes ON ticket "
                          "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
     session.commit()
     with pytest.raises(IntegrityError):
         queueing.issue_ticket(session, "pq", "A", now=now)
     assert played_queue.played_for(session, branch.id) is None  # dropped, not kept with a phantom
-    session.execute(text("DROP TRIGGER refuse_events"))
+    session.execute(text("DROP TRIGGER refuse_estimates"))
     session.commit()
     issued = queueing.issue_ticket(session, "pq", "A", now=now)
     assert kept.queue is not played_queue.played_for(session, branch.id).queue

@@ -74,6 +74,23 @@ def _next_slot(session, now):
     return next(s.start for d in days for s in d["slots"] if s.remaining > 0)
 
 
+def test_events_of_one_transaction_are_queued_in_the_order_they_happened(session, receiver):
+    """A check-in makes a ticket (its event row is a plain INSERT, announced) and changes the
+    booking (an ORM change seen at flush): both are queued, the ticket's event first, as written."""
+    hooks = receiver(SECRET)
+    webhooks.create_endpoint(session, "demo", hooks.url, list(webhooks.EVENT_TYPES), secret=SECRET)
+    now = utcnow()
+    start = _next_slot(session, now)
+    made = booking.book(session, "demo", "B", start, name="Ann", phone="+886912000001", now=now)
+    checked_in = booking.check_in(session, "demo", made.appointment.check_in_code, now=start)
+    queued = session.execute(select(WebhookDelivery.event_type, WebhookDelivery.body)
+                             .order_by(WebhookDelivery.id)).all()
+    assert [event_type for event_type, _body in queued] == ["booking.created", "ticket.issued", "booking.checked_in"]
+    ticket = json.loads(queued[1].body)["data"]["ticket"]
+    assert ticket["label"] == checked_in.ticket.label and ticket["priority"] == "appointment"
+    assert ticket["appointment"] == made.appointment.id
+
+
 def test_only_subscribed_events_of_the_branch_are_queued(session, receiver):
     hooks = receiver(SECRET)
     webhooks.create_endpoint(session, "demo", hooks.url, ["ticket.called"], secret=SECRET)
