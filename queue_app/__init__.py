@@ -1,4 +1,5 @@
 """Appointment and queue management: create_app is the only place the app is assembled."""
+import gc
 import os
 from pathlib import Path
 
@@ -117,3 +118,11 @@ def create_app(config: dict | None = None) -> Flask:
     security_headers.init_app(app)
     cli.init_app(app)
     return app
+
+
+def freeze_start_up_objects() -> None:
+    """For a process about to serve: what start-up loaded lives as long as the process, so keep it
+    out of the garbage collector's full passes. A full pass over those ~200,000 objects took about
+    100 ms, a pause every request in flight waited through; frozen, a few ms (docs: benchmarks)."""
+    gc.collect()  # start-up's own garbage first: frozen objects are never collected
+    gc.freeze()

@@ -123,9 +123,11 @@ def _serve(host: str, port: int) -> None:
     # app.run() (which socketio.run calls) refuses to start; this command is meant to serve, so lift
     # the mark.
     os.environ.pop("FLASK_RUN_FROM_CLI", None)
+    from queue_app import freeze_start_up_objects
     from queue_app.realtime.live import socketio_of
 
     app = current_app._get_current_object()
+    freeze_start_up_objects()
     socketio_of(app).run(app, host=host, port=port, use_reloader=False, log_output=False,
                          allow_unsafe_werkzeug=True)
 
