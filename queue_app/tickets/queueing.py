@@ -186,7 +186,7 @@ def add_ticket(
     segment_credit = customer_standing.priority_credit(session, branch, customer_id)
     credit = min(PRIORITY_CREDITS[priority] + segment_credit, MAX_CREDIT)
     # One INSERT returning the new row as a loaded object (the ORM's bulk path: a unit of work for
-    # one object cost a quarter of the issue).
+    # one object was a sixth of the issue's Python calls, bench/request_cost.py).
     ticket = session.scalars(_INSERT_TICKET, [{
         "branch_id": branch.id, "service_id": service.id, "local_date": day, "prefix": service.code,
         "number": number, "label": numbering.format_label(service.code, number), "status": "waiting",
