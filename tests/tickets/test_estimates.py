@@ -139,6 +139,23 @@ def test_learned_service_times_match_the_truth_and_shrug_off_an_outlier(session)
         assert abs(after - before) / before < 0.02
 
 
+def test_rare_very_long_visits_are_learned_as_they_are_not_capped(session):
+    """A service whose visits are mostly short but one in twenty takes an hour (a mixture): those
+    hours are real and carry a quarter of the mean, so the learned mean must keep them. (A fence
+    at 1.5 IQR of log minutes capped them at about 26 minutes: the mean came out 16 % short.)"""
+    branch = get_branch(session, "demo")
+    rng = np.random.default_rng(5)
+    sigma = math.sqrt(math.log(1 + 0.5 ** 2))
+    short = rng.lognormal(math.log(8.0) - sigma ** 2 / 2, sigma, 1900)
+    long = rng.normal(60.0, 10.0, 100)
+    visits = rng.permutation(np.concatenate([short, long]))
+    _history(session, branch, {"A": list(visits)}, utc(2026, 2, 2, 1, 0))
+    learned = estimate_learning.learn(session, branch, utc(2026, 2, 20, 1, 0))
+    service = next(s.id for s in branch.services if s.code == "A")
+    assert learned.service_means[service] == pytest.approx(float(visits.mean()), rel=0.03)
+    assert learned.service_samples[service].max() > 55
+
+
 def test_thin_history_falls_back_on_the_configured_minutes(session):
     branch = get_branch(session, "demo")
     learned = estimate_learning.learn(session, branch, utc(2026, 2, 20, 1, 0))
