@@ -384,7 +384,7 @@ def _take_ticket_events(session: Session, found: list) -> None:
     taken = session.info.get(_TAKEN, 0)
     for change in announced[taken:]:
         if change.logged is not None:
-            found.append(("ticket", change.logged, "ticket." + change.type))
+            found.append(("ticket", change.logged, "ticket." + change.type, change.branch_id))
     session.info[_TAKEN] = len(announced)
 
 
@@ -401,16 +401,16 @@ def _collect(session: Session, _context) -> None:
     _take_ticket_events(session, found)
     for obj in session.new:
         if isinstance(obj, Appointment):
-            found.append(("booking", obj, "booking.created"))
+            found.append(("booking", obj, "booking.created", obj.branch_id))
     for obj in session.dirty:
         if not isinstance(obj, Appointment) or obj in session.new:
             continue
         status = attributes.get_history(obj, "status")
         start = attributes.get_history(obj, "start_at")
         if status.added and status.deleted and status.added[0] in _BOOKING_STATUS_EVENTS:
-            found.append(("booking", obj, _BOOKING_STATUS_EVENTS[status.added[0]]))
+            found.append(("booking", obj, _BOOKING_STATUS_EVENTS[status.added[0]], obj.branch_id))
         elif start.added and start.deleted and obj.status == "booked":
-            found.append(("booking", obj, "booking.rescheduled"))
+            found.append(("booking", obj, "booking.rescheduled", obj.branch_id))
     if found:
         session.info.setdefault(_COLLECTED, []).extend(found)
 
@@ -426,12 +426,12 @@ def _write_outbox(session: Session) -> None:
     session.info.pop(_TAKEN, None)  # the announcements end with this transaction
     if not collected:
         return
-    subscribed = _active_endpoints(session, {_branch_id(kind, obj) for kind, obj, _type in collected})
+    subscribed = _active_endpoints(session, {branch_id for *_, branch_id in collected})
     if not any(subscribed.values()):
         return
     now = utcnow()
-    for kind, obj, event_type in collected:
-        wanted = [e for e, types in subscribed[_branch_id(kind, obj)] if event_type in types]
+    for kind, obj, event_type, branch_id in collected:
+        wanted = [e for e, types in subscribed[branch_id] if event_type in types]
         if not wanted:
             continue
         if kind == "ticket":
@@ -439,13 +439,9 @@ def _write_outbox(session: Session) -> None:
         else:
             data, at = _booking_data(session, obj), now
         event_id = new_event_id()
-        body = _body(event_id, event_type, at, session.get(Branch, _branch_id(kind, obj)).slug, data)
+        body = _body(event_id, event_type, at, session.get(Branch, branch_id).slug, data)
         _insert_for_active(session, wanted, event_id, event_type, body, now)
     session.info.pop(_COLLECTED, None)  # the insert's autoflush collects nothing new, but be sure
-
-
-def _branch_id(kind: str, obj) -> int:
-    return obj["branch_id"] if kind == "ticket" else obj.branch_id
 
 
 def _forget(session: Session) -> None:
