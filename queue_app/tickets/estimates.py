@@ -67,6 +67,7 @@ from queue_app.tickets.estimate_state import BranchNow, PendingBooking, WaitingN
 from queue_app.tickets.models import Ticket
 
 REPLICATIONS = 300
+TAIL = 5  # a visit in progress is played from the visits seen that ran longer while there are this many
 # One run at a time per process. A run is pure CPU under the GIL: several at once finish no
 # sooner, and every thread holding the database write lock would queue behind them for the GIL
 # after each statement (a convoy that cut issuance throughput by three quarters).
@@ -179,7 +180,9 @@ class _Queue:
                 continue
             start = np.full(replications, counter.windows[0][0])
             if counter.busy_service is not None:
-                start = self._remaining(counter.busy_service, counter.busy_minutes,
+                # Learned visits are at the speed of an average counter: elapsed on this one is
+                # scaled to it and back.
+                start = self._remaining(counter.busy_service, counter.busy_minutes / counter.speed,
                                         self.draws.uniform(REMAINING, counter.id, counter.busy_ticket)) * counter.speed
                 start = start + counter.gap
             self.free[:, index] = _into_windows(start, counter.windows)
@@ -247,13 +250,26 @@ class _Queue:
         return pick(sample, uniform)
 
     def _remaining(self, service_id: int, elapsed: float, uniform: np.ndarray) -> np.ndarray:
-        sample = self.learned.service_samples.get(service_id, np.array([10.0]))
+        """What is left of a visit that has run `elapsed` minutes: a visit seen that ran longer,
+        less `elapsed`; past nearly every visit seen, an exponential tail."""
+        sample = self.learned.service_samples.get(service_id)
+        if sample is None or not len(sample):
+            sample = prior_sample(10, PRIOR_OBSERVATIONS)
         longer = sample[sample > elapsed]
-        if len(longer) >= 5:
+        if len(longer) >= TAIL:
             return pick(longer, uniform) - elapsed
-        # Already longer than nearly every visit: it should end soon, but we do not know when.
-        tail = max(1.0, 0.25 * float(sample.mean()))
-        return -np.log1p(-uniform) * tail
+        # Past all but a few, what is left is drawn with the mean excess of the longest 5 % of
+        # visits over the next longest (an exponential tail, as in peaks over a threshold), at
+        # most the longest visit seen. The old rule (within a quarter of the mean visit) freed a
+        # stuck counter far too soon. Against the truth in mean visits, from 300 visits seen, past
+        # 99.5 % of visits: exponential 1.00 (truly 1.01), lognormal CV 0.6 0.63 (0.76), CV 1.5
+        # 2.5 (4.5), a mixture with 3 % visits 6 times as long 2.6 (2.3). Scaled up with `elapsed`,
+        # as a Pareto tail would be, it was right for CV 1.5 but twice as long for the mixture and
+        # 30-50 % too long for exponential visits, and twice as noisy.
+        ordered = np.sort(sample)
+        longest = max(TAIL, len(ordered) // 20)
+        excess = float(ordered[-longest:].mean() - ordered[-longest - 1]) if len(ordered) > longest else 1.0
+        return np.minimum(-np.log1p(-uniform) * max(excess, 1 / 60), float(ordered[-1]))
 
     def _arrival(self, booking: PendingBooking) -> np.ndarray:
         """Arrival (minutes from now) of a booking not checked in yet; inf if it will not come."""

@@ -96,6 +96,38 @@ def test_engine_reproduces_the_erlang_answer_for_exponential_service(ahead):
     assert np.quantile(calls, 0.9) == pytest.approx(_erlang_quantile(ahead + 1, servers, 0.9), rel=0.04)
 
 
+def _visits(shape: str, rng: np.random.Generator, count: int) -> np.ndarray:
+    """Visit lengths with a mean of 10 minutes: exponential, or lognormal with the given
+    coefficient of variation."""
+    if shape == "exponential":
+        return rng.exponential(10.0, count)
+    sigma2 = math.log(1 + float(shape) ** 2)
+    return 10.0 * np.exp(rng.normal(-sigma2 / 2, math.sqrt(sigma2), count))
+
+
+@pytest.mark.parametrize("shape, tolerance", [("0.6", (0.75, 1.35)), ("exponential", (0.75, 1.35)),
+                                              ("1.5", (0.5, 1.35))])
+def test_a_visit_past_nearly_every_visit_seen_is_played_as_running_on_as_such_visits_do(shape, tolerance):
+    """A counter stuck in a visit longer than 99.5 % of visits frees, in the play, about when such
+    visits truly end (the old rule said within a quarter of the mean visit: 2.5 minutes here).
+    The exponential tail under-plays a heavy lognormal's (CV 1.5) by up to half, by design."""
+    rng = np.random.default_rng(11)
+    truth = _visits(shape, rng, 2_000_000)
+    elapsed = float(np.quantile(truth, 0.995))
+    truly_left = float(truth[truth > elapsed].mean()) - elapsed
+    seen = _visits(shape, rng, 300)  # the branch's recent visits
+    assert (seen > elapsed).sum() < estimates.TAIL  # past nearly every visit seen
+    now = MONDAY_0800_TAIPEI
+    learned = estimate_learning.Learned({1: seen}, {1: float(seen.mean())}, {1: len(seen)}, {}, 0.0, 0.1,
+                                        np.zeros(20), now)
+    counter = estimate_state.CounterNow(1, frozenset({1}), 1.0, [(0.0, math.inf)], busy_service=1,
+                                        busy_minutes=elapsed, busy_ticket=1)
+    state = estimate_state.BranchNow(now, [counter], [estimate_state.WaitingNow(100, 1, now)], [])
+    calls = estimates._Queue(state, learned, 20_000, salt=3).run().call[:, 0]
+    low, high = tolerance
+    assert low * truly_left <= calls.mean() <= high * truly_left
+
+
 # --- learning from the ticket history ------------------------------------------------------------
 
 def _history(session, branch, minutes_by_code: dict[str, list[float]], start, first_number=0):
@@ -154,6 +186,37 @@ def test_rare_very_long_visits_are_learned_as_they_are_not_capped(session):
     service = next(s.id for s in branch.services if s.code == "A")
     assert learned.service_means[service] == pytest.approx(float(visits.mean()), rel=0.03)
     assert learned.service_samples[service].max() > 55
+
+
+def _counter_history(session, rng, cv: float, slower: float) -> tuple[list[float], list[float]]:
+    """250 visits of service A per counter with a mean of 10 minutes, the last counter `slower`
+    times as long; the learned speeds, and each counter's mean visit over all counters' mean."""
+    branch = get_branch(session, "demo")
+    counters = session.scalars(select(Counter).where(Counter.branch_id == branch.id)).unique().all()
+    sigma = math.sqrt(math.log(1 + cv ** 2))
+    visits = rng.lognormal(math.log(10.0) - sigma ** 2 / 2, sigma, 250 * len(counters))
+    at = np.arange(1, len(visits) + 1) % len(counters)  # _history's counter of each visit
+    visits[at == len(counters) - 1] *= slower
+    _history(session, branch, {"A": list(visits)}, utc(2026, 2, 2, 1, 0))
+    learned = estimate_learning.learn(session, branch, utc(2026, 2, 20, 1, 0))
+    raw = [float(visits[at == i].mean() / visits.mean()) for i in range(len(counters))]
+    return [learned.counter_speed[c.id] for c in counters], raw
+
+
+def test_a_slower_counter_is_learned_as_slower(session):
+    speeds, _ = _counter_history(session, np.random.default_rng(3), cv=0.6, slower=1.3)
+    assert speeds[-1] / np.mean(speeds[:-1]) > 1.2
+
+
+def test_counters_are_not_told_apart_by_chance_when_visits_vary_widely(session):
+    """Equal counters, heavy-tailed visits (CV 1.5): a counter's mean visit differs from the others'
+    by several per cent by chance, so its learned speed keeps well under that difference. (A fixed
+    weight of 50 visits against the evidence kept five sixths of it, and a branch's longest waits
+    were estimated worse for it.)"""
+    speeds, raw = _counter_history(session, np.random.default_rng(8), cv=1.5, slower=1.0)
+    assert max(raw) - min(raw) > 0.05  # the chance difference this test is about
+    for speed, ratio in zip(speeds, raw):
+        assert abs(speed - 1) <= 0.6 * abs(ratio - 1)
 
 
 def test_thin_history_falls_back_on_the_configured_minutes(session):
