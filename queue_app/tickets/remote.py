@@ -146,7 +146,7 @@ def _issue(session: Session, branch_slug: str, service: str, travel_minutes: int
             session.flush()  # the played queue reads the new row's remote columns with Core
             found = played_queue.estimate_joined(session, branch, ticket, ticket.issued_at, live=live)
             if found is not None:
-                queueing._keep_estimate(ticket, found.tickets[ticket.id])
+                queueing._keep_estimate(session, ticket, found.tickets[ticket.id])
     except BaseException:
         if found is not None and branch_id is not None:  # the kept queue played a rolled-back ticket
             played_queue.drop(session.get_bind(), branch_id)
