@@ -372,8 +372,7 @@ def start(session: Session, ticket_id: int, *, staff_id: int | None = None, now:
     with write_transaction(session):
         ticket = _ticket_for_update(session, ticket_id)
         _require_status(ticket, ("called",), "start")
-        ticket.status = "serving"
-        ticket.started_at = now
+        _write_columns(session, ticket, {"status": "serving", "started_at": now})
         event_log.record(session, ticket, "started", now, counter_id=ticket.counter_id, staff_id=staff_id)
     return ticket
 
