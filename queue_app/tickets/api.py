@@ -26,7 +26,8 @@ from queue_app.web.api.serialize import counter_dict, staff_ticket_dict
 blp = Blueprint("api_tickets", __name__, description="Walk-in tickets and counter actions")
 BEARER = [{"bearer": []}]
 # Whose branch a counter or ticket is, to check the caller's access before the action: one column,
-# not the row with its joined branch, service and counter (the action reads the row itself).
+# not the row with its joined branch, service and counter (the action reads the row itself), read
+# on the connection: no ORM result to set up for one integer.
 _COUNTER_BRANCH = select(Counter.branch_id).where(Counter.id == bindparam("id"))
 _TICKET_BRANCH = select(Ticket.branch_id).where(Ticket.id == bindparam("id"))
 
@@ -116,7 +117,7 @@ def counter_detail(counter_id):
 @blp.doc(security=BEARER)
 def call_next(counter_id):
     """Call the next waiting ticket to this counter."""
-    branch_id = db.session.scalar(_COUNTER_BRANCH, {"id": counter_id})
+    branch_id = db.session.connection().execute(_COUNTER_BRANCH, {"id": counter_id}).scalar()
     if branch_id is None:
         abort(404, "counter_not_found", f"No counter {counter_id}.")
     staff = require_staff(branch_id=branch_id)
@@ -128,7 +129,7 @@ def call_next(counter_id):
 
 def _staff_of_ticket(ticket_id: int) -> int:
     """The calling staff member's id, once they may act on the ticket (404 if there is none)."""
-    branch_id = db.session.scalar(_TICKET_BRANCH, {"id": ticket_id})
+    branch_id = db.session.connection().execute(_TICKET_BRANCH, {"id": ticket_id}).scalar()
     if branch_id is None:
         abort(404, "ticket_not_found", f"No ticket {ticket_id}.")
     return require_staff(branch_id=branch_id).id
