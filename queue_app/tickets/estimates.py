@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch
 from queue_app.core.models import utcnow
-from queue_app.tickets import queue_order
+from queue_app.tickets import queue_order, visit_lengths
 from queue_app.tickets.estimate_calibration import Calibration
 from queue_app.tickets.estimate_draws import (
     ARRIVES,
@@ -62,12 +62,11 @@ from queue_app.tickets.estimate_draws import (
     TicketDraws,
     pick,
 )
-from queue_app.tickets.estimate_learning import MINUTE, PRIOR_OBSERVATIONS, Learned, prior_sample, learned_for
+from queue_app.tickets.estimate_learning import MINUTE, Learned, learned_for
 from queue_app.tickets.estimate_state import BranchNow, PendingBooking, WaitingNow, branch_now
 from queue_app.tickets.models import Ticket
 
 REPLICATIONS = 300
-TAIL = 5  # a visit in progress is played from the visits seen that ran longer while there are this many
 # One run at a time per process. A run is pure CPU under the GIL: several at once finish no
 # sooner, and every thread holding the database write lock would queue behind them for the GIL
 # after each statement (a convoy that cut issuance throughput by three quarters).
@@ -182,8 +181,9 @@ class _Queue:
             if counter.busy_service is not None:
                 # Learned visits are at the speed of an average counter: elapsed on this one is
                 # scaled to it and back.
-                start = self._remaining(counter.busy_service, counter.busy_minutes / counter.speed,
-                                        self.draws.uniform(REMAINING, counter.id, counter.busy_ticket)) * counter.speed
+                start = visit_lengths.remaining(
+                    visit_lengths.sample_for(learned, counter.busy_service), counter.busy_minutes / counter.speed,
+                    self.draws.uniform(REMAINING, counter.id, counter.busy_ticket)) * counter.speed
                 start = start + counter.gap
             self.free[:, index] = _into_windows(start, counter.windows)
         self.capable: dict[int, np.ndarray] = {}
@@ -244,32 +244,7 @@ class _Queue:
         return self.capable[service_id]
 
     def _sample(self, service_id: int, uniform: np.ndarray) -> np.ndarray:
-        sample = self.learned.service_samples.get(service_id)
-        if sample is None or not len(sample):
-            sample = prior_sample(10, PRIOR_OBSERVATIONS)
-        return pick(sample, uniform)
-
-    def _remaining(self, service_id: int, elapsed: float, uniform: np.ndarray) -> np.ndarray:
-        """What is left of a visit that has run `elapsed` minutes: a visit seen that ran longer,
-        less `elapsed`; past nearly every visit seen, an exponential tail."""
-        sample = self.learned.service_samples.get(service_id)
-        if sample is None or not len(sample):
-            sample = prior_sample(10, PRIOR_OBSERVATIONS)
-        longer = sample[sample > elapsed]
-        if len(longer) >= TAIL:
-            return pick(longer, uniform) - elapsed
-        # Past all but a few, what is left is drawn with the mean excess of the longest 5 % of
-        # visits over the next longest (an exponential tail, as in peaks over a threshold), at
-        # most the longest visit seen. The old rule (within a quarter of the mean visit) freed a
-        # stuck counter far too soon. Against the truth in mean visits, from 300 visits seen, past
-        # 99.5 % of visits: exponential 1.00 (truly 1.01), lognormal CV 0.6 0.63 (0.76), CV 1.5
-        # 2.5 (4.5), a mixture with 3 % visits 6 times as long 2.6 (2.3). Scaled up with `elapsed`,
-        # as a Pareto tail would be, it was right for CV 1.5 but twice as long for the mixture and
-        # 30-50 % too long for exponential visits, and twice as noisy.
-        ordered = np.sort(sample)
-        longest = max(TAIL, len(ordered) // 20)
-        excess = float(ordered[-longest:].mean() - ordered[-longest - 1]) if len(ordered) > longest else 1.0
-        return np.minimum(-np.log1p(-uniform) * max(excess, 1 / 60), float(ordered[-1]))
+        return pick(visit_lengths.sample_for(self.learned, service_id), uniform)
 
     def _arrival(self, booking: PendingBooking) -> np.ndarray:
         """Arrival (minutes from now) of a booking not checked in yet; inf if it will not come."""

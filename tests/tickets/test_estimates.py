@@ -14,7 +14,7 @@ from queue_app.catalogue.models import Counter, Service
 from queue_app.catalogue.operations import get_branch
 from queue_app.notifications import mail, notify
 from queue_app.notifications.models import Notification
-from queue_app.tickets import estimate_learning, estimate_state, estimates, queueing, turn_alerts
+from queue_app.tickets import estimate_learning, estimate_state, estimates, queueing, turn_alerts, visit_lengths
 from queue_app.tickets.models import Ticket, TicketEvent
 
 MONDAY_0800_TAIPEI = utc(2026, 3, 2, 0, 0)  # demo branch opens at 09:00 local (01:00 UTC)
@@ -116,7 +116,7 @@ def test_a_visit_past_nearly_every_visit_seen_is_played_as_running_on_as_such_vi
     elapsed = float(np.quantile(truth, 0.995))
     truly_left = float(truth[truth > elapsed].mean()) - elapsed
     seen = _visits(shape, rng, 300)  # the branch's recent visits
-    assert (seen > elapsed).sum() < estimates.TAIL  # past nearly every visit seen
+    assert (seen > elapsed).sum() < visit_lengths.TAIL  # past nearly every visit seen
     now = MONDAY_0800_TAIPEI
     learned = estimate_learning.Learned({1: seen}, {1: float(seen.mean())}, {1: len(seen)}, {}, 0.0, 0.1,
                                         np.zeros(20), now)
