@@ -136,12 +136,13 @@ def issue_ticket(
             # Typed contacts link a record for history and carry this ticket's messages (identity.py).
             contacts = identity.typed(phone, email, branch.country)
             customer = identity.link(session, contacts, language=language or branch.language, now=now)
+            contact = None
+            if contacts:
+                contact = {"phone": contacts.phone, "email": contacts.email,
+                           "language": language or (customer.language if customer else branch.language)}
             issued = add_ticket(session, branch, svc, priority=priority,
                                 customer_id=customer.id if customer else None,
-                                kiosk_id=kiosk_id, effective_at=now, now=now, live=live)
-            if contacts:
-                issued.ticket.phone, issued.ticket.email = contacts.phone, contacts.email
-                issued.ticket.language = language or (customer.language if customer else branch.language)
+                                kiosk_id=kiosk_id, effective_at=now, now=now, live=live, contact=contact)
             ticket, branch_id = issued.ticket, branch.id
             # One more step on the branch's played queue, in this transaction (played_queue.py).
             found = played_queue.estimate_joined(session, branch, ticket, ticket.issued_at, live=live)
@@ -183,9 +184,11 @@ def _keep_estimate(session: Session, ticket: Ticket, given: "estimates.Estimate"
 
 def add_ticket(
     session: Session, branch: Branch, service: Service, *, priority: str, customer_id: int | None,
-    kiosk_id: int | None, effective_at: datetime, now: datetime, live: bool = False,
+    kiosk_id: int | None, effective_at: datetime, now: datetime, live: bool = False, contact: dict | None = None,
 ) -> IssuedTicket:
     """Number and queue a ticket inside the caller's write transaction (walk-in or check-in).
+    `contact`: the ticket's phone, email and language columns, written with the row (set after
+    the insert they cost an UPDATE of their own at the commit).
 
     `live`: a walk-in on the real clock. Its issue time is read after the number is taken (the
     write lock on SQLite, the counter row's lock on PostgreSQL), so that numbers, issue times and
@@ -206,7 +209,7 @@ def add_ticket(
         "branch_id": branch.id, "service_id": service.id, "local_date": day, "prefix": service.code,
         "number": number, "label": numbering.format_label(service.code, number), "status": "waiting",
         "priority": priority, "effective_at": effective_at, "sort_key": effective_at - credit, "issued_at": now,
-        "customer_id": customer_id, "kiosk_id": kiosk_id, "token_hash": token_hash(token),
+        "customer_id": customer_id, "kiosk_id": kiosk_id, "token_hash": token_hash(token), **(contact or {}),
     }]).one()
     # Its branch and service as loaded: the response reads them without loading them again.
     for name, value in (("branch", branch), ("service", service), ("counter", None)):
