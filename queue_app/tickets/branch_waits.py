@@ -50,7 +50,7 @@ def forget(engine: Engine | None = None) -> None:
 def _new_ticket_estimates(session: Session, branch: Branch, now: datetime, live: bool) -> dict:
     """Per service id, the estimate of a ticket taken now (estimates.summarise(...).new_ticket)."""
     played = played_queue.played_for(session, branch.id) if live else None
-    if (played is None or not 0 <= played.age_s(now) <= played_queue.MAX_AGE_S
+    if (played is None or not 0 <= played.age_s(now) <= played.serves_for_s()
             or played.day != numbering.local_day(now, branch.zone)):
         played = played_queue.play(session, branch, now)
     with played.lock:

@@ -15,10 +15,11 @@ that end state in process memory and extends it:
   queue keeps serving for at most MAX_AGE_S after its run; once it is REFRESH_AFTER_S old, or
   REORDERED_AFTER_S old after something other than a walk-in joining at the end was committed in
   this process, one full run per branch is replayed on a background thread while the old one
-  serves: a call made here shows in new tickets' estimates within about half a second. Past
-  MAX_AGE_S, on a new local day, or when the learned parameters changed, the issuing request
-  plays a full run itself (after its transaction, as before). Calls made by other processes are seen at the next
-  replay, at most REFRESH_AFTER_S later under load.
+  serves: a call made here shows in new tickets' estimates within about half a second. A long
+  line's replays are spaced by their own cost (REPLAY_COST_SHARE), and its played queue serves
+  for twice that spacing. Past that age, on a new local day, or when the learned parameters
+  changed, the issuing request plays a full run itself (after its transaction, as before). Calls
+  made by other processes are seen at the next replay.
 - **Explicit clocks** (tests, the branch simulator) get no staleness at all: a played queue
   serves a request with an explicit `now` only at exactly its run's moment and only while nothing
   but walk-ins joined, so their figures are those of a full run; the simulator's quiet sessions
@@ -45,10 +46,10 @@ from queue_app.tickets.models import Ticket
 
 # A full run costs about 0.1 ms per waiting ticket (50 ms at 400): replays are spaced so that a
 # long line does not spend the server's CPU replaying itself.
-MAX_AGE_S = 2.0  # a played queue serves live requests this long after its run, no longer
+MAX_AGE_S = 2.0  # a played queue serves live requests this long after its run (longer for long lines, below)
 REFRESH_AFTER_S = 1.0  # replayed in the background once this old,
 REORDERED_AFTER_S = 0.5  # or this old when reordered: at most two full runs a second per branch,
-REPLAY_COST_SHARE = 10  # and no sooner than ten times the last run's CPU time
+REPLAY_COST_SHARE = 20  # and no sooner than twenty times the last run's CPU time (5 % of a core)
 FORGET_AFTER_S = 60.0  # kept queues of branches without a run for this long are dropped
 log = logging.getLogger(__name__)
 # Waiting tickets that joined after the run (built once; plain Core on the connection: hot path).
@@ -76,6 +77,11 @@ class PlayedQueue:
 
     def age_s(self, now: datetime) -> float:
         return (now - self.built_at).total_seconds()
+
+    def serves_for_s(self) -> float:
+        """How long after its run it serves live requests: MAX_AGE_S, or twice the spacing of a
+        long line's replays, so that the next replay lands before the kept one runs out."""
+        return max(MAX_AGE_S, 2 * REPLAY_COST_SHARE * self.cost_s)
 
 
 # Per engine (database), then per branch id. Weak keys: a disposed app's engine takes its queues along.
@@ -110,8 +116,9 @@ def forget(engine: Engine | None = None) -> None:
 
 def play(session: Session, branch: Branch, now: datetime) -> PlayedQueue:
     """A full run, kept as the branch's played queue (replacing an older one, never a newer one)."""
+    learned = learned_for(session, branch, now)  # learning (daily, cached) is not what a replay costs
     began = time.thread_time()
-    queue = estimates.play_branch(session, branch, now)
+    queue = estimates.play_branch(session, branch, now, learned=learned)
     played = PlayedQueue(branch.id, numbering.local_day(now, branch.zone), now, queue,
                          max((w.id for w in queue.state.waiting), default=0),
                          cost_s=time.thread_time() - began)
@@ -132,7 +139,7 @@ def _serves(played: PlayedQueue | None, branch: Branch, session: Session, now: d
         return False
     age = played.age_s(now)
     if live:
-        fresh = 0 <= age <= MAX_AGE_S
+        fresh = 0 <= age <= played.serves_for_s()
     else:  # an explicit clock: only the very moment of the run, and only for walk-ins joining
         # (a quiet session, the simulator's, announces nothing, so its reorders are unseen)
         fresh = age == 0 and not played.reordered and not session.info.get(QUIET_KEY)
@@ -181,12 +188,12 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
 
 
 def _replay_after(played: PlayedQueue) -> float:
-    """Seconds after its run a played queue is replayed: REFRESH_AFTER_S; after a reorder sooner,
-    but not before ten times the run's own cost (at most a tenth of a core for replays of a long
-    line), and never later than REFRESH_AFTER_S."""
-    if not played.reordered:
-        return REFRESH_AFTER_S
-    return min(REFRESH_AFTER_S, max(REORDERED_AFTER_S, REPLAY_COST_SHARE * played.cost_s))
+    """Seconds after its run a played queue is replayed: REFRESH_AFTER_S, or REORDERED_AFTER_S
+    after a reorder; in both cases no sooner than REPLAY_COST_SHARE times the run's own CPU time,
+    so that replays of a long line take at most a twentieth of a core. A line of 400 (50 ms a run)
+    is replayed every second; one of 2,000, where the next turn is hours away, every 4-5 s."""
+    base = REORDERED_AFTER_S if played.reordered else REFRESH_AFTER_S
+    return max(base, REPLAY_COST_SHARE * played.cost_s)
 
 
 def refresh_if_due(engine: Engine, branch_id: int, now: datetime | None = None) -> None:

@@ -174,16 +174,24 @@ def test_same_queue_same_figures():
 
 def test_replays_are_spaced_by_their_own_cost(session, branch):
     """A reorder brings the replay forward, but a long line's costly run is not repeated back to
-    back: no sooner than ten times its CPU time, never later than the plain refresh."""
+    back: no sooner than twenty times its CPU time, and the kept queue serves until the next one
+    has had time to land."""
     kept = played_queue.play(session, branch, at(10, 0))
+    kept.cost_s = 0.005  # a short line
     assert played_queue._replay_after(kept) == played_queue.REFRESH_AFTER_S
     kept.reordered = True
-    kept.cost_s = 0.005  # a short line
     assert played_queue._replay_after(kept) == played_queue.REORDERED_AFTER_S
-    kept.cost_s = 0.08  # 800 waiting
+    assert kept.serves_for_s() == played_queue.MAX_AGE_S
+    kept.cost_s = 0.04  # 400 waiting
     assert played_queue._replay_after(kept) == pytest.approx(0.8)
-    kept.cost_s = 0.5
-    assert played_queue._replay_after(kept) == played_queue.REFRESH_AFTER_S
+    kept.cost_s = 0.2  # 2,000 waiting: at most a twentieth of a core on replays
+    assert played_queue._replay_after(kept) == pytest.approx(4.0)
+    kept.reordered = False
+    assert played_queue._replay_after(kept) == pytest.approx(4.0)
+    assert kept.serves_for_s() == pytest.approx(8.0)
+    # Serving that long is what keeps the issuing requests from playing the long line in full.
+    assert played_queue._serves(kept, branch, session, at(10, 0) + timedelta(seconds=7.5), live=True)
+    assert not played_queue._serves(kept, branch, session, at(10, 0) + timedelta(seconds=8.5), live=True)
 
 
 def test_a_rolled_back_issue_leaves_no_ticket_in_the_played_queue(session, branch):
