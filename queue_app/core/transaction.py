@@ -9,6 +9,11 @@ when many threads of one process write at once; so threads of one process first 
 in-process lock per database file and hand over without polling. Other processes on the same
 file still wait in SQLite's busy handler, correctly if more slowly. PostgreSQL needs neither and
 relies on row locks (FOR UPDATE, SKIP LOCKED) in the statements themselves.
+
+A view usually reads first (who is calling, the branch) and then calls the domain operation: the
+write transaction goes on in that transaction and connection (on SQLite after ending its read
+snapshot and taking the write lock) rather than committing it and beginning another through the
+session (tests/core/test_transactions.py).
 """
 import threading
 from contextlib import contextmanager, nullcontext
@@ -30,17 +35,36 @@ def _writer_lock(session: Session):
         return _sqlite_writer_locks.setdefault(key, threading.Lock())
 
 
+def _go_on_writing(session: Session) -> None:
+    """Turn the view's read transaction into the write transaction, in the same connection:
+    committing it and beginning another through the session cost as much CPU as the statements of
+    a call (bench/request_cost.py)."""
+    if session.expire_on_commit:
+        # What was read is read again under the lock, as after the commit of the read (the app's
+        # own sessions keep loaded objects across commits and skip this).
+        session.expire_all()
+    if session.get_bind().dialect.name == "sqlite":
+        # The read snapshot ends and the write lock is taken, as a new transaction would.
+        connection = session.connection()
+        if connection.connection.dbapi_connection.in_transaction:
+            connection.exec_driver_sql("COMMIT")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # PostgreSQL goes on as it is: every statement reads what is committed, and the row locks are
+    # taken by the statements themselves.
+
+
 @contextmanager
 def write_transaction(session: Session | scoped_session):
     if isinstance(session, scoped_session):
         session = session()  # Flask-SQLAlchemy's db.session is a proxy; work on the real one
-    if session.in_transaction():
-        if session.new or session.dirty or session.deleted:
-            raise RuntimeError("write_transaction entered with unsaved changes in the session")
-        # End the read-only transaction a view may have opened (e.g. for authentication).
-        session.commit()
+    reading = session.in_transaction()  # a view read first (authentication, the branch, ...)
+    if reading and (session.new or session.dirty or session.deleted):
+        raise RuntimeError("write_transaction entered with unsaved changes in the session")
     with _writer_lock(session):
-        session.connection(execution_options={WRITE_OPTION: True})
+        if reading:
+            _go_on_writing(session)
+        else:
+            session.connection(execution_options={WRITE_OPTION: True})
         try:
             yield session
             session.commit()
