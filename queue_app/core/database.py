@@ -32,4 +32,5 @@ def configure_engine(engine: Engine) -> None:
     def _on_begin(connection):
         # Write transactions take SQLite's write lock up front (see core/transaction.py).
         immediate = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # On the driver's connection: the engine's statement machinery cost more than the BEGIN.
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -45,10 +45,10 @@ def _go_on_writing(session: Session) -> None:
         session.expire_all()
     if session.get_bind().dialect.name == "sqlite":
         # The read snapshot ends and the write lock is taken, as a new transaction would.
-        connection = session.connection()
-        if connection.connection.dbapi_connection.in_transaction:
-            connection.exec_driver_sql("COMMIT")
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        driver = session.connection().connection.driver_connection
+        if driver.in_transaction:
+            driver.execute("COMMIT")
+        driver.execute("BEGIN IMMEDIATE")
     # PostgreSQL goes on as it is: every statement reads what is committed, and the row locks are
     # taken by the statements themselves.
 
