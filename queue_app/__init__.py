@@ -24,7 +24,7 @@ from queue_app import (
     webhooks,
 )
 from queue_app.core import config as settings
-from queue_app.core import events, logs
+from queue_app.core import events, logs, row_cache
 from queue_app.core.database import configure_engine, engine_options
 from queue_app.core.extensions import babel, csrf, db, limiter, login_manager, migrate
 from queue_app.web import api, health, input_rules, security_headers
@@ -102,6 +102,7 @@ def create_app(config: dict | None = None) -> Flask:
     logs.init_app(app)  # first: request ids and the access line wrap every other hook
     db.init_app(app)
     events.install()  # queue changes are published after commit, forgotten on rollback
+    row_cache.install()  # rows read on nearly every request, kept per process behind a version
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)

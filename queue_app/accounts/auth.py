@@ -7,6 +7,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
 
 from queue_app.accounts.models import Staff
+from queue_app.core import row_cache
 from queue_app.core.extensions import csrf, db
 from queue_app.core.security import token_hash
 from queue_app.kiosks.models import KioskDevice
@@ -48,7 +49,10 @@ def _staff_from_token(token: str) -> Principal:
 
 
 def _kiosk_from_token(token: str) -> Principal:
-    device = db.session.scalar(_KIOSK_BY_TOKEN, {"token_hash": token_hash(token)})
+    # Kept per process while no device changes (core/row_cache.py): a deactivation counts at once.
+    hashed = token_hash(token)
+    device = row_cache.get(db.session, KioskDevice, ("token", hashed),
+                           lambda: db.session.scalar(_KIOSK_BY_TOKEN, {"token_hash": hashed}))
     if device is None or not device.active:
         return Principal(error="token_invalid")
     return Principal(kiosk=device)

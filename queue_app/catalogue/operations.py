@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from queue_app.accounts.models import ROLES, Staff
 from queue_app.booking.rules import check_rules
 from queue_app.catalogue.models import COUNTER_STATES, WEEKDAYS, Branch, Counter, CounterService, Service
-from queue_app.core import day_range, events
+from queue_app.core import day_range, events, row_cache
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import DEFAULT_HASH_COST, hash_password, new_token, token_hash
@@ -156,7 +156,8 @@ _BRANCH_BY_SLUG = select(Branch).where(Branch.slug == bindparam("slug"))
 
 
 def get_branch(session: Session, slug: str) -> Branch:
-    branch = session.scalar(_BRANCH_BY_SLUG, {"slug": slug})
+    """The branch, attached to `session`; kept per process while no branch changes (core/row_cache.py)."""
+    branch = row_cache.get(session, Branch, slug, lambda: session.scalar(_BRANCH_BY_SLUG, {"slug": slug}))
     if branch is None:
         raise NotFound("branch_not_found", f"No branch '{slug}'.")
     return branch

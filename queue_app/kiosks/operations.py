@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.operations import get_branch
+from queue_app.core import row_cache
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import utcnow
 from queue_app.core.security import new_token, token_hash
@@ -147,7 +148,7 @@ def record_page_ping(session: Session, device_id: int, now: datetime | None = No
             update(KioskDevice)
             .where(KioskDevice.id == device_id, KioskDevice.active.is_(True))
             .values(page_seen_at=now)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, **row_cache.VOLATILE_ONLY)
         ).rowcount
     return written == 1
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from queue_app.catalogue.models import Branch, Counter, CounterService, Service
 from queue_app.catalogue.operations import get_branch
+from queue_app.core import row_cache
 from queue_app.core.errors import Conflict, Invalid, NotFound
 from queue_app.core.models import UTCDateTime, utcnow
 from queue_app.core.security import new_token, token_hash
@@ -68,10 +69,14 @@ _TICKET_BY_ID = select(Ticket).where(Ticket.id == bindparam("ticket_id")).execut
 
 
 def find_service(session: Session, branch: Branch, service: str | int) -> Service:
+    """An active service of the branch by id or code; kept per process while no service changes
+    (core/row_cache.py)."""
     if isinstance(service, int):
-        found = session.scalar(_SERVICE_BY_ID, {"branch_id": branch.id, "service": service})
+        statement, params = _SERVICE_BY_ID, {"branch_id": branch.id, "service": service}
     else:
-        found = session.scalar(_SERVICE_BY_CODE, {"branch_id": branch.id, "service": str(service).strip().upper()})
+        statement, params = _SERVICE_BY_CODE, {"branch_id": branch.id, "service": str(service).strip().upper()}
+    found = row_cache.get(session, Service, ("active", branch.id, params["service"]),
+                          lambda: session.scalar(statement, params))
     if found is None:
         raise NotFound("service_not_found", f"No service '{service}' at branch '{branch.slug}'.")
     return found
