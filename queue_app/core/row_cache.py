@@ -18,7 +18,7 @@ A transaction that raised the version reads with queries from then on and keeps 
 its own uncommitted rows); without the version row (a schema not made by the migrations) nothing
 is kept.
 """
-import copy
+import json
 import threading
 import weakref
 from collections.abc import Callable
@@ -27,6 +27,7 @@ from typing import TypeVar
 from sqlalchemy import BigInteger, event, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column, scoped_session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from queue_app.core.models import Base
@@ -52,9 +53,9 @@ VOLATILE_ONLY = {"row_cache_volatile_only": True}
 _READ_KEY, _RAISED_KEY = "row_cache_version", "row_cache_raised"
 
 _watched: dict[type, frozenset[str]] = {}  # class -> its volatile columns
-# Per engine (database), then per (class, key): (version, column values). Weak keys: a disposed
+# Per engine (database), then per (class, key): (version, the kept row). Weak keys: a disposed
 # app's engine takes its rows along.
-_kept: "weakref.WeakKeyDictionary[Engine, dict[tuple, tuple[int, dict]]]" = weakref.WeakKeyDictionary()
+_kept: "weakref.WeakKeyDictionary[Engine, dict[tuple, tuple[int, _Kept]]]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -88,26 +89,36 @@ def get(session: Session, cls: type[T], key, load: Callable[[], T | None]) -> T 
     with _lock:
         kept = _kept.get(engine, {}).get((cls, key))
     if kept is not None and kept[0] == current:
-        return _attached(session, cls, kept[1])
+        return kept[1].attached(session)
     found = load()
     if found is not None:
-        values = {attr.key: copy.deepcopy(getattr(found, attr.key)) for attr in inspect(cls).column_attrs}
+        values = {attr.key: getattr(found, attr.key) for attr in inspect(cls).column_attrs}
+        kept = _Kept(cls, values)
         with _lock:
-            _kept.setdefault(engine, {})[(cls, key)] = (current, values)
+            _kept.setdefault(engine, {})[(cls, key)] = (current, kept)
     return found
 
 
-def _attached(session: Session, cls: type[T], values: dict) -> T:
-    mapper = inspect(cls)
-    identity = identity_key(cls, tuple(values[column.key] for column in mapper.primary_key))
-    loaded = session.identity_map.get(identity)
-    if loaded is not None:  # this session has the row already (and perhaps changed it)
-        return loaded
-    # Copied: JSON values are dicts and lists a request might change in place.
-    row = cls(**copy.deepcopy(values))
-    make_transient_to_detached(row)  # clean, with these values as committed
-    session.add(row)  # persistent: no statement
-    return row
+class _Kept:
+    """A row as loaded: a detached object of its column values, its JSON values (dicts, lists)
+    as text. A request may change its copy's JSON in place, and parsing is a far cheaper deep
+    copy than copy.deepcopy."""
+
+    def __init__(self, cls: type, values: dict):
+        self.json = {key: json.dumps(value) for key, value in values.items() if isinstance(value, (dict, list))}
+        self.row = cls(**{**values, **{key: json.loads(text) for key, text in self.json.items()}})  # none shared
+        make_transient_to_detached(self.row)  # clean, with these values as committed
+        mapper = inspect(cls)
+        self.identity = identity_key(cls, tuple(values[column.key] for column in mapper.primary_key))
+
+    def attached(self, session: Session):
+        loaded = session.identity_map.get(self.identity)
+        if loaded is not None:  # this session has the row already (and perhaps changed it)
+            return loaded
+        row = session.merge(self.row, load=False)  # persistent, no statement; the kept one stays detached
+        for key, text in self.json.items():
+            set_committed_value(row, key, json.loads(text))
+        return row
 
 
 def forget(engine: Engine | None = None) -> None:
