@@ -65,7 +65,6 @@ _SERVICE_BY_ID = _ACTIVE_SERVICE.where(Service.id == bindparam("service"))
 _SERVICE_BY_CODE = _ACTIVE_SERVICE.where(Service.code == bindparam("service"))
 _TICKET_FOR_UPDATE = select(Ticket).where(Ticket.id == bindparam("ticket_id")).with_for_update(of=Ticket)
 _INSERT_TICKET = Ticket.__table__.insert().returning(*Ticket.__table__.c)
-_TICKET_BY_ID = select(Ticket).where(Ticket.id == bindparam("ticket_id")).execution_options(populate_existing=True)
 
 
 def find_service(session: Session, branch: Branch, service: str | int) -> Service:
@@ -216,17 +215,22 @@ def add_ticket(
         "priority": priority, "effective_at": effective_at, "sort_key": effective_at - credit, "issued_at": now,
         "customer_id": customer_id, "kiosk_id": kiosk_id, "token_hash": token_hash(token), **(contact or {}),
     }).one()
-    # Merged, not added: a ticket of a rolled-back transaction stays in the session (expired) and
-    # SQLite gives its id to the next one, which must take that place as the ORM's loads do.
-    made = Ticket(**row._mapping)
-    make_transient_to_detached(made)  # clean, with these values as committed: no INSERT of its own
-    ticket = session.merge(made, load=False)
+    ticket = _as_loaded(session, row)
     # Its branch and service as loaded: the response reads them without loading them again.
     for name, value in (("branch", branch), ("service", service), ("counter", None)):
         set_committed_value(ticket, name, value)
     event_log.record(session, ticket, "issued", now, data={"priority": priority,
                                                          "credit_minutes": credit.total_seconds() / 60})
     return IssuedTicket(ticket=ticket, token=token)
+
+
+def _as_loaded(session: Session, row) -> Ticket:
+    """A ticket row an INSERT or UPDATE returned, as an object loaded in the session. Merged, not
+    added: a ticket the session already holds takes the new values (a rolled-back ticket stays in
+    the session, expired, and SQLite may give its id to the next one), as the ORM's loads do."""
+    made = Ticket(**row._mapping)
+    make_transient_to_detached(made)  # clean, with these values as committed: no statement of its own
+    return session.merge(made, load=False)
 
 
 def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime) -> IssuedTicket:
@@ -286,7 +290,7 @@ def claim_statement(order=queue_order.claim_order):
         )
         .values(status="called", called_at=_NOW, counter_id=bindparam("claim_counter"),
                 staff_id=bindparam("claim_staff"))
-        .returning(Ticket.id)
+        .returning(*Ticket.__table__.c)  # the claimed row, so the response needs no read of its own
     )
 
 
@@ -326,13 +330,18 @@ def call_next(
         # taken up front (SQLite) makes it impossible for two counters to get the same one.
         skipped: list[int] = []
         while True:
-            claimed_id = session.connection().execute(_CLAIM, {
+            claimed = session.connection().execute(_CLAIM, {
                 "claim_branch": counter.branch_id, "today": numbering.local_day(now, counter.branch.zone),
                 "now": now, "claim_counter": counter.id, "claim_staff": staff_id, "skip": skipped,
-            }).scalar_one_or_none()
-            if claimed_id is None:
+            }).first()
+            if claimed is None:
                 return None
-            ticket = session.scalar(_TICKET_BY_ID, {"ticket_id": claimed_id})
+            ticket = _as_loaded(session, claimed)
+            # Its counter and branch are the locked counter's, its service a kept row (core/row_cache.py).
+            service = row_cache.get(session, Service, ("id", ticket.service_id),
+                                    lambda: session.get(Service, claimed.service_id))
+            for name, value in (("counter", counter), ("branch", counter.branch), ("service", service)):
+                set_committed_value(ticket, name, value)
             if not ticket.remote or ticket.arrived_at is not None:
                 break
             _not_here(session, ticket, counter, staff_id, now)
