@@ -339,7 +339,7 @@ def call_next(
             ticket = _as_loaded(session, claimed)
             # Its counter and branch are the locked counter's, its service a kept row (core/row_cache.py).
             service = row_cache.get(session, Service, ("id", ticket.service_id),
-                                    lambda: session.get(Service, claimed.service_id))
+                                    lambda service_id=ticket.service_id: session.get(Service, service_id))
             for name, value in (("counter", counter), ("branch", counter.branch), ("service", service)):
                 set_committed_value(ticket, name, value)
             if not ticket.remote or ticket.arrived_at is not None:

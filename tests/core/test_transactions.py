@@ -57,9 +57,8 @@ def test_a_write_after_a_read_holds_the_sqlite_write_lock_from_its_start(session
 
 def test_a_failed_write_after_a_read_changes_nothing(session):
     before = _sequences(session)
-    with pytest.raises(RuntimeError, match="refused"):
-        with write_transaction(session):
-            session.execute(text(NEW_SEQUENCE))
-            assert _sequences(session) == before + 1
-            raise RuntimeError("refused")
+    with pytest.raises(RuntimeError, match="refused"), write_transaction(session):
+        session.execute(text(NEW_SEQUENCE))
+        assert _sequences(session) == before + 1
+        raise RuntimeError("refused")
     assert _sequences(session) == before
