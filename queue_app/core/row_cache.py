@@ -14,9 +14,9 @@ kiosk's heartbeat, do not count) and of every bulk UPDATE or DELETE on a watched
 marked volatile-only. So a change committed by any process or instance is seen by the next request
 of every other one: deactivating a kiosk takes effect at once, as it did with the query.
 
-A transaction that raised the version reads with queries from then on and keeps nothing (it sees
-its own uncommitted rows); without the version row (a schema not made by the migrations) nothing
-is kept.
+A transaction that raised the version (also by the autoflush of a lookup's own query) reads with
+queries from then on and keeps nothing: it sees its own uncommitted rows. Without the version row
+(a schema not made by the migrations) nothing is kept.
 """
 import json
 import threading
@@ -91,7 +91,9 @@ def get(session: Session, cls: type[T], key, load: Callable[[], T | None]) -> T 
     if kept is not None and kept[0] == current:
         return kept[1].attached(session)
     found = load()
-    if found is not None:
+    # The load's autoflush may have written this transaction's changes (and raised the number):
+    # then what it found may be uncommitted, and is not kept.
+    if found is not None and session.info.get(_RAISED_KEY) is not session.get_transaction():
         values = {attr.key: getattr(found, attr.key) for attr in inspect(cls).column_attrs}
         kept = _Kept(cls, values)
         with _lock:

@@ -93,3 +93,20 @@ def test_what_a_transaction_reads_after_its_own_change_is_never_kept(session):
     session.expunge_all()
     with Session(session.get_bind()) as fresh:
         assert catalogue.get_branch(fresh, "demo").name == original
+
+
+def test_a_change_written_by_the_lookups_own_autoflush_is_never_kept(session):
+    """The query that looks a row up flushes the session's pending changes first: what it then
+    finds may be this transaction's own uncommitted row."""
+    original = session.scalar(select(Branch.name).where(Branch.slug == "demo"))
+    session.commit()
+    row_cache.forget()  # nothing kept: the lookup below queries
+    try:
+        with write_transaction(session):
+            session.scalar(select(Branch).where(Branch.slug == "demo")).name = "Pending"  # not flushed yet
+            assert catalogue.get_branch(session, "demo").name == "Pending"
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    with Session(session.get_bind()) as fresh:
+        assert catalogue.get_branch(fresh, "demo").name == original
