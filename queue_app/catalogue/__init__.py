@@ -6,8 +6,8 @@ def init_app(app) -> None:
 
     from queue_app.catalogue import api, pages
     from queue_app.catalogue.models import Branch, Service
-    from queue_app.core import row_cache
     from queue_app.catalogue.operations import localized_name, pick_name
+    from queue_app.core import row_cache
     from queue_app.web.api import register_api
 
     # {{ service|localized }}: a service's or counter's name in the page's language, else its `name`;

@@ -49,7 +49,8 @@ _READ_VERSION = select(_TABLE.c.version).where(_TABLE.c.id == 1)
 _RAISE_VERSION = _TABLE.update().where(_TABLE.c.id == 1).values(version=_TABLE.c.version + 1)
 # For session.execute(update(...).execution_options(**VOLATILE_ONLY)): the statement only writes
 # volatile columns, so it does not raise the version.
-VOLATILE_ONLY = {"row_cache_volatile_only": True}
+_VOLATILE_OPTION = "row_cache_volatile_only"
+VOLATILE_ONLY = {_VOLATILE_OPTION: True}
 _READ_KEY, _RAISED_KEY = "row_cache_version", "row_cache_raised"
 
 _watched: dict[type, frozenset[str]] = {}  # class -> its volatile columns
@@ -80,7 +81,7 @@ def get(session: Session, cls: type[T], key, load: Callable[[], T | None]) -> T 
     a copy of the kept row while the version is unchanged, else what `load` returns (then kept)."""
     if isinstance(session, scoped_session):
         session = session()  # Flask-SQLAlchemy's db.session is a proxy; work on the real one
-    if session.info.get(_RAISED_KEY) is session.get_transaction() is not None:
+    if _raised(session):
         return load()  # this transaction changed watched rows: it reads its own, and keeps nothing
     current = version(session)
     if current is None:
@@ -93,7 +94,7 @@ def get(session: Session, cls: type[T], key, load: Callable[[], T | None]) -> T 
     found = load()
     # The load's autoflush may have written this transaction's changes (and raised the number):
     # then what it found may be uncommitted, and is not kept.
-    if found is not None and session.info.get(_RAISED_KEY) is not session.get_transaction():
+    if found is not None and not _raised(session):
         values = {attr.key: getattr(found, attr.key) for attr in inspect(cls).column_attrs}
         kept = _Kept(cls, values)
         with _lock:
@@ -132,7 +133,15 @@ def forget(engine: Engine | None = None) -> None:
             _kept.pop(engine, None)
 
 
+def _raised(session: Session) -> bool:
+    """Whether this session's transaction has raised the version already."""
+    transaction = session.get_transaction()
+    return transaction is not None and session.info.get(_RAISED_KEY) is transaction
+
+
 def _raise(session: Session) -> None:
+    if _raised(session):  # once per transaction is enough: the number only has to move
+        return
     session.connection().execute(_RAISE_VERSION)
     session.info[_RAISED_KEY] = session.get_transaction()
 
@@ -145,7 +154,7 @@ def _changed(obj, volatile: frozenset[str]) -> bool:
 
 
 def _raise_on_flush(session: Session, _context, _instances) -> None:
-    if not _watched:
+    if not _watched or _raised(session):
         return
     for obj in list(session.new) + list(session.deleted):
         if type(obj) in _watched:
@@ -162,7 +171,7 @@ def _raise_on_bulk(execute_state) -> None:
     if not (execute_state.is_update or execute_state.is_delete) or execute_state.bind_mapper is None:
         return
     if execute_state.bind_mapper.class_ in _watched and \
-            not execute_state.execution_options.get("row_cache_volatile_only"):
+            not execute_state.execution_options.get(_VOLATILE_OPTION):
         _raise(execute_state.session)
 
 
