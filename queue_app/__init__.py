@@ -24,7 +24,7 @@ from queue_app import (
     webhooks,
 )
 from queue_app.core import config as settings
-from queue_app.core import events, logs, row_cache
+from queue_app.core import events, logs, request_line, row_cache
 from queue_app.core.database import configure_engine, engine_options
 from queue_app.core.extensions import babel, csrf, db, limiter, login_manager, migrate
 from queue_app.web import api, health, input_rules, security_headers
@@ -99,6 +99,10 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["QUEUE_APP_PROXY_COUNT"]:
         hops = app.config["QUEUE_APP_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    # Requests take turns in arrival order. Inside the Socket.IO middleware (a feature, below),
+    # so its long-polls and WebSockets stay out of the line.
+    request_line.configure(app.config["QUEUE_APP_REQUEST_LINE_SLICE_MS"] / 1000)
+    app.wsgi_app = request_line.InLine(app.wsgi_app)
     logs.init_app(app)  # first: request ids and the access line wrap every other hook
     db.init_app(app)
     events.install()  # queue changes are published after commit, forgotten on rollback

@@ -77,6 +77,9 @@ def from_environment(instance_path: str) -> dict:
         # Proxies in front of the app (nginx: 1). Their X-Forwarded-* headers are trusted, so rate
         # limits see the client's address, not the proxy's.
         "QUEUE_APP_PROXY_COUNT": int(env("QUEUE_APP_PROXY_COUNT") or 0),
+        # Requests take turns on the process's interpreter, in arrival order; a turn longer than
+        # this lets the next one start beside it. 0 turns the line off (core/request_line.py).
+        "QUEUE_APP_REQUEST_LINE_SLICE_MS": float(env("QUEUE_APP_REQUEST_LINE_SLICE_MS") or 20),
         # Staff API bearer tokens expire after a working day.
         "API_TOKEN_MAX_AGE": int(env("QUEUE_APP_API_TOKEN_MAX_AGE") or 12 * 3600),
         # Public endpoints (anonymous ticket issue, login) are rate limited per client address.

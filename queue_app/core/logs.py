@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 
 from flask import g, has_request_context, request
 
+from queue_app.core.request_line import WAITED_KEY
+
 HEADER = "X-Request-ID"
 REDACTED = "[redacted]"
 # Credentials in URLs never reach a log line: the token of a ticket, booking or feedback link
@@ -136,9 +138,11 @@ def init_app(app) -> None:
             response.headers[HEADER] = rid
             started = getattr(g, "request_started", None)
             duration = round((time.perf_counter() - started) * 1000, 1) if started else None
+            waited = request.environ.get(WAITED_KEY)  # for its turn in the request line, before `duration`
             path = safe_path()
             access_log.info("%s %s %s", request.method, path, response.status_code,
                             extra={"request_id": rid, "method": request.method, "path": path,
                                    "status": response.status_code, "duration_ms": duration,
+                                   "waited_ms": None if waited is None else round(waited * 1000, 1),
                                    "remote_addr": request.remote_addr})
         return response

@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -37,6 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from queue_app.catalogue.models import Branch
+from queue_app.core import request_line
 from queue_app.core.events import QUIET_KEY, QueueChange
 from queue_app.core.models import utcnow
 from queue_app.tickets import estimates, numbering, queue_order
@@ -50,6 +52,8 @@ MAX_AGE_S = 2.0  # a played queue serves live requests this long after its run (
 REFRESH_AFTER_S = 1.0  # replayed in the background once this old,
 REORDERED_AFTER_S = 0.5  # or this old when reordered: at most two full runs a second per branch,
 REPLAY_COST_SHARE = 20  # and no sooner than twenty times the last run's CPU time (5 % of a core)
+CAUGHT_UP = 8  # a replay's catch-up ends when a pass finds no more than this many new tickets
+REPLAY_GRACE_S = 30.0  # at most this old while a replay is on its way
 FORGET_AFTER_S = 60.0  # kept queues of branches without a run for this long are dropped
 log = logging.getLogger(__name__)
 # Waiting tickets that joined after the run (built once; plain Core on the connection: hot path).
@@ -64,6 +68,7 @@ class PlayedQueue:
     queue: "estimates._Queue"
     last_id: int  # the highest waiting ticket id played; newer ones are picked up by id
     cost_s: float = 0.0  # CPU seconds the run took
+    wall_s: float = 0.0  # seconds from its start until kept (longer than cost_s when it took turns)
     reordered: bool = False  # something other than a walk-in joining at the end, committed since
     lock: threading.Lock = field(default_factory=threading.Lock)
     # The walk-ins played and still waiting as far as this process knows, and per service those
@@ -80,13 +85,16 @@ class PlayedQueue:
 
     def serves_for_s(self) -> float:
         """How long after its run it serves live requests: MAX_AGE_S, or twice the spacing of a
-        long line's replays, so that the next replay lands before the kept one runs out."""
-        return max(MAX_AGE_S, 2 * REPLAY_COST_SHARE * self.cost_s)
+        long line's replays and the time a replay takes, so that the next replay lands before the
+        kept one runs out (a replay taking turns with a busy line of requests takes seconds)."""
+        return max(MAX_AGE_S, 2 * (REPLAY_COST_SHARE * self.cost_s + self.wall_s))
 
 
 # Per engine (database), then per branch id. Weak keys: a disposed app's engine takes its queues along.
 _played: "weakref.WeakKeyDictionary[Engine, dict[int, PlayedQueue]]" = weakref.WeakKeyDictionary()
-_replaying: set[tuple[int, int]] = set()  # (id(engine), branch id) with a background run in flight
+# (id(engine), branch id) with a background run in flight -> what changed meanwhile (on_changes):
+# (ticket id, service id) of a ticket that left the line, (None, None) for any other reorder.
+_replaying: dict[tuple[int, int], list[tuple[int | None, int | None]]] = {}
 _registry = threading.Lock()
 
 
@@ -114,23 +122,36 @@ def forget(engine: Engine | None = None) -> None:
             _played.pop(engine, None)
 
 
-def play(session: Session, branch: Branch, now: datetime) -> PlayedQueue:
-    """A full run, kept as the branch's played queue (replacing an older one, never a newer one)."""
+def play(session: Session, branch: Branch, now: datetime, pace: Callable[[], None] | None = None,
+         in_flight: list[tuple[int | None, int | None]] | None = None) -> PlayedQueue:
+    """A full run, kept as the branch's played queue (replacing an older one, never a newer one).
+    A background replay passes `pace` (its turns in the request line, core/request_line.py) and
+    `in_flight` (who left meanwhile); its run takes seconds when the line is busy, so before it is
+    kept it takes in the tickets issued meanwhile and counts out those who left, as a request
+    would have done to the kept queue (otherwise the next issue would play hundreds at once)."""
+    branch_id = branch.id  # the catch-up below ends the session's transaction
     learned = learned_for(session, branch, now)  # learning (daily, cached) is not what a replay costs
-    began = time.thread_time()
-    queue = estimates.play_branch(session, branch, now, learned=learned)
-    played = PlayedQueue(branch.id, numbering.local_day(now, branch.zone), now, queue,
+    began, began_wall = time.thread_time(), time.monotonic()
+    queue = estimates.play_branch(session, branch, now, learned=learned, pace=pace)
+    played = PlayedQueue(branch_id, numbering.local_day(now, branch.zone), now, queue,
                          max((w.id for w in queue.state.waiting), default=0),
-                         cost_s=time.thread_time() - began)
+                         cost_s=time.thread_time() - began, wall_s=time.monotonic() - began_wall)
+    if pace is not None:
+        _catch_up(session, played, pace)
+        played.cost_s, played.wall_s = time.thread_time() - began, time.monotonic() - began_wall
     with _registry:
+        for ticket_id, service_id in in_flight or ():
+            played.reordered = True
+            if ticket_id is not None:
+                _count_out(played, ticket_id, service_id)
         kept = _played.setdefault(_engine(session), {})
-        current = kept.get(branch.id)
+        current = kept.get(branch_id)
         if current is None or current.built_at <= now:
-            kept[branch.id] = played
+            kept[branch_id] = played
         # A queue this old never serves again; it holds a few KB per waiting ticket, so quiet
         # branches do not keep theirs.
-        for branch_id in [b for b, other in kept.items() if other.age_s(now) > FORGET_AFTER_S]:
-            del kept[branch_id]
+        for quiet in [b for b, other in kept.items() if other.age_s(now) > FORGET_AFTER_S]:
+            del kept[quiet]
     return played
 
 
@@ -139,7 +160,10 @@ def _serves(played: PlayedQueue | None, branch: Branch, session: Session, now: d
         return False
     age = played.age_s(now)
     if live:
-        fresh = 0 <= age <= played.serves_for_s()
+        # While its replay is on its way (taking turns with a busy line of requests, it can take
+        # seconds), the kept queue goes on serving rather than every issue playing a full run.
+        fresh = 0 <= age <= played.serves_for_s() or (
+            0 <= age <= REPLAY_GRACE_S and (id(_engine(session)), branch.id) in _replaying)
     else:  # an explicit clock: only the very moment of the run, and only for walk-ins joining
         # (a quiet session, the simulator's, announces nothing, so its reorders are unseen)
         fresh = age == 0 and not played.reordered and not session.info.get(QUIET_KEY)
@@ -158,20 +182,11 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
     with played.lock:
         queue = played.queue
         joined = max(0.0, played.age_s(now) / MINUTE)  # minutes after the run
-        rows = session.connection().execute(
-            _JOINED_SINCE, {"branch_id": branch.id, "today": played.day, "last_id": played.last_id}).all()
         column = None
-        for row in rows:
-            ticket_id, service_id, sort_key, priority = row[:4]
-            played.last_id = max(played.last_id, ticket_id)
-            line_end = queue.line_end
-            if queue_order.is_booked(priority) or (line_end is not None and (sort_key, ticket_id) < line_end):
-                # A check-in or a credit goes before people already played: one step cannot place
-                # it. Replay; meanwhile an own ticket gets a full run, another one is left out.
-                played.reordered = True
-                if ticket_id == ticket.id:
-                    return None
-                continue
+        for row in _joined_since(session, played):
+            ticket_id, service_id = row[:2]
+            if ticket_id == ticket.id and not _goes_at_the_end(played, row):
+                return None  # a check-in or a credit: a full run for it, a replay for the others
             if ticket_id == ticket.id:
                 column = len(queue.columns)
                 # People ahead (queue_order.py) of a walk-in at the end of the line: every walk-in
@@ -179,12 +194,60 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
                 sharing = estimates.sharing_services(queue.state)(service_id)
                 ahead = sum(queue.walk_ins.get(s, 0) - played.left.get(s, 0) for s in sharing) + sum(
                     1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
-            queue.extend(waiting_now(*row, queue.state.now), joined)
-            played.walk_in_ids.add(ticket_id)
+            _take_in(played, row, joined)
         if column is None:
             return None
         estimate = estimates.estimate_of(queue, column, ticket.service_id, joined)
     return estimates.BranchEstimates({ticket.id: estimate}, {}, {ticket.id: ahead})
+
+
+def _joined_since(session: Session, played: PlayedQueue) -> list:
+    """Waiting tickets newer than the last one played (other threads, other processes)."""
+    return session.connection().execute(
+        _JOINED_SINCE, {"branch_id": played.branch_id, "today": played.day, "last_id": played.last_id}).all()
+
+
+def _goes_at_the_end(played: PlayedQueue, row) -> bool:
+    """Whether one more step places this ticket: a walk-in behind everyone played. A check-in or a
+    credit goes before people already played; it is left out and the queue is marked for a replay."""
+    ticket_id, _service_id, sort_key, priority = row[:4]
+    line_end = played.queue.line_end
+    if queue_order.is_booked(priority) or (line_end is not None and (sort_key, ticket_id) < line_end):
+        played.reordered = True
+        played.last_id = max(played.last_id, ticket_id)
+        return False
+    return True
+
+
+def _take_in(played: PlayedQueue, row, joined: float) -> None:
+    """Play one picked-up ticket, `joined` minutes after the run, if it goes at the end."""
+    if _goes_at_the_end(played, row):
+        played.last_id = max(played.last_id, row[0])
+        played.queue.extend(waiting_now(*row, played.queue.state.now), joined)
+        played.walk_in_ids.add(row[0])
+
+
+def _catch_up(session: Session, played: PlayedQueue, pace: Callable[[], None]) -> None:
+    """A replay's tickets issued while it ran, taken in before it is kept (in its turns), pass
+    after pass (more join during each) until a few are left for the next issue to take in."""
+    while True:
+        session.rollback()  # a new snapshot: the run (or the last pass) read the line as it was
+        rows = _joined_since(session, played)
+        joined = max(0.0, (utcnow() - played.built_at).total_seconds() / MINUTE)
+        for row in rows:
+            _take_in(played, row, joined)
+            pace()
+        if len(rows) <= CAUGHT_UP:
+            return
+
+
+def _count_out(played: PlayedQueue, ticket_id: int, service_id: int) -> None:
+    """A played walk-in called, gone or moved to another service: people ahead of later tickets
+    are counted without it at once, not at the next replay."""
+    if ticket_id in played.walk_in_ids:
+        with played.lock:
+            played.walk_in_ids.discard(ticket_id)
+            played.left[service_id] = played.left.get(service_id, 0) + 1
 
 
 def _replay_after(played: PlayedQueue) -> float:
@@ -207,21 +270,23 @@ def refresh_if_due(engine: Engine, branch_id: int, now: datetime | None = None) 
         key = (id(engine), branch_id)
         if key in _replaying:
             return
-        _replaying.add(key)
+        _replaying[key] = []
     threading.Thread(target=_replay, args=(engine, branch_id, key), name=f"replay-{branch_id}", daemon=True).start()
 
 
 def _replay(engine: Engine, branch_id: int, key: tuple[int, int]) -> None:
     try:
-        with Session(engine) as session:
+        # In short turns of the request line: a long line's run costs 100 ms and more of CPU,
+        # which would otherwise stall every request in flight while it runs.
+        with Session(engine) as session, request_line.Paced(request_line.line) as pace:
             branch = session.get(Branch, branch_id)
             if branch is not None:
-                play(session, branch, utcnow())
+                play(session, branch, utcnow(), pace, in_flight=_replaying[key])
     except Exception:  # a failed replay leaves the old queue to age out; the next request plays itself
         log.exception("replaying the queue of branch %s failed", branch_id)
     finally:
         with _registry:
-            _replaying.discard(key)
+            _replaying.pop(key, None)
 
 
 def wait_idle(timeout: float = 5.0) -> bool:
@@ -238,18 +303,18 @@ def wait_idle(timeout: float = 5.0) -> bool:
 def on_changes(changes: list[QueueChange], engine: Engine) -> None:
     """Events bus subscriber: a call, finish, transfer, counter change... reorders the play."""
     with _registry:
-        kept = _played.get(engine)
-        if not kept:
-            return
+        kept = _played.get(engine, {})
         for change in changes:
             if change.type == "issued":
                 continue  # picked up by id at the next issue, which sees whether it goes at the end
             played = kept.get(change.branch_id)
-            if played is None:
-                continue
-            played.reordered = True
-            if change.ticket_id in played.walk_in_ids and (change.status != "waiting" or change.type == "transferred"):
-                with played.lock:
-                    played.walk_in_ids.discard(change.ticket_id)
-                    service_id = change.data.get("from_service", change.service_id)
-                    played.left[service_id] = played.left.get(service_id, 0) + 1
+            in_flight = _replaying.get((id(engine), change.branch_id))
+            if played is not None:
+                played.reordered = True
+            departure = (None, None)  # a reorder only
+            if change.status != "waiting" or change.type == "transferred":
+                departure = (change.ticket_id, change.data.get("from_service", change.service_id))
+                if played is not None:
+                    _count_out(played, *departure)
+            if in_flight is not None:
+                in_flight.append(departure)

@@ -36,6 +36,7 @@ def test_a_server_with_json_logs_writes_one_object_per_line_with_request_ids(db_
     first = access["edge-7f3a.42"]
     assert first["method"] == "GET" and first["path"] == "/api/v1/branches" and first["status"] == 200
     assert isinstance(first["duration_ms"], float) and first["level"] == "INFO"
+    assert isinstance(first["waited_ms"], float) and first["waited_ms"] >= 0  # its wait for a turn
     assert first["time"].endswith("Z")
     missing = access[fresh.headers["X-Request-ID"]]
     assert missing["status"] == 404 and missing["path"] == "/api/v1/branches/nowhere"

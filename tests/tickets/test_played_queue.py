@@ -4,6 +4,7 @@ run, and equals a full run of the longer queue at the same moment.
 Domain level on a real database (SQLite; PostgreSQL with QUEUE_APP_TEST_DATABASE=postgresql),
 explicit `now` except where the background replay on the real clock is the point.
 """
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from queue_app.booking import operations as booking
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Counter
+from queue_app.core import request_line
 from queue_app.core.models import utcnow
 from queue_app.tickets import estimate_learning, estimates, played_queue, queue_order, queueing
 
@@ -177,7 +179,7 @@ def test_replays_are_spaced_by_their_own_cost(session, branch):
     back: no sooner than twenty times its CPU time, and the kept queue serves until the next one
     has had time to land."""
     kept = played_queue.play(session, branch, at(10, 0))
-    kept.cost_s = 0.005  # a short line
+    kept.cost_s, kept.wall_s = 0.005, 0.0  # a short line, played at once
     assert played_queue._replay_after(kept) == played_queue.REFRESH_AFTER_S
     kept.reordered = True
     assert played_queue._replay_after(kept) == played_queue.REORDERED_AFTER_S
@@ -192,6 +194,9 @@ def test_replays_are_spaced_by_their_own_cost(session, branch):
     # Serving that long is what keeps the issuing requests from playing the long line in full.
     assert played_queue._serves(kept, branch, session, at(10, 0) + timedelta(seconds=7.5), live=True)
     assert not played_queue._serves(kept, branch, session, at(10, 0) + timedelta(seconds=8.5), live=True)
+    # A replay that took turns with a busy line of requests took seconds: its next one will too.
+    kept.wall_s = 3.0
+    assert kept.serves_for_s() == pytest.approx(14.0)
 
 
 def test_a_rolled_back_issue_leaves_no_ticket_in_the_played_queue(session, branch):
@@ -246,3 +251,36 @@ def test_a_quiet_branchs_played_queue_is_not_kept(session, branch):
     played_queue.play(session, other, at(10, 2))
     assert played_queue.played_for(session, branch.id) is None
     assert played_queue.played_for(session, other.id) is not None
+
+
+def test_a_replay_taking_turns_with_requests_takes_in_what_happened_between_its_turns(session, branch, monkeypatch):
+    """On the real clock, with the request line busy: a replay reads the line in its first turn
+    and plays on in later ones. Tickets issued and a call made between its turns are in the queue
+    it keeps (taken in, counted out), so the next issue does not have to play them all at once."""
+    monkeypatch.setattr(played_queue, "REFRESH_AFTER_S", 0.0)
+    monkeypatch.setattr(played_queue, "REPLAY_COST_SHARE", 0)
+    request_line.configure(10.0)  # no turn overruns its slice here
+    try:
+        for _ in range(300):  # a run of 300 takes many 4 ms turns
+            queueing.issue_ticket(session, "pq", "A")
+        assert played_queue.wait_idle(10)
+        with request_line.line.turn():  # a request's turn: the replay queues behind it
+            played_queue.refresh_if_due(session.get_bind(), branch.id)
+            deadline = time.monotonic() + 5
+            while len(request_line.line) < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+        with request_line.line.turn():  # the next request, between the replay's first turn and its second
+            joined = [queueing.issue_ticket(session, "pq", "F").ticket.id for _ in range(3)]
+            called = queueing.call_next(session, desk(session, "Desk 1"))
+            called_id, called_service = called.id, called.service_id
+        assert played_queue.wait_idle(10)
+    finally:
+        request_line.configure(request_line.DEFAULT_SLICE_S)
+    kept = played_queue.played_for(session, branch.id)
+    assert kept.wall_s > kept.cost_s  # it waited for turns
+    assert kept.last_id == max(joined)
+    assert set(joined) <= kept.walk_in_ids
+    assert called_id not in kept.walk_in_ids and kept.left == {called_service: 1}
+    assert kept.reordered
+    assert len(kept.queue.state.waiting) == 303  # the 300 it read, the 3 taken in

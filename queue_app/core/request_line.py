@@ -1,0 +1,141 @@
+"""The request line: a process's requests take turns on its one interpreter, in arrival order.
+
+A worker serves many requests at once on threads, but Python runs one thread at a time (the
+GIL). Left to the GIL, every request in flight gets a share of the interpreter, so each takes as
+long as all of them together, and the share each gets is uneven: at 20 kiosks p99 was twice p50,
+and every statement's wait for the GIL after SQLite released it cost system time too
+(bench/issuance.py, docs/pages/operating/benchmarks.md). In line, a request runs alone and finishes
+in its own few milliseconds; the ones behind it wait for the ones ahead, which is what they did
+anyway, but evenly.
+
+- A turn held longer than the slice (QUEUE_APP_REQUEST_LINE_SLICE_MS, 20 ms by default; 0 turns the
+  line off) stops blocking: the next turn starts beside it. A slow page, a request waiting for a
+  lock or for another service, never holds up the lobby for more than a slice, and nothing can
+  deadlock on the line.
+- Background CPU work (the played queue's replays, tickets/played_queue.py) takes turns in the same
+  line, a few milliseconds each (`Paced`), instead of taking the interpreter from the requests for a
+  whole run.
+- Socket.IO traffic does not go through the line: its middleware sits outside it (create_app), and
+  a long-poll or a WebSocket lives far longer than a slice.
+
+The line is per process; correctness never depends on it (two requests may always overlap, and
+the database's locks decide), it only orders the work.
+"""
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+
+DEFAULT_SLICE_S = 0.020
+BACKGROUND_TURN_S = 0.004  # CPU a background turn runs before going to the back of the line
+WAITED_KEY = "queue_app.waited_in_line_s"  # WSGI environ: seconds the request waited for its turn
+
+
+class RequestLine:
+    def __init__(self, slice_s: float = DEFAULT_SLICE_S):
+        self.slice_s = slice_s
+        self._lock = threading.Lock()
+        self._waiting: deque[threading.Event] = deque()  # oldest first
+        self._holder: threading.Event | None = None  # the turn that holds the line
+        self._since = 0.0  # when it got it (monotonic)
+
+    def _take(self) -> threading.Event:
+        turn = threading.Event()
+        with self._lock:
+            if self._holder is None:
+                self._holder, self._since = turn, time.monotonic()
+                return turn
+            self._waiting.append(turn)
+        while True:
+            with self._lock:
+                if self._holder is turn:
+                    return turn
+                left = self.slice_s - (time.monotonic() - self._since)
+                if self._waiting[0] is turn and left <= 0:
+                    # The holder overran its slice: it goes on beside the line and this turn starts.
+                    self._waiting.popleft()
+                    self._holder, self._since = turn, time.monotonic()
+                    return turn
+                timeout = left if self._waiting[0] is turn else self.slice_s
+            turn.wait(timeout)
+
+    def _give_back(self, turn: threading.Event) -> None:
+        with self._lock:
+            if self._holder is not turn:
+                return  # it overran and the line moved on without it
+            if self._waiting:
+                self._holder, self._since = self._waiting.popleft(), time.monotonic()
+                self._holder.set()
+            else:
+                self._holder = None
+
+    @contextmanager
+    def turn(self):
+        """Wait for this thread's turn, hold it for the block (or until it overruns the slice)."""
+        if self.slice_s <= 0:
+            yield
+            return
+        turn = self._take()
+        try:
+            yield
+        finally:
+            self._give_back(turn)
+
+    def __len__(self) -> int:
+        """Turns waiting (the holder not counted)."""
+        with self._lock:
+            return len(self._waiting)
+
+
+class Paced:
+    """Background work in short turns of the line: `with Paced(line) as pace:` takes a turn, and
+    each `pace()` goes to the back of the line once the turn has run BACKGROUND_TURN_S of CPU."""
+
+    def __init__(self, line: RequestLine, turn_s: float = BACKGROUND_TURN_S):
+        self.line, self.turn_s = line, turn_s
+        self._turn = None
+        self._began = 0.0
+
+    def __enter__(self):
+        self._enter()
+        return self
+
+    def __exit__(self, *exc):
+        self._leave()
+
+    def _enter(self):
+        if self.line.slice_s > 0:
+            self._turn = self.line._take()
+        self._began = time.thread_time()
+
+    def _leave(self):
+        if self._turn is not None:
+            self.line._give_back(self._turn)
+            self._turn = None
+
+    def __call__(self) -> None:
+        if self._turn is not None and time.thread_time() - self._began >= self.turn_s:
+            self._leave()
+            self._enter()
+
+
+# One per process: requests and background work of every app in it share the interpreter.
+line = RequestLine()
+
+
+def configure(slice_s: float) -> None:
+    line.slice_s = slice_s
+
+
+class InLine:
+    """WSGI middleware: each request runs in its turn of the process's line. Only the application
+    call is in line; a streamed body is sent after the turn."""
+
+    def __init__(self, wsgi_app, request_line: RequestLine = line):
+        self.wsgi_app, self.line = wsgi_app, request_line
+
+    def __call__(self, environ, start_response):
+        arrived = time.perf_counter()
+        with self.line.turn():
+            environ[WAITED_KEY] = time.perf_counter() - arrived  # the access line shows it (core/logs.py)
+            return self.wsgi_app(environ, start_response)
