@@ -21,6 +21,7 @@ anyway, but evenly.
 The line is per process; correctness never depends on it (two requests may always overlap, and
 the database's locks decide), it only orders the work.
 """
+import os
 import threading
 import time
 from collections import deque
@@ -35,39 +36,59 @@ class RequestLine:
     def __init__(self, slice_s: float = DEFAULT_SLICE_S):
         self.slice_s = slice_s
         self._lock = threading.Lock()
-        self._waiting: deque[threading.Event] = deque()  # oldest first
-        self._holder: threading.Event | None = None  # the turn that holds the line
+        # Each waiting turn is a plain lock, held until its turn comes (the cheapest hand-over:
+        # Event and Condition are Python code around the same lock).
+        self._waiting: deque[threading.Lock] = deque()  # oldest first
+        self._holder: object | None = None  # the turn that holds the line
         self._since = 0.0  # when it got it (monotonic)
+        self._watcher_pid = 0  # the process whose watcher thread runs (a forked worker starts its own)
+        self._watcher_wake = threading.Event()
 
-    def _take(self) -> threading.Event:
-        turn = threading.Event()
+    def _take(self) -> object:
         with self._lock:
             if self._holder is None:
+                turn = object()
                 self._holder, self._since = turn, time.monotonic()
                 return turn
+            turn = threading.Lock()
+            turn.acquire()
             self._waiting.append(turn)
-        while True:
-            with self._lock:
-                if self._holder is turn:
-                    return turn
-                left = self.slice_s - (time.monotonic() - self._since)
-                if self._waiting[0] is turn and left <= 0:
-                    # The holder overran its slice: it goes on beside the line and this turn starts.
-                    self._waiting.popleft()
-                    self._holder, self._since = turn, time.monotonic()
-                    return turn
-                timeout = left if self._waiting[0] is turn else self.slice_s
-            turn.wait(timeout)
+            if self._watcher_pid != os.getpid():
+                self._watcher_pid = os.getpid()
+                threading.Thread(target=self._watch, name="request-line", daemon=True).start()
+            elif len(self._waiting) == 1:
+                self._watcher_wake.set()
+        turn.acquire()  # released by the hand-over
+        return turn
 
-    def _give_back(self, turn: threading.Event) -> None:
+    def _hand_to_next(self) -> None:
+        """The first in line holds the line (under self._lock)."""
+        self._holder, self._since = self._waiting.popleft(), time.monotonic()
+        self._holder.release()
+
+    def _give_back(self, turn: object) -> None:
         with self._lock:
             if self._holder is not turn:
                 return  # it overran and the line moved on without it
             if self._waiting:
-                self._holder, self._since = self._waiting.popleft(), time.monotonic()
-                self._holder.set()
+                self._hand_to_next()
             else:
                 self._holder = None
+
+    def _watch(self) -> None:
+        """One thread watches the clock for the whole line (waiters sleep until handed their turn,
+        so a hand-over wakes one thread): when the holder overruns its slice, the next one starts."""
+        while True:
+            with self._lock:
+                timeout = None
+                while self._waiting:
+                    timeout = self.slice_s - (time.monotonic() - self._since)
+                    if timeout > 0:
+                        break
+                    self._hand_to_next()  # the holder goes on beside the line
+                    timeout = None
+                self._watcher_wake.clear()
+            self._watcher_wake.wait(timeout)
 
     @contextmanager
     def turn(self):
