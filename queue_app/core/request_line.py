@@ -4,7 +4,7 @@ A worker serves many requests at once on threads, but Python runs one thread at 
 GIL). Left to the GIL, every request in flight gets a share of the interpreter, so each takes as
 long as all of them together, and the share each gets is uneven: at 20 kiosks p99 was twice p50,
 and every statement's wait for the GIL after SQLite released it cost system time too
-(bench/issuance.py, docs/pages/operating/benchmarks.md). In line, a request runs alone and finishes
+(bench/issuance.py, docs/pages/benchmarks.md). In line, a request runs alone and finishes
 in its own few milliseconds; the ones behind it wait for the ones ahead, which is what they did
 anyway, but evenly.
 

@@ -229,7 +229,9 @@ def _take_in(played: PlayedQueue, row, joined: float) -> None:
 
 def _catch_up(session: Session, played: PlayedQueue, pace: Callable[[], None]) -> None:
     """A replay's tickets issued while it ran, taken in before it is kept (in its turns), pass
-    after pass (more join during each) until a few are left for the next issue to take in."""
+    after pass (more join during each) until a few are left for the next issue to take in, or
+    until a pass finds no fewer than the last (kiosks issuing faster than its turns play them)."""
+    found = None
     while True:
         session.rollback()  # a new snapshot: the run (or the last pass) read the line as it was
         rows = _joined_since(session, played)
@@ -237,8 +239,9 @@ def _catch_up(session: Session, played: PlayedQueue, pace: Callable[[], None]) -
         for row in rows:
             _take_in(played, row, joined)
             pace()
-        if len(rows) <= CAUGHT_UP:
+        if len(rows) <= CAUGHT_UP or (found is not None and len(rows) >= found):
             return
+        found = len(rows)
 
 
 def _count_out(played: PlayedQueue, ticket_id: int, service_id: int) -> None:
