@@ -11,7 +11,7 @@ blp = Blueprint("api_auth", __name__, description="Staff bearer tokens")
 
 @blp.route("/auth/token", methods=["POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
-@blp.arguments(TokenRequest)
+@blp.arguments(TokenRequest())
 @blp.response(200, TokenResponse)
 def create_token(body):
     """Exchange a staff e-mail and password for a bearer token."""

@@ -82,7 +82,7 @@ def _manage_url(token: str, language: str) -> str:
 
 @blp.route("/branches/<string:slug>/availability", methods=["GET"])
 @limiter.limit(_limit("AVAILABILITY_RATE_LIMIT"))
-@blp.arguments(AvailabilityQuery, location="query")
+@blp.arguments(AvailabilityQuery(), location="query")
 @blp.response(200, AvailabilitySchema)
 def availability(query, slug):
     """Bookable slots per local day with remaining capacity; times in branch local time with offset."""
@@ -101,7 +101,7 @@ def availability(query, slug):
 
 @blp.route("/branches/<string:slug>/appointments", methods=["POST"])
 @limiter.limit(_limit("BOOKING_RATE_LIMIT"), exempt_when=lambda: current_principal().staff is not None)
-@blp.arguments(AppointmentRequest)
+@blp.arguments(AppointmentRequest())
 @blp.response(201, BookedSchema)
 @blp.alt_response(200, schema=BookedSchema, description="A replay of the same Idempotency-Key: the same booking.")
 @blp.doc(security=[{}, {"bearer": []}], parameters=[{
@@ -137,7 +137,7 @@ def get_appointment(token):
 
 @blp.route("/appointments/<string:token>", methods=["PATCH"])
 @limiter.limit(_limit("LOOKUP_RATE_LIMIT"))
-@blp.arguments(RescheduleRequest)
+@blp.arguments(RescheduleRequest())
 @blp.response(200, AppointmentSchema)
 def reschedule_appointment(body, token):
     """Move the booking to another slot, until the branch's change cut-off (then 409 cutoff_passed); if that
@@ -156,7 +156,7 @@ def cancel_appointment(token):
 
 @blp.route("/branches/<string:slug>/check-in", methods=["POST"])
 @limiter.limit(_limit("LOOKUP_RATE_LIMIT"), key_func=_caller_key)
-@blp.arguments(CheckInRequest)
+@blp.arguments(CheckInRequest())
 @blp.response(201, CheckedInSchema)
 @blp.alt_response(200, schema=CheckedInSchema, description="Checked in before: the same ticket.")
 @blp.doc(security=BEARER)
@@ -176,7 +176,7 @@ def check_in(body, slug):
 
 
 @blp.route("/branches/<string:slug>/appointments", methods=["GET"])
-@blp.arguments(DayQuery, location="query")
+@blp.arguments(DayQuery(), location="query")
 @blp.response(200, StaffAppointmentSchema(many=True))
 @blp.doc(security=BEARER)
 def day_appointments(query, slug):

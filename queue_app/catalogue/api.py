@@ -37,7 +37,7 @@ def list_branches():
 
 
 @blp.route("/branches", methods=["POST"])
-@blp.arguments(BranchCreate)
+@blp.arguments(BranchCreate())
 @blp.response(201, BranchSchema)
 @blp.doc(security=BEARER)
 def create_branch(body):
@@ -54,7 +54,7 @@ def get_branch(slug):
 
 
 @blp.route("/branches/<string:slug>", methods=["PATCH"])
-@blp.arguments(BranchUpdate)
+@blp.arguments(BranchUpdate())
 @blp.response(200, BranchSchema)
 @blp.doc(security=BEARER)
 def update_branch(body, slug):
@@ -75,7 +75,7 @@ def list_services(slug):
 
 
 @blp.route("/branches/<string:slug>/services", methods=["POST"])
-@blp.arguments(ServiceCreate)
+@blp.arguments(ServiceCreate())
 @blp.response(201, ServiceSchema)
 @blp.doc(security=BEARER)
 def create_service(body, slug):
@@ -85,7 +85,7 @@ def create_service(body, slug):
 
 
 @blp.route("/services/<int:service_id>", methods=["PATCH"])
-@blp.arguments(ServiceUpdate)
+@blp.arguments(ServiceUpdate())
 @blp.response(200, ServiceSchema)
 @blp.doc(security=BEARER)
 def update_service(body, service_id):
@@ -106,7 +106,7 @@ def list_counters(slug):
 
 
 @blp.route("/branches/<string:slug>/counters", methods=["POST"])
-@blp.arguments(CounterCreate)
+@blp.arguments(CounterCreate())
 @blp.response(201, CounterSchema)
 @blp.doc(security=BEARER)
 def create_counter(body, slug):
@@ -116,7 +116,7 @@ def create_counter(body, slug):
 
 
 @blp.route("/counters/<int:counter_id>", methods=["PATCH"])
-@blp.arguments(CounterUpdate)
+@blp.arguments(CounterUpdate())
 @blp.response(200, CounterSchema)
 @blp.doc(security=BEARER)
 def update_counter(body, counter_id):
@@ -140,7 +140,7 @@ def list_staff():
 
 
 @blp.route("/staff", methods=["POST"])
-@blp.arguments(StaffCreate)
+@blp.arguments(StaffCreate())
 @blp.response(201, StaffSchema)
 @blp.doc(security=BEARER)
 def create_staff(body):
@@ -150,7 +150,7 @@ def create_staff(body):
 
 
 @blp.route("/staff/<int:staff_id>", methods=["PATCH"])
-@blp.arguments(StaffUpdate)
+@blp.arguments(StaffUpdate())
 @blp.response(200, StaffSchema)
 @blp.doc(security=BEARER)
 def update_staff(body, staff_id):

@@ -98,7 +98,7 @@ def _branch(slug: str, role: str = "manager"):
 # --- records -------------------------------------------------------------------------------------
 
 @blp.route("/branches/<string:slug>/customers", methods=["GET"])
-@blp.arguments(CustomerSearchQuery, location="query")
+@blp.arguments(CustomerSearchQuery(), location="query")
 @blp.response(200, CustomerBrief(many=True))
 @blp.doc(security=BEARER)
 def search_customers(query, slug):
@@ -166,7 +166,7 @@ def erase_customer(customer_id):
 
 
 @blp.route("/customers/<int:customer_id>/merge", methods=["POST"])
-@blp.arguments(MergeRequest)
+@blp.arguments(MergeRequest())
 @blp.response(200, CustomerBrief)
 @blp.doc(security=BEARER)
 def merge_customers(body, customer_id):
@@ -190,7 +190,7 @@ def ticket_customer(ticket_id):
 
 
 @blp.route("/tickets/<int:ticket_id>/customer", methods=["POST"])
-@blp.arguments(AttachRequest)
+@blp.arguments(AttachRequest())
 @blp.response(200, CustomerBrief)
 @blp.doc(security=BEARER)
 def attach_customer(body, ticket_id):
@@ -212,7 +212,7 @@ def _answer(ticket: Ticket, body: dict, channel: str) -> dict:
 
 @blp.route("/tickets/<string:token>/feedback", methods=["POST"])
 @limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"])
-@blp.arguments(FeedbackRequest)
+@blp.arguments(FeedbackRequest())
 @blp.response(201, FeedbackAnswerSchema)
 def ticket_feedback(body, token):
     """The holder rates the finished visit (1-5, optional comment, 0-10 recommend); once."""
@@ -221,7 +221,7 @@ def ticket_feedback(body, token):
 
 @blp.route("/feedback/<string:token>", methods=["POST"])
 @limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"])
-@blp.arguments(FeedbackRequest)
+@blp.arguments(FeedbackRequest())
 @blp.response(201, FeedbackAnswerSchema)
 def mailed_feedback(body, token):
     """The same answer through the link in the feedback mail; once per visit."""
@@ -236,7 +236,7 @@ def _period(query: dict, branch) -> tuple[datetime | None, datetime | None]:
 
 
 @blp.route("/branches/<string:slug>/feedback", methods=["GET"])
-@blp.arguments(PeriodQuery, location="query")
+@blp.arguments(PeriodQuery(), location="query")
 @blp.response(200, FeedbackSummarySchema)
 @blp.doc(security=BEARER)
 def feedback_summary(query, slug):
@@ -251,7 +251,7 @@ def feedback_summary(query, slug):
 # --- segments, rules, churn ------------------------------------------------------------------------
 
 @blp.route("/branches/<string:slug>/segments", methods=["GET"])
-@blp.arguments(SegmentsQuery, location="query")
+@blp.arguments(SegmentsQuery(), location="query")
 @blp.response(200, SegmentsSchema)
 @blp.doc(security=BEARER)
 def segments(query, slug):
@@ -289,7 +289,7 @@ def get_rules(slug):
 
 
 @blp.route("/branches/<string:slug>/customer-rules", methods=["PATCH"])
-@blp.arguments(RulesSchema)
+@blp.arguments(RulesSchema())
 @blp.response(200, RulesSchema)
 @blp.doc(security=BEARER)
 def update_rules(body, slug):
@@ -330,7 +330,7 @@ def contacted(alert_id):
 # --- audit ---------------------------------------------------------------------------------------
 
 @blp.route("/audit", methods=["GET"])
-@blp.arguments(AuditQuery, location="query")
+@blp.arguments(AuditQuery(), location="query")
 @blp.response(200, AuditEntrySchema(many=True))
 @blp.doc(security=BEARER)
 def audit_log(query):

@@ -30,7 +30,7 @@ def _pairing_key() -> str:
 @blp.route("/kiosk/pair", methods=["POST"])
 # Public (the device has no credentials yet): few tries per address, so codes cannot be guessed.
 @limiter.limit(lambda: current_app.config["PAIRING_RATE_LIMIT"], key_func=_pairing_key)
-@blp.arguments(PairRequest)
+@blp.arguments(PairRequest())
 @blp.response(201, PairedSchema)
 def pair(body):
     """Exchange a one-time pairing code from the manager page for a device token (shown once)."""
@@ -44,7 +44,7 @@ def pair(body):
 
 
 @blp.route("/kiosk/heartbeat", methods=["POST"])
-@blp.arguments(HeartbeatRequest)
+@blp.arguments(HeartbeatRequest())
 @blp.response(200, HeartbeatSchema)
 @blp.doc(security=BEARER)
 def heartbeat(body):

@@ -171,7 +171,7 @@ def http_inbound():
 
 
 @blp.route("/sms/opt-outs", methods=["POST"])
-@blp.arguments(OptOutBody)
+@blp.arguments(OptOutBody())
 @blp.response(200, OptOutSchema)
 @blp.doc(security=BEARER)
 def set_opt_out(body):

@@ -41,7 +41,7 @@ def _plan_day(branch, day: date) -> dict:
 
 
 @blp.route("/branches/<string:slug>/forecast", methods=["GET"])
-@blp.arguments(PlanDayQuery, location="query")
+@blp.arguments(PlanDayQuery(), location="query")
 @blp.response(200, ForecastDay)
 @blp.doc(security=BEARER)
 def get_forecast(query, slug):
@@ -64,7 +64,7 @@ def get_forecast(query, slug):
 
 
 @blp.route("/branches/<string:slug>/staffing", methods=["GET"])
-@blp.arguments(PlanDayQuery, location="query")
+@blp.arguments(PlanDayQuery(), location="query")
 @blp.response(200, StaffingDay)
 @blp.doc(security=BEARER)
 def get_staffing(query, slug):
@@ -74,7 +74,7 @@ def get_staffing(query, slug):
 
 
 @blp.route("/branches/<string:slug>/staffing", methods=["PUT"])
-@blp.arguments(StaffingOverrideRequest)
+@blp.arguments(StaffingOverrideRequest())
 @blp.response(200, StaffingDay)
 @blp.doc(security=BEARER)
 def put_staffing(body, slug):

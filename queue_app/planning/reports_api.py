@@ -14,7 +14,7 @@ BEARER = [{"bearer": []}]
 
 
 @blp.route("/branches/<string:slug>/stats", methods=["GET"])
-@blp.arguments(StatsQuery, location="query")
+@blp.arguments(StatsQuery(), location="query")
 @blp.response(200, StatsSchema)
 @blp.doc(security=BEARER)
 def stats(query, slug):

@@ -45,7 +45,7 @@ def _track_url(token: str) -> str:
 # A kiosk token: per device, as on the kiosk page (a device tapped or scripted in a loop).
 @limiter.limit(lambda: current_app.config["KIOSK_TICKET_RATE_LIMIT"], key_func=caller_rate_key,
                exempt_when=not_a_kiosk)
-@blp.arguments(TicketRequest)
+@blp.arguments(TicketRequest())
 @blp.response(201, IssuedTicketSchema)
 @blp.doc(security=BEARER + [{}])
 def issue_ticket(body, slug):
@@ -159,7 +159,7 @@ for _verb, _action in ACTIONS.items():
 
 
 @blp.route("/tickets/<int:ticket_id>/transfer", methods=["POST"])
-@blp.arguments(TransferRequest)
+@blp.arguments(TransferRequest())
 @blp.response(200, StaffTicketSchema)
 @blp.doc(security=BEARER)
 def transfer(body, ticket_id):

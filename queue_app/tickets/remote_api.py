@@ -96,7 +96,7 @@ def _track_url(token: str) -> str:
 @blp.route("/branches/<string:slug>/remote-tickets/code", methods=["POST"])
 @limiter.limit(lambda: current_app.config["JOIN_CODE_RATE_LIMIT"])
 @limiter.limit(lambda: current_app.config["JOIN_CODE_CONTACT_RATE_LIMIT"], key_func=_contact_key)
-@blp.arguments(CodeRequest)
+@blp.arguments(CodeRequest())
 @blp.response(202, CodeSentSchema)
 def send_code(body, slug):
     """Send a six-digit code to a phone (SMS) or e-mail, valid 10 minutes: typing it back proves the contact."""
@@ -107,7 +107,7 @@ def send_code(body, slug):
 
 @blp.route("/branches/<string:slug>/remote-tickets", methods=["POST"])
 @limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"])
-@blp.arguments(RemoteTicketRequest)
+@blp.arguments(RemoteTicketRequest())
 @blp.response(201, RemoteTicketSchema)
 @blp.alt_response(200, schema=RemoteTicketSchema, description="The contact's active remote ticket, given back.")
 def join(body, slug):
@@ -130,7 +130,7 @@ def join(body, slug):
 
 @blp.route("/tickets/<string:token>/arrived", methods=["POST"])
 @limiter.limit(lambda: current_app.config["LOOKUP_RATE_LIMIT"])
-@blp.arguments(ArrivedRequest)
+@blp.arguments(ArrivedRequest())
 @blp.response(200, TrackedTicketSchema)
 def arrived(body, token):
     """"I'm here": the holder of a remote ticket is at the branch (the page's button, or with today's code)."""

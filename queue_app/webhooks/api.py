@@ -71,7 +71,7 @@ def list_webhooks(slug):
 
 
 @blp.route("/branches/<slug>/webhooks", methods=["POST"])
-@blp.arguments(EndpointCreate)
+@blp.arguments(EndpointCreate())
 @blp.response(201, EndpointWithSecret)
 @blp.doc(security=BEARER)
 def create_webhook(body, slug):
@@ -93,7 +93,7 @@ def get_webhook(endpoint_id):
 
 
 @blp.route("/webhooks/<int:endpoint_id>", methods=["PATCH"])
-@blp.arguments(EndpointUpdate)
+@blp.arguments(EndpointUpdate())
 @blp.response(200, EndpointSchema)
 @blp.doc(security=BEARER)
 def update_webhook(body, endpoint_id):
@@ -112,7 +112,7 @@ def delete_webhook(endpoint_id):
 
 
 @blp.route("/webhooks/<int:endpoint_id>/rotate-secret", methods=["POST"])
-@blp.arguments(RotateQuery, location="query")
+@blp.arguments(RotateQuery(), location="query")
 @blp.response(200, SecretSchema)
 @blp.doc(security=BEARER)
 def rotate_webhook_secret(query, endpoint_id):
@@ -135,7 +135,7 @@ def test_webhook(endpoint_id):
 
 
 @blp.route("/webhooks/<int:endpoint_id>/deliveries", methods=["GET"])
-@blp.arguments(DeliveriesQuery, location="query")
+@blp.arguments(DeliveriesQuery(), location="query")
 @blp.response(200, DeliverySchema(many=True))
 @blp.doc(security=BEARER)
 def webhook_deliveries(query, endpoint_id):
