@@ -228,7 +228,10 @@ def _as_loaded(session: Session, row) -> Ticket:
     """A ticket row an INSERT or UPDATE returned, as an object loaded in the session. Merged, not
     added: a ticket the session already holds takes the new values (a rolled-back ticket stays in
     the session, expired, and SQLite may give its id to the next one), as the ORM's loads do."""
-    made = Ticket(**row._mapping)
+    # Filled as the ORM's loading fills it, straight into the instance's dict: the constructor
+    # set each column through its instrumented attribute (300 Python calls an issue).
+    made = Ticket.__mapper__.class_manager.new_instance()
+    made.__dict__.update(row._mapping)
     make_transient_to_detached(made)  # clean, with these values as committed: no statement of its own
     return session.merge(made, load=False)
 
