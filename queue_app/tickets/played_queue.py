@@ -98,6 +98,10 @@ _replaying: dict[tuple[int, int], list[tuple[int | None, int | None]]] = {}
 _registry = threading.Lock()
 
 
+def _flight_key(engine: Engine, branch_id: int) -> tuple[int, int]:
+    return id(engine), branch_id
+
+
 def _engine(session: Session) -> Engine:
     return session.get_bind()
 
@@ -163,7 +167,7 @@ def _serves(played: PlayedQueue | None, branch: Branch, session: Session, now: d
         # While its replay is on its way (taking turns with a busy line of requests, it can take
         # seconds), the kept queue goes on serving rather than every issue playing a full run.
         fresh = 0 <= age <= played.serves_for_s() or (
-            0 <= age <= REPLAY_GRACE_S and (id(_engine(session)), branch.id) in _replaying)
+            0 <= age <= REPLAY_GRACE_S and _flight_key(_engine(session), branch.id) in _replaying)
     else:  # an explicit clock: only the very moment of the run, and only for walk-ins joining
         # (a quiet session, the simulator's, announces nothing, so its reorders are unseen)
         fresh = age == 0 and not played.reordered and not session.info.get(QUIET_KEY)
@@ -185,8 +189,6 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
         column = None
         for row in _joined_since(session, played):
             ticket_id, service_id = row[:2]
-            if ticket_id == ticket.id and not _goes_at_the_end(played, row):
-                return None  # a check-in or a credit: a full run for it, a replay for the others
             if ticket_id == ticket.id:
                 column = len(queue.columns)
                 # People ahead (queue_order.py) of a walk-in at the end of the line: every walk-in
@@ -194,7 +196,8 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
                 sharing = estimates.sharing_services(queue.state)(service_id)
                 ahead = sum(queue.walk_ins.get(s, 0) - played.left.get(s, 0) for s in sharing) + sum(
                     1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
-            _take_in(played, row, joined)
+            if not _take_in(played, row, joined) and ticket_id == ticket.id:
+                return None  # a check-in or a credit: a full run for it, a replay for the others
         if column is None:
             return None
         estimate = estimates.estimate_of(queue, column, ticket.service_id, joined)
@@ -219,12 +222,14 @@ def _goes_at_the_end(played: PlayedQueue, row) -> bool:
     return True
 
 
-def _take_in(played: PlayedQueue, row, joined: float) -> None:
-    """Play one picked-up ticket, `joined` minutes after the run, if it goes at the end."""
-    if _goes_at_the_end(played, row):
-        played.last_id = max(played.last_id, row[0])
-        played.queue.extend(waiting_now(*row, played.queue.state.now), joined)
-        played.walk_in_ids.add(row[0])
+def _take_in(played: PlayedQueue, row, joined: float) -> bool:
+    """Play one picked-up ticket, `joined` minutes after the run, if it goes at the end; whether it did."""
+    if not _goes_at_the_end(played, row):
+        return False
+    played.last_id = max(played.last_id, row[0])
+    played.queue.extend(waiting_now(*row, played.queue.state.now), joined)
+    played.walk_in_ids.add(row[0])
+    return True
 
 
 def _catch_up(session: Session, played: PlayedQueue, pace: Callable[[], None]) -> None:
@@ -270,7 +275,7 @@ def refresh_if_due(engine: Engine, branch_id: int, now: datetime | None = None) 
         played = _played.get(engine, {}).get(branch_id)
         if played is not None and played.age_s(now) < _replay_after(played):
             return
-        key = (id(engine), branch_id)
+        key = _flight_key(engine, branch_id)
         if key in _replaying:
             return
         _replaying[key] = []
@@ -311,7 +316,7 @@ def on_changes(changes: list[QueueChange], engine: Engine) -> None:
             if change.type == "issued":
                 continue  # picked up by id at the next issue, which sees whether it goes at the end
             played = kept.get(change.branch_id)
-            in_flight = _replaying.get((id(engine), change.branch_id))
+            in_flight = _replaying.get(_flight_key(engine, change.branch_id))
             if played is not None:
                 played.reordered = True
             departure = (None, None)  # a reorder only
