@@ -27,7 +27,7 @@ from queue_app.core import config as settings
 from queue_app.core import events, logs, request_line, row_cache
 from queue_app.core.database import configure_engine, engine_options
 from queue_app.core.extensions import babel, csrf, db, limiter, login_manager, migrate
-from queue_app.web import api, health, input_rules, security_headers
+from queue_app.web import api, health, input_rules, security_headers, session_cookie
 
 # The features, in the order they are wired: each init_app registers its pages, API, session hooks
 # and template helpers. API blueprints appear in the OpenAPI document in this order.
@@ -110,6 +110,7 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    app.session_interface = session_cookie.CookieFirstSessions()
     login_manager.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)

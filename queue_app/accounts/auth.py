@@ -42,10 +42,19 @@ def _staff_from_token(token: str) -> Principal:
         return Principal(error="token_expired")
     except BadSignature:
         return Principal(error="token_invalid")
-    staff = db.session.scalar(_STAFF_BY_ID, {"staff_id": data.get("s")}) if isinstance(data, dict) else None
+    staff = _staff_by_id(data.get("s")) if isinstance(data, dict) else None
     if staff is None or not staff.active or staff.token_version != data.get("v"):
         return Principal(error="token_invalid")
     return Principal(staff=staff)
+
+
+def _staff_by_id(staff_id) -> Staff | None:
+    # Kept per process while no account changes (core/row_cache.py), with its branches: every staff
+    # request checks them. A password change or a deactivation counts at once.
+    if not isinstance(staff_id, int) or isinstance(staff_id, bool):
+        return None
+    return row_cache.get(db.session, Staff, ("id", staff_id),
+                         lambda: db.session.scalars(_STAFF_BY_ID, {"staff_id": staff_id}).unique().one_or_none())
 
 
 def _kiosk_from_token(token: str) -> Principal:
@@ -104,7 +113,7 @@ def load_staff(user_id: str):
     staff_id, _, version = user_id.partition(":")
     if not staff_id.isdigit():
         return None
-    staff = db.session.get(Staff, int(staff_id))
+    staff = _staff_by_id(int(staff_id))
     if staff is None or not staff.active or str(staff.token_version) != version:
         return None  # password changed or account disabled: the session ends
     return staff

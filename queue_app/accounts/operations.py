@@ -29,7 +29,10 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime |
                  hash_cost: str = DEFAULT_HASH_COST) -> Staff:
     """`hash_cost`: the app's PASSWORD_HASH_COST, the cost of the hash verified for an unknown account."""
     now = now or utcnow()
-    staff = session.scalar(select(Staff).where(Staff.email == (email or "").strip().lower()))
+    # populate_existing: the session may hold this account as a kept copy (core/row_cache.py), whose
+    # failed attempts and lockout are not kept fresh.
+    staff = session.scalar(select(Staff).where(Staff.email == (email or "").strip().lower())
+                           .execution_options(populate_existing=True))
     if staff is not None and staff.locked_until and staff.locked_until > now:
         wait = math.ceil((staff.locked_until - now).total_seconds())
         raise Locked("account_locked",

@@ -54,16 +54,20 @@ VOLATILE_ONLY = {_VOLATILE_OPTION: True}
 _READ_KEY, _RAISED_KEY = "row_cache_version", "row_cache_raised"
 
 _watched: dict[type, frozenset[str]] = {}  # class -> its volatile columns
+_kept_with: dict[type, tuple[str, ...]] = {}  # class -> relationships to watched rows kept with it
 # Per engine (database), then per (class, key): (version, the kept row). Weak keys: a disposed
 # app's engine takes its rows along.
 _kept: "weakref.WeakKeyDictionary[Engine, dict[tuple, tuple[int, _Kept]]]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
-def watch(cls: type, *, volatile: tuple[str, ...] = ()) -> None:
+def watch(cls: type, *, volatile: tuple[str, ...] = (), keep_with: tuple[str, ...] = ()) -> None:
     """Rows of `cls` may be kept; their changes raise the version, except changes of `volatile`
-    columns only (which kept copies may therefore show stale: read those with a query)."""
+    columns only (which kept copies may therefore show stale: read those with a query).
+    `keep_with`: relationships to rows of watched classes, kept along (a copy has them loaded, as
+    the lookup did); a change of such a relationship changes its owner, so it raises the version."""
     _watched[cls] = frozenset(volatile)
+    _kept_with[cls] = keep_with
 
 
 def version(session: Session) -> int | None:
@@ -95,24 +99,32 @@ def get(session: Session, cls: type[T], key, load: Callable[[], T | None]) -> T 
     # The load's autoflush may have written this transaction's changes (and raised the number):
     # then what it found may be uncommitted, and is not kept.
     if found is not None and not _raised(session):
-        values = {attr.key: getattr(found, attr.key) for attr in inspect(cls).column_attrs}
-        kept = _Kept(cls, values)
-        with _lock:
-            _kept.setdefault(engine, {})[(cls, key)] = (current, kept)
+        kept = _Kept.of(found)
+        if not _raised(session):  # reading its relationships may have loaded them (and autoflushed)
+            with _lock:
+                _kept.setdefault(engine, {})[(cls, key)] = (current, kept)
     return found
 
 
 class _Kept:
     """A row as loaded: a detached object of its column values, its JSON values (dicts, lists)
-    as text. A request may change its copy's JSON in place, and parsing is a far cheaper deep
-    copy than copy.deepcopy."""
+    as text, and the kept rows of its `keep_with` relationships. A request may change its copy's
+    JSON in place, and parsing is a far cheaper deep copy than copy.deepcopy."""
 
-    def __init__(self, cls: type, values: dict):
+    def __init__(self, cls: type, values: dict, related: dict[str, list["_Kept"]]):
         self.json = {key: json.dumps(value) for key, value in values.items() if isinstance(value, (dict, list))}
         self.row = cls(**{**values, **{key: json.loads(text) for key, text in self.json.items()}})  # none shared
         make_transient_to_detached(self.row)  # clean, with these values as committed
         mapper = inspect(cls)
         self.identity = identity_key(cls, tuple(values[column.key] for column in mapper.primary_key))
+        self.related = related
+
+    @classmethod
+    def of(cls, found) -> "_Kept":
+        mapper = inspect(type(found))
+        values = {attr.key: getattr(found, attr.key) for attr in mapper.column_attrs}
+        related = {key: [cls.of(row) for row in getattr(found, key)] for key in _kept_with.get(type(found), ())}
+        return cls(type(found), values, related)
 
     def attached(self, session: Session):
         loaded = session.identity_map.get(self.identity)
@@ -121,6 +133,8 @@ class _Kept:
         row = session.merge(self.row, load=False)  # persistent, no statement; the kept one stays detached
         for key, text in self.json.items():
             set_committed_value(row, key, json.loads(text))
+        for key, rows in self.related.items():
+            set_committed_value(row, key, [kept.attached(session) for kept in rows])
         return row
 
 

@@ -1,12 +1,16 @@
-"""Branches, services and kiosk devices kept per process behind one version number
+"""Branches, services, kiosk devices and staff accounts kept per process behind one version number
 (core/row_cache.py): a change committed anywhere counts at the next request, a kept row is handed
 out as the session's own copy, and nothing uncommitted is ever kept."""
+import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from queue_app.accounts import operations as accounts
+from queue_app.accounts.models import Staff
 from queue_app.catalogue import operations as catalogue
 from queue_app.catalogue.models import Branch
 from queue_app.core import row_cache
+from queue_app.core.errors import Locked, Unauthorized
 from queue_app.core.security import token_hash
 from queue_app.core.transaction import write_transaction
 from queue_app.kiosks import operations as kiosks
@@ -34,6 +38,59 @@ def test_a_kiosk_deactivated_by_another_instance_is_refused_at_its_next_request(
     refused = api.call("POST", "/branches/demo/tickets", "kiosk", json={"service": "A"})
     assert refused.status_code == 401
     assert refused.json["error"]["code"] == "token_invalid"
+
+
+def test_a_staff_member_changed_by_another_instance_counts_at_their_next_request(api, session):
+    """The staff-token check reads the kept account with its branches: taking the branch away,
+    deactivating or a new password elsewhere must count at the next request, not at a restart."""
+    email = "staff1@demo.test"
+    staff_id = session.scalar(select(Staff.id).where(Staff.email == email))
+    session.commit()
+
+    def counters():
+        return api.call("GET", "/branches/demo/counters", email)
+
+    def elsewhere(**fields):
+        with _another_process(session) as other:
+            catalogue.update_staff(other, staff_id, **fields)
+            other.get_bind().dispose()
+
+    assert counters().status_code == 200 and counters().status_code == 200  # kept now
+    elsewhere(branches=[])
+    refused = counters()
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "other_branch"
+    elsewhere(branches=["demo"])
+    assert counters().status_code == 200
+    elsewhere(name="Renamed")
+    assert counters().status_code == 200
+    with Session(session.get_bind()) as fresh:
+        assert row_cache.get(fresh, Staff, ("id", staff_id), lambda: None).name == "Renamed"
+    elsewhere(active=False)
+    refused = counters()
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "token_invalid"
+
+
+def test_failed_sign_ins_do_not_count_as_a_change_and_sign_in_reads_them_fresh(session, seeded):
+    """Failed attempts and the lockout are volatile: kept copies may show them stale, so sign-in
+    must read them anew even when its session holds the account as a kept copy."""
+    staff_id = session.scalar(select(Staff.id).where(Staff.email == "staff1@demo.test"))
+    session.commit()
+    with Session(session.get_bind()) as one:
+        for _ in range(2):  # loaded, then kept
+            row_cache.get(one, Staff, ("id", staff_id), lambda: one.get(Staff, staff_id))
+            one.rollback()
+            one.expunge_all()
+    before = _version(session)
+    with Session(session.get_bind()) as other:
+        for _ in range(accounts.LOCK_AFTER):
+            with pytest.raises(Unauthorized):
+                accounts.authenticate(other, "staff1@demo.test", "wrong password")
+    assert _version(session) == before  # nothing kept was dropped
+    with Session(session.get_bind()) as mine:
+        kept = row_cache.get(mine, Staff, ("id", staff_id), lambda: None)
+        assert kept.locked_until is None  # the kept copy is stale here, as allowed
+        with pytest.raises(Locked):
+            accounts.authenticate(mine, "staff1@demo.test", seeded["password"])
 
 
 def test_a_branch_changed_elsewhere_is_read_anew(session):
