@@ -30,6 +30,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -96,6 +97,9 @@ _played: "weakref.WeakKeyDictionary[Engine, dict[int, PlayedQueue]]" = weakref.W
 # (ticket id, service id) of a ticket that left the line, (None, None) for any other reorder.
 _replaying: dict[tuple[int, int], list[tuple[int | None, int | None]]] = {}
 _registry = threading.Lock()
+# (id(engine), branch id) -> held while a live request plays the branch's full run: the others that
+# cannot be served wait for it and are served from what it kept (one_full_run).
+_full_runs: dict[tuple[int, int], threading.Lock] = {}
 
 
 def _flight_key(engine: Engine, branch_id: int) -> tuple[int, int]:
@@ -202,6 +206,42 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
             return None
         estimate = estimates.estimate_of(queue, column, ticket.service_id, joined)
     return estimates.BranchEstimates({ticket.id: estimate}, {}, {ticket.id: ahead})
+
+
+@contextmanager
+def one_full_run(engine: Engine, branch_id: int):
+    """Held around a live request's full run of the branch (queueing.keep_estimate_at_issue): when
+    no kept queue serves (a restart, a new day, new learned parameters, a replay far overdue),
+    every kiosk issuing at that moment would otherwise play the whole line itself, one after the
+    other; with it they wait for the first, then are served from the queue it kept."""
+    with _registry:
+        lock = _full_runs.setdefault(_flight_key(engine, branch_id), threading.Lock())
+    with lock:
+        yield
+
+
+def estimate_kept(session: Session, branch: Branch, ticket: Ticket, now: datetime) -> "estimates.BranchEstimates | None":
+    """A live walk-in's estimate from a kept queue played after its insert committed (by a request
+    it waited for in one_full_run): its own column when that run played it, else it is picked up
+    as estimate_joined does. None when the kept queue cannot serve, or for a checked-in booking
+    (its place comes from the run's settled play: a full run)."""
+    played = played_for(session, branch.id)
+    if queue_order.is_booked(ticket.priority) or not _serves(played, branch, session, now, live=True):
+        return None
+    with played.lock:
+        queue = played.queue
+        column = next((c for c, w in enumerate(queue.state.waiting) if w.id == ticket.id), None)
+        if column is not None:
+            later = max(0.0, played.age_s(now) / MINUTE)
+            estimate = estimates.estimate_of(queue, column, ticket.service_id, later)
+            # People ahead (queue_order.py): the walk-ins before it still waiting as far as this
+            # process knows, and the due bookings, on the services sharing a counter with its own.
+            sharing = estimates.sharing_services(queue.state)(ticket.service_id)
+            ahead = sum(1 for w in queue.state.waiting[:column]
+                        if w.service_id in sharing and w.id in played.walk_in_ids) + sum(
+                1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
+            return estimates.BranchEstimates({ticket.id: estimate}, {}, {ticket.id: ahead})
+    return estimate_joined(session, branch, ticket, now, live=True)
 
 
 def _joined_since(session: Session, played: PlayedQueue) -> list:

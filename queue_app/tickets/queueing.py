@@ -157,7 +157,7 @@ def issue_ticket(
             played_queue.drop(session.get_bind(), branch_id)
         raise
     if found is None:
-        return keep_estimate_at_issue(session, issued, now)
+        return keep_estimate_at_issue(session, issued, now, live=live)
     if live:  # branch_id read before the commit: reading the ticket now would begin a new transaction
         played_queue.refresh_if_due(session.get_bind(), branch_id)
     return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
@@ -236,7 +236,7 @@ def _as_loaded(session: Session, row) -> Ticket:
     return session.merge(made, load=False)
 
 
-def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime) -> IssuedTicket:
+def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime, *, live: bool = False) -> IssuedTicket:
     """After the issuing transaction: estimate the branch, keep the new ticket's estimate on it (so
     estimates can later be judged against real waits) and hand the figures to the response.
 
@@ -246,17 +246,30 @@ def keep_estimate_at_issue(session: Session, issued: IssuedTicket, now: datetime
     wait for it behind the write lock.
     Tickets issued meanwhile are behind this one (or, with a priority credit, really ahead of it,
     which the estimate then rightly counts).
+    `live` (the real clock): one full run per branch at a time; the requests that waited for it are
+    served from the queue it kept (played_queue.one_full_run).
     """
     ticket = issued.ticket
-    played = played_queue.play(session, ticket.branch, max(now, ticket.issued_at))
-    with played.lock:  # other threads may already extend it
-        found = estimates.summarise(played.queue, ticket.branch, per_service=False)
+    if live:
+        with played_queue.one_full_run(session.get_bind(), ticket.branch_id):
+            # Read now: it may have waited for another request's run, which started after its issue.
+            found = played_queue.estimate_kept(session, ticket.branch, ticket, utcnow())
+            if found is None:
+                found = _full_run(session, ticket, max(now, ticket.issued_at))
+    else:
+        found = _full_run(session, ticket, max(now, ticket.issued_at))
     given = found.tickets.get(ticket.id)
     if given is not None and given.minutes is not None:
         with write_transaction(session):
             _keep_estimate(session, ticket, given)
     session.commit()  # end the read transaction of the estimate
     return IssuedTicket(ticket=ticket, token=issued.token, estimates=found)
+
+
+def _full_run(session: Session, ticket: Ticket, now: datetime) -> "estimates.BranchEstimates":
+    played = played_queue.play(session, ticket.branch, now)
+    with played.lock:  # other threads may already extend it
+        return estimates.summarise(played.queue, ticket.branch, per_service=False)
 
 
 # call_next's statements, built once. An alias keeps the claiming subquery from correlating

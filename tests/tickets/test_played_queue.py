@@ -4,6 +4,7 @@ run, and equals a full run of the longer queue at the same moment.
 Domain level on a real database (SQLite; PostgreSQL with QUEUE_APP_TEST_DATABASE=postgresql),
 explicit `now` except where the background replay on the real clock is the point.
 """
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -284,3 +285,47 @@ def test_a_replay_taking_turns_with_requests_takes_in_what_happened_between_its_
     assert called_id not in kept.walk_in_ids and kept.left == {called_service: 1}
     assert kept.reordered
     assert len(kept.queue.state.waiting) == 303  # the 300 it read, the 3 taken in
+
+
+def test_kiosks_issuing_when_no_kept_queue_serves_wait_for_one_full_run(session, branch, monkeypatch):
+    """After a restart (nothing kept) at a long line, every kiosk issuing at that moment would play
+    the whole line itself, one after the other. Racing threads: one full run; the others are served
+    from the queue it kept, with their own estimates and people ahead."""
+    for _ in range(1000):  # a full run of 1,000 takes far longer than eight issuing transactions
+        queueing.issue_ticket(session, "pq", "A")
+    assert played_queue.wait_idle(10)
+    played_queue.forget()  # a restart
+    full_runs = []
+    play_branch = estimates.play_branch
+
+    def counted(*args, **kwargs):
+        if kwargs.get("pace") is None:  # a request's own run, not a background replay
+            full_runs.append(threading.get_ident())
+        return play_branch(*args, **kwargs)
+
+    monkeypatch.setattr(estimates, "play_branch", counted)
+    start, issued, failures = threading.Barrier(8), {}, []
+
+    def kiosk(n):
+        try:
+            with Session(session.get_bind()) as own:
+                start.wait()
+                made = queueing.issue_ticket(own, "pq", "A")
+                issued[made.ticket.id] = made.estimates.ahead[made.ticket.id]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=kiosk, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures and len(issued) == 8
+    assert len(full_runs) == 1
+    session.expire_all()
+    tickets = session.scalars(select(queueing.Ticket).where(queueing.Ticket.id.in_(issued))).all()
+    assert all(t.estimate_minutes is not None for t in tickets)
+    # Every one of the first 1,000 and those of the race issued before it are ahead.
+    assert sorted(issued.values()) == list(range(1000, 1008))
+    for ticket in tickets:
+        assert issued[ticket.id] == queue_order.count_ahead(session, ticket, utcnow())
