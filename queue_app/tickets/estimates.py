@@ -638,7 +638,7 @@ def play_branch(session: Session, branch: Branch, now: datetime, *, replications
     """A full run: the branch's state now, every walk-in played (see _Queue.play). A run with
     `pace` takes turns in the request line, which orders it with the requests instead of _playing."""
     learned = learned or learned_for(session, branch, now)
-    state = branch_now(session, branch, now, learned)
+    state = branch_now(session, branch, now, learned, pace)
     if pace is not None:
         return _Queue(state, learned, replications, salt=seed or 0).play(pace)
     with _playing:
