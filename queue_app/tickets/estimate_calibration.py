@@ -187,6 +187,7 @@ def recent_pairs(session: Session, branch_id: int, now: datetime) -> Pairs:
         .where(Ticket.branch_id == branch_id, Ticket.issued_at >= since, Ticket.called_at.is_not(None),
                Ticket.called_at <= now, Ticket.priority != "appointment", Ticket.model_mean.is_not(None),
                Ticket.held_count == 0)
+        .order_by(Ticket.id)  # a fixed order: the fit must not depend on the query plan
     ).all()
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     issued = np.array([(r[0] - epoch).total_seconds() for r in rows], dtype=float)

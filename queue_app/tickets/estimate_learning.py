@@ -135,6 +135,7 @@ def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_
         .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
                Ticket.status.in_(("done", "no_show")), Ticket.called_at.is_not(None),
                Ticket.finished_at.is_not(None), Ticket.finished_at <= now)
+        .order_by(Ticket.id)  # a fixed order: the fit must not depend on the query plan (sums, samples)
     ).all()
     by_service: dict[int, list[float]] = {}
     for service_id, _, called, finished, _ in visits:
@@ -176,6 +177,7 @@ def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_
         .where(Ticket.branch_id == branch.id, Ticket.issued_at >= since, Ticket.issued_at < now,
                Ticket.priority != "appointment",
                (Ticket.called_at.is_not(None)) | (and_(Ticket.status == "cancelled", left)))
+        .order_by(Ticket.id)
     ).all()
     exposure = sum(((called or finished) - issued).total_seconds() / MINUTE
                    for issued, called, finished, _ in waits)
@@ -189,6 +191,7 @@ def learn(session: Session, branch: Branch, now: datetime, days: int = LEARNING_
         .where(Appointment.branch_id == branch.id, Appointment.start_at >= since,
                Appointment.start_at < now - timedelta(hours=1),
                Appointment.status.in_(("checked_in", "no_show")))
+        .order_by(Appointment.id)
     ).all()
     offsets = np.array([(issued - start).total_seconds() / MINUTE
                         for status, start, issued in booked if status == "checked_in" and issued], dtype=float)
@@ -213,6 +216,7 @@ def remote_arrivals(session: Session, branch: Branch, since: datetime, now: date
         .where(Ticket.branch_id == branch.id, Ticket.remote.is_(True), Ticket.issued_at >= since,
                Ticket.issued_at < now, Ticket.set_off_sent_at.is_not(None),
                Ticket.status.in_(("done", "no_show", "cancelled")))
+        .order_by(Ticket.id)
     ).all()
     lateness = np.array([(arrived - sent).total_seconds() / MINUTE - (travel or 0)
                          for sent, arrived, travel in told if arrived is not None and arrived >= sent], dtype=float)

@@ -205,6 +205,16 @@ class _Queue:
         # window arithmetic needed).
         self.first_end = np.array([c.windows[0][1] if c.windows else math.inf for c in counters] or [math.inf])
         self.shifted = [i for i, end in enumerate(self.first_end) if math.isfinite(end)]
+        self.is_shifted = np.isfinite(self.first_end)
+        # Every counter's windows as rows of one array (ends -inf past its last window), so that
+        # _into_shifts moves the ends of all counters in one pass: past the day's end of a long
+        # line nearly every step crosses a window's end, on every counter.
+        width = max((len(c.windows) for c in counters), default=1) or 1
+        self.window_starts = np.zeros((len(self.first_end), width))
+        self.window_ends = np.full((len(self.first_end), width), -math.inf)
+        for index, counter in enumerate(counters):
+            for number, (start, end) in enumerate(counter.windows):
+                self.window_starts[index, number], self.window_ends[index, number] = start, end
         self.columns: list[np.ndarray] = [self.never] * len(state.waiting)  # call times per waiting ticket
         self.line_end: tuple | None = None  # (sort_key, id) of the last walk-in played
         self.walk_ins: dict[int, int] = {}  # walk-ins played per service
@@ -293,14 +303,16 @@ class _Queue:
     def _into_shifts(self, counter: np.ndarray, ends: np.ndarray, serve: np.ndarray | None = None) -> np.ndarray:
         """Counters with a break or an early end later today: ends past the current window's end
         move into the next shift (most ends are within the current window). Changes `ends`."""
-        crossing = ends >= self.first_end[counter]
+        crossing = (ends >= self.first_end[counter]) & self.is_shifted[counter]
         if serve is not None:
             crossing &= serve
         if crossing.any():
-            for index in self.shifted:
-                moved = crossing & (counter == index)
-                if moved.any():
-                    ends[moved] = _into_windows(ends[moved], self.state.counters[index].windows)
+            # _into_windows for each row's own counter: the first window ending after the time.
+            counters, times = counter[crossing], ends[crossing]
+            fits = self.window_ends[counters] > times[:, None]
+            first = fits.argmax(axis=1)
+            found = fits[np.arange(len(times)), first]
+            ends[crossing] = np.where(found, np.maximum(times, self.window_starts[counters, first]), math.inf)
         return ends
 
     def _fill_hole(self, counter: np.ndarray, ends: np.ndarray, inside: np.ndarray) -> None:

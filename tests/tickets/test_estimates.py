@@ -20,6 +20,34 @@ from queue_app.tickets.models import Ticket, TicketEvent
 MONDAY_0800_TAIPEI = utc(2026, 3, 2, 0, 0)  # demo branch opens at 09:00 local (01:00 UTC)
 
 
+# --- shifts: every counter's window arithmetic in one pass ----------------------------------------
+
+def test_ends_move_into_each_counters_own_shifts_as_one_counter_at_a_time_would():
+    """_Queue._into_shifts moves every row's end into its own counter's shifts at once; the rule
+    is _into_windows applied counter by counter (the first window ending after the time, from its
+    start at the earliest; none left: never). Counters with one shift, a break, three shifts, no
+    end and none today, random ends including ones past every window and infinite ones."""
+    from queue_app.tickets.estimate_state import BranchNow, CounterNow
+
+    now = MONDAY_0800_TAIPEI
+    windows = [[(0.0, 60.0)], [(0.0, 45.0), (75.0, 200.0)], [(10.0, 20.0), (30.0, 40.0), (50.0, 500.0)],
+               [(0.0, math.inf)], []]
+    counters = [CounterNow(i + 1, frozenset({1}), 1.0, w) for i, w in enumerate(windows)]
+    learned = estimate_learning.Learned({1: estimate_learning.prior_sample(6, 40)}, {1: 6.0}, {1: 40}, {}, 0.01,
+                                        0.1, estimate_learning.prior_sample(1, 20) - 8, now)
+    queue = estimates._Queue(BranchNow(now, counters, [], []), learned, 400)
+    rng = np.random.default_rng(7)
+    counter = rng.integers(0, len(windows), 400)
+    ends = np.where(rng.random(400) < 0.05, math.inf, rng.uniform(0, 700, 400))
+    serve = rng.random(400) < 0.8
+    expected = ends.copy()
+    for index, own in enumerate(windows):
+        moved = serve & (counter == index) & (ends >= (own[0][1] if own else math.inf))
+        if own and math.isfinite(own[0][1]) and moved.any():
+            expected[moved] = estimates._into_windows(ends[moved], own)
+    assert np.array_equal(queue._into_shifts(counter, ends.copy(), serve), expected)
+
+
 # --- M/M/s: the estimator's engine against queueing theory -------------------------------------
 
 def _mms_delays(servers: int, rho: float, customers: int, seed: int) -> list[tuple[int, float]]:
