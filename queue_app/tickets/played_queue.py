@@ -198,8 +198,8 @@ def estimate_joined(session: Session, branch: Branch, ticket: Ticket, now: datet
                 # People ahead (queue_order.py) of a walk-in at the end of the line: every walk-in
                 # before it and the due bookings, on the services sharing a counter with its own.
                 sharing = estimates.sharing_services(queue.state)(service_id)
-                ahead = sum(queue.walk_ins.get(s, 0) - played.left.get(s, 0) for s in sharing) + sum(
-                    1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
+                ahead = sum(queue.walk_ins.get(s, 0) - played.left.get(s, 0) for s in sharing) + \
+                    _due_bookings(queue, sharing, now)
             if not _take_in(played, row, joined) and ticket_id == ticket.id:
                 return None  # a check-in or a credit: a full run for it, a replay for the others
         if column is None:
@@ -238,10 +238,14 @@ def estimate_kept(session: Session, branch: Branch, ticket: Ticket, now: datetim
             # process knows, and the due bookings, on the services sharing a counter with its own.
             sharing = estimates.sharing_services(queue.state)(ticket.service_id)
             ahead = sum(1 for w in queue.state.waiting[:column]
-                        if w.service_id in sharing and w.id in played.walk_in_ids) + sum(
-                1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
+                        if w.service_id in sharing and w.id in played.walk_in_ids) + _due_bookings(queue, sharing, now)
             return estimates.BranchEstimates({ticket.id: estimate}, {}, {ticket.id: ahead})
     return estimate_joined(session, branch, ticket, now, live=True)
+
+
+def _due_bookings(queue: "estimates._Queue", sharing: set[int], now: datetime) -> int:
+    """Checked-in bookings due by `now` on the services sharing a counter: ahead of any walk-in."""
+    return sum(1 for w in queue.booked if w.service_id in sharing and queue_order.is_due(w.start_at, now))
 
 
 def _joined_since(session: Session, played: PlayedQueue) -> list:
