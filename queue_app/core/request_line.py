@@ -29,6 +29,10 @@ from contextlib import contextmanager
 
 DEFAULT_SLICE_S = 0.020
 BACKGROUND_TURN_S = 0.004  # CPU a background turn runs before going to the back of the line
+# Between its turns, background work sleeps this long. Under gevent nothing else runs until the
+# running greenlet waits, and requests that have arrived are not in the line yet: their greenlets
+# start only when the event loop polls the sockets, which sleep(0) does not do.
+BACKGROUND_PAUSE_S = 0.0001
 WAITED_KEY = "queue_app.waited_in_line_s"  # WSGI environ: seconds the request waited for its turn
 
 
@@ -110,12 +114,15 @@ class RequestLine:
 
 class Paced:
     """Background work in short turns of the line: `with Paced(line) as pace:` takes a turn, and
-    each `pace()` goes to the back of the line once the turn has run BACKGROUND_TURN_S of CPU."""
+    each `pace()` goes to the back of the line once the turn has run BACKGROUND_TURN_S of CPU.
+    `cpu_s` is the CPU the work has run in its turns: under gevent the thread's CPU clock also runs
+    while other greenlets have the interpreter between them."""
 
     def __init__(self, line: RequestLine, turn_s: float = BACKGROUND_TURN_S):
         self.line, self.turn_s = line, turn_s
         self._turn = None
-        self._began = 0.0
+        self._began: float | None = None  # thread CPU clock at the start of the running turn
+        self._spent = 0.0  # CPU of the turns before it
 
     def __enter__(self):
         self._enter()
@@ -124,19 +131,28 @@ class Paced:
     def __exit__(self, *exc):
         self._leave()
 
+    @property
+    def cpu_s(self) -> float:
+        running = time.thread_time() - self._began if self._began is not None else 0.0
+        return self._spent + running
+
     def _enter(self):
         if self.line.slice_s > 0:
             self._turn = self.line._take()
         self._began = time.thread_time()
 
     def _leave(self):
+        if self._began is not None:
+            self._spent += time.thread_time() - self._began
+            self._began = None
         if self._turn is not None:
             self.line._give_back(self._turn)
             self._turn = None
 
     def __call__(self) -> None:
-        if self._turn is not None and time.thread_time() - self._began >= self.turn_s:
+        if time.thread_time() - self._began >= self.turn_s:
             self._leave()
+            time.sleep(BACKGROUND_PAUSE_S)
             self._enter()
 
 

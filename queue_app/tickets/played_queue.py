@@ -130,7 +130,7 @@ def forget(engine: Engine | None = None) -> None:
             _played.pop(engine, None)
 
 
-def play(session: Session, branch: Branch, now: datetime, pace: Callable[[], None] | None = None,
+def play(session: Session, branch: Branch, now: datetime, pace: request_line.Paced | None = None,
          in_flight: list[tuple[int | None, int | None]] | None = None) -> PlayedQueue:
     """A full run, kept as the branch's played queue (replacing an older one, never a newer one).
     A background replay passes `pace` (its turns in the request line, core/request_line.py) and
@@ -139,14 +139,15 @@ def play(session: Session, branch: Branch, now: datetime, pace: Callable[[], Non
     would have done to the kept queue (otherwise the next issue would play hundreds at once)."""
     branch_id = branch.id  # the catch-up below ends the session's transaction
     learned = learned_for(session, branch, now)  # learning (daily, cached) is not what a replay costs
-    began, began_wall = time.thread_time(), time.monotonic()
+    cpu = (lambda: pace.cpu_s) if pace is not None else time.thread_time  # a paced run's own turns
+    began, began_wall = cpu(), time.monotonic()
     queue = estimates.play_branch(session, branch, now, learned=learned, pace=pace)
     played = PlayedQueue(branch_id, numbering.local_day(now, branch.zone), now, queue,
                          max((w.id for w in queue.state.waiting), default=0),
-                         cost_s=time.thread_time() - began, wall_s=time.monotonic() - began_wall)
+                         cost_s=cpu() - began, wall_s=time.monotonic() - began_wall)
     if pace is not None:
         _catch_up(session, played, pace)
-        played.cost_s, played.wall_s = time.thread_time() - began, time.monotonic() - began_wall
+        played.cost_s, played.wall_s = cpu() - began, time.monotonic() - began_wall
     with _registry:
         for ticket_id, service_id in in_flight or ():
             played.reordered = True
