@@ -1,20 +1,25 @@
 """Issuance and call-next under concurrent HTTP clients, against the real server on loopback.
 
-Each configuration gets a fresh copy of one seeded database and its own gunicorn (one worker,
-threads, as production runs it). C kiosk clients issue tickets (POST /api/v1/branches/demo/tickets
-with a kiosk token) while K counter clients call next and finish, for S seconds. The clients are
-threads spread over P load-generator processes, each with one keep-alive connection (http.client,
-little client CPU per request), so that no single client interpreter queues the requests behind
-its GIL and inflates p99; they start together at a barrier and their latencies are merged.
+Each configuration gets a fresh copy of one seeded database and its own gunicorn (one worker, as
+production runs it), in each of the two modes production offers (`--modes`): `threading` (gthread,
+32 threads) and `gevent` (`-k gevent`, QUEUE_APP_ASYNC_MODE=gevent; docs/pages/operating/production.md).
+C kiosk clients issue tickets (POST /api/v1/branches/demo/tickets with a kiosk token) while K
+counter clients call next and finish. The clients are threads spread over P load-generator
+processes, each with one keep-alive connection (http.client, little client CPU per request), so
+that no single client interpreter queues the requests behind its GIL and inflates p99; they start
+together at a barrier, load the server for `--warmup` seconds (1) that are not counted (a cold
+worker's first requests: restarts are bench/restart_burst.py's), then for the S-second window whose
+requests (those begun in it) are counted and their latencies merged.
 
 One line per configuration: ops/s, p50/p99 latency, tickets issued and called in the window,
 duplicate labels and double calls (read back from the database), client errors (any status other
 than the expected one), the ratio to the 1-client figure (1 kiosk, 1 counter) on the same database
 in the same run, and the server CPU per request: user+system time of the gunicorn workers
 (/proc/<pid>/stat) over the window, divided by the operations (PostgreSQL's own processes are not
-counted). Then the goal line (SQLite, 20 clients) and one JSON object with every run.
+counted). Then the goal line per mode (SQLite, 20 clients) and one JSON object with every run.
 
-    python bench/issuance.py [--clients 1,20,50] [--counters 6] [--seconds 10] [--processes 2]
+    python bench/issuance.py [--clients 1,20,50] [--counters 6] [--seconds 10] [--warmup 1]
+                             [--processes 2] [--modes threading,gevent]
 
 `--db postgresql` adds a throwaway PostgreSQL server (fsync on) with 1 and 2 single-worker
 instances (`--instances 1,2`; clients spread round-robin over them, as a proxy would), after the
@@ -104,13 +109,16 @@ def query(database_url: str, sql: str) -> int:
 class Instances:
     """gunicorn instances (one worker each unless told otherwise) on one database."""
 
-    def __init__(self, database_url: str, instances: int, threads: int, workers: int):
+    def __init__(self, database_url: str, instances: int, threads: int, workers: int, mode: str = "threading"):
         self.database_url = database_url
         self.bases = [f"http://127.0.0.1:{free_port()}" for _ in range(instances)]
         env = {**os.environ, "QUEUE_APP_DATABASE_URL": database_url, "QUEUE_APP_SECRET_KEY": "bench-secret",
-               "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": self.bases[0], "QUEUE_APP_RATELIMIT_ENABLED": "0"}
+               "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_BASE_URL": self.bases[0], "QUEUE_APP_RATELIMIT_ENABLED": "0",
+               "QUEUE_APP_ASYNC_MODE": mode}
+        # As docs/pages/operating/production.md runs each mode.
+        worker = (["-k", "gevent", "--worker-connections", "5000"] if mode == "gevent" else ["--threads", str(threads)])
         self.processes = [subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), *worker,
              "-b", base.removeprefix("http://"), "--log-level", "warning", "wsgi:app"],
             env=env, cwd=ROOT) for base in self.bases]
         try:
@@ -163,13 +171,14 @@ class Client:
 
 
 def generator(kiosks: list[tuple[str, int]], counters: list[tuple[str, int]], kiosk_token: str, staff_token: str,
-              ready, go, stop_at, results):
+              ready, go, window_at, stop_at, results):
     """One load-generator process: its share of the kiosk and counter clients, one thread each."""
     latencies = array("d")  # seconds; appended from every thread (atomic under the GIL)
     errors: list[str] = []
     start = threading.Event()
 
     def timed(client: Client, method: str, path: str, expected: tuple[int, ...], body: bytes | None = None):
+        counted = time.monotonic() >= window_at.value  # requests begun in the warm-up are not
         began = time.perf_counter()
         try:
             status, data = client.request(method, path, body)
@@ -177,7 +186,8 @@ def generator(kiosks: list[tuple[str, int]], counters: list[tuple[str, int]], ki
             errors.append(f"{method} {path}: {error!r}")
             time.sleep(0.1)  # no busy loop against a server that is gone
             return None, b""
-        latencies.append(time.perf_counter() - began)
+        if counted:
+            latencies.append(time.perf_counter() - began)
         if status not in expected:
             errors.append(f"{method} {path} -> {status} {data[:200]!r}")
         return status, data
@@ -205,8 +215,9 @@ def generator(kiosks: list[tuple[str, int]], counters: list[tuple[str, int]], ki
         thread.start()
     ready.put(("load", len(threads)))
     go.wait()  # the barrier: every process and thread starts at once
-    used = resource.getrusage(resource.RUSAGE_SELF)
     start.set()
+    time.sleep(max(0.0, window_at.value - time.monotonic()))
+    used = resource.getrusage(resource.RUSAGE_SELF)
     for thread in threads:
         thread.join()
     ended = time.monotonic()
@@ -307,16 +318,16 @@ def issue_tickets(bases: list[str], kiosk_token: str, count: int) -> list[str]:
         return list(pool.map(issue, range(count)))
 
 
-def measure(databases: Databases, args, clients: int, instances: int, listening: bool) -> dict:
+def measure(databases: Databases, args, mode: str, clients: int, instances: int, listening: bool) -> dict:
     counters = min(args.counters, clients)  # the 1-client baseline: 1 kiosk, 1 counter
     database_url = databases.fresh()
     phones = args.phones if args.displays else 0
     # In threading mode every WebSocket holds one of the worker's threads (the same count in both variants).
     threads = args.threads + (phones + 1 + 8 if args.displays else 0)
-    server = Instances(database_url, instances, threads, args.workers)
+    server = Instances(database_url, instances, threads, args.workers, mode)
     ctx = multiprocessing.get_context("spawn")
     ready, results, go, finish = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
-    stop_at = ctx.Value("d", 0.0, lock=False)
+    window_at, stop_at = ctx.Value("d", 0.0, lock=False), ctx.Value("d", 0.0, lock=False)
     procs = []
     try:
         token = staff_token(server.bases[0])
@@ -330,20 +341,21 @@ def measure(databases: Databases, args, clients: int, instances: int, listening:
             mine = [(server.bases[n % instances], cid) for n, cid in enumerate(counter_ids)
                     if (clients + n) % processes == p]
             procs.append(ctx.Process(target=generator, args=(kiosks, mine, databases.kiosk_token, token, ready, go,
-                                                             stop_at, results)))
+                                                             window_at, stop_at, results)))
         if listening:
             procs.append(ctx.Process(target=listeners, args=(server.bases[0], tickets, ready, go, finish, results)))
         for proc in procs:
             proc.start()
         joined = dict(ready.get(timeout=300) for _ in procs)  # {"load": threads, "listeners": sockets joined}
         time.sleep(SETTLE_S)
-        issued_before = query(database_url, "SELECT COUNT(*) FROM ticket")
-        called_before = query(database_url, "SELECT COUNT(*) FROM ticket_event WHERE type='called'")
         pids = server.worker_pids()
-        cpu_before = cpu_seconds(pids)
-        began = time.monotonic()
+        window_at.value = began = time.monotonic() + args.warmup
         stop_at.value = began + args.seconds
         go.set()
+        time.sleep(max(0.0, began - time.monotonic()))
+        issued_before = query(database_url, "SELECT COUNT(*) FROM ticket")
+        called_before = query(database_url, "SELECT COUNT(*) FROM ticket_event WHERE type='called'")
+        cpu_before = cpu_seconds(pids)
         loads = [results.get(timeout=args.seconds + 300)[1] for _ in range(processes)]  # listeners report later
         time.sleep(SETTLE_S)  # the pushes and background work the window's requests left behind
         cpu_after = cpu_seconds(pids) if server.worker_pids() == pids else None  # None: a worker was replaced
@@ -364,7 +376,8 @@ def measure(databases: Databases, args, clients: int, instances: int, listening:
         return query(database_url, sql)
 
     result = {
-        "database": "postgresql" if databases.postgres else "sqlite", "instances": instances, "clients": clients,
+        "database": "postgresql" if databases.postgres else "sqlite", "mode": mode, "instances": instances,
+        "clients": clients,
         "counters": counters, "listeners": listening, "seconds": round(elapsed, 2), "operations": operations,
         "ops_per_s": round(operations / elapsed, 1),
         "p50_ms": round(statistics.median(ordered) * 1000, 1) if ordered else None,
@@ -394,7 +407,7 @@ def measure(databases: Databases, args, clients: int, instances: int, listening:
 def describe(result: dict, baseline: dict | None) -> str:
     ratio = result["ops_per_s"] / baseline["ops_per_s"] if baseline and baseline["ops_per_s"] else None
     result["ratio_vs_1_client"] = round(ratio, 2) if ratio is not None else None
-    where = (f"{'PostgreSQL' if result['database'] == 'postgresql' else 'SQLite'}, {result['instances']} "
+    where = (f"{'PostgreSQL' if result['database'] == 'postgresql' else 'SQLite'}, {result['mode']}, {result['instances']} "
              f"instance{'s' if result['instances'] > 1 else ''}, {result['clients']} client"
              f"{'s' if result['clients'] > 1 else ''} + {result['counters']} counter{'s' if result['counters'] > 1 else ''}")
     if result["waiting_before"]:
@@ -417,19 +430,20 @@ def describe(result: dict, baseline: dict | None) -> str:
     return line
 
 
-def goal_line(runs: list[dict]) -> tuple[str, dict]:
-    target = next((r for r in runs if r["database"] == "sqlite" and r["clients"] == GOAL["clients"]
-                   and not r["waiting_before"]), None)
+def goal_line(runs: list[dict], mode: str) -> tuple[str, dict]:
+    """The goal in one mode: its SQLite run at GOAL clients; duplicates and double calls over every run."""
+    target = next((r for r in runs if r["database"] == "sqlite" and r["mode"] == mode
+                   and r["clients"] == GOAL["clients"] and not r["waiting_before"]), None)
     duplicates = sum(r["duplicates"] for r in runs)
     double_calls = sum(r["double_calls"] for r in runs)
     if target is None:
-        return (f"goal: n/a (it is judged on SQLite at {GOAL['clients']} clients without --displays); "
+        return (f"goal ({mode}): n/a (it is judged on SQLite at {GOAL['clients']} clients without --displays); "
                 f"duplicates {duplicates}, double calls {double_calls} (all runs)"), {"met": None}
     checks = {"ops_per_s": target["ops_per_s"] >= GOAL["ops_per_s"], "p99_ms": target["p99_ms"] < GOAL["p99_ms"],
               "ratio": (target["ratio_vs_1_client"] or 0) >= GOAL["ratio"], "duplicates": duplicates == 0,
               "double_calls": double_calls == 0}
     mark = {True: "yes", False: "NO"}
-    line = (f"goal (SQLite, {GOAL['clients']} clients): {target['ops_per_s']} ops/s >= {GOAL['ops_per_s']} "
+    line = (f"goal (SQLite, {mode}, {GOAL['clients']} clients): {target['ops_per_s']} ops/s >= {GOAL['ops_per_s']} "
             f"{mark[checks['ops_per_s']]}; p99 {target['p99_ms']} ms < {GOAL['p99_ms']} {mark[checks['p99_ms']]}; "
             f"x{target['ratio_vs_1_client']} vs 1 client >= {GOAL['ratio']} {mark[checks['ratio']]}; "
             f"duplicates {duplicates} (all runs) {mark[checks['duplicates']]}; double calls {double_calls} "
@@ -442,10 +456,11 @@ def push_cost(runs: list[dict]) -> list[str]:
     lines = []
     for loud in (r for r in runs if r["listeners"]):
         quiet = next(r for r in runs if not r["listeners"] and all(
-            r[k] == loud[k] for k in ("database", "instances", "clients")))
+            r[k] == loud[k] for k in ("database", "mode", "instances", "clients")))
         cpu = (f"{loud['server_cpu_ms_per_op'] - quiet['server_cpu_ms_per_op']:+.2f} ms/op"
                if loud["server_cpu_ms_per_op"] is not None and quiet["server_cpu_ms_per_op"] is not None else "n/a")
-        lines.append(f"pushes cost ({loud['database']}, {loud['instances']} instance(s), {loud['clients']} clients): "
+        lines.append(f"pushes cost ({loud['database']}, {loud['mode']}, {loud['instances']} instance(s), "
+                     f"{loud['clients']} clients): "
                      f"ops/s x{loud['ops_per_s'] / quiet['ops_per_s']:.2f}, "
                      f"p99 x{loud['p99_ms'] / quiet['p99_ms']:.2f}, server CPU {cpu}")
     return lines
@@ -453,17 +468,18 @@ def push_cost(runs: list[dict]) -> list[str]:
 
 def run_database(args, workdir: Path, postgres, instance_counts: list[int], runs: list[dict]) -> None:
     databases = Databases(workdir, postgres)
-    baseline = None
-    for instances in instance_counts:
-        for clients in args.clients:
-            if clients == 1 and instances > 1:
-                continue  # one client reaches one instance: the 1-instance figure
-            for listening in ((False, True) if args.displays else (False,)):
-                result = measure(databases, args, clients, instances, listening)
-                if baseline is None:
-                    baseline = result  # the first run: 1 client, 1 instance, no listeners
-                print(describe(result, baseline), flush=True)
-                runs.append(result)
+    for mode in args.modes:
+        baseline = None
+        for instances in instance_counts:
+            for clients in args.clients:
+                if clients == 1 and instances > 1:
+                    continue  # one client reaches one instance: the 1-instance figure
+                for listening in ((False, True) if args.displays else (False,)):
+                    result = measure(databases, args, mode, clients, instances, listening)
+                    if baseline is None:
+                        baseline = result  # the mode's first run: 1 client, 1 instance, no listeners
+                    print(describe(result, baseline), flush=True)
+                    runs.append(result)
 
 
 def int_list(text: str) -> list[int]:
@@ -476,6 +492,10 @@ def main():
                         help="kiosk clients issuing tickets, a list (1 is always measured: the baseline)")
     parser.add_argument("--counters", type=int, default=6, help="counter clients calling next and finishing")
     parser.add_argument("--seconds", type=float, default=10, help="length of each timed window")
+    parser.add_argument("--warmup", type=float, default=1.0,
+                        help="seconds of the same load before each window, not counted")
+    parser.add_argument("--modes", type=lambda text: text.split(","), default="threading,gevent",
+                        help="server modes, a list: threading (gthread) and/or gevent")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
                         help="postgresql: also PostgreSQL, after SQLite, in the same run")
     parser.add_argument("--instances", type=int_list, default="1,2", help="PostgreSQL: gunicorn instances, a list")
@@ -499,10 +519,12 @@ def main():
                 postgres.stop()
     for line in push_cost(runs):
         print(line)
-    line, goal = goal_line(runs)
-    print(line)
+    goals = {}
+    for mode in args.modes:
+        line, goals[mode] = goal_line(runs, mode)
+        print(line)
     print(json.dumps({"cores": os.cpu_count(), "processes": args.processes, "seconds": args.seconds,
-                      "goal": goal, "runs": runs}))
+                      "warmup": args.warmup, "goal": goals, "runs": runs}))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Load workers that several client processes run in the production tests (module-level so
-`multiprocessing` spawn can import them). The servers they load are started by tests/servers.py.
+`multiprocessing` spawn can import them), how they are started together, and a phone following
+its ticket over Socket.IO. The servers they load are started by tests/servers.py.
 """
+import multiprocessing
 import os
+import threading
 import time
 
 import requests
+import socketio
 
 # --- load workers: each runs in its own process, waits for `go`, reports through `results` ---------
 
@@ -74,3 +78,68 @@ def check_in_worker(base: str, token: str, branch: str, code: str, ready, go, re
     go.wait()
     answer = _session(token).post(f"{base}/api/v1/branches/{branch}/check-in", json={"code": code}, timeout=30)
     results.put((answer.status_code, answer.json().get("ticket_id")))
+
+
+# --- starting them together -------------------------------------------------------------------
+
+def run_processes(targets: list[tuple], timeout: float = 240) -> list:
+    """Start one process per (function, args...), release them together, collect one result each."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, results = ctx.Queue(), ctx.Event(), ctx.Queue()
+    extra = {}
+    if any(target[0] is counter_worker for target in targets):
+        extra["kiosks_done"] = ctx.Event()
+    started = []
+    for function, *args in targets:
+        if function is counter_worker:
+            args = [*args, ready, go, extra["kiosks_done"], results]
+        else:
+            args = [*args, ready, go, results]
+        started.append(ctx.Process(target=function, args=args))
+    for process in started:
+        process.start()
+    for _ in started:
+        ready.get(timeout=120)  # every process is up (imports done) before any request goes out
+    go.set()
+    collected = []
+    kiosks = sum(1 for target in targets if target[0] is kiosk_worker)
+    deadline = time.time() + timeout
+    while len(collected) < len(started):
+        item = results.get(timeout=max(1, deadline - time.time()))
+        collected.append(item)
+        if isinstance(item, dict) and item["kind"] == "kiosk":
+            kiosks -= 1
+            if kiosks == 0 and "kiosks_done" in extra:
+                extra["kiosks_done"].set()
+    for process in started:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    return collected
+
+
+class Phone:
+    """A Socket.IO client in a ticket's room on one instance, keeping what it is pushed."""
+
+    def __init__(self, base: str, token: str):
+        self.pushes, self.called = [], []
+        self.changed = threading.Event()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("ticket", self._on_ticket, namespace="/live")
+        self.client.connect(base, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+        assert self.client.call("join", {"ticket": token}, namespace="/live", timeout=10)["ok"]
+
+    def _on_ticket(self, data):
+        self.pushes.append(data)
+        self.changed.set()
+
+    def wait_until(self, check, timeout: float = 30) -> bool:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(check(push) for push in self.pushes):
+                return True
+            self.changed.wait(0.5)
+            self.changed.clear()
+        return False
+
+    def close(self):
+        self.client.disconnect()

@@ -146,13 +146,15 @@ class AppServer:
             self.process.wait(timeout=10)
 
 
-def start_gunicorn(env: dict, port: int, log: Path) -> subprocess.Popen:
-    """One app instance as the deployment page starts it (threading mode, one worker)."""
+def start_gunicorn(env: dict, port: int, log: Path, mode: str = "threading") -> subprocess.Popen:
+    """One app instance as the production pages start it (one worker): threading mode, or gevent
+    (docs/pages/operating/production.md). Timed jobs are `queue-app scheduler`'s."""
+    worker = ["-k", "gevent", "--worker-connections", "5000"] if mode == "gevent" else ["--threads", "100"]
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "100",
+        return subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", *worker,
                                  "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                                env={**env, "QUEUE_APP_RUN_SCHEDULER": "0"}, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                env={**env, "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_ASYNC_MODE": mode}, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
 
 
 # --- Redis ----------------------------------------------------------------------------------------

@@ -6,11 +6,9 @@ instance boundaries: nothing in one Python process can serialise them. Branches 
 around the clock in a zone where it is about noon now, so the real clock can drive bookings,
 check-ins and the scheduler's jobs on any day the suite runs.
 """
-import multiprocessing
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -22,6 +20,7 @@ import pytest
 import requests
 import socketio
 from helpers import TEST_CONFIG
+from processes import Phone, run_processes
 from servers import ROOT, RedisServer, cli, free_port, start_gunicorn, start_nginx, stop, wait_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -131,41 +130,6 @@ def stack(pg_server, tmp_path_factory):
         running.stop()
 
 
-def run_processes(targets: list[tuple], timeout: float = 240) -> list:
-    """Start one process per (function, args...), release them together, collect one result each."""
-    ctx = multiprocessing.get_context("spawn")
-    ready, go, results = ctx.Queue(), ctx.Event(), ctx.Queue()
-    extra = {}
-    if any(target[0] is processes.counter_worker for target in targets):
-        extra["kiosks_done"] = ctx.Event()
-    started = []
-    for function, *args in targets:
-        if function is processes.counter_worker:
-            args = [*args, ready, go, extra["kiosks_done"], results]
-        else:
-            args = [*args, ready, go, results]
-        started.append(ctx.Process(target=function, args=args))
-    for process in started:
-        process.start()
-    for _ in started:
-        ready.get(timeout=120)  # every process is up (imports done) before any request goes out
-    go.set()
-    collected = []
-    kiosks = sum(1 for target in targets if target[0] is processes.kiosk_worker)
-    deadline = time.time() + timeout
-    while len(collected) < len(started):
-        item = results.get(timeout=max(1, deadline - time.time()))
-        collected.append(item)
-        if isinstance(item, dict) and item["kind"] == "kiosk":
-            kiosks -= 1
-            if kiosks == 0 and "kiosks_done" in extra:
-                extra["kiosks_done"].set()
-    for process in started:
-        process.join(timeout=30)
-        assert process.exitcode == 0
-    return collected
-
-
 def test_kiosks_and_counters_in_separate_processes_on_two_instances_never_share_a_ticket(stack):
     branch = stack.branch("race", counters=6, service_minutes=1)
     kiosks = [(processes.kiosk_worker, stack.bases, branch["kiosk"], "race", "A", 60) for _ in range(3)]
@@ -211,34 +175,6 @@ def test_one_booking_checked_in_by_kiosks_in_separate_processes_on_two_instances
     assert len({ticket for _, ticket in answers}) == 1
     with stack.session() as session:
         assert session.scalar(select(func.count(Ticket.id)).where(Ticket.branch.has(slug="scan"))) == 1
-
-
-class Phone:
-    """A Socket.IO client in a ticket's room on one instance, keeping what it is pushed."""
-
-    def __init__(self, base: str, token: str):
-        self.pushes, self.called = [], []
-        self.changed = threading.Event()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("ticket", self._on_ticket, namespace="/live")
-        self.client.connect(base, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
-        assert self.client.call("join", {"ticket": token}, namespace="/live", timeout=10)["ok"]
-
-    def _on_ticket(self, data):
-        self.pushes.append(data)
-        self.changed.set()
-
-    def wait_until(self, check, timeout: float = 30) -> bool:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if any(check(push) for push in self.pushes):
-                return True
-            self.changed.wait(0.5)
-            self.changed.clear()
-        return False
-
-    def close(self):
-        self.client.disconnect()
 
 
 def test_a_call_made_through_one_instance_reaches_a_phone_on_the_other(stack):
