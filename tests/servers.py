@@ -146,14 +146,16 @@ class AppServer:
             self.process.wait(timeout=10)
 
 
-def start_gunicorn(env: dict, port: int, log: Path, mode: str = "threading") -> subprocess.Popen:
+def start_gunicorn(env: dict, port: int, log: Path, mode: str = "threading",
+                   run_scheduler: bool = False) -> subprocess.Popen:
     """One app instance as the production pages start it (one worker): threading mode, or gevent
-    (docs/pages/operating/production.md). Timed jobs are `queue-app scheduler`'s."""
+    (docs/pages/operating/production.md). Timed jobs are `queue-app scheduler`'s unless told."""
     worker = ["-k", "gevent", "--worker-connections", "5000"] if mode == "gevent" else ["--threads", "100"]
     with open(log, "w") as out:
         return subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", *worker,
                                  "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                                env={**env, "QUEUE_APP_RUN_SCHEDULER": "0", "QUEUE_APP_ASYNC_MODE": mode}, cwd=ROOT,
+                                env={**env, "QUEUE_APP_RUN_SCHEDULER": "1" if run_scheduler else "0",
+                                     "QUEUE_APP_ASYNC_MODE": mode}, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

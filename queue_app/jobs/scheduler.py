@@ -252,6 +252,11 @@ def start_background(app) -> BackgroundScheduler | None:
     app.extensions[EXTENSION_KEY] = scheduler
     atexit.register(_stop, scheduler, lock)
     log.info("timed jobs started in process %s", os.getpid())
+    if app.config.get("QUEUE_APP_ASYNC_MODE") == "gevent":
+        # One thread: a job's computing (a forecast, half a second a branch) holds every request.
+        log.warning("timed jobs run inside this gevent process: every request waits while one computes; "
+                    "set QUEUE_APP_RUN_SCHEDULER=0 and run `queue-app scheduler` beside it "
+                    "(docs/pages/operating/production.md)")
     return scheduler
 
 

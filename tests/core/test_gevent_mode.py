@@ -55,7 +55,7 @@ def lobby(tmp_path_factory):
         wait_for(base + "/healthz", server, timeout=60)
         token = requests.post(base + "/api/v1/auth/token", timeout=10,
                               json={"email": "boss@gevent.test", "password": PASSWORD}).json()["token"]
-        yield {"base": base, "engine": engine, "staff_token": token}
+        yield {"base": base, "engine": engine, "staff_token": token, "env": env, "folder": folder}
     finally:
         stop(server)
         with app.app_context():
@@ -111,3 +111,19 @@ def test_a_ticket_gets_its_estimate_and_its_phone_hears_the_call_over_a_websocke
         assert phone.wait_until(lambda push: push.get("status") == "called", timeout=10), phone.pushes
     finally:
         phone.close()
+
+
+def test_a_gevent_instance_that_runs_the_timed_jobs_itself_warns_and_one_that_does_not_is_quiet(lobby):
+    quiet = (lobby["folder"] / "gevent.log").read_text()
+    assert "timed jobs run inside" not in quiet
+    port = free_port()
+    env = {**lobby["env"], "QUEUE_APP_INSTANCE_PATH": str(lobby["folder"] / "with-jobs")}
+    log = lobby["folder"] / "with-jobs.log"
+    server = start_gunicorn(env, port, log, mode="gevent", run_scheduler=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", server, timeout=60)
+    finally:
+        stop(server)
+    text = log.read_text()
+    assert "timed jobs run inside this gevent process" in text
+    assert "queue-app scheduler" in text
