@@ -117,6 +117,19 @@ def run_processes(targets: list[tuple], timeout: float = 240) -> list:
     return collected
 
 
+def assert_each_ticket_issued_and_called_once(reports: list[dict], tickets: int) -> None:
+    """What kiosk_worker and counter_worker reported: every ticket issued once with its own label,
+    called by exactly one counter, and more than one counter really took part."""
+    issued = [t for r in reports if r["kind"] == "kiosk" for t in r["issued"]]
+    called = [t for r in reports if r["kind"] == "counter" for t in r["called"]]
+    assert [r["errors"] for r in reports if r["errors"]] == []
+    assert len(issued) == tickets
+    assert len({label for _id, label in issued}) == tickets, "a label was given twice"
+    assert len(called) == len({ticket_id for ticket_id, _ in called}), "two counters got the same ticket"
+    assert sorted(called) == sorted(issued), "a ticket was never called"
+    assert sum(1 for r in reports if r["kind"] == "counter" and r["called"]) >= 2  # the counters really raced
+
+
 class Phone:
     """A Socket.IO client in a ticket's room on one instance, keeping what it is pushed."""
 

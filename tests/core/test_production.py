@@ -20,7 +20,7 @@ import pytest
 import requests
 import socketio
 from helpers import TEST_CONFIG
-from processes import Phone, run_processes
+from processes import Phone, assert_each_ticket_issued_and_called_once, run_processes
 from servers import ROOT, RedisServer, cli, free_port, start_gunicorn, start_nginx, stop, wait_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -136,14 +136,7 @@ def test_kiosks_and_counters_in_separate_processes_on_two_instances_never_share_
     counters = [(processes.counter_worker, stack.bases, stack.staff_token, counter) for counter in branch["counters"]]
     reports = run_processes(kiosks + counters)
 
-    issued = [t for r in reports if r["kind"] == "kiosk" for t in r["issued"]]
-    called = [t for r in reports if r["kind"] == "counter" for t in r["called"]]
-    assert [r["errors"] for r in reports if r["errors"]] == []
-    assert len(issued) == 180
-    assert len({label for _id, label in issued}) == 180, "a label was given twice"
-    assert len(called) == len({ticket_id for ticket_id, _ in called}), "two counters got the same ticket"
-    assert sorted(called) == sorted(issued), "a ticket was never called"
-    assert sum(1 for r in reports if r["kind"] == "counter" and r["called"]) >= 2  # the counters really raced
+    assert_each_ticket_issued_and_called_once(reports, 180)
     with stack.session() as session:
         statuses = session.execute(select(Ticket.status, func.count()).where(Ticket.branch.has(slug="race"))
                                    .group_by(Ticket.status)).all()
